@@ -1,0 +1,16 @@
+/* Connection helpers. */
+#include "model/connection.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void connection_clear(struct connection *c)
+{
+    free(c->provider);
+    free(c->base_url);
+    free(c->account_id);
+    free(c->app_id);
+    free(c->token);
+    free(c->client_secret);
+    memset(c, 0, sizeof(*c));
+}

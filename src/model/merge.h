@@ -1,0 +1,71 @@
+/* The merge rules: how a CRM change or a local edit updates one field of a
+ * record. Pure logic, no I/O; the store persists field_state as it is. */
+#ifndef FIELDSYNC_MODEL_MERGE_H
+#define FIELDSYNC_MODEL_MERGE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+enum field_origin {
+    ORIGIN_NONE = 0, /* never written */
+    ORIGIN_CRM,
+    ORIGIN_LOCAL,
+};
+
+/* Everything the store keeps about one field of one record. Strings are
+ * owned by the state; NULL means empty. Times are epoch milliseconds,
+ * 0 meaning never. */
+struct field_state {
+    char *value;
+    int64_t time;
+    enum field_origin origin;
+    char *crm_value;
+    int64_t crm_time;
+    char *pushed_value;  /* last value sent to the CRM, for echo checks */
+    bool has_pushed;
+};
+
+/* A change to one field reported by the CRM. from_us is set when the
+ * provider attributes it to our own credentials. */
+struct crm_change {
+    const char *value;
+    int64_t time;
+    bool from_us;
+};
+
+enum merge_outcome {
+    MERGE_STALE,      /* older than the CRM value we know: dropped */
+    MERGE_SAME,       /* nothing changed (a repeat) */
+    MERGE_TAKEN,      /* the record took the CRM value */
+    MERGE_LOCAL_KEPT, /* a newer local edit stays and remains pending */
+    MERGE_ECHO,       /* our own write came back: CRM value updated only */
+};
+
+enum merge_outcome merge_crm_change(struct field_state *field,
+                                    const struct crm_change *change);
+
+enum edit_outcome {
+    EDIT_APPLIED,    /* the field took the value */
+    EDIT_UNCHANGED,  /* the field already held that value */
+    EDIT_SUPERSEDED, /* an offline edit older than the field's last write */
+};
+
+/* Applies a local edit at server time now. client_time (0 when absent) is
+ * an offline edit's own time, clamped to now. */
+enum edit_outcome merge_local_edit(struct field_state *field,
+                                   const char *value, int64_t now,
+                                   int64_t client_time);
+
+/* True when the local value still has to reach the CRM. */
+bool merge_field_pending(const struct field_state *field);
+
+/* Records that value was sent to the CRM for this field. */
+void merge_mark_pushed(struct field_state *field, const char *value);
+
+/* Null-safe string equality for field values. */
+bool merge_value_equal(const char *a, const char *b);
+
+void field_state_clear(struct field_state *field);
+void field_state_copy(struct field_state *dst, const struct field_state *src);
+
+#endif

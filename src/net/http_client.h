@@ -1,0 +1,37 @@
+/* A blocking HTTP client over libcurl, one per thread, reusing connections
+ * to the same host between calls. */
+#ifndef FIELDSYNC_NET_HTTP_CLIENT_H
+#define FIELDSYNC_NET_HTTP_CLIENT_H
+
+#include "base/buf.h"
+#include "base/result.h"
+
+#include <stddef.h>
+
+struct http_client;
+
+struct http_client_response {
+    long status;         /* 0 when no answer arrived */
+    struct buf body;
+    struct buf headers;  /* raw "Name: value\r\n" lines of the last answer */
+};
+
+struct http_client *http_client_new(void);
+void http_client_free(struct http_client *client);
+
+/* Sends one request. headers is a NULL-terminated list of "Name: value"
+ * strings (may be NULL). Returns FS_OK when any HTTP answer arrived (check
+ * status), FS_ERR_TIMEOUT or FS_ERR_UNAVAILABLE when none did. */
+fs_result http_client_request(struct http_client *client, const char *method,
+                              const char *url, const char *const *headers,
+                              const char *body, size_t body_len,
+                              long timeout_ms,
+                              struct http_client_response *out);
+
+/* A response header's value (case-insensitive name), copied; NULL when
+ * absent. The caller frees. */
+char *http_client_response_header(const struct http_client_response *resp,
+                                  const char *name);
+void http_client_response_free(struct http_client_response *resp);
+
+#endif

@@ -1,0 +1,173 @@
+/* The interface every CRM provider implements. Nothing above the providers
+ * knows which CRM an org has: services speak only these types. */
+#ifndef FIELDSYNC_PROVIDERS_PROVIDER_H
+#define FIELDSYNC_PROVIDERS_PROVIDER_H
+
+#include "base/result.h"
+#include "model/connection.h"
+#include "model/deal.h"
+#include "net/http_client.h"
+#include "net/rate_governor.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* A webhook delivery as received, for signature checks. */
+struct webhook_request {
+    const char *method;
+    const char *url; /* full URL as the CRM called it: scheme://host/path?q */
+    const char *body;
+    size_t body_len;
+    const char *(*header)(void *ctx, const char *name);
+    void *header_ctx;
+};
+
+/* One event cut out of a delivery, ready for the inbox. */
+struct webhook_item {
+    char *dedup_key;  /* unique per event per connection, stable on retry */
+    char *account_id; /* routes the event to its connection */
+    char *app_id;
+    char *body;       /* the event alone, as JSON text */
+};
+
+void webhook_items_free(struct webhook_item *items, size_t n);
+
+enum crm_event_kind {
+    CRM_EVENT_CHANGE,  /* one field changed */
+    CRM_EVENT_CREATE,  /* a deal appeared: read it */
+    CRM_EVENT_DELETE,
+    CRM_EVENT_RESTORE, /* a deleted deal came back: read it */
+    CRM_EVENT_MERGE,   /* merged_ids folded into new_id */
+    CRM_EVENT_IGNORED, /* not about deals, or a property we do not sync */
+};
+
+struct crm_event {
+    enum crm_event_kind kind;
+    char *crm_id;
+    int64_t time;
+    bool from_us;
+    int field;   /* enum deal_field for CHANGE, else -1 */
+    char *value; /* canonical value for CHANGE (NULL = cleared) */
+    char **merged_ids;
+    size_t merged_count;
+    char *new_id;
+    char *ignored_type; /* for IGNORED: the CRM's event type, to log */
+};
+
+void crm_event_clear(struct crm_event *event);
+
+/* A deal as read from the CRM, values canonical. times[] holds each
+ * field's CRM modification time when the read asked for it, else the
+ * deal's own modification time. */
+struct crm_deal {
+    char *crm_id;
+    char *our_id; /* our record id stored in the CRM, or NULL */
+    char *values[DEAL_FIELD_COUNT];
+    int64_t times[DEAL_FIELD_COUNT];
+    int64_t modified;
+    bool archived;
+};
+
+void crm_deals_free(struct crm_deal *deals, size_t n);
+
+/* One record's pending fields to write. crm_id NULL means create. */
+struct crm_write {
+    const char *our_id;
+    const char *crm_id;
+    const char *values[DEAL_FIELD_COUNT];
+    bool present[DEAL_FIELD_COUNT];
+};
+
+struct crm_write_result {
+    fs_result result;  /* per record */
+    char *crm_id;      /* set on success (the new id for creates) */
+    char *error;       /* the CRM's message on failure */
+    int64_t time;      /* CRM modification time of the write, if known */
+};
+
+void crm_write_results_clear(struct crm_write_result *results, size_t n);
+
+struct crm_owner {
+    char *id;
+    char *email;
+    char *name;
+};
+
+struct crm_stage {
+    char *pipeline_id;
+    char *id;
+    char *label;
+};
+
+void crm_owners_free(struct crm_owner *owners, size_t n);
+void crm_stages_free(struct crm_stage *stages, size_t n);
+
+/* What a provider call needs: the connection, a client for this thread,
+ * and the connection's rate governor (shared between threads). */
+struct provider_session {
+    const struct connection *conn;
+    struct http_client *http;
+    struct rate_governor *governor;
+    long timeout_ms;
+};
+
+/* A position in a paged read; opaque to callers, freed with _clear. */
+struct crm_cursor {
+    char *after;        /* provider's paging token */
+    int64_t watermark;  /* for changed_since: modification time reached */
+    char **seen_at_mark; /* ids already read at exactly watermark */
+    size_t seen_count;
+    bool done;
+};
+
+void crm_cursor_clear(struct crm_cursor *cursor);
+
+struct provider {
+    const char *name;
+    size_t max_write_batch;
+
+    /* Cuts a delivery into events. FS_ERR_INVALID when it is not one. */
+    fs_result (*split_webhook)(const char *body, size_t len,
+                               struct webhook_item **items, size_t *count);
+    /* Checks a delivery's authenticity against the connection's secret.
+     * FS_ERR_AUTH on a wrong or stale signature. */
+    fs_result (*verify_webhook)(const struct connection *conn,
+                                const struct webhook_request *req,
+                                int64_t now_ms);
+    /* Turns one inbox event into a normalised event. */
+    fs_result (*parse_event)(const struct connection *conn, const char *json,
+                             struct crm_event *out);
+
+    /* Pages through every deal (initial import). */
+    fs_result (*list_deals)(struct provider_session *s,
+                            struct crm_cursor *cursor, struct crm_deal **out,
+                            size_t *count);
+    /* Pages through deals modified at or after cursor->watermark, in
+     * modification order, past any result cap (backstop). */
+    fs_result (*changed_since)(struct provider_session *s,
+                               struct crm_cursor *cursor,
+                               struct crm_deal **out, size_t *count);
+    /* Reads the given deals with per-field modification times. Deals the
+     * CRM no longer has are returned with archived set. */
+    fs_result (*read_deals)(struct provider_session *s,
+                            const char *const *crm_ids, size_t n,
+                            struct crm_deal **out, size_t *count);
+    /* Writes up to max_write_batch records; results[i] is per write. A
+     * whole-call failure (rate limit, 5xx, timeout) is the return value. */
+    fs_result (*write_deals)(struct provider_session *s,
+                             const struct crm_write *writes, size_t n,
+                             struct crm_write_result *results);
+    /* Finds a deal by our id (a retried create must not duplicate). */
+    fs_result (*find_by_our_id)(struct provider_session *s,
+                                const char *our_id, char **crm_id);
+    fs_result (*list_owners)(struct provider_session *s,
+                             struct crm_owner **out, size_t *count);
+    fs_result (*list_stages)(struct provider_session *s,
+                             struct crm_stage **out, size_t *count);
+};
+
+/* The provider with that name ("hubspot"), or NULL. */
+const struct provider *provider_by_name(const char *name);
+
+#endif

@@ -1,0 +1,317 @@
+/* The durable store: orgs, users, connections, the webhook inbox, records
+ * with their per-field merge state, sync state and audit, over SQLite. */
+#ifndef FIELDSYNC_STORE_STORE_H
+#define FIELDSYNC_STORE_STORE_H
+
+#include "base/result.h"
+#include "model/connection.h"
+#include "model/deal.h"
+#include "model/merge.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* One database connection. Not shared between threads: each thread opens
+ * its own. Every function returns FS_ERR_BUSY when the database stayed
+ * locked past the busy timeout, FS_ERR_DB on other SQLite failures. */
+struct store;
+
+/* Opens (creating if needed) the database at path, sets WAL mode and
+ * applies pending migrations. */
+fs_result store_open(const char *path, struct store **out);
+/* Closes the connection; accepts NULL. */
+void store_close(struct store *s);
+
+/* BEGIN IMMEDIATE / COMMIT / ROLLBACK. Functions below run inside the
+ * caller's transaction when one is open, else each statement commits on
+ * its own (store_record_save and the *_replace functions open their own
+ * transaction when none is open). */
+fs_result store_begin(struct store *s);
+fs_result store_commit(struct store *s);
+fs_result store_rollback(struct store *s);
+
+/* The schema version the database is at after store_open. */
+int store_schema_version(struct store *s);
+
+/* ---- orgs ---- */
+
+/* FS_ERR_CONFLICT when an org of that name exists. */
+fs_result store_org_add(struct store *s, const char *name, int64_t *id_out);
+/* FS_ERR_NOT_FOUND when none. */
+fs_result store_org_find(struct store *s, const char *name, int64_t *id_out);
+/* The org's name; the caller frees. */
+fs_result store_org_name(struct store *s, int64_t id, char **name_out);
+
+/* ---- users ---- */
+
+enum user_role {
+    USER_ROLE_REP = 0,
+    USER_ROLE_ADMIN,
+};
+
+/* "rep" or "admin". */
+const char *store_role_name(enum user_role role);
+/* Parses "rep" / "admin"; FS_ERR_INVALID otherwise. */
+fs_result store_role_parse(const char *name, enum user_role *out);
+
+struct user {
+    int64_t id;
+    int64_t org_id;
+    char *name;
+    char *email;        /* may be NULL */
+    enum user_role role;
+    char *crm_owner_id; /* the user's owner id in the CRM, may be NULL */
+    bool revoked;
+};
+
+void user_clear(struct user *u);
+void store_users_free(struct user *users, size_t n);
+
+/* Adds a user with a fresh API token "fs_" + 64 hex chars, returned once
+ * in *token_out (caller frees); only its SHA-256 is stored. id_out may be
+ * NULL. FS_ERR_CONFLICT when the org already has a user with that email. */
+fs_result store_user_add(struct store *s, int64_t org_id, const char *name,
+                         const char *email, enum user_role role,
+                         const char *crm_owner_id, int64_t *id_out,
+                         char **token_out);
+/* FS_ERR_AUTH when the token is unknown or revoked. */
+fs_result store_user_by_token(struct store *s, const char *token,
+                              struct user *out);
+/* FS_ERR_NOT_FOUND when the user is not in that org. */
+fs_result store_user_get(struct store *s, int64_t org_id, int64_t user_id,
+                         struct user *out);
+/* Revokes the user's token for good. FS_ERR_NOT_FOUND when the user is not
+ * in that org. */
+fs_result store_user_revoke(struct store *s, int64_t org_id,
+                            int64_t user_id);
+/* All users of the org, revoked ones included, by id. */
+fs_result store_users_list(struct store *s, int64_t org_id,
+                           struct user **out, size_t *n_out);
+
+/* ---- connections ---- */
+
+/* Adds the connection (c->id ignored); the secrets token and client_secret
+ * go to connection_secrets, apart from the settings. */
+fs_result store_connection_add(struct store *s, const struct connection *c,
+                               int64_t *id_out);
+/* Fills *out (secrets included); the caller calls connection_clear. */
+fs_result store_connection_get(struct store *s, int64_t id,
+                               struct connection *out);
+/* The active connection a webhook belongs to. app_id NULL matches any. */
+fs_result store_connection_find_route(struct store *s, const char *provider,
+                                      const char *account_id,
+                                      const char *app_id,
+                                      struct connection *out);
+/* The org's active connection (the newest when several). */
+fs_result store_connection_for_org(struct store *s, int64_t org_id,
+                                   struct connection *out);
+/* Every active connection, by id. */
+fs_result store_connections_active(struct store *s, struct connection **out,
+                                   size_t *n_out);
+void store_connections_free(struct connection *list, size_t n);
+fs_result store_connection_set_watermark(struct store *s, int64_t id,
+                                         int64_t watermark);
+fs_result store_connection_set_active(struct store *s, int64_t id,
+                                      bool active);
+
+/* ---- inbox ---- */
+
+enum inbox_state {
+    INBOX_NEW = 0,
+    INBOX_DONE,
+    INBOX_FAILED,
+};
+
+struct inbox_event {
+    int64_t id;            /* assigned by the store */
+    int64_t connection_id;
+    char *dedup_key;       /* NULL: never deduplicated */
+    char *body;            /* the event as JSON text */
+    int64_t received_at;   /* 0 on add: the store stamps now */
+};
+
+void inbox_event_clear(struct inbox_event *e);
+void store_inbox_events_free(struct inbox_event *events, size_t n);
+
+/* Inserts the events, ignoring any whose (connection, dedup_key) is already
+ * there. Runs inside the caller's transaction, so many calls share one
+ * commit. *inserted_out (may be NULL) counts new rows. */
+fs_result store_inbox_add(struct store *s, const struct inbox_event *events,
+                          size_t n, size_t *inserted_out);
+/* Up to limit 'new' events, oldest first. */
+fs_result store_inbox_next(struct store *s, size_t limit,
+                           struct inbox_event **out, size_t *n_out);
+/* Sets the event's state; error (may be NULL) is kept for failed ones. */
+fs_result store_inbox_mark(struct store *s, int64_t id,
+                           enum inbox_state state, const char *error);
+/* Count of 'new' events. */
+fs_result store_inbox_depth(struct store *s, int64_t *n_out);
+/* Deletes 'done' events received before the time. */
+fs_result store_inbox_purge(struct store *s, int64_t before,
+                            int64_t *deleted_out);
+
+/* ---- records ---- */
+
+#define STORE_RECORD_ID_LEN 32 /* hex chars of our record ids */
+
+struct record {
+    int64_t rowid;         /* 0: not yet saved */
+    char *id;              /* our id; NULL on a new record: save makes one */
+    int64_t org_id;
+    int64_t connection_id; /* 0: none */
+    char *crm_id;          /* NULL until the CRM has the record */
+    int64_t deleted_at;    /* 0: live */
+    char *deleted_reason;  /* "crm_delete", "merged", ... */
+    char *merged_into;     /* our id of the survivor of a CRM merge */
+    int64_t created_at;
+    int64_t updated_at;    /* max field time, set by save */
+    struct field_state fields[DEAL_FIELD_COUNT];
+};
+
+void record_clear(struct record *r);
+void store_records_free(struct record *records, size_t n);
+
+/* FS_ERR_NOT_FOUND when no such record in that org (deleted ones are
+ * found; check deleted_at). */
+fs_result store_record_get(struct store *s, int64_t org_id, const char *id,
+                           struct record *out);
+fs_result store_record_by_rowid(struct store *s, int64_t rowid,
+                                struct record *out);
+/* Finds by CRM id, following crm_aliases left by CRM merges. */
+fs_result store_record_by_crm_id(struct store *s, int64_t connection_id,
+                                 const char *crm_id, struct record *out);
+/* Inserts (rowid 0; makes r->id when NULL, sets r->rowid and created_at)
+ * or updates the record with all its fields. Sets updated_at to the
+ * greatest field time (or created_at) and maintains the pending flag:
+ * live, and crm_id NULL or any field pending. FS_ERR_CONFLICT when the
+ * id or (connection, crm_id) belongs to another record. */
+fs_result store_record_save(struct store *s, struct record *r);
+/* From now on old_crm_id resolves to crm_id on that connection. */
+fs_result store_crm_alias_add(struct store *s, int64_t connection_id,
+                              const char *old_crm_id, const char *crm_id);
+
+struct record_filter {
+    int64_t org_id;
+    const char *owner;       /* NULL: any */
+    const char *stage;       /* NULL: any */
+    int64_t updated_since;   /* 0: any; else updated_at >= this */
+    bool include_deleted;
+    const char *after_id;    /* cursor: ids greater than this */
+    int limit;               /* <= 0: 100; capped at 1000 */
+};
+
+/* Records of the org matching the filter, ordered by id. */
+fs_result store_records_list(struct store *s, const struct record_filter *f,
+                             struct record **out, size_t *n_out);
+
+/* Records of the connection that need a push now: live, pending, and
+ * without a sync_state row or with one not failed and due (next_try_at <=
+ * now). Oldest update first. */
+fs_result store_records_pending(struct store *s, int64_t connection_id,
+                                int64_t now, size_t limit,
+                                struct record **out, size_t *n_out);
+/* The earliest next_try_at among pending, unfailed records of the
+ * connection that are waiting on backoff; 0 when none. */
+fs_result store_pending_next_due(struct store *s, int64_t connection_id,
+                                 int64_t *due_out);
+
+/* ---- sync state (push retries) ---- */
+
+struct sync_state {
+    int attempts;
+    int64_t next_try_at;
+    int64_t first_failure_at;
+    char *last_error;
+    bool failed;
+};
+
+void sync_state_clear(struct sync_state *st);
+
+/* FS_ERR_NOT_FOUND (and *out zeroed) when the record has none. */
+fs_result store_sync_get(struct store *s, int64_t rowid,
+                         struct sync_state *out);
+fs_result store_sync_put(struct store *s, int64_t rowid,
+                         const struct sync_state *st);
+/* Forgets the record's failures (after a successful push). */
+fs_result store_sync_clear(struct store *s, int64_t rowid);
+/* Puts every failed record of the org back in line (attempts, first
+ * failure and next try reset; last error kept). */
+fs_result store_sync_retry_failed(struct store *s, int64_t org_id,
+                                  int64_t *count_out);
+
+struct sync_status_entry {
+    char *record_id;
+    char *crm_id;         /* may be NULL */
+    bool failed;
+    int attempts;
+    char *last_error;     /* may be NULL */
+    int64_t first_failure_at;
+    int64_t next_try_at;
+    unsigned pending_mask; /* bit (1u << field) set per pending field */
+};
+
+void store_sync_status_free(struct sync_status_entry *entries, size_t n);
+/* The org's live records that are pending or have a sync_state row, by
+ * record id, at most limit (<= 0: 1000). */
+fs_result store_sync_status(struct store *s, int64_t org_id, int limit,
+                            struct sync_status_entry **out, size_t *n_out);
+/* Pending live records and failed ones, for one connection. */
+fs_result store_sync_counts(struct store *s, int64_t connection_id,
+                            int64_t *pending_out, int64_t *failed_out);
+
+/* ---- audit ---- */
+
+/* record_id, field and detail may be NULL. */
+fs_result store_audit_add(struct store *s, int64_t org_id, const char *kind,
+                          const char *record_id, const char *field,
+                          const char *detail);
+
+struct audit_entry {
+    int64_t id;
+    int64_t at;
+    char *kind;
+    char *record_id;
+    char *field;
+    char *detail;
+};
+
+void store_audit_free(struct audit_entry *entries, size_t n);
+/* The org's audit entries with id > after_id, oldest first. */
+fs_result store_audit_list(struct store *s, int64_t org_id, int64_t after_id,
+                           int limit, struct audit_entry **out,
+                           size_t *n_out);
+
+/* ---- CRM owners and stages ---- */
+
+struct store_owner {
+    char *id;
+    char *email;
+    char *name;
+};
+
+struct store_stage {
+    char *pipeline_id;
+    char *id;
+    char *label;
+};
+
+void store_owners_free(struct store_owner *owners, size_t n);
+void store_stages_free(struct store_stage *stages, size_t n);
+
+/* Replaces the connection's owner list with these. */
+fs_result store_crm_owners_replace(struct store *s, int64_t connection_id,
+                                   const struct store_owner *owners,
+                                   size_t n);
+fs_result store_crm_owners_list(struct store *s, int64_t connection_id,
+                                struct store_owner **out, size_t *n_out);
+/* The owner id with that email (case-insensitive); FS_ERR_NOT_FOUND. */
+fs_result store_crm_owner_by_email(struct store *s, int64_t connection_id,
+                                   const char *email, char **id_out);
+fs_result store_crm_stages_replace(struct store *s, int64_t connection_id,
+                                   const struct store_stage *stages,
+                                   size_t n);
+fs_result store_crm_stages_list(struct store *s, int64_t connection_id,
+                                struct store_stage **out, size_t *n_out);
+
+#endif
