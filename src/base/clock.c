@@ -27,7 +27,8 @@ int64_t clock_mono_us(void)
 
 void clock_sleep_ms(int64_t ms)
 {
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
+    struct timespec ts = {.tv_sec = ms / 1000,
+                          .tv_nsec = (ms % 1000) * 1000000};
     while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
         ;
 }
@@ -91,12 +92,16 @@ int clock_parse_iso(const char *s, int64_t *ms_out)
         else if (strcmp(p, "+00:00") == 0)
             p += 6;
     }
-    if (*p != '\0' || mon < 1 || mon > 12 || day < 1 || day > 31 ||
-        hour > 23 || min > 59 || sec > 60)
+    if (*p != '\0' || mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 ||
+        min > 59 || sec > 60)
         return -1;
 
-    struct tm tm = {.tm_year = year - 1900, .tm_mon = mon - 1, .tm_mday = day,
-                    .tm_hour = hour, .tm_min = min, .tm_sec = sec};
+    struct tm tm = {.tm_year = year - 1900,
+                    .tm_mon = mon - 1,
+                    .tm_mday = day,
+                    .tm_hour = hour,
+                    .tm_min = min,
+                    .tm_sec = sec};
     *ms_out = (int64_t)timegm(&tm) * 1000 + ms;
     return 0;
 }

@@ -9,8 +9,7 @@
 #include <openssl/rand.h>
 #include <stdlib.h>
 
-void crypto_sha256(const void *data, size_t len,
-                   uint8_t out[CRYPTO_SHA256_LEN])
+void crypto_sha256(const void *data, size_t len, uint8_t out[CRYPTO_SHA256_LEN])
 {
     unsigned int out_len = CRYPTO_SHA256_LEN;
     EVP_Digest(data, len, out, &out_len, EVP_sha256(), NULL);

@@ -45,8 +45,8 @@ void log_msg(enum log_level level, const char *fmt, ...)
     if ((int)level > atomic_load(&current_level))
         return;
     clock_format_iso(clock_now_ms(), when);
-    int n = snprintf(line, sizeof(line), "%s level=%s ", when,
-                     level_names[level]);
+    int n =
+        snprintf(line, sizeof(line), "%s level=%s ", when, level_names[level]);
     va_start(ap, fmt);
     int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
     va_end(ap);

@@ -38,58 +38,49 @@ static void set_value(char **slot, const char *v)
     *slot = copy;
 }
 
-/* Updates crm_value/crm_time from the change. Returns false when the change
- * is stale or loses the tie to the CRM value already known; *same is set
- * when it repeats that CRM value exactly. */
-static bool take_crm_value(struct field_state *field,
-                           const struct crm_change *change, bool *same)
-{
-    *same = false;
-    if (change->time < field->crm_time)
-        return false;
-    if (change->time == field->crm_time && field->crm_time != 0) {
-        if (merge_value_equal(change->value, field->crm_value)) {
-            *same = true;
-            return true;
-        }
-        if (value_compare(change->value, field->crm_value) < 0)
-            return false;
-    }
-    set_value(&field->crm_value, change->value);
-    field->crm_time = change->time;
-    return true;
-}
-
+/* The CRM value is the greatest (time, value) pair seen, NULL lowest, so
+ * the CRM side ends the same whatever order changes arrive in. */
 enum merge_outcome merge_crm_change(struct field_state *field,
                                     const struct crm_change *change)
 {
-    bool same = false;
-
-    if (!take_crm_value(field, change, &same))
+    if (change->time < field->crm_time)
         return MERGE_STALE;
+    if (change->time == field->crm_time) {
+        if (merge_value_equal(change->value, field->crm_value))
+            return MERGE_SAME;
+        if (value_compare(change->value, field->crm_value) < 0)
+            return MERGE_STALE;
+    }
+    set_value(&field->crm_value, change->value);
+    field->crm_time = change->time;
 
+    /* An echo only tells us what the CRM now holds: a local edit made
+     * after the push must survive it, whatever the CRM's clock says. With
+     * no local write to protect it is an ordinary change, so the record
+     * never keeps a value the CRM no longer has. */
     bool echo = change->from_us ||
                 (field->has_pushed &&
                  merge_value_equal(change->value, field->pushed_value));
-    if (echo)
+    if (echo && field->origin == ORIGIN_LOCAL)
         return MERGE_ECHO;
 
-    if (change->time >= field->time) {
-        if (field->time == change->time &&
-            merge_value_equal(field->value, change->value) &&
-            field->origin == ORIGIN_CRM)
-            return MERGE_SAME;
-        set_value(&field->value, change->value);
-        field->time = change->time;
-        field->origin = ORIGIN_CRM;
-        return MERGE_TAKEN;
-    }
-    return same ? MERGE_SAME : MERGE_LOCAL_KEPT;
+    if (change->time < field->time)
+        return MERGE_LOCAL_KEPT;
+
+    bool same = change->time == field->time &&
+                merge_value_equal(change->value, field->value);
+    set_value(&field->value, change->value);
+    field->time = change->time;
+    field->origin = ORIGIN_CRM;
+    /* What we pushed is history once the CRM's own value is taken: a later
+     * change to that same value is somebody's edit, not our echo. */
+    set_value(&field->pushed_value, NULL);
+    field->has_pushed = false;
+    return same ? MERGE_SAME : MERGE_TAKEN;
 }
 
-enum edit_outcome merge_local_edit(struct field_state *field,
-                                   const char *value, int64_t now,
-                                   int64_t client_time)
+enum edit_outcome merge_local_edit(struct field_state *field, const char *value,
+                                   int64_t now, int64_t client_time)
 {
     int64_t t;
 

@@ -21,7 +21,7 @@ struct field_state {
     enum field_origin origin;
     char *crm_value;
     int64_t crm_time;
-    char *pushed_value;  /* last value sent to the CRM, for echo checks */
+    char *pushed_value; /* last value sent to the CRM, for echo checks */
     bool has_pushed;
 };
 
@@ -52,9 +52,8 @@ enum edit_outcome {
 
 /* Applies a local edit at server time now. client_time (0 when absent) is
  * an offline edit's own time, clamped to now. */
-enum edit_outcome merge_local_edit(struct field_state *field,
-                                   const char *value, int64_t now,
-                                   int64_t client_time);
+enum edit_outcome merge_local_edit(struct field_state *field, const char *value,
+                                   int64_t now, int64_t client_time);
 
 /* True when the local value still has to reach the CRM. */
 bool merge_field_pending(const struct field_state *field);

@@ -60,8 +60,7 @@ static size_t on_header(char *data, size_t size, size_t count, void *ctx)
 fs_result http_client_request(struct http_client *client, const char *method,
                               const char *url, const char *const *headers,
                               const char *body, size_t body_len,
-                              long timeout_ms,
-                              struct http_client_response *out)
+                              long timeout_ms, struct http_client_response *out)
 {
     CURL *curl = client->curl;
     struct curl_slist *list = NULL;

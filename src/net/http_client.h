@@ -11,9 +11,9 @@
 struct http_client;
 
 struct http_client_response {
-    long status;         /* 0 when no answer arrived */
+    long status; /* 0 when no answer arrived */
     struct buf body;
-    struct buf headers;  /* raw "Name: value\r\n" lines of the last answer */
+    struct buf headers; /* raw "Name: value\r\n" lines of the last answer */
 };
 
 struct http_client *http_client_new(void);

@@ -26,6 +26,7 @@ struct http_server {
 struct request_state {
     char *raw_url;
     struct buf body;
+    bool started; /* MHD's first call carries headers only */
     bool too_large;
 };
 
@@ -35,14 +36,12 @@ const char *http_request_header(const struct http_request *req,
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
 
-const char *http_request_query(const struct http_request *req,
-                               const char *name)
+const char *http_request_query(const struct http_request *req, const char *name)
 {
     return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
-void http_response_set_body(struct http_response *resp, int status,
-                            char *body)
+void http_response_set_body(struct http_response *resp, int status, char *body)
 {
     free(resp->body);
     resp->status = status;
@@ -89,8 +88,8 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     return state;
 }
 
-static void on_completed(void *cls, struct MHD_Connection *conn,
-                         void **con_cls, enum MHD_RequestTerminationCode toe)
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
 {
     struct request_state *state = *con_cls;
     if (!state)
@@ -127,9 +126,8 @@ static enum MHD_Result send_response(struct MHD_Connection *conn,
         *held = *resp;
         memset(resp, 0, sizeof(*resp));
         resp = held;
-        mhd = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096,
-                                                on_stream_read, held,
-                                                on_stream_free);
+        mhd = MHD_create_response_from_callback(
+            MHD_SIZE_UNKNOWN, 4096, on_stream_read, held, on_stream_free);
     } else {
         mhd = MHD_create_response_from_buffer(
             resp->body_len, resp->body ? resp->body : (char *)"",
@@ -139,10 +137,8 @@ static enum MHD_Result send_response(struct MHD_Connection *conn,
                             resp->content_type ? resp->content_type
                                                : "application/json");
     for (size_t i = 0; i < 8 && resp->headers[i][0]; i++)
-        MHD_add_response_header(mhd, resp->headers[i][0],
-                                resp->headers[i][1]);
-    enum MHD_Result ret = MHD_queue_response(conn, (unsigned)resp->status,
-                                             mhd);
+        MHD_add_response_header(mhd, resp->headers[i][0], resp->headers[i][1]);
+    enum MHD_Result ret = MHD_queue_response(conn, (unsigned)resp->status, mhd);
     MHD_destroy_response(mhd);
     if (!resp->stream_read)
         response_release(resp);
@@ -158,6 +154,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
     struct request_state *state = *con_cls;
     struct http_response resp = {0};
 
+    if (!state->started) {
+        state->started = true;
+        return MHD_YES;
+    }
     if (*upload_data_size > 0) {
         if (state->body.len + *upload_data_size > server->config.max_body)
             state->too_large = true;
@@ -172,8 +172,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
         return send_response(conn, &resp);
     }
 
-    const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                   "Host");
+    const char *host =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
     struct http_request req = {
         .method = method,
         .path = url,

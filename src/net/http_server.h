@@ -12,13 +12,13 @@
 struct http_server;
 
 struct http_request {
-    const char *method;   /* "GET", "POST", ... */
-    const char *path;     /* decoded path without the query */
-    const char *raw_url;  /* path and query exactly as sent */
-    const char *host;     /* Host header, or "" */
-    const char *body;     /* NUL-terminated, body_len bytes */
+    const char *method;  /* "GET", "POST", ... */
+    const char *path;    /* decoded path without the query */
+    const char *raw_url; /* path and query exactly as sent */
+    const char *host;    /* Host header, or "" */
+    const char *body;    /* NUL-terminated, body_len bytes */
     size_t body_len;
-    void *conn;           /* opaque, for the lookups below */
+    void *conn; /* opaque, for the lookups below */
 };
 
 /* A request header (case-insensitive name), or NULL. */
@@ -46,8 +46,7 @@ struct http_response {
 };
 
 /* Sets a JSON body ("application/json") taking ownership of body. */
-void http_response_set_body(struct http_response *resp, int status,
-                            char *body);
+void http_response_set_body(struct http_response *resp, int status, char *body);
 /* Sets {"error":code,"message":msg[,"field":field]} with the status. */
 void http_response_error(struct http_response *resp, int status,
                          const char *code, const char *field,
@@ -60,10 +59,10 @@ typedef void (*http_on_request)(void *ctx, const struct http_request *req,
                                 struct http_response *resp);
 
 struct http_server_config {
-    const char *listen;   /* "127.0.0.1:8080"; port 0 picks a free one */
-    size_t max_body;      /* larger bodies get 413 before the callback */
+    const char *listen; /* "127.0.0.1:8080"; port 0 picks a free one */
+    size_t max_body;    /* larger bodies get 413 before the callback */
     unsigned max_connections;
-    unsigned timeout_s;   /* idle connections are closed after this */
+    unsigned timeout_s; /* idle connections are closed after this */
     http_on_request on_request;
     void *ctx;
 };

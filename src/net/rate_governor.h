@@ -10,9 +10,9 @@
 struct rate_governor;
 
 struct rate_budget {
-    int window_calls;   /* calls allowed per window */
-    int64_t window_ms;  /* rolling window length */
-    int daily_calls;    /* calls allowed per UTC day; 0 = unlimited */
+    int window_calls;  /* calls allowed per window */
+    int64_t window_ms; /* rolling window length */
+    int daily_calls;   /* calls allowed per UTC day; 0 = unlimited */
 };
 
 struct rate_governor *rate_governor_new(const struct rate_budget *budget);

@@ -19,8 +19,8 @@ struct webhook_request {
     const char *url; /* full URL as the CRM called it: scheme://host/path?q */
     const char *body;
     size_t body_len;
-    const char *(*header)(void *ctx, const char *name);
-    void *header_ctx;
+    const char *(*header)(const void *ctx, const char *name);
+    const void *header_ctx;
 };
 
 /* One event cut out of a delivery, ready for the inbox. */
@@ -28,14 +28,14 @@ struct webhook_item {
     char *dedup_key;  /* unique per event per connection, stable on retry */
     char *account_id; /* routes the event to its connection */
     char *app_id;
-    char *body;       /* the event alone, as JSON text */
+    char *body; /* the event alone, as JSON text */
 };
 
 void webhook_items_free(struct webhook_item *items, size_t n);
 
 enum crm_event_kind {
-    CRM_EVENT_CHANGE,  /* one field changed */
-    CRM_EVENT_CREATE,  /* a deal appeared: read it */
+    CRM_EVENT_CHANGE, /* one field changed */
+    CRM_EVENT_CREATE, /* a deal appeared: read it */
     CRM_EVENT_DELETE,
     CRM_EVENT_RESTORE, /* a deleted deal came back: read it */
     CRM_EVENT_MERGE,   /* merged_ids folded into new_id */
@@ -80,10 +80,11 @@ struct crm_write {
 };
 
 struct crm_write_result {
-    fs_result result;  /* per record */
-    char *crm_id;      /* set on success (the new id for creates) */
-    char *error;       /* the CRM's message on failure */
-    int64_t time;      /* CRM modification time of the write, if known */
+    bool done;        /* the outcome is known, even if the call failed later */
+    fs_result result; /* per record */
+    char *crm_id;     /* set on success (the new id for creates) */
+    char *error;      /* the CRM's message on failure */
+    int64_t time;     /* CRM modification time of the write, if known */
 };
 
 void crm_write_results_clear(struct crm_write_result *results, size_t n);
@@ -114,8 +115,8 @@ struct provider_session {
 
 /* A position in a paged read; opaque to callers, freed with _clear. */
 struct crm_cursor {
-    char *after;        /* provider's paging token */
-    int64_t watermark;  /* for changed_since: modification time reached */
+    char *after;         /* provider's paging token */
+    int64_t watermark;   /* for changed_since: modification time reached */
     char **seen_at_mark; /* ids already read at exactly watermark */
     size_t seen_count;
     bool done;
@@ -146,25 +147,26 @@ struct provider {
     /* Pages through deals modified at or after cursor->watermark, in
      * modification order, past any result cap (backstop). */
     fs_result (*changed_since)(struct provider_session *s,
-                               struct crm_cursor *cursor,
-                               struct crm_deal **out, size_t *count);
+                               struct crm_cursor *cursor, struct crm_deal **out,
+                               size_t *count);
     /* Reads the given deals with per-field modification times. Deals the
      * CRM no longer has are returned with archived set. */
     fs_result (*read_deals)(struct provider_session *s,
                             const char *const *crm_ids, size_t n,
                             struct crm_deal **out, size_t *count);
     /* Writes up to max_write_batch records; results[i] is per write. A
-     * whole-call failure (rate limit, 5xx, timeout) is the return value. */
+     * whole-call failure (rate limit, 5xx, timeout) is the return value;
+     * writes made before it (results[i].done) still count. */
     fs_result (*write_deals)(struct provider_session *s,
                              const struct crm_write *writes, size_t n,
                              struct crm_write_result *results);
     /* Finds a deal by our id (a retried create must not duplicate). */
-    fs_result (*find_by_our_id)(struct provider_session *s,
-                                const char *our_id, char **crm_id);
-    fs_result (*list_owners)(struct provider_session *s,
-                             struct crm_owner **out, size_t *count);
-    fs_result (*list_stages)(struct provider_session *s,
-                             struct crm_stage **out, size_t *count);
+    fs_result (*find_by_our_id)(struct provider_session *s, const char *our_id,
+                                char **crm_id);
+    fs_result (*list_owners)(struct provider_session *s, struct crm_owner **out,
+                             size_t *count);
+    fs_result (*list_stages)(struct provider_session *s, struct crm_stage **out,
+                             size_t *count);
 };
 
 /* The provider with that name ("hubspot"), or NULL. */

@@ -33,6 +33,8 @@ fs_result store_rollback(struct store *s);
 
 /* The schema version the database is at after store_open. */
 int store_schema_version(struct store *s);
+/* SQLite's message for the last failure on this connection, for logs. */
+const char *store_last_error(struct store *s);
 
 /* ---- orgs ---- */
 
@@ -59,7 +61,7 @@ struct user {
     int64_t id;
     int64_t org_id;
     char *name;
-    char *email;        /* may be NULL */
+    char *email; /* may be NULL */
     enum user_role role;
     char *crm_owner_id; /* the user's owner id in the CRM, may be NULL */
     bool revoked;
@@ -83,11 +85,10 @@ fs_result store_user_get(struct store *s, int64_t org_id, int64_t user_id,
                          struct user *out);
 /* Revokes the user's token for good. FS_ERR_NOT_FOUND when the user is not
  * in that org. */
-fs_result store_user_revoke(struct store *s, int64_t org_id,
-                            int64_t user_id);
+fs_result store_user_revoke(struct store *s, int64_t org_id, int64_t user_id);
 /* All users of the org, revoked ones included, by id. */
-fs_result store_users_list(struct store *s, int64_t org_id,
-                           struct user **out, size_t *n_out);
+fs_result store_users_list(struct store *s, int64_t org_id, struct user **out,
+                           size_t *n_out);
 
 /* ---- connections ---- */
 
@@ -112,8 +113,7 @@ fs_result store_connections_active(struct store *s, struct connection **out,
 void store_connections_free(struct connection *list, size_t n);
 fs_result store_connection_set_watermark(struct store *s, int64_t id,
                                          int64_t watermark);
-fs_result store_connection_set_active(struct store *s, int64_t id,
-                                      bool active);
+fs_result store_connection_set_active(struct store *s, int64_t id, bool active);
 
 /* ---- inbox ---- */
 
@@ -124,11 +124,11 @@ enum inbox_state {
 };
 
 struct inbox_event {
-    int64_t id;            /* assigned by the store */
+    int64_t id; /* assigned by the store */
     int64_t connection_id;
-    char *dedup_key;       /* NULL: never deduplicated */
-    char *body;            /* the event as JSON text */
-    int64_t received_at;   /* 0 on add: the store stamps now */
+    char *dedup_key;     /* NULL: never deduplicated */
+    char *body;          /* the event as JSON text */
+    int64_t received_at; /* 0 on add: the store stamps now */
 };
 
 void inbox_event_clear(struct inbox_event *e);
@@ -143,8 +143,8 @@ fs_result store_inbox_add(struct store *s, const struct inbox_event *events,
 fs_result store_inbox_next(struct store *s, size_t limit,
                            struct inbox_event **out, size_t *n_out);
 /* Sets the event's state; error (may be NULL) is kept for failed ones. */
-fs_result store_inbox_mark(struct store *s, int64_t id,
-                           enum inbox_state state, const char *error);
+fs_result store_inbox_mark(struct store *s, int64_t id, enum inbox_state state,
+                           const char *error);
 /* Count of 'new' events. */
 fs_result store_inbox_depth(struct store *s, int64_t *n_out);
 /* Deletes 'done' events received before the time. */
@@ -156,8 +156,8 @@ fs_result store_inbox_purge(struct store *s, int64_t before,
 #define STORE_RECORD_ID_LEN 32 /* hex chars of our record ids */
 
 struct record {
-    int64_t rowid;         /* 0: not yet saved */
-    char *id;              /* our id; NULL on a new record: save makes one */
+    int64_t rowid; /* 0: not yet saved */
+    char *id;      /* our id; NULL on a new record: save makes one */
     int64_t org_id;
     int64_t connection_id; /* 0: none */
     char *crm_id;          /* NULL until the CRM has the record */
@@ -165,7 +165,7 @@ struct record {
     char *deleted_reason;  /* "crm_delete", "merged", ... */
     char *merged_into;     /* our id of the survivor of a CRM merge */
     int64_t created_at;
-    int64_t updated_at;    /* max field time, set by save */
+    int64_t updated_at; /* max field time, set by save */
     struct field_state fields[DEAL_FIELD_COUNT];
 };
 
@@ -193,12 +193,12 @@ fs_result store_crm_alias_add(struct store *s, int64_t connection_id,
 
 struct record_filter {
     int64_t org_id;
-    const char *owner;       /* NULL: any */
-    const char *stage;       /* NULL: any */
-    int64_t updated_since;   /* 0: any; else updated_at >= this */
+    const char *owner;     /* NULL: any */
+    const char *stage;     /* NULL: any */
+    int64_t updated_since; /* 0: any; else updated_at >= this */
     bool include_deleted;
-    const char *after_id;    /* cursor: ids greater than this */
-    int limit;               /* <= 0: 100; capped at 1000 */
+    const char *after_id; /* cursor: ids greater than this */
+    int limit;            /* <= 0: 100; capped at 1000 */
 };
 
 /* Records of the org matching the filter, ordered by id. */
@@ -209,8 +209,8 @@ fs_result store_records_list(struct store *s, const struct record_filter *f,
  * without a sync_state row or with one not failed and due (next_try_at <=
  * now). Oldest update first. */
 fs_result store_records_pending(struct store *s, int64_t connection_id,
-                                int64_t now, size_t limit,
-                                struct record **out, size_t *n_out);
+                                int64_t now, size_t limit, struct record **out,
+                                size_t *n_out);
 /* The earliest next_try_at among pending, unfailed records of the
  * connection that are waiting on backoff; 0 when none. */
 fs_result store_pending_next_due(struct store *s, int64_t connection_id,
@@ -242,10 +242,10 @@ fs_result store_sync_retry_failed(struct store *s, int64_t org_id,
 
 struct sync_status_entry {
     char *record_id;
-    char *crm_id;         /* may be NULL */
+    char *crm_id; /* may be NULL */
     bool failed;
     int attempts;
-    char *last_error;     /* may be NULL */
+    char *last_error; /* may be NULL */
     int64_t first_failure_at;
     int64_t next_try_at;
     unsigned pending_mask; /* bit (1u << field) set per pending field */
@@ -279,8 +279,7 @@ struct audit_entry {
 void store_audit_free(struct audit_entry *entries, size_t n);
 /* The org's audit entries with id > after_id, oldest first. */
 fs_result store_audit_list(struct store *s, int64_t org_id, int64_t after_id,
-                           int limit, struct audit_entry **out,
-                           size_t *n_out);
+                           int limit, struct audit_entry **out, size_t *n_out);
 
 /* ---- CRM owners and stages ---- */
 
@@ -301,16 +300,14 @@ void store_stages_free(struct store_stage *stages, size_t n);
 
 /* Replaces the connection's owner list with these. */
 fs_result store_crm_owners_replace(struct store *s, int64_t connection_id,
-                                   const struct store_owner *owners,
-                                   size_t n);
+                                   const struct store_owner *owners, size_t n);
 fs_result store_crm_owners_list(struct store *s, int64_t connection_id,
                                 struct store_owner **out, size_t *n_out);
 /* The owner id with that email (case-insensitive); FS_ERR_NOT_FOUND. */
 fs_result store_crm_owner_by_email(struct store *s, int64_t connection_id,
                                    const char *email, char **id_out);
 fs_result store_crm_stages_replace(struct store *s, int64_t connection_id,
-                                   const struct store_stage *stages,
-                                   size_t n);
+                                   const struct store_stage *stages, size_t n);
 fs_result store_crm_stages_list(struct store *s, int64_t connection_id,
                                 struct store_stage **out, size_t *n_out);
 

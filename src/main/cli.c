@@ -1,0 +1,768 @@
+/* The fieldsync commands: serve, org, connect, user, status and retry,
+ * with the option parser they share. Errors are one line on stderr. */
+#include "main/cli.h"
+
+#include "base/alloc.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "services/app.h"
+#include "store/store.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ORG_LIST_MAX_GAP 16
+#define SECRET_FILE_MAX 4096
+#define CONNECTIONS_MAX 1000
+
+static const char *db_path = CLI_DEFAULT_DB;
+
+const char *cli_db_path(void)
+{
+    return db_path;
+}
+
+void cli_set_db_path(const char *path)
+{
+    db_path = path;
+}
+
+int cli_fail(const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("fieldsync: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return CLI_EXIT_FAIL;
+}
+
+bool cli_global_option(const char *name, const char *value, bool *bad)
+{
+    enum log_level level;
+
+    if (strcmp(name, "db") == 0) {
+        cli_set_db_path(value);
+        return true;
+    }
+    if (strcmp(name, "log-level") == 0) {
+        if (log_parse_level(value, &level) != 0) {
+            fprintf(stderr, "fieldsync: --log-level takes error, warn, notice, "
+                            "info or debug\n");
+            *bad = true;
+        } else {
+            log_set_level(level);
+        }
+        return true;
+    }
+    return false;
+}
+
+static int usage_error(const char *usage, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int usage_error(const char *usage, const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("fieldsync: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n%s", usage);
+    return CLI_EXIT_USAGE;
+}
+
+static struct cli_option *find_option(struct cli_option *opts, size_t n,
+                                      const char *name, size_t name_len)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strlen(opts[i].name) == name_len &&
+            strncmp(opts[i].name, name, name_len) == 0)
+            return &opts[i];
+    }
+    return NULL;
+}
+
+static bool is_global(const char *name, size_t len)
+{
+    return (len == 2 && strncmp(name, "db", 2) == 0) ||
+           (len == 9 && strncmp(name, "log-level", 9) == 0);
+}
+
+int cli_parse(int argc, char **argv, const char *usage, struct cli_option *opts,
+              size_t n_opts, const char **positional, size_t n_positional)
+{
+    size_t n_pos = 0;
+    bool only_positional = false;
+
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+
+        if (only_positional || arg[0] != '-' || arg[1] == '\0') {
+            if (n_pos == n_positional)
+                return usage_error(usage, "unexpected argument '%s'", arg);
+            positional[n_pos++] = arg;
+            continue;
+        }
+        if (strcmp(arg, "--") == 0) {
+            only_positional = true;
+            continue;
+        }
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            fputs(usage, stdout);
+            return CLI_EXIT_OK;
+        }
+        if (arg[1] != '-')
+            return usage_error(usage, "unknown option '%s'", arg);
+
+        const char *name = arg + 2;
+        const char *eq = strchr(name, '=');
+        size_t name_len = eq ? (size_t)(eq - name) : strlen(name);
+        struct cli_option *opt = find_option(opts, n_opts, name, name_len);
+        bool global = !opt && is_global(name, name_len);
+        if (!opt && !global)
+            return usage_error(usage, "unknown option '--%.*s'", (int)name_len,
+                               name);
+
+        const char *value = NULL;
+        if (global || opt->metavar) {
+            if (eq)
+                value = eq + 1;
+            else if (i + 1 < argc)
+                value = argv[++i];
+            else
+                return usage_error(usage, "--%.*s needs a value", (int)name_len,
+                                   name);
+        } else if (eq) {
+            return usage_error(usage, "--%s takes no value", opt->name);
+        }
+
+        if (global) {
+            char *gname = xstrndup(name, name_len);
+            bool bad = false;
+            cli_global_option(gname, value, &bad);
+            free(gname);
+            if (bad)
+                return CLI_EXIT_USAGE;
+            continue;
+        }
+        if (opt->given)
+            return usage_error(usage, "--%s given twice", opt->name);
+        opt->given = true;
+        opt->value = value;
+    }
+    if (n_pos < n_positional)
+        return usage_error(usage, "missing argument");
+    return -1;
+}
+
+/* Checks that every named option was given. */
+static int require(const char *usage, const struct cli_option *opts,
+                   size_t n_opts, const char *const *names, size_t n_names)
+{
+    for (size_t i = 0; i < n_names; i++) {
+        for (size_t j = 0; j < n_opts; j++) {
+            if (strcmp(opts[j].name, names[i]) == 0 && !opts[j].given)
+                return usage_error(usage, "--%s is required", names[i]);
+        }
+    }
+    return -1;
+}
+
+static bool parse_count(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+    char *end = NULL;
+
+    if (!s || *s == '\0')
+        return false;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < min || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool all_digits(const char *s)
+{
+    if (!s || *s == '\0')
+        return false;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return false;
+    }
+    return true;
+}
+
+static int open_store(struct store **out)
+{
+    fs_result r = store_open(cli_db_path(), out);
+
+    if (r != FS_OK)
+        return cli_fail("cannot open the database %s: %s", cli_db_path(),
+                        fs_result_name(r));
+    return CLI_EXIT_OK;
+}
+
+static int find_org(struct store *s, const char *name, int64_t *id)
+{
+    fs_result r = store_org_find(s, name, id);
+
+    if (r == FS_ERR_NOT_FOUND)
+        return cli_fail("no org named '%s'", name);
+    if (r != FS_OK)
+        return cli_fail("cannot read orgs: %s", fs_result_name(r));
+    return CLI_EXIT_OK;
+}
+
+/* ---- serve ---- */
+
+static const char serve_usage[] =
+    "usage: fieldsync serve [--listen ADDR] [--port-file PATH]\n"
+    "                       [--backstop-ms N] [--fail-after-ms N]\n"
+    "                       [--push-window-ms N]\n"
+    "Runs the service until SIGINT or SIGTERM.\n"
+    "  --listen ADDR        host:port to listen on (default "
+    "127.0.0.1:8080;\n"
+    "                       port 0 picks a free one)\n"
+    "  --port-file PATH     write the bound port to PATH once listening\n"
+    "  --backstop-ms N      period of the incremental CRM read (60000)\n"
+    "  --fail-after-ms N    failing this long marks a record failed "
+    "(300000)\n"
+    "  --push-window-ms N   wait for more edits to batch (20)\n";
+
+/* Written whole under a temporary name, then renamed, so a reader never
+ * sees a partial port. */
+static int write_port_file(const char *path, unsigned port)
+{
+    char *tmp = xasprintf("%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    int rc = CLI_EXIT_OK;
+    bool ok = f != NULL;
+
+    if (f) {
+        ok = fprintf(f, "%u\n", port) > 0;
+        ok = fclose(f) == 0 && ok;
+    }
+    if (!ok) {
+        rc = cli_fail("cannot write the port file %s: %s", path,
+                      strerror(errno));
+    } else if (rename(tmp, path) != 0) {
+        rc = cli_fail("cannot write the port file %s: %s", path,
+                      strerror(errno));
+    }
+    free(tmp);
+    return rc;
+}
+
+int cli_serve(int argc, char **argv)
+{
+    struct cli_option opts[] = {
+        {"listen", "ADDR", NULL, false},
+        {"port-file", "PATH", NULL, false},
+        {"backstop-ms", "N", NULL, false},
+        {"fail-after-ms", "N", NULL, false},
+        {"push-window-ms", "N", NULL, false},
+    };
+    int rc = cli_parse(argc, argv, serve_usage, opts, 5, NULL, 0);
+    if (rc >= 0)
+        return rc;
+
+    struct app_config config;
+    app_config_defaults(&config);
+    config.db_path = cli_db_path();
+    if (opts[0].given)
+        config.listen = opts[0].value;
+    int64_t *targets[] = {&config.backstop_interval_ms, &config.fail_after_ms,
+                          &config.push_window_ms};
+    for (size_t i = 0; i < 3; i++) {
+        if (opts[2 + i].given &&
+            !parse_count(opts[2 + i].value, 0, INT64_C(86400000) * 365,
+                         targets[i]))
+            return usage_error(serve_usage,
+                               "--%s takes a number of milliseconds",
+                               opts[2 + i].name);
+    }
+
+    /* Blocked before any thread starts, so every thread inherits the mask
+     * and only sigwait below sees these signals. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct app *app = NULL;
+    fs_result r = app_start(&config, &app);
+    if (r != FS_OK)
+        return cli_fail("cannot start on %s: %s", config.listen,
+                        fs_result_name(r));
+
+    const char *colon = strrchr(config.listen, ':');
+    int host_len = colon ? (int)(colon - config.listen) : 0;
+    printf("fieldsync serving on http://%.*s:%u\n", host_len,
+           host_len ? config.listen : "127.0.0.1", (unsigned)app_port(app));
+    fflush(stdout);
+    rc = CLI_EXIT_OK;
+    if (opts[1].given)
+        rc = write_port_file(opts[1].value, app_port(app));
+
+    int sig = 0;
+    if (rc == CLI_EXIT_OK) {
+        sigwait(&set, &sig);
+        log_notice("stopping signal=%d", sig);
+    }
+    app_stop(app);
+    return rc;
+}
+
+/* ---- org ---- */
+
+static const char org_usage[] = "usage: fieldsync org add NAME\n"
+                                "       fieldsync org list\n"
+                                "Adds an org (printing its id) or lists "
+                                "them.\n";
+
+/* Org ids are never deleted, so listing walks them in order; a short gap
+ * is tolerated in case an insert's id was skipped. */
+static int org_list(struct store *s)
+{
+    int misses = 0;
+
+    printf("id\tname\n");
+    for (int64_t id = 1; misses < ORG_LIST_MAX_GAP; id++) {
+        char *name = NULL;
+        fs_result r = store_org_name(s, id, &name);
+        if (r == FS_ERR_NOT_FOUND) {
+            misses++;
+            continue;
+        }
+        if (r != FS_OK)
+            return cli_fail("cannot read orgs: %s", fs_result_name(r));
+        misses = 0;
+        printf("%" PRId64 "\t%s\n", id, name);
+        free(name);
+    }
+    return CLI_EXIT_OK;
+}
+
+int cli_org(int argc, char **argv)
+{
+    const char *pos[1] = {NULL};
+    struct store *s = NULL;
+    int rc;
+
+    if (argc < 2)
+        return usage_error(org_usage, "org needs add or list");
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        fputs(org_usage, stdout);
+        return CLI_EXIT_OK;
+    }
+    bool add = strcmp(argv[1], "add") == 0;
+    if (!add && strcmp(argv[1], "list") != 0)
+        return usage_error(org_usage, "unknown org command '%s'", argv[1]);
+
+    rc = cli_parse(argc - 1, argv + 1, org_usage, NULL, 0, pos, add ? 1 : 0);
+    if (rc >= 0)
+        return rc;
+    if (add && (pos[0][0] == '\0' || strlen(pos[0]) > 255))
+        return usage_error(org_usage, "an org name is 1 to 255 bytes");
+    if ((rc = open_store(&s)) != CLI_EXIT_OK)
+        return rc;
+
+    if (add) {
+        int64_t id = 0;
+        fs_result r = store_org_add(s, pos[0], &id);
+        if (r == FS_ERR_CONFLICT)
+            rc = cli_fail("an org named '%s' exists", pos[0]);
+        else if (r != FS_OK)
+            rc = cli_fail("cannot add the org: %s", fs_result_name(r));
+        else
+            printf("%" PRId64 "\n", id);
+    } else {
+        rc = org_list(s);
+    }
+    store_close(s);
+    return rc;
+}
+
+/* ---- connect ---- */
+
+static const char connect_usage[] =
+    "usage: fieldsync connect hubspot --org NAME (--token T | --token-file "
+    "PATH)\n"
+    "         (--client-secret S | --client-secret-file PATH)\n"
+    "         --app-id N --portal-id N [--base-url URL]\n"
+    "         [--rate-10s N] [--rate-daily N]\n"
+    "Connects the org to its CRM account. The org's previous connection is\n"
+    "deactivated: an org has one primary CRM. Secrets are never printed.\n"
+    "  --base-url URL   default https://api.hubapi.com\n"
+    "  --rate-10s N     calls allowed per rolling 10 s (default 100)\n"
+    "  --rate-daily N   calls allowed per day (default 250000)\n";
+
+/* A secret from the option or from the first line of a file, so it need
+ * not appear in the process list. */
+static int read_secret(const struct cli_option *direct,
+                       const struct cli_option *file, char **out)
+{
+    if (direct->given == file->given)
+        return usage_error(connect_usage, "give exactly one of --%s and --%s",
+                           direct->name, file->name);
+    if (direct->given) {
+        *out = xstrdup(direct->value);
+    } else {
+        FILE *f = fopen(file->value, "r");
+        char line[SECRET_FILE_MAX];
+        if (!f)
+            return cli_fail("cannot read %s: %s", file->value, strerror(errno));
+        bool ok = fgets(line, sizeof(line), f) != NULL;
+        fclose(f);
+        if (!ok)
+            return cli_fail("%s is empty", file->value);
+        line[strcspn(line, "\r\n")] = '\0';
+        *out = xstrdup(line);
+    }
+    if (**out == '\0') {
+        free(*out);
+        *out = NULL;
+        return usage_error(connect_usage, "--%s is empty", direct->name);
+    }
+    return CLI_EXIT_OK;
+}
+
+/* Deactivates the org's active connections and adds the new one, in one
+ * transaction. */
+static fs_result replace_connection(struct store *s, const struct connection *c,
+                                    int64_t *id_out, int *replaced)
+{
+    struct connection old = {0};
+    fs_result r = store_begin(s);
+
+    *replaced = 0;
+    while (r == FS_OK && *replaced < CONNECTIONS_MAX) {
+        r = store_connection_for_org(s, c->org_id, &old);
+        if (r == FS_ERR_NOT_FOUND) {
+            r = FS_OK;
+            break;
+        }
+        if (r == FS_OK)
+            r = store_connection_set_active(s, old.id, false);
+        connection_clear(&old);
+        memset(&old, 0, sizeof(old));
+        (*replaced)++;
+    }
+    if (r == FS_OK)
+        r = store_connection_add(s, c, id_out);
+    if (r == FS_OK)
+        r = store_commit(s);
+    if (r != FS_OK)
+        store_rollback(s);
+    return r;
+}
+
+int cli_connect(int argc, char **argv)
+{
+    struct cli_option opts[] = {
+        {"org", "NAME", NULL, false},
+        {"token", "T", NULL, false},
+        {"token-file", "PATH", NULL, false},
+        {"client-secret", "S", NULL, false},
+        {"client-secret-file", "PATH", NULL, false},
+        {"app-id", "N", NULL, false},
+        {"portal-id", "N", NULL, false},
+        {"base-url", "URL", NULL, false},
+        {"rate-10s", "N", NULL, false},
+        {"rate-daily", "N", NULL, false},
+    };
+    static const char *const required[] = {"org", "app-id", "portal-id"};
+    const char *pos[1] = {NULL};
+    struct connection c = {0};
+    struct store *s = NULL;
+    int64_t rate_10s = 100;
+    int64_t rate_daily = 250000;
+
+    int rc = cli_parse(argc, argv, connect_usage, opts, 10, pos, 1);
+    if (rc >= 0)
+        return rc;
+    if ((rc = require(connect_usage, opts, 10, required, 3)) >= 0)
+        return rc;
+    if (strcmp(pos[0], "hubspot") != 0)
+        return usage_error(connect_usage, "unsupported CRM '%s'", pos[0]);
+    if (!all_digits(opts[5].value) || !all_digits(opts[6].value))
+        return usage_error(connect_usage,
+                           "--app-id and --portal-id are numbers");
+    if ((opts[8].given && !parse_count(opts[8].value, 1, 1000000, &rate_10s)) ||
+        (opts[9].given &&
+         !parse_count(opts[9].value, 0, INT32_MAX, &rate_daily)))
+        return usage_error(connect_usage,
+                           "--rate-10s and --rate-daily are counts");
+
+    if ((rc = read_secret(&opts[1], &opts[2], &c.token)) != CLI_EXIT_OK ||
+        (rc = read_secret(&opts[3], &opts[4], &c.client_secret)) != CLI_EXIT_OK)
+        goto out;
+    c.provider = xstrdup("hubspot");
+    c.base_url =
+        xstrdup(opts[7].given ? opts[7].value : "https://api.hubapi.com");
+    c.account_id = xstrdup(opts[6].value);
+    c.app_id = xstrdup(opts[5].value);
+    c.rate_per_10s = (int)rate_10s;
+    c.rate_daily = (int)rate_daily;
+    c.active = true;
+
+    if ((rc = open_store(&s)) != CLI_EXIT_OK)
+        goto out;
+    if ((rc = find_org(s, opts[0].value, &c.org_id)) != CLI_EXIT_OK)
+        goto out;
+
+    int64_t id = 0;
+    int replaced = 0;
+    fs_result r = replace_connection(s, &c, &id, &replaced);
+    if (r != FS_OK) {
+        rc = cli_fail("cannot add the connection: %s", fs_result_name(r));
+        goto out;
+    }
+    printf("connection %" PRId64 " added for org %s (hubspot portal %s, "
+           "app %s)\n",
+           id, opts[0].value, c.account_id, c.app_id);
+    if (replaced)
+        printf("the org's previous connection was deactivated\n");
+
+out:
+    connection_clear(&c);
+    store_close(s);
+    return rc;
+}
+
+/* ---- user ---- */
+
+static const char user_usage[] =
+    "usage: fieldsync user add --org NAME --name N --role rep|admin\n"
+    "                          [--email E] [--owner-id ID]\n"
+    "       fieldsync user list --org NAME\n"
+    "       fieldsync user revoke --org NAME --id N\n"
+    "add prints the new user's API token once; only its hash is kept.\n"
+    "  --owner-id ID   the user's owner id in the CRM (a rep edits the\n"
+    "                  deals with that owner)\n";
+
+static int user_add(struct store *s, int64_t org_id, struct cli_option *opts)
+{
+    enum user_role role;
+    int64_t id = 0;
+    char *token = NULL;
+
+    if (store_role_parse(opts[2].value, &role) != FS_OK)
+        return usage_error(user_usage, "--role is rep or admin");
+    fs_result r = store_user_add(s, org_id, opts[1].value, opts[3].value, role,
+                                 opts[4].value, &id, &token);
+    if (r == FS_ERR_CONFLICT)
+        return cli_fail("the org already has a user with that email");
+    if (r != FS_OK)
+        return cli_fail("cannot add the user: %s", fs_result_name(r));
+    printf("user %" PRId64 " added (%s)\ntoken: %s\n", id,
+           store_role_name(role), token);
+    free(token);
+    return CLI_EXIT_OK;
+}
+
+static int user_list(struct store *s, int64_t org_id)
+{
+    struct user *users = NULL;
+    size_t n = 0;
+    fs_result r = store_users_list(s, org_id, &users, &n);
+
+    if (r != FS_OK)
+        return cli_fail("cannot list users: %s", fs_result_name(r));
+    printf("id\trole\tstate\towner_id\temail\tname\n");
+    for (size_t i = 0; i < n; i++)
+        printf("%" PRId64 "\t%s\t%s\t%s\t%s\t%s\n", users[i].id,
+               store_role_name(users[i].role),
+               users[i].revoked ? "revoked" : "active",
+               users[i].crm_owner_id ? users[i].crm_owner_id : "-",
+               users[i].email ? users[i].email : "-", users[i].name);
+    store_users_free(users, n);
+    return CLI_EXIT_OK;
+}
+
+static int user_revoke(struct store *s, int64_t org_id, const char *id_text)
+{
+    int64_t id = 0;
+
+    if (!parse_count(id_text, 1, INT64_MAX, &id))
+        return usage_error(user_usage, "--id takes a user id");
+    fs_result r = store_user_revoke(s, org_id, id);
+    if (r == FS_ERR_NOT_FOUND)
+        return cli_fail("no user %" PRId64 " in that org", id);
+    if (r != FS_OK)
+        return cli_fail("cannot revoke the user: %s", fs_result_name(r));
+    printf("user %" PRId64 " revoked\n", id);
+    return CLI_EXIT_OK;
+}
+
+int cli_user(int argc, char **argv)
+{
+    struct cli_option opts[] = {
+        {"org", "NAME", NULL, false},    {"name", "N", NULL, false},
+        {"role", "ROLE", NULL, false},   {"email", "E", NULL, false},
+        {"owner-id", "ID", NULL, false}, {"id", "N", NULL, false},
+    };
+    static const char *const add_required[] = {"org", "name", "role"};
+    static const char *const list_required[] = {"org"};
+    static const char *const revoke_required[] = {"org", "id"};
+    const char *pos[1] = {NULL};
+    struct store *s = NULL;
+    int64_t org_id = 0;
+    int rc;
+
+    if (argc < 2)
+        return usage_error(user_usage, "user needs add, list or revoke");
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        fputs(user_usage, stdout);
+        return CLI_EXIT_OK;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "add") != 0 && strcmp(cmd, "list") != 0 &&
+        strcmp(cmd, "revoke") != 0)
+        return usage_error(user_usage, "unknown user command '%s'", cmd);
+
+    rc = cli_parse(argc - 1, argv + 1, user_usage, opts, 6, pos, 0);
+    if (rc >= 0)
+        return rc;
+    if (strcmp(cmd, "add") == 0)
+        rc = require(user_usage, opts, 6, add_required, 3);
+    else if (strcmp(cmd, "list") == 0)
+        rc = require(user_usage, opts, 6, list_required, 1);
+    else
+        rc = require(user_usage, opts, 6, revoke_required, 2);
+    if (rc >= 0)
+        return rc;
+    if (opts[1].given &&
+        (opts[1].value[0] == '\0' || strlen(opts[1].value) > 255))
+        return usage_error(user_usage, "a user name is 1 to 255 bytes");
+
+    if ((rc = open_store(&s)) != CLI_EXIT_OK)
+        return rc;
+    if ((rc = find_org(s, opts[0].value, &org_id)) == CLI_EXIT_OK) {
+        if (strcmp(cmd, "add") == 0)
+            rc = user_add(s, org_id, opts);
+        else if (strcmp(cmd, "list") == 0)
+            rc = user_list(s, org_id);
+        else
+            rc = user_revoke(s, org_id, opts[5].value);
+    }
+    store_close(s);
+    return rc;
+}
+
+/* ---- status and retry ---- */
+
+static const char status_usage[] =
+    "usage: fieldsync status --org NAME\n"
+    "Prints how many of the org's deals wait to reach the CRM, and the\n"
+    "failed ones with their errors.\n";
+
+static const char retry_usage[] =
+    "usage: fieldsync retry --org NAME\n"
+    "Puts the org's failed deals back in line for the CRM. A running\n"
+    "service picks them up on its next push pass.\n";
+
+/* Opens the store and finds the org named by the only option. */
+static int org_command_setup(int argc, char **argv, const char *usage,
+                             struct store **s, int64_t *org_id)
+{
+    struct cli_option opts[] = {{"org", "NAME", NULL, false}};
+    static const char *const required[] = {"org"};
+
+    int rc = cli_parse(argc, argv, usage, opts, 1, NULL, 0);
+    if (rc >= 0)
+        return rc;
+    if ((rc = require(usage, opts, 1, required, 1)) >= 0)
+        return rc;
+    if ((rc = open_store(s)) != CLI_EXIT_OK)
+        return rc;
+    if ((rc = find_org(*s, opts[0].value, org_id)) != CLI_EXIT_OK) {
+        store_close(*s);
+        *s = NULL;
+        return rc;
+    }
+    return -1;
+}
+
+static void print_pending_fields(unsigned mask)
+{
+    const char *sep = "";
+
+    for (int f = 0; f < DEAL_FIELD_COUNT; f++) {
+        if (mask & (1u << f)) {
+            printf("%s%s", sep, deal_fields[f].name);
+            sep = ",";
+        }
+    }
+    if (!*sep)
+        printf("-");
+}
+
+int cli_status(int argc, char **argv)
+{
+    struct store *s = NULL;
+    struct sync_status_entry *entries = NULL;
+    size_t n = 0;
+    int64_t org_id = 0;
+
+    int rc = org_command_setup(argc, argv, status_usage, &s, &org_id);
+    if (rc >= 0)
+        return rc;
+    fs_result r = store_sync_status(s, org_id, 0, &entries, &n);
+    if (r != FS_OK) {
+        store_close(s);
+        return cli_fail("cannot read the sync status: %s", fs_result_name(r));
+    }
+
+    size_t failed = 0;
+    for (size_t i = 0; i < n; i++)
+        failed += entries[i].failed ? 1 : 0;
+    printf("pending: %zu\nfailed: %zu\n", n - failed, failed);
+    for (size_t i = 0; i < n; i++) {
+        char since[32];
+        if (!entries[i].failed)
+            continue;
+        clock_format_iso(entries[i].first_failure_at, since);
+        printf("failed %s crm_id=%s attempts=%d since=%s fields=",
+               entries[i].record_id,
+               entries[i].crm_id ? entries[i].crm_id : "-", entries[i].attempts,
+               since);
+        print_pending_fields(entries[i].pending_mask);
+        printf(" error: %s\n",
+               entries[i].last_error ? entries[i].last_error : "-");
+    }
+    store_sync_status_free(entries, n);
+    store_close(s);
+    return CLI_EXIT_OK;
+}
+
+int cli_retry(int argc, char **argv)
+{
+    struct store *s = NULL;
+    int64_t org_id = 0;
+    int64_t count = 0;
+
+    int rc = org_command_setup(argc, argv, retry_usage, &s, &org_id);
+    if (rc >= 0)
+        return rc;
+    fs_result r = store_sync_retry_failed(s, org_id, &count);
+    store_close(s);
+    if (r != FS_OK)
+        return cli_fail("cannot retry: %s", fs_result_name(r));
+    printf("requeued %" PRId64 "\n", count);
+    return CLI_EXIT_OK;
+}

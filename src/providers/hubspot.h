@@ -1,0 +1,49 @@
+/* The HubSpot provider: webhook signatures (v1, v2, v3), event parsing, and
+ * the CRM v3 REST calls for deals, owners and pipelines. */
+#ifndef FIELDSYNC_PROVIDERS_HUBSPOT_H
+#define FIELDSYNC_PROVIDERS_HUBSPOT_H
+
+#include "providers/provider.h"
+
+#include <stddef.h>
+
+/* Most events HubSpot puts in one delivery. */
+#define HUBSPOT_MAX_EVENTS 100
+/* How far a v3 signature's timestamp may be from now, either way. */
+#define HUBSPOT_MAX_SKEW_MS 300000
+
+extern const struct provider hubspot_provider;
+
+/* The HubSpot deal property holding the field, or NULL. */
+const char *hubspot_property(int field);
+
+/* A property value as HubSpot shows it (webhook or REST) to the field's
+ * canonical form; *out NULL when empty. The caller frees. */
+fs_result hubspot_value_in(int field, const char *raw, char **out);
+
+/* A canonical value to what HubSpot takes ("" clears; dates as the epoch
+ * ms of midnight UTC). The caller frees. */
+fs_result hubspot_value_out(int field, const char *value, char **out);
+
+/* The URL as v3 signatures hash it: the fixed set of percent-escapes
+ * HubSpot decodes (%3A %2F %3F %40 %21 %24 %27 %28 %29 %2A %2C %3B, either
+ * case) decoded, everything else as is. The caller frees. */
+char *hubspot_uri_for_signature(const char *url);
+
+/* Lowercase hex SHA-256 of secret + body. The caller frees. */
+char *hubspot_signature_v1(const char *secret, const char *body, size_t len);
+
+/* Lowercase hex SHA-256 of secret + method + uri + body. The caller
+ * frees. */
+char *hubspot_signature_v2(const char *secret, const char *method,
+                           const char *uri, const char *body, size_t len);
+
+/* Base64 HMAC-SHA256, keyed with secret, of method + uri + body +
+ * timestamp (the X-HubSpot-Request-Timestamp text). uri is hashed as
+ * given: pass it through hubspot_uri_for_signature first. The caller
+ * frees. */
+char *hubspot_signature_v3(const char *secret, const char *method,
+                           const char *uri, const char *body, size_t len,
+                           const char *timestamp);
+
+#endif

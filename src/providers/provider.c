@@ -1,0 +1,102 @@
+/* Helpers shared by every provider: freeing what they return, and finding
+ * a provider by its name. */
+#include "providers/provider.h"
+
+#include "providers/hubspot.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void webhook_items_free(struct webhook_item *items, size_t n)
+{
+    if (!items)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        free(items[i].dedup_key);
+        free(items[i].account_id);
+        free(items[i].app_id);
+        free(items[i].body);
+    }
+    free(items);
+}
+
+void crm_event_clear(struct crm_event *event)
+{
+    if (!event)
+        return;
+    free(event->crm_id);
+    free(event->value);
+    for (size_t i = 0; i < event->merged_count; i++)
+        free(event->merged_ids[i]);
+    free(event->merged_ids);
+    free(event->new_id);
+    free(event->ignored_type);
+    memset(event, 0, sizeof(*event));
+    event->field = -1;
+}
+
+void crm_deals_free(struct crm_deal *deals, size_t n)
+{
+    if (!deals)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        free(deals[i].crm_id);
+        free(deals[i].our_id);
+        for (int f = 0; f < DEAL_FIELD_COUNT; f++)
+            free(deals[i].values[f]);
+    }
+    free(deals);
+}
+
+void crm_write_results_clear(struct crm_write_result *results, size_t n)
+{
+    if (!results)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        free(results[i].crm_id);
+        free(results[i].error);
+        memset(&results[i], 0, sizeof(results[i]));
+    }
+}
+
+void crm_owners_free(struct crm_owner *owners, size_t n)
+{
+    if (!owners)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        free(owners[i].id);
+        free(owners[i].email);
+        free(owners[i].name);
+    }
+    free(owners);
+}
+
+void crm_stages_free(struct crm_stage *stages, size_t n)
+{
+    if (!stages)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        free(stages[i].pipeline_id);
+        free(stages[i].id);
+        free(stages[i].label);
+    }
+    free(stages);
+}
+
+void crm_cursor_clear(struct crm_cursor *cursor)
+{
+    if (!cursor)
+        return;
+    free(cursor->after);
+    for (size_t i = 0; i < cursor->seen_count; i++)
+        free(cursor->seen_at_mark[i]);
+    free(cursor->seen_at_mark);
+    memset(cursor, 0, sizeof(*cursor));
+}
+
+const struct provider *provider_by_name(const char *name)
+{
+    if (name && strcmp(name, "hubspot") == 0)
+        return &hubspot_provider;
+    return NULL;
+}

@@ -1,0 +1,102 @@
+/* Governed HTTP calls to a CRM, shared by the providers. */
+#include "providers/provider_call.h"
+
+#include "base/alloc.h"
+#include "base/buf.h"
+#include "base/clock.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+#include <stdlib.h>
+
+/* Longest single sleep while waiting for budget, so a waiting thread
+ * notices a freed slot soon. */
+#define ACQUIRE_STEP_MS 50
+
+static long session_timeout(const struct provider_session *s)
+{
+    return s->timeout_ms > 0 ? s->timeout_ms : PROVIDER_CALL_DEFAULT_TIMEOUT_MS;
+}
+
+fs_result provider_call_acquire(struct provider_session *s)
+{
+    int64_t deadline;
+
+    if (!s->governor)
+        return FS_OK;
+    deadline = clock_mono_ms() + session_timeout(s);
+    for (;;) {
+        int64_t wait =
+            rate_governor_try_acquire(s->governor, 1, clock_now_ms());
+        if (wait == 0)
+            return FS_OK;
+
+        int64_t left = deadline - clock_mono_ms();
+        if (wait > left)
+            return FS_ERR_RATE_LIMITED;
+        clock_sleep_ms(wait < ACQUIRE_STEP_MS ? wait : ACQUIRE_STEP_MS);
+    }
+}
+
+fs_result provider_call_send(struct provider_session *s, const char *method,
+                             const char *url, const char *const *headers,
+                             const char *body, size_t body_len,
+                             struct http_client_response *resp)
+{
+    fs_result result;
+
+    memset(resp, 0, sizeof(*resp));
+    result = provider_call_acquire(s);
+    if (result != FS_OK)
+        return result;
+
+    result = http_client_request(s->http, method, url, headers, body, body_len,
+                                 session_timeout(s), resp);
+    if (result != FS_OK)
+        return result;
+    if (resp->status == 429)
+        return FS_ERR_RATE_LIMITED;
+    if (resp->status >= 500 || resp->status < 100)
+        return FS_ERR_UNAVAILABLE;
+    return FS_OK;
+}
+
+int provider_header_int(const struct http_client_response *resp,
+                        const char *name, int fallback)
+{
+    char *value = http_client_response_header(resp, name);
+    char *end = NULL;
+    long v;
+    int result = fallback;
+
+    if (!value)
+        return fallback;
+    errno = 0;
+    v = strtol(value, &end, 10);
+    if (errno == 0 && end != value && *end == '\0' && v >= INT_MIN &&
+        v <= INT_MAX)
+        result = (int)v;
+    free(value);
+    return result;
+}
+
+char *provider_url_escape(const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    struct buf b = {0};
+
+    buf_append(&b, "", 0);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        unsigned char c = *p;
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+            (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
+            c == '~') {
+            buf_append(&b, p, 1);
+        } else {
+            char esc[3] = {'%', hex[c >> 4], hex[c & 15]};
+            buf_append(&b, esc, 3);
+        }
+    }
+    return buf_steal(&b);
+}

@@ -1,0 +1,39 @@
+/* One governed HTTP call to a CRM: wait for the connection's rate budget,
+ * send, and turn transport failures, 429s and 5xx into results. Shared by
+ * every provider. */
+#ifndef FIELDSYNC_PROVIDERS_PROVIDER_CALL_H
+#define FIELDSYNC_PROVIDERS_PROVIDER_CALL_H
+
+#include "base/result.h"
+#include "net/http_client.h"
+#include "providers/provider.h"
+
+#include <stddef.h>
+
+/* Used when a session carries no timeout of its own. */
+#define PROVIDER_CALL_DEFAULT_TIMEOUT_MS 30000
+
+/* Waits (in short sleeps) until the session's governor lets one call out.
+ * FS_ERR_RATE_LIMITED when that would take longer than the session's
+ * timeout. A session without a governor goes at once. */
+fs_result provider_call_acquire(struct provider_session *s);
+
+/* Acquires, then sends. headers is a NULL-terminated "Name: value" list.
+ * Returns FS_OK for any answer the provider should interpret itself
+ * (2xx, 4xx but 429), FS_ERR_RATE_LIMITED for 429, FS_ERR_UNAVAILABLE for
+ * 5xx or no connection, FS_ERR_TIMEOUT when no answer came in time. resp
+ * holds whatever answer arrived in every case; the caller frees it. */
+fs_result provider_call_send(struct provider_session *s, const char *method,
+                             const char *url, const char *const *headers,
+                             const char *body, size_t body_len,
+                             struct http_client_response *resp);
+
+/* A response header as an int, or fallback when absent or not a number. */
+int provider_header_int(const struct http_client_response *resp,
+                        const char *name, int fallback);
+
+/* Percent-encodes everything but unreserved characters (RFC 3986), for a
+ * path segment or a query value. The caller frees. */
+char *provider_url_escape(const char *s);
+
+#endif

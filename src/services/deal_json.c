@@ -1,0 +1,79 @@
+/* A record as JSON for the field API and the live stream: its fields as
+ * text, its tombstone, and where each field stands with the CRM. */
+#include "services/deal_json.h"
+
+#include <stdbool.h>
+
+static json_t *text_or_null(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+static const char *origin_name(enum field_origin origin)
+{
+    switch (origin) {
+    case ORIGIN_CRM:
+        return "crm";
+    case ORIGIN_LOCAL:
+        return "local";
+    case ORIGIN_NONE:
+        break;
+    }
+    return NULL;
+}
+
+static json_t *field_sync_json(const struct field_state *f)
+{
+    const char *origin = origin_name(f->origin);
+
+    return json_pack("{s:s, s:o, s:I}", "state",
+                     merge_field_pending(f) ? "pending" : "synced", "origin",
+                     origin ? json_string(origin) : json_null(), "time",
+                     (json_int_t)f->time);
+}
+
+/* failed wins over pending; a record the CRM has never seen is pending
+ * even when no field is, because the pusher still has to create it. */
+static const char *record_sync_state(const struct record *r,
+                                     const struct sync_state *sync)
+{
+    if (sync && sync->failed)
+        return "failed";
+    if (!r->crm_id)
+        return "pending";
+    for (int i = 0; i < DEAL_FIELD_COUNT; i++) {
+        if (merge_field_pending(&r->fields[i]))
+            return "pending";
+    }
+    return "synced";
+}
+
+json_t *deal_json(const struct record *r, const struct sync_state *sync)
+{
+    json_t *obj = json_object();
+    json_t *sync_obj = json_object();
+    json_t *fields = json_object();
+
+    json_object_set_new(obj, "id", text_or_null(r->id));
+    json_object_set_new(obj, "crm_id", text_or_null(r->crm_id));
+    for (int i = 0; i < DEAL_FIELD_COUNT; i++) {
+        json_object_set_new(obj, deal_fields[i].name,
+                            text_or_null(r->fields[i].value));
+        json_object_set_new(fields, deal_fields[i].name,
+                            field_sync_json(&r->fields[i]));
+    }
+    json_object_set_new(obj, "deleted", json_boolean(r->deleted_at != 0));
+    json_object_set_new(obj, "deleted_reason", text_or_null(r->deleted_reason));
+    if (r->merged_into)
+        json_object_set_new(obj, "merged_into", json_string(r->merged_into));
+    json_object_set_new(obj, "created_at", json_integer(r->created_at));
+    json_object_set_new(obj, "updated_at", json_integer(r->updated_at));
+
+    json_object_set_new(sync_obj, "state",
+                        json_string(record_sync_state(r, sync)));
+    if (sync && sync->last_error)
+        json_object_set_new(sync_obj, "error", json_string(sync->last_error));
+    json_object_set_new(sync_obj, "fields", fields);
+    json_object_set_new(obj, "sync", sync_obj);
+    return obj;
+}

@@ -1,0 +1,14 @@
+/* A record as the field API and the live stream show it. */
+#ifndef FIELDSYNC_SERVICES_DEAL_JSON_H
+#define FIELDSYNC_SERVICES_DEAL_JSON_H
+
+#include "store/store.h"
+
+#include <jansson.h>
+
+/* {"id","crm_id","name",...,"deleted","updated_at","sync":{"state":
+ * "synced"|"pending"|"failed","error"?,"fields":{"name":{"state","origin",
+ * "time"}}}}. sync may be NULL (no sync_state row). */
+json_t *deal_json(const struct record *r, const struct sync_state *sync);
+
+#endif

@@ -1,0 +1,349 @@
+/* Webhook ingest with group commit. HTTP threads verify a delivery and
+ * queue its events; one committer thread writes everything queued in one
+ * transaction and then releases all the waiting deliveries, so the 2xx
+ * goes out only after the events are durable. */
+#include "services/ingest.h"
+
+#include "base/alloc.h"
+#include "base/buf.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "providers/provider.h"
+#include "services/app.h"
+#include "services/metrics.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Events waiting for a commit at most; past it deliveries are shed with a
+ * retryable status so memory stays bounded. */
+#define INGEST_MAX_QUEUED 200000
+/* How long a delivery waits for its commit before answering 503. */
+#define INGEST_COMMIT_WAIT_MS 4000
+
+struct queued_delivery {
+    struct inbox_event *events;
+    size_t count;
+    fs_result result;
+    size_t inserted;
+    bool done;
+    bool abandoned; /* the HTTP thread gave up waiting: committer frees */
+    struct queued_delivery *next;
+};
+
+struct ingest {
+    struct app *app;
+    pthread_mutex_t lock;
+    pthread_cond_t has_work;
+    pthread_cond_t committed;
+    struct queued_delivery *head;
+    struct queued_delivery *tail;
+    size_t queued_events;
+    bool stopping;
+    pthread_t thread;
+};
+
+static void delivery_free(struct queued_delivery *d)
+{
+    store_inbox_events_free(d->events, d->count);
+    free(d);
+}
+
+static fs_result commit_all(struct store *store, struct queued_delivery *list)
+{
+    fs_result result = store_begin(store);
+    if (result != FS_OK)
+        return result;
+    for (struct queued_delivery *d = list; d; d = d->next) {
+        result = store_inbox_add(store, d->events, d->count, &d->inserted);
+        if (result != FS_OK) {
+            store_rollback(store);
+            return result;
+        }
+    }
+    result = store_commit(store);
+    if (result != FS_OK)
+        store_rollback(store);
+    return result;
+}
+
+static void record_metrics(struct ingest *ingest,
+                           const struct queued_delivery *d)
+{
+    if (d->result != FS_OK || d->count == 0)
+        return;
+    struct metrics *m = app_metrics(ingest->app);
+    int64_t conn = d->events[0].connection_id;
+    metrics_add(m, METRIC_EVENTS_RECEIVED, conn, (int64_t)d->inserted);
+    metrics_add(m, METRIC_EVENTS_DUPLICATE, conn,
+                (int64_t)(d->count - d->inserted));
+}
+
+static void *committer_main(void *arg)
+{
+    struct ingest *ingest = arg;
+    struct store *store = app_store_acquire(ingest->app);
+
+    pthread_mutex_lock(&ingest->lock);
+    for (;;) {
+        while (!ingest->head && !ingest->stopping)
+            pthread_cond_wait(&ingest->has_work, &ingest->lock);
+        if (!ingest->head)
+            break;
+        struct queued_delivery *list = ingest->head;
+        ingest->head = ingest->tail = NULL;
+        pthread_mutex_unlock(&ingest->lock);
+
+        fs_result result = store ? commit_all(store, list) : FS_ERR_DB;
+        if (result != FS_OK)
+            log_error("event=inbox_commit_failed result=%s",
+                      fs_result_name(result));
+
+        pthread_mutex_lock(&ingest->lock);
+        while (list) {
+            struct queued_delivery *d = list;
+            list = d->next;
+            d->result = result;
+            d->done = true;
+            ingest->queued_events -= d->count;
+            record_metrics(ingest, d);
+            if (d->abandoned)
+                delivery_free(d);
+        }
+        pthread_cond_broadcast(&ingest->committed);
+        pthread_mutex_unlock(&ingest->lock);
+        if (result == FS_OK)
+            app_wake_reconciler(ingest->app);
+        pthread_mutex_lock(&ingest->lock);
+    }
+    pthread_mutex_unlock(&ingest->lock);
+    app_store_release(ingest->app, store);
+    return NULL;
+}
+
+struct ingest *ingest_new(struct app *app)
+{
+    struct ingest *ingest = xcalloc(1, sizeof(*ingest));
+    ingest->app = app;
+    pthread_mutex_init(&ingest->lock, NULL);
+    pthread_cond_init(&ingest->has_work, NULL);
+    pthread_cond_init(&ingest->committed, NULL);
+    pthread_create(&ingest->thread, NULL, committer_main, ingest);
+    return ingest;
+}
+
+void ingest_free(struct ingest *ingest)
+{
+    if (!ingest)
+        return;
+    pthread_mutex_lock(&ingest->lock);
+    ingest->stopping = true;
+    pthread_cond_signal(&ingest->has_work);
+    pthread_mutex_unlock(&ingest->lock);
+    pthread_join(ingest->thread, NULL);
+    pthread_cond_destroy(&ingest->has_work);
+    pthread_cond_destroy(&ingest->committed);
+    pthread_mutex_destroy(&ingest->lock);
+    free(ingest);
+}
+
+/* Queues the events and waits for their commit. Takes the events. */
+static fs_result commit_events(struct ingest *ingest,
+                               struct inbox_event *events, size_t count,
+                               size_t *inserted)
+{
+    struct queued_delivery *d = xcalloc(1, sizeof(*d));
+    struct timespec deadline;
+    fs_result result;
+
+    d->events = events;
+    d->count = count;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += INGEST_COMMIT_WAIT_MS / 1000;
+
+    pthread_mutex_lock(&ingest->lock);
+    if (ingest->stopping || ingest->queued_events + count > INGEST_MAX_QUEUED) {
+        pthread_mutex_unlock(&ingest->lock);
+        delivery_free(d);
+        return FS_ERR_BUSY;
+    }
+    ingest->queued_events += count;
+    if (ingest->tail)
+        ingest->tail->next = d;
+    else
+        ingest->head = d;
+    ingest->tail = d;
+    pthread_cond_signal(&ingest->has_work);
+
+    int rc = 0;
+    while (!d->done && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&ingest->committed, &ingest->lock,
+                                    &deadline);
+    if (!d->done) {
+        /* The committer still owns it and frees it when done. */
+        d->abandoned = true;
+        pthread_mutex_unlock(&ingest->lock);
+        return FS_ERR_TIMEOUT;
+    }
+    pthread_mutex_unlock(&ingest->lock);
+    result = d->result;
+    *inserted = d->inserted;
+    delivery_free(d);
+    return result;
+}
+
+static const char *header_lookup(const void *ctx, const char *name)
+{
+    return http_request_header(ctx, name);
+}
+
+/* The URL the CRM called, rebuilt as it signed it. */
+static char *called_url(struct app *app, const struct http_request *req)
+{
+    const char *proto = http_request_header(req, "X-Forwarded-Proto");
+    const char *host = http_request_header(req, "X-Forwarded-Host");
+    return xasprintf("%s://%s%s",
+                     proto ? proto : app_config(app)->public_scheme,
+                     host ? host : req->host, req->raw_url);
+}
+
+struct route {
+    const char *account_id;
+    const char *app_id;
+    struct connection conn;
+    fs_result found;
+};
+
+/* Looks up each distinct (account, app) once per delivery. */
+static struct route *route_for(struct store *store, const char *provider,
+                               struct route *routes, size_t *n_routes,
+                               const struct webhook_item *item)
+{
+    for (size_t i = 0; i < *n_routes; i++) {
+        if (strcmp(routes[i].account_id, item->account_id) == 0 &&
+            strcmp(routes[i].app_id, item->app_id) == 0)
+            return &routes[i];
+    }
+    struct route *r = &routes[(*n_routes)++];
+    r->account_id = item->account_id;
+    r->app_id = item->app_id;
+    r->found = store_connection_find_route(
+        store, provider, item->account_id,
+        item->app_id[0] ? item->app_id : NULL, &r->conn);
+    return r;
+}
+
+static void answer_rejected(struct app *app, struct http_response *resp,
+                            int status, const char *code, const char *msg,
+                            const char *provider)
+{
+    metrics_add(app_metrics(app), METRIC_WEBHOOKS_REJECTED, 0, 1);
+    log_warn("event=webhook_rejected provider=%s status=%d reason=%s", provider,
+             status, code);
+    http_response_error(resp, status, code, NULL, msg);
+}
+
+void ingest_handle_webhook(struct app *app, struct ingest *ingest,
+                           const char *provider_name,
+                           const struct http_request *req,
+                           struct http_response *resp)
+{
+    const struct provider *provider = provider_by_name(provider_name);
+    struct webhook_item *items = NULL;
+    size_t count = 0, n_routes = 0, accepted = 0, inserted = 0;
+    struct route *routes = NULL;
+    struct inbox_event *events = NULL;
+    struct store *store = NULL;
+    char *url = NULL;
+
+    if (!provider) {
+        http_response_error(resp, 404, "not_found", NULL,
+                            "no such webhook receiver");
+        return;
+    }
+    fs_result result =
+        provider->split_webhook(req->body, req->body_len, &items, &count);
+    if (result != FS_OK) {
+        answer_rejected(app, resp, result == FS_ERR_TOO_LARGE ? 413 : 400,
+                        fs_result_name(result),
+                        "delivery is not a valid event batch", provider_name);
+        goto out;
+    }
+    store = app_store_acquire(app);
+    if (!store) {
+        http_response_error(resp, 503, "unavailable", NULL,
+                            "store unavailable, retry later");
+        goto out;
+    }
+
+    routes = xcalloc(count, sizeof(*routes));
+    events = xcalloc(count, sizeof(*events));
+    const struct connection *signer = NULL;
+    for (size_t i = 0; i < count; i++) {
+        struct route *r =
+            route_for(store, provider_name, routes, &n_routes, &items[i]);
+        if (r->found != FS_OK)
+            continue;
+        if (!signer)
+            signer = &r->conn;
+        events[accepted].connection_id = r->conn.id;
+        events[accepted].dedup_key = items[i].dedup_key;
+        events[accepted].body = items[i].body;
+        items[i].dedup_key = items[i].body = NULL;
+        accepted++;
+    }
+    app_store_release(app, store);
+    store = NULL;
+    if (!signer) {
+        answer_rejected(app, resp, 404, "unknown_account",
+                        "no connection for this account", provider_name);
+        goto out;
+    }
+
+    url = called_url(app, req);
+    struct webhook_request wreq = {
+        .method = req->method,
+        .url = url,
+        .body = req->body,
+        .body_len = req->body_len,
+        .header = header_lookup,
+        .header_ctx = req,
+    };
+    result = provider->verify_webhook(signer, &wreq, clock_now_ms());
+    if (result != FS_OK) {
+        answer_rejected(app, resp, 401, "bad_signature",
+                        "signature does not match", provider_name);
+        goto out;
+    }
+    if (accepted < count)
+        log_warn("event=webhook_events_unrouted provider=%s count=%zu",
+                 provider_name, count - accepted);
+
+    result = commit_events(ingest, events, accepted, &inserted);
+    events = NULL;
+    if (result != FS_OK) {
+        log_warn("event=webhook_shed provider=%s result=%s events=%zu",
+                 provider_name, fs_result_name(result), accepted);
+        http_response_error(resp, 503, "busy", NULL, "not stored, retry later");
+        http_response_add_header(resp, "Retry-After", "1");
+        goto out;
+    }
+    log_info("event=webhook_accepted provider=%s events=%zu new=%zu",
+             provider_name, accepted, inserted);
+    http_response_set_body(
+        resp, 200,
+        xasprintf("{\"accepted\":%zu,\"new\":%zu}", accepted, inserted));
+
+out:
+    if (events)
+        store_inbox_events_free(events, accepted);
+    for (size_t i = 0; i < n_routes; i++)
+        connection_clear(&routes[i].conn);
+    free(routes);
+    free(url);
+    webhook_items_free(items, count);
+    app_store_release(app, store);
+}

@@ -1,0 +1,590 @@
+/* The reconciler thread and the merge of CRM knowledge into records. Inbox
+ * events are applied in batches, one transaction each; events that carry
+ * only an id (creations, restores, merges, changes to deals we have never
+ * seen) lead to a read of the deal, merged with per-field times. */
+#include "services/reconciler.h"
+
+#include "base/alloc.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "services/app.h"
+#include "services/deal_json.h"
+#include "services/live_stream.h"
+#include "services/metrics.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Small, so the write lock is free again within milliseconds for the
+ * webhook committer (acknowledgements wait on its commit). */
+#define INBOX_BATCH 50
+#define READ_BATCH 50
+
+struct reconciler {
+    struct app *app;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    bool woken;
+    bool stopping;
+};
+
+struct id_list {
+    char **ids;
+    size_t len;
+    size_t cap;
+};
+
+static void id_list_add(struct id_list *l, const char *id)
+{
+    for (size_t i = 0; i < l->len; i++) {
+        if (strcmp(l->ids[i], id) == 0)
+            return;
+    }
+    if (l->len == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 16;
+        l->ids = xrealloc(l->ids, l->cap * sizeof(*l->ids));
+    }
+    l->ids[l->len++] = xstrdup(id);
+}
+
+static void id_list_clear(struct id_list *l)
+{
+    for (size_t i = 0; i < l->len; i++)
+        free(l->ids[i]);
+    free(l->ids);
+    memset(l, 0, sizeof(*l));
+}
+
+/* Publishes the record's current state on the live stream. */
+static void publish_record(struct store *store, struct live_stream *live,
+                           int64_t rowid, const char *type)
+{
+    struct record r = {0};
+    struct sync_state st = {0};
+
+    if (!live || store_record_by_rowid(store, rowid, &r) != FS_OK)
+        return;
+    bool has_sync = store_sync_get(store, rowid, &st) == FS_OK;
+    json_t *obj = deal_json(&r, has_sync ? &st : NULL);
+    char *text = json_dumps(obj, JSON_COMPACT);
+    live_stream_publish(live, r.org_id, type, text);
+    free(text);
+    json_decref(obj);
+    sync_state_clear(&st);
+    record_clear(&r);
+}
+
+/* Ends the record's pending local edits, leaving a trace of each. */
+static void drop_pending_edits(struct store *store, struct record *r,
+                               const char *why)
+{
+    for (int f = 0; f < DEAL_FIELD_COUNT; f++) {
+        struct field_state *field = &r->fields[f];
+        if (!merge_field_pending(field))
+            continue;
+        store_audit_add(store, r->org_id, "edit_dropped", r->id,
+                        deal_fields[f].name, why);
+        free(field->value);
+        field->value = field->crm_value ? xstrdup(field->crm_value) : NULL;
+        field->time = field->crm_time;
+        field->origin = ORIGIN_CRM;
+    }
+}
+
+static void new_record(const struct connection *conn, const char *crm_id,
+                       struct record *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->org_id = conn->org_id;
+    r->connection_id = conn->id;
+    r->crm_id = xstrdup(crm_id);
+    r->created_at = clock_now_ms();
+}
+
+static void count(struct reconcile_effects *fx, enum metric which,
+                  int64_t connection_id)
+{
+    if (fx->metrics)
+        metrics_add(fx->metrics, which, connection_id, 1);
+}
+
+/* Merges one CRM value into the field, counting conflicts and echoes. */
+static bool merge_one(struct store *store, struct record *r, int field,
+                      const struct crm_change *change,
+                      struct reconcile_effects *fx)
+{
+    struct field_state *f = &r->fields[field];
+    bool was_pending = merge_field_pending(f);
+
+    switch (merge_crm_change(f, change)) {
+    case MERGE_STALE:
+    case MERGE_SAME:
+        return false;
+    case MERGE_ECHO:
+        fx->echoes++;
+        count(fx, METRIC_ECHOES, r->connection_id);
+        return true;
+    case MERGE_LOCAL_KEPT:
+        fx->conflicts++;
+        count(fx, METRIC_CONFLICTS, r->connection_id);
+        store_audit_add(store, r->org_id, "conflict_local_won", r->id,
+                        deal_fields[field].name, change->value);
+        return true;
+    case MERGE_TAKEN:
+        fx->applied++;
+        if (was_pending) {
+            fx->conflicts++;
+            count(fx, METRIC_CONFLICTS, r->connection_id);
+            store_audit_add(store, r->org_id, "conflict_crm_won", r->id,
+                            deal_fields[field].name, change->value);
+        }
+        return true;
+    }
+    return false;
+}
+
+static fs_result find_record(struct store *store, const struct connection *conn,
+                             const char *crm_id, const char *our_id,
+                             struct record *r)
+{
+    fs_result result = store_record_by_crm_id(store, conn->id, crm_id, r);
+    if (result != FS_ERR_NOT_FOUND || !our_id)
+        return result;
+
+    /* Our own create: the CRM answered, or its webhook arrived, before we
+     * stored the id it was given. */
+    result = store_record_get(store, conn->org_id, our_id, r);
+    if (result == FS_OK && r->crm_id && strcmp(r->crm_id, crm_id) != 0) {
+        record_clear(r);
+        return FS_ERR_NOT_FOUND;
+    }
+    if (result == FS_OK && !r->crm_id)
+        r->crm_id = xstrdup(crm_id);
+    return result;
+}
+
+fs_result reconcile_deal(struct store *store, const struct connection *conn,
+                         const struct crm_deal *deal, bool field_times,
+                         bool *needs_read, struct reconcile_effects *fx)
+{
+    struct record r = {0};
+    bool changed = false;
+    const char *type = "deal.updated";
+
+    fs_result result = find_record(store, conn, deal->crm_id, deal->our_id, &r);
+    if (result == FS_ERR_NOT_FOUND) {
+        if (deal->archived)
+            return FS_OK;
+        new_record(conn, deal->crm_id, &r);
+        field_times = true;
+        changed = true;
+        type = "deal.created";
+    } else if (result != FS_OK) {
+        return result;
+    }
+    if (!r.crm_id || strcmp(r.crm_id, deal->crm_id) != 0) {
+        free(r.crm_id);
+        r.crm_id = xstrdup(deal->crm_id);
+        changed = true;
+    }
+
+    if (deal->archived) {
+        if (!r.deleted_at) {
+            drop_pending_edits(store, &r, "deleted in the CRM");
+            r.deleted_at = deal->modified ? deal->modified : clock_now_ms();
+            free(r.deleted_reason);
+            r.deleted_reason = xstrdup("crm_delete");
+            changed = true;
+            type = "deal.deleted";
+        }
+    } else if (!field_times) {
+        for (int f = 0; f < DEAL_FIELD_COUNT; f++) {
+            if (!merge_value_equal(deal->values[f], r.fields[f].crm_value)) {
+                *needs_read = true;
+                break;
+            }
+        }
+    } else {
+        for (int f = 0; f < DEAL_FIELD_COUNT; f++) {
+            struct crm_change change = {
+                .value = deal->values[f],
+                .time = deal->times[f] ? deal->times[f] : deal->modified,
+            };
+            changed |= merge_one(store, &r, f, &change, fx);
+        }
+    }
+
+    if (changed) {
+        result = store_record_save(store, &r);
+        if (result == FS_OK)
+            publish_record(store, fx->live, r.rowid, type);
+    }
+    record_clear(&r);
+    return result;
+}
+
+/* Our id of the deal a CRM merge keeps (caller frees), or NULL while we
+ * do not hold it yet. */
+static char *merge_survivor(struct store *store, const struct connection *conn,
+                            const struct crm_event *ev)
+{
+    struct record r = {0};
+    char *id = NULL;
+
+    if (store_record_by_crm_id(store, conn->id, ev->new_id, &r) == FS_OK ||
+        store_record_by_crm_id(store, conn->id, ev->crm_id, &r) == FS_OK)
+        id = xstrdup(r.id);
+    record_clear(&r);
+    return id;
+}
+
+/* A CRM merge: the losers are tombstoned as merged into the survivor and
+ * their ids become its aliases; the survivor is read again. */
+static fs_result apply_merge(struct store *store, const struct connection *conn,
+                             const struct crm_event *ev,
+                             struct id_list *to_read,
+                             struct reconcile_effects *fx)
+{
+    struct record r = {0};
+    char *survivor = merge_survivor(store, conn, ev);
+    fs_result result = FS_OK;
+
+    for (size_t i = 0; i < ev->merged_count; i++) {
+        const char *loser = ev->merged_ids[i];
+        if (strcmp(loser, ev->new_id) == 0)
+            continue;
+        /* Only the loser's own record: its id may already lead to the
+         * survivor through an alias. */
+        if (store_record_by_crm_id(store, conn->id, loser, &r) == FS_OK &&
+            strcmp(r.crm_id, loser) == 0 && !r.deleted_at) {
+            drop_pending_edits(store, &r, "merged in the CRM");
+            r.deleted_at = ev->time;
+            free(r.deleted_reason);
+            r.deleted_reason = xstrdup("merged");
+            free(r.merged_into);
+            r.merged_into = survivor ? xstrdup(survivor) : NULL;
+            result = store_record_save(store, &r);
+            if (result != FS_OK)
+                goto out;
+            publish_record(store, fx->live, r.rowid, "deal.deleted");
+        }
+        record_clear(&r);
+        result = store_crm_alias_add(store, conn->id, loser, ev->new_id);
+        if (result != FS_OK)
+            goto out;
+    }
+    if (strcmp(ev->crm_id, ev->new_id) != 0 &&
+        store_record_by_crm_id(store, conn->id, ev->crm_id, &r) == FS_OK) {
+        free(r.crm_id);
+        r.crm_id = xstrdup(ev->new_id);
+        result = store_record_save(store, &r);
+        if (result == FS_OK)
+            result =
+                store_crm_alias_add(store, conn->id, ev->crm_id, ev->new_id);
+        if (result != FS_OK)
+            goto out;
+    }
+    id_list_add(to_read, ev->new_id);
+out:
+    record_clear(&r);
+    free(survivor);
+    return result;
+}
+
+/* Applies one normalised event inside the open transaction. Deals to read
+ * afterwards are added to to_read. */
+static fs_result apply_event(struct store *store, const struct connection *conn,
+                             const struct crm_event *ev,
+                             struct id_list *to_read,
+                             struct reconcile_effects *fx)
+{
+    struct record r = {0};
+    bool changed = false;
+    const char *type = "deal.updated";
+    fs_result result;
+
+    if (ev->kind == CRM_EVENT_IGNORED)
+        return FS_OK;
+    if (ev->kind == CRM_EVENT_MERGE)
+        return apply_merge(store, conn, ev, to_read, fx);
+
+    result = store_record_by_crm_id(store, conn->id, ev->crm_id, &r);
+    if (result == FS_ERR_NOT_FOUND) {
+        /* Unknown deal: a tombstone for a delete (so a late change cannot
+         * bring it back), else read it whole. A change is not applied on
+         * its own: the read carries our id when the deal is our own create
+         * whose CRM id is not stored yet, and must find that record rather
+         * than a second one made from the change. */
+        new_record(conn, ev->crm_id, &r);
+        if (ev->kind != CRM_EVENT_DELETE) {
+            id_list_add(to_read, ev->crm_id);
+            result = FS_OK;
+            goto out;
+        }
+        changed = true;
+        type = "deal.created";
+    } else if (result != FS_OK) {
+        goto out;
+    }
+
+    switch (ev->kind) {
+    case CRM_EVENT_CHANGE: {
+        struct crm_change change = {
+            .value = ev->value, .time = ev->time, .from_us = ev->from_us};
+        changed |= merge_one(store, &r, ev->field, &change, fx);
+        break;
+    }
+    case CRM_EVENT_DELETE:
+        if (r.deleted_at == 0 || r.deleted_at < ev->time) {
+            if (!r.deleted_at) {
+                drop_pending_edits(store, &r, "deleted in the CRM");
+                type = "deal.deleted";
+            }
+            r.deleted_at = ev->time;
+            free(r.deleted_reason);
+            r.deleted_reason = xstrdup("crm_delete");
+            changed = true;
+        }
+        break;
+    case CRM_EVENT_RESTORE:
+        if (r.deleted_at && r.deleted_at <= ev->time) {
+            r.deleted_at = 0;
+            free(r.deleted_reason);
+            r.deleted_reason = NULL;
+            changed = true;
+        }
+        id_list_add(to_read, ev->crm_id);
+        break;
+    case CRM_EVENT_CREATE:
+    case CRM_EVENT_MERGE:
+    case CRM_EVENT_IGNORED:
+        break;
+    }
+
+    result = FS_OK;
+    if (changed) {
+        result = store_record_save(store, &r);
+        if (result == FS_OK)
+            publish_record(store, fx->live, r.rowid, type);
+    }
+out:
+    record_clear(&r);
+    return result;
+}
+
+fs_result reconcile_read(struct store *store, struct provider_session *session,
+                         const char *const *crm_ids, size_t count,
+                         struct reconcile_effects *fx)
+{
+    const struct provider *provider = provider_by_name(session->conn->provider);
+
+    for (size_t start = 0; start < count; start += READ_BATCH) {
+        size_t n = count - start < READ_BATCH ? count - start : READ_BATCH;
+        struct crm_deal *deals = NULL;
+        size_t got = 0;
+        fs_result result =
+            provider->read_deals(session, crm_ids + start, n, &deals, &got);
+        if (fx->metrics)
+            metrics_add(fx->metrics, METRIC_READ_CALLS, session->conn->id, 1);
+        if (result != FS_OK)
+            return result;
+
+        result = store_begin(store);
+        for (size_t i = 0; result == FS_OK && i < got; i++) {
+            bool needs_read = false;
+            result = reconcile_deal(store, session->conn, &deals[i], true,
+                                    &needs_read, fx);
+        }
+        result = result == FS_OK ? store_commit(store) : result;
+        if (result != FS_OK)
+            store_rollback(store);
+        crm_deals_free(deals, got);
+        if (result != FS_OK)
+            return result;
+    }
+    return FS_OK;
+}
+
+struct conn_cache {
+    struct connection *conns;
+    size_t len;
+};
+
+static const struct connection *
+cached_connection(struct store *store, struct conn_cache *cache, int64_t id)
+{
+    for (size_t i = 0; i < cache->len; i++) {
+        if (cache->conns[i].id == id)
+            return &cache->conns[i];
+    }
+    struct connection c = {0};
+    if (store_connection_get(store, id, &c) != FS_OK)
+        return NULL;
+    cache->conns =
+        xrealloc(cache->conns, (cache->len + 1) * sizeof(*cache->conns));
+    cache->conns[cache->len] = c;
+    return &cache->conns[cache->len++];
+}
+
+static void conn_cache_clear(struct conn_cache *cache)
+{
+    for (size_t i = 0; i < cache->len; i++)
+        connection_clear(&cache->conns[i]);
+    free(cache->conns);
+    memset(cache, 0, sizeof(*cache));
+}
+
+/* Applies one batch of inbox events of possibly several connections.
+ * Returns how many events it took. */
+static size_t reconcile_batch(struct reconciler *rc, struct store *store,
+                              struct http_client *http,
+                              struct conn_cache *cache)
+{
+    struct inbox_event *events = NULL;
+    size_t n = 0;
+    struct reconcile_effects fx = {.live = app_live_stream(rc->app),
+                                   .metrics = app_metrics(rc->app)};
+
+    if (store_inbox_next(store, INBOX_BATCH, &events, &n) != FS_OK || n == 0)
+        return 0;
+
+    /* Reads are grouped per connection; most batches have one. */
+    struct id_list *to_read = xcalloc(n, sizeof(*to_read));
+    const struct connection **read_conn = xcalloc(n, sizeof(*read_conn));
+    size_t n_read = 0;
+
+    fs_result result = store_begin(store);
+    for (size_t i = 0; result == FS_OK && i < n; i++) {
+        const struct connection *conn =
+            cached_connection(store, cache, events[i].connection_id);
+        const struct provider *provider =
+            conn ? provider_by_name(conn->provider) : NULL;
+        struct crm_event ev = {0};
+
+        fs_result parsed =
+            provider ? provider->parse_event(conn, events[i].body, &ev)
+                     : FS_ERR_NOT_FOUND;
+        if (parsed != FS_OK) {
+            log_warn("event=inbox_event_unparsed id=%lld result=%s",
+                     (long long)events[i].id, fs_result_name(parsed));
+            result = store_inbox_mark(store, events[i].id, INBOX_FAILED,
+                                      fs_result_name(parsed));
+            continue;
+        }
+        size_t slot = 0;
+        while (slot < n_read && read_conn[slot] != conn)
+            slot++;
+        if (slot == n_read)
+            read_conn[n_read++] = conn;
+        if (ev.kind == CRM_EVENT_IGNORED) {
+            log_info("event=crm_event_ignored type=%s",
+                     ev.ignored_type ? ev.ignored_type : "-");
+            metrics_add(fx.metrics, METRIC_EVENTS_IGNORED, conn->id, 1);
+        }
+        result = apply_event(store, conn, &ev, &to_read[slot], &fx);
+        if (result == FS_OK)
+            result = store_inbox_mark(store, events[i].id, INBOX_DONE, NULL);
+        if (result == FS_OK)
+            metrics_add(fx.metrics, METRIC_EVENTS_APPLIED, conn->id, 1);
+        crm_event_clear(&ev);
+    }
+    if (result == FS_OK)
+        result = store_commit(store);
+    if (result != FS_OK) {
+        store_rollback(store);
+        log_error("event=reconcile_failed result=%s", fs_result_name(result));
+    }
+
+    for (size_t i = 0; i < n_read; i++) {
+        if (result == FS_OK && to_read[i].len > 0) {
+            struct provider_session session = {
+                .conn = read_conn[i],
+                .http = http,
+                .governor = app_governor(rc->app, read_conn[i]),
+                .timeout_ms = app_config(rc->app)->crm_timeout_ms,
+            };
+            fs_result r = reconcile_read(store, &session,
+                                         (const char *const *)to_read[i].ids,
+                                         to_read[i].len, &fx);
+            if (r != FS_OK)
+                log_warn("event=crm_read_failed connection=%lld result=%s "
+                         "deals=%zu",
+                         (long long)read_conn[i]->id, fs_result_name(r),
+                         to_read[i].len);
+        }
+        id_list_clear(&to_read[i]);
+    }
+    free(to_read);
+    free(read_conn);
+    store_inbox_events_free(events, n);
+    /* After a failed commit the events stay new and are retried on the
+     * next wake-up rather than in a tight loop. */
+    return result == FS_OK ? n : 0;
+}
+
+static void *reconciler_main(void *arg)
+{
+    struct reconciler *rc = arg;
+    struct store *store = app_store_acquire(rc->app);
+    struct http_client *http = http_client_new();
+    struct conn_cache cache = {0};
+
+    for (;;) {
+        pthread_mutex_lock(&rc->lock);
+        if (!rc->woken && !rc->stopping) {
+            struct timespec deadline;
+            clock_gettime(CLOCK_REALTIME, &deadline);
+            deadline.tv_sec += 1;
+            pthread_cond_timedwait(&rc->wake, &rc->lock, &deadline);
+        }
+        bool stopping = rc->stopping;
+        rc->woken = false;
+        pthread_mutex_unlock(&rc->lock);
+        if (stopping)
+            break;
+        if (!store)
+            store = app_store_acquire(rc->app);
+        while (store && reconcile_batch(rc, store, http, &cache) > 0)
+            ;
+        /* Connections may change settings; reload them each idle pass. */
+        conn_cache_clear(&cache);
+    }
+    conn_cache_clear(&cache);
+    http_client_free(http);
+    app_store_release(rc->app, store);
+    return NULL;
+}
+
+struct reconciler *reconciler_new(struct app *app)
+{
+    struct reconciler *rc = xcalloc(1, sizeof(*rc));
+    rc->app = app;
+    pthread_mutex_init(&rc->lock, NULL);
+    pthread_cond_init(&rc->wake, NULL);
+    pthread_create(&rc->thread, NULL, reconciler_main, rc);
+    return rc;
+}
+
+void reconciler_wake(struct reconciler *rc)
+{
+    pthread_mutex_lock(&rc->lock);
+    rc->woken = true;
+    pthread_cond_signal(&rc->wake);
+    pthread_mutex_unlock(&rc->lock);
+}
+
+void reconciler_free(struct reconciler *rc)
+{
+    if (!rc)
+        return;
+    pthread_mutex_lock(&rc->lock);
+    rc->stopping = true;
+    pthread_cond_signal(&rc->wake);
+    pthread_mutex_unlock(&rc->lock);
+    pthread_join(rc->thread, NULL);
+    pthread_cond_destroy(&rc->wake);
+    pthread_mutex_destroy(&rc->lock);
+    free(rc);
+}

@@ -1,0 +1,214 @@
+/* Users of an org and their API tokens; only a token's SHA-256 is kept. */
+#include "store/store.h"
+
+#include "base/alloc.h"
+#include "base/clock.h"
+#include "base/crypto.h"
+#include "store/internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define TOKEN_PREFIX "fs_"
+#define TOKEN_BYTES 32
+#define TOKEN_MAX_LEN 256
+
+#define USER_COLUMNS "id, org_id, name, email, role, crm_owner_id, revoked"
+
+const char *store_role_name(enum user_role role)
+{
+    return role == USER_ROLE_ADMIN ? "admin" : "rep";
+}
+
+fs_result store_role_parse(const char *name, enum user_role *out)
+{
+    if (name && strcmp(name, "admin") == 0) {
+        *out = USER_ROLE_ADMIN;
+        return FS_OK;
+    }
+    if (name && strcmp(name, "rep") == 0) {
+        *out = USER_ROLE_REP;
+        return FS_OK;
+    }
+    return FS_ERR_INVALID;
+}
+
+void user_clear(struct user *u)
+{
+    free(u->name);
+    free(u->email);
+    free(u->crm_owner_id);
+    memset(u, 0, sizeof(*u));
+}
+
+void store_users_free(struct user *users, size_t n)
+{
+    for (size_t i = 0; i < n && users; i++)
+        user_clear(&users[i]);
+    free(users);
+}
+
+static char *token_hash(const char *token)
+{
+    uint8_t digest[CRYPTO_SHA256_LEN];
+
+    crypto_sha256(token, strlen(token), digest);
+    return crypto_hex(digest, sizeof(digest));
+}
+
+static void read_user(sqlite3_stmt *st, struct user *u)
+{
+    u->id = sqlite3_column_int64(st, 0);
+    u->org_id = sqlite3_column_int64(st, 1);
+    u->name = store_column_text(st, 2);
+    u->email = store_column_text(st, 3);
+    const char *role = (const char *)sqlite3_column_text(st, 4);
+    u->role =
+        role && strcmp(role, "admin") == 0 ? USER_ROLE_ADMIN : USER_ROLE_REP;
+    u->crm_owner_id = store_column_text(st, 5);
+    u->revoked = sqlite3_column_int(st, 6) != 0;
+}
+
+fs_result store_user_add(struct store *s, int64_t org_id, const char *name,
+                         const char *email, enum user_role role,
+                         const char *crm_owner_id, int64_t *id_out,
+                         char **token_out)
+{
+    static const char sql[] =
+        "INSERT INTO users (org_id, name, email, role, token_hash, "
+        "crm_owner_id, revoked, created_at) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7)";
+    sqlite3_stmt *st = NULL;
+    char *random = NULL;
+    char *token = NULL;
+    char *hash = NULL;
+
+    *token_out = NULL;
+    if (!name || !*name)
+        return FS_ERR_INVALID;
+    fs_result r = store_prepare(s, sql, &st);
+    if (r != FS_OK)
+        return r;
+
+    random = crypto_random_hex(TOKEN_BYTES);
+    token = xasprintf(TOKEN_PREFIX "%s", random);
+    hash = token_hash(token);
+
+    sqlite3_bind_int64(st, 1, org_id);
+    store_bind_text(st, 2, name);
+    store_bind_text(st, 3, email);
+    store_bind_text(st, 4, store_role_name(role));
+    store_bind_text(st, 5, hash);
+    store_bind_text(st, 6, crm_owner_id);
+    sqlite3_bind_int64(st, 7, clock_now_ms());
+    r = store_step_done(st);
+    if (r != FS_OK)
+        goto out;
+    if (id_out)
+        *id_out = sqlite3_last_insert_rowid(s->db);
+    *token_out = token;
+    token = NULL;
+
+out:
+    free(random);
+    free(token);
+    free(hash);
+    return r;
+}
+
+fs_result store_user_by_token(struct store *s, const char *token,
+                              struct user *out)
+{
+    static const char sql[] =
+        "SELECT " USER_COLUMNS " FROM users WHERE token_hash = ?1 AND "
+        "revoked = 0";
+    sqlite3_stmt *st = NULL;
+
+    memset(out, 0, sizeof(*out));
+    if (!token || strlen(token) > TOKEN_MAX_LEN)
+        return FS_ERR_AUTH;
+    fs_result r = store_prepare(s, sql, &st);
+    if (r != FS_OK)
+        return r;
+
+    char *hash = token_hash(token);
+    store_bind_text(st, 1, hash);
+    free(hash);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        read_user(st, out);
+    else
+        r = rc == SQLITE_DONE ? FS_ERR_AUTH : store_map_rc(rc);
+    sqlite3_reset(st);
+    return r;
+}
+
+fs_result store_user_get(struct store *s, int64_t org_id, int64_t user_id,
+                         struct user *out)
+{
+    static const char sql[] =
+        "SELECT " USER_COLUMNS " FROM users WHERE id = ?1 AND org_id = ?2";
+    sqlite3_stmt *st = NULL;
+
+    memset(out, 0, sizeof(*out));
+    fs_result r = store_prepare(s, sql, &st);
+    if (r != FS_OK)
+        return r;
+    sqlite3_bind_int64(st, 1, user_id);
+    sqlite3_bind_int64(st, 2, org_id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        read_user(st, out);
+    else
+        r = rc == SQLITE_DONE ? FS_ERR_NOT_FOUND : store_map_rc(rc);
+    sqlite3_reset(st);
+    return r;
+}
+
+fs_result store_user_revoke(struct store *s, int64_t org_id, int64_t user_id)
+{
+    static const char sql[] =
+        "UPDATE users SET revoked = 1 WHERE id = ?1 AND org_id = ?2";
+    sqlite3_stmt *st = NULL;
+
+    fs_result r = store_prepare(s, sql, &st);
+    if (r != FS_OK)
+        return r;
+    sqlite3_bind_int64(st, 1, user_id);
+    sqlite3_bind_int64(st, 2, org_id);
+    r = store_step_done(st);
+    if (r == FS_OK && sqlite3_changes(s->db) == 0)
+        r = FS_ERR_NOT_FOUND;
+    return r;
+}
+
+fs_result store_users_list(struct store *s, int64_t org_id, struct user **out,
+                           size_t *n_out)
+{
+    static const char sql[] =
+        "SELECT " USER_COLUMNS " FROM users WHERE org_id = ?1 ORDER BY id";
+    sqlite3_stmt *st = NULL;
+    struct user *list = NULL;
+    size_t n = 0;
+    int rc;
+
+    *out = NULL;
+    *n_out = 0;
+    fs_result r = store_prepare(s, sql, &st);
+    if (r != FS_OK)
+        return r;
+    sqlite3_bind_int64(st, 1, org_id);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        list = xrealloc(list, (n + 1) * sizeof(*list));
+        memset(&list[n], 0, sizeof(list[n]));
+        read_user(st, &list[n++]);
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        store_users_free(list, n);
+        return store_map_rc(rc);
+    }
+    *out = list;
+    *n_out = n;
+    return FS_OK;
+}

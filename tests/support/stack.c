@@ -1,0 +1,713 @@
+/* Starting, wiring, calling and stopping the simulator and fieldsync for
+ * integration tests. Everything goes through the programs' real
+ * interfaces: the command line, the field API, /metrics and /_sim. */
+#include "stack.h"
+
+#include "http_test.h"
+#include "proc.h"
+#include "test_env.h"
+
+#include "base/alloc.h"
+#include "base/clock.h"
+#include "base/crypto.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define START_TIMEOUT_MS 30000
+#define STOP_TIMEOUT_MS 15000
+#define CLI_TIMEOUT_MS 30000
+#define IMPORT_TIMEOUT_MS 60000
+#define PAGE_LIMIT 1000
+
+static const char *const stages[] = {"Prospecting", "Engaging", "Won", "Lost"};
+
+static bool write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return false;
+    bool ok = fputs(text, f) >= 0;
+    return fclose(f) == 0 && ok;
+}
+
+/* A small pipeline in the real files' format: agents "Agent N Test", one
+ * deal a row, stages in turn, close dates only on closed deals. */
+static bool write_seed(const char *dir, int deals, int owners)
+{
+    char *teams = xstrdup("sales_agent,manager,regional_office\n");
+    char *pipeline = xstrdup("opportunity_id,sales_agent,product,account,"
+                             "deal_stage,engage_date,close_date,"
+                             "close_value\n");
+
+    for (int i = 0; i < owners; i++) {
+        char *next = xasprintf("%sAgent%d Test,Boss Test,Central\n", teams, i);
+        free(teams);
+        teams = next;
+    }
+    for (int i = 0; i < deals; i++) {
+        const char *stage = stages[i % 4];
+        bool closed = i % 4 >= 2;
+        char close[16] = "";
+        char value[16] = "";
+        if (closed) {
+            snprintf(close, sizeof(close), "2017-03-%02d", 1 + i % 28);
+            snprintf(value, sizeof(value), "%d", 100 + 37 * i);
+        }
+        char *next = xasprintf("%sT%07d,Agent%d Test,GTX Test,Account %d,%s,"
+                               "2016-11-%02d,%s,%s\n",
+                               pipeline, i, i % owners, i, stage, 1 + i % 28,
+                               close, value);
+        free(pipeline);
+        pipeline = next;
+    }
+
+    char *teams_path = xasprintf("%s/sales_teams.csv", dir);
+    char *pipeline_path = xasprintf("%s/sales_pipeline.csv", dir);
+    bool ok =
+        write_file(teams_path, teams) && write_file(pipeline_path, pipeline);
+    free(teams_path);
+    free(pipeline_path);
+    free(teams);
+    free(pipeline);
+    return ok;
+}
+
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char *text = NULL;
+    size_t len = 0;
+
+    if (!f)
+        return xstrdup("");
+    FILE *out = open_memstream(&text, &len);
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        fwrite(chunk, 1, n, out);
+    fclose(out);
+    fclose(f);
+    return text;
+}
+
+char *stack_cli(struct stack *s, int *code, const char *const *args)
+{
+    const char *bin = getenv("FS_BIN");
+    const char *argv[24];
+    size_t n = 0;
+    char *out_path = xasprintf("%s/cli.out", s->dir);
+
+    argv[n++] = bin ? bin : "fieldsync";
+    argv[n++] = "--db";
+    argv[n++] = s->db;
+    for (size_t i = 0; args[i] && n < 23; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+
+    unlink(out_path);
+    pid_t pid = proc_spawn(argv, NULL, out_path);
+    *code = pid > 0 ? proc_wait(pid, CLI_TIMEOUT_MS) : -1;
+    char *text = read_file(out_path);
+    free(out_path);
+    if (*code != 0)
+        fprintf(stderr, "stack: fieldsync %s exited %d: %s\n", args[0], *code,
+                text);
+    return text;
+}
+
+char *stack_user_add(struct stack *s, const char *org, const char *name,
+                     const char *role, const char *owner_id)
+{
+    const char *args[] = {"user",   "add",    "--org",
+                          org,      "--name", name,
+                          "--role", role,     owner_id ? "--owner-id" : NULL,
+                          owner_id, NULL};
+    int code;
+    char *out = stack_cli(s, &code, args);
+    char *token = NULL;
+    const char *at = strstr(out, "token: ");
+
+    if (code == 0 && at) {
+        at += strlen("token: ");
+        token = xstrndup(at, strcspn(at, "\r\n"));
+    }
+    free(out);
+    return token;
+}
+
+bool stack_connect(struct stack *s, const char *org, const char *portal_id,
+                   int rate_10s)
+{
+    char *rate = xasprintf("%d", rate_10s);
+    const char *args[] = {
+        "connect",    "hubspot",       "--org",           org,
+        "--token",    STACK_SIM_TOKEN, "--client-secret", STACK_SECRET,
+        "--app-id",   STACK_APP_ID,    "--portal-id",     portal_id,
+        "--base-url", s->sim_base,     "--rate-10s",      rate,
+        NULL};
+    int code;
+    free(stack_cli(s, &code, args));
+    free(rate);
+    return code == 0;
+}
+
+/* Spawns a program that writes its port to dir/name.port, logging to
+ * dir/name.log; returns the pid and the base URL, or -1. */
+static pid_t start_program(struct stack *s, const char *name, const char **argv,
+                           const char *port_file, char **base)
+{
+    char *log_path = xasprintf("%s/%s.log", s->dir, name);
+    pid_t pid = proc_spawn(argv, NULL, log_path);
+    int port =
+        pid > 0 ? proc_wait_port_file(port_file, pid, START_TIMEOUT_MS) : 0;
+
+    if (port == 0) {
+        char *log = read_file(log_path);
+        fprintf(stderr, "stack: %s did not start:\n%s\n", name, log);
+        free(log);
+        if (pid > 0)
+            proc_kill(pid);
+        pid = -1;
+    } else {
+        *base = xasprintf("http://127.0.0.1:%d", port);
+    }
+    free(log_path);
+    return pid;
+}
+
+static bool start_serve(struct stack *s, const struct stack_options *o)
+{
+    const char *bin = getenv("FS_BIN");
+    char *port_file = xasprintf("%s/serve.port", s->dir);
+    char *backstop = xasprintf("%" PRId64, o->backstop_ms > 0 ? o->backstop_ms
+                                                              : (int64_t)60000);
+    char *fail_after =
+        o->fail_after_ms > 0 ? xasprintf("%" PRId64, o->fail_after_ms) : NULL;
+    const char *argv[] = {bin,
+                          "--db",
+                          s->db,
+                          "serve",
+                          "--listen",
+                          "127.0.0.1:0",
+                          "--port-file",
+                          port_file,
+                          "--backstop-ms",
+                          backstop,
+                          fail_after ? "--fail-after-ms" : NULL,
+                          fail_after,
+                          NULL};
+
+    s->serve =
+        bin ? start_program(s, "serve", argv, port_file, &s->api_base) : -1;
+    free(fail_after);
+    free(backstop);
+    free(port_file);
+    return s->serve > 0;
+}
+
+static bool start_sim(struct stack *s, const struct stack_options *o,
+                      const char *data_dir)
+{
+    const char *bin = getenv("FS_SIM_BIN");
+    char *port_file = xasprintf("%s/sim.port", s->dir);
+    char *hook = xasprintf("%s/webhooks/hubspot", s->api_base);
+    char *rate =
+        xasprintf("%d", o->sim_rate_10s > 0 ? o->sim_rate_10s : 100000);
+    const char *argv[] = {bin,
+                          "hubspot",
+                          "--listen",
+                          "127.0.0.1:0",
+                          "--data",
+                          data_dir,
+                          "--webhook-url",
+                          hook,
+                          "--client-secret",
+                          STACK_SECRET,
+                          "--app-id",
+                          STACK_APP_ID,
+                          "--portal-id",
+                          STACK_PORTAL_ID,
+                          "--token",
+                          STACK_SIM_TOKEN,
+                          "--rate-10s",
+                          rate,
+                          "--search-per-s",
+                          "1000",
+                          "--port-file",
+                          port_file,
+                          NULL};
+
+    s->sim = bin ? start_program(s, "sim", argv, port_file, &s->sim_base) : -1;
+    free(rate);
+    free(hook);
+    free(port_file);
+    return s->sim > 0;
+}
+
+struct count_wait {
+    struct stack *s;
+    size_t want;
+};
+
+static bool all_imported(void *ctx)
+{
+    struct count_wait *w = ctx;
+    json_t *deals = stack_deals(w->s, false);
+    bool done = deals && json_array_size(deals) == w->want;
+    json_decref(deals);
+    return done;
+}
+
+/* Rows of the seed pipeline, not counting the header. */
+static size_t seed_rows(const char *data_dir)
+{
+    char *path = xasprintf("%s/sales_pipeline.csv", data_dir);
+    char *text = read_file(path);
+    size_t lines = 0;
+
+    for (const char *p = text; *p; p++)
+        lines += *p == '\n';
+    free(text);
+    free(path);
+    return lines > 0 ? lines - 1 : 0;
+}
+
+bool stack_start(struct stack *s, const struct stack_options *options)
+{
+    struct stack_options o = *options;
+    char *data_dir = NULL;
+    bool ok = false;
+    int code;
+
+    memset(s, 0, sizeof(*s));
+    s->sim = s->serve = -1;
+    s->dir = test_temp_dir();
+    s->db = xasprintf("%s/fieldsync.db", s->dir);
+    if (!o.data_dir) {
+        data_dir = xasprintf("%s/seed", s->dir);
+        if (mkdir(data_dir, 0700) != 0 ||
+            !write_seed(data_dir, o.deals > 0 ? o.deals : 24,
+                        o.owners > 0 ? o.owners : 3))
+            goto out;
+    } else {
+        data_dir = xstrdup(o.data_dir);
+    }
+    s->deals = seed_rows(data_dir);
+
+    const char *org_add[] = {"org", "add", STACK_ORG, NULL};
+    free(stack_cli(s, &code, org_add));
+    if (code != 0 || !start_serve(s, &o) || !start_sim(s, &o, data_dir))
+        goto out;
+    if (!stack_connect(s, STACK_ORG, STACK_PORTAL_ID,
+                       o.conn_rate_10s > 0 ? o.conn_rate_10s : 100000))
+        goto out;
+    s->admin = stack_user_add(s, STACK_ORG, "Ann Admin", "admin", NULL);
+    if (!s->admin)
+        goto out;
+
+    /* With the default backstop period the import is the command line's;
+     * with a short one it is serve's backstop, which imports a connection
+     * whose watermark is 0 on its first pass after the connection appears
+     * (running both would race two imports). */
+    if (o.backstop_ms == 0) {
+        const char *import[] = {"import", "--org", STACK_ORG, NULL};
+        free(stack_cli(s, &code, import));
+        if (code != 0)
+            goto out;
+    }
+    struct count_wait w = {s, s->deals};
+    ok = http_test_poll(all_imported, &w, IMPORT_TIMEOUT_MS);
+    if (!ok)
+        fprintf(stderr, "stack: the import did not bring all %zu deals\n",
+                s->deals);
+out:
+    free(data_dir);
+    if (!ok)
+        stack_stop(s);
+    return ok;
+}
+
+bool stack_stop(struct stack *s)
+{
+    bool clean = true;
+
+    /* Exit status 0 also means the sanitizers found nothing at exit. */
+    if (s->serve > 0 && proc_stop(s->serve, STOP_TIMEOUT_MS) != 0) {
+        fprintf(stderr, "stack: fieldsync serve did not exit cleanly\n");
+        clean = false;
+    }
+    if (s->sim > 0 && proc_stop(s->sim, STOP_TIMEOUT_MS) != 0) {
+        fprintf(stderr, "stack: crmsim did not exit cleanly\n");
+        clean = false;
+    }
+    if (!clean) {
+        char *serve_log = xasprintf("%s/serve.log", s->dir);
+        char *sim_log = xasprintf("%s/sim.log", s->dir);
+        char *a = read_file(serve_log);
+        char *b = read_file(sim_log);
+        fprintf(stderr, "--- serve log ---\n%s\n--- sim log ---\n%s\n", a, b);
+        free(a);
+        free(b);
+        free(serve_log);
+        free(sim_log);
+    }
+    if (s->dir) {
+        char *cmd = xasprintf("rm -rf '%s'", s->dir);
+        if (system(cmd) != 0)
+            clean = false;
+        free(cmd);
+    }
+    free(s->dir);
+    free(s->db);
+    free(s->sim_base);
+    free(s->api_base);
+    free(s->admin);
+    memset(s, 0, sizeof(*s));
+    s->sim = s->serve = -1;
+    return clean;
+}
+
+/* Sends body_text as it is (it need not be valid JSON) and parses the
+ * answer. */
+static json_t *call(const char *base, const char *token, const char *method,
+                    const char *path, const char *body_text, long *status)
+{
+    char *auth = token ? xasprintf("Authorization: Bearer %s", token) : NULL;
+    const char *headers[] = {"Content-Type: application/json", auth, NULL};
+    char *url = xasprintf("%s%s", base, path);
+    struct http_test_response resp;
+
+    http_test_request(method, url, headers, body_text, &resp);
+    json_t *out = json_incref(resp.json);
+    *status = resp.status;
+    http_test_response_free(&resp);
+    free(url);
+    free(auth);
+    return out;
+}
+
+json_t *stack_api(struct stack *s, const char *token, const char *method,
+                  const char *path, const char *body, long *status)
+{
+    return call(s->api_base, token, method, path, body, status);
+}
+
+json_t *stack_deal(struct stack *s, const char *id)
+{
+    long status;
+    char *path = xasprintf("/api/v1/deals/%s", id);
+    json_t *deal = stack_api(s, s->admin, "GET", path, NULL, &status);
+
+    free(path);
+    if (status != 200) {
+        json_decref(deal);
+        return NULL;
+    }
+    return deal;
+}
+
+json_t *stack_deals(struct stack *s, bool include_deleted)
+{
+    json_t *all = json_array();
+    char *cursor = NULL;
+
+    for (;;) {
+        long status;
+        char *path = xasprintf("/api/v1/deals?limit=%d%s%s%s", PAGE_LIMIT,
+                               include_deleted ? "&include_deleted=true" : "",
+                               cursor ? "&cursor=" : "", cursor ? cursor : "");
+        json_t *page = stack_api(s, s->admin, "GET", path, NULL, &status);
+        free(path);
+        free(cursor);
+        cursor = NULL;
+        if (status != 200) {
+            json_decref(page);
+            json_decref(all);
+            return NULL;
+        }
+        json_array_extend(all, json_object_get(page, "deals"));
+        const char *next =
+            json_string_value(json_object_get(page, "next_cursor"));
+        cursor = next ? xstrdup(next) : NULL;
+        json_decref(page);
+        if (!cursor)
+            return all;
+    }
+}
+
+json_t *stack_deal_by_crm_id(struct stack *s, const char *crm_id)
+{
+    json_t *deals = stack_deals(s, true);
+    json_t *found = NULL;
+    size_t i;
+    json_t *d;
+
+    json_array_foreach(deals, i, d)
+    {
+        const char *id = json_string_value(json_object_get(d, "crm_id"));
+        if (id && strcmp(id, crm_id) == 0)
+            found = json_incref(d);
+    }
+    json_decref(deals);
+    return found;
+}
+
+char *stack_record_id(struct stack *s, const char *crm_id)
+{
+    json_t *deal = stack_deal_by_crm_id(s, crm_id);
+    const char *id = stack_text(deal, "id");
+    char *copy = id ? xstrdup(id) : NULL;
+
+    json_decref(deal);
+    return copy;
+}
+
+json_t *stack_patch(struct stack *s, const char *token, const char *id,
+                    const char *body, long *status)
+{
+    char *path = xasprintf("/api/v1/deals/%s", id);
+    json_t *r = stack_api(s, token, "PATCH", path, body, status);
+
+    free(path);
+    return r;
+}
+
+struct state_wait {
+    struct stack *s;
+    const char *id;
+    const char *state;
+};
+
+static bool state_is(void *ctx)
+{
+    struct state_wait *w = ctx;
+    json_t *deal = stack_deal(w->s, w->id);
+    const char *state = stack_text(json_object_get(deal, "sync"), "state");
+    bool match = state && strcmp(state, w->state) == 0;
+
+    json_decref(deal);
+    return match;
+}
+
+bool stack_wait_state(struct stack *s, const char *id, const char *state)
+{
+    struct state_wait w = {s, id, state};
+    return http_test_poll(state_is, &w, STACK_WAIT_MS);
+}
+
+const char *stack_text(const json_t *obj, const char *key)
+{
+    return json_string_value(json_object_get(obj, key));
+}
+
+json_t *stack_sim(struct stack *s, const char *method, const char *path,
+                  const char *body, long *status)
+{
+    return call(s->sim_base, NULL, method, path, body, status);
+}
+
+bool stack_faults(struct stack *s, const char *faults)
+{
+    long status;
+    json_decref(stack_sim(s, "POST", "/_sim/faults", faults, &status));
+    return status == 200;
+}
+
+int64_t stack_sim_stat(struct stack *s, const char *name, const char *kind)
+{
+    long status;
+    json_t *stats = stack_sim(s, "GET", "/_sim/stats", NULL, &status);
+    json_t *v = kind ? json_object_get(json_object_get(stats, name), kind)
+                     : json_object_get(stats, name);
+    int64_t n =
+        status == 200 && json_is_integer(v) ? json_integer_value(v) : -1;
+    json_decref(stats);
+    return n;
+}
+
+json_t *stack_sim_deal(struct stack *s, const char *crm_id)
+{
+    long status;
+    char *path = xasprintf("/_sim/deals/%s", crm_id);
+    json_t *deal = stack_sim(s, "GET", path, NULL, &status);
+
+    free(path);
+    if (status != 200) {
+        json_decref(deal);
+        return NULL;
+    }
+    return deal;
+}
+
+/* A property as the field API shows it: "" is no value, and dates (ISO
+ * in REST) are their UTC day. */
+static json_t *field_value(const json_t *props, const char *property, bool date)
+{
+    const char *v = json_string_value(json_object_get(props, property));
+    if (!v || !*v)
+        return json_null();
+    return date ? json_stringn(v, strnlen(v, 10)) : json_string(v);
+}
+
+json_t *stack_sim_fields(const json_t *sim_deal)
+{
+    static const struct {
+        const char *field;
+        const char *property;
+        bool date;
+    } map[] = {
+        {"name", "dealname", false},
+        {"stage", "dealstage", false},
+        {"amount", "amount", false},
+        {"close_date", "closedate", true},
+        {"owner", "hubspot_owner_id", false},
+        {"account", "account_name", false},
+        {"product", "product_name", false},
+        {"engage_date", "engage_date", true},
+    };
+    json_t *props = json_object_get(sim_deal, "properties");
+    json_t *out = json_object();
+
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+        json_object_set_new(out, map[i].field,
+                            field_value(props, map[i].property, map[i].date));
+    return out;
+}
+
+long stack_webhook(struct stack *s, const char *body, const char *secret,
+                   int64_t timestamp_ms)
+{
+    char *url = xasprintf("%s/webhooks/hubspot", s->api_base);
+    char *ts = xasprintf("%" PRId64, timestamp_ms);
+    char *message = xasprintf("POST%s%s%s", url, body, ts);
+    uint8_t mac[CRYPTO_SHA256_LEN];
+    struct http_test_response resp;
+
+    crypto_hmac_sha256(secret, strlen(secret), message, strlen(message), mac);
+    char *sig = crypto_base64(mac, sizeof(mac));
+    char *sig_header = xasprintf("X-HubSpot-Signature-v3: %s", sig);
+    char *ts_header = xasprintf("X-HubSpot-Request-Timestamp: %s", ts);
+    const char *headers[] = {"Content-Type: application/json", sig_header,
+                             ts_header, NULL};
+    http_test_request("POST", url, headers, body, &resp);
+    long status = resp.status;
+
+    http_test_response_free(&resp);
+    free(ts_header);
+    free(sig_header);
+    free(sig);
+    free(message);
+    free(ts);
+    free(url);
+    return status;
+}
+
+int64_t stack_metric(struct stack *s, const char *name)
+{
+    struct http_test_response resp;
+    char *url = xasprintf("%s/metrics", s->api_base);
+    size_t len = strlen(name);
+    int64_t sum = 0;
+
+    bool ok =
+        http_test_request("GET", url, NULL, NULL, &resp) && resp.status == 200;
+    free(url);
+    for (const char *line = resp.body; ok && line && *line;) {
+        if (strncmp(line, name, len) == 0 &&
+            (line[len] == '{' || line[len] == ' ')) {
+            const char *value = strchr(line + len, ' ');
+            if (value)
+                sum += strtoll(value + 1, NULL, 10);
+        }
+        line = strchr(line, '\n');
+        line = line ? line + 1 : NULL;
+    }
+    http_test_response_free(&resp);
+    return ok ? sum : -1;
+}
+
+static bool settled(void *ctx)
+{
+    struct stack *s = ctx;
+    long status;
+    json_t *idle = stack_sim(s, "GET", "/_sim/idle", NULL, &status);
+    bool sim_idle =
+        status == 200 && json_is_true(json_object_get(idle, "idle"));
+
+    json_decref(idle);
+    return sim_idle && stack_metric(s, "fieldsync_inbox_depth") == 0;
+}
+
+bool stack_settled(struct stack *s, int64_t timeout_ms)
+{
+    return http_test_poll(settled, s, timeout_ms);
+}
+
+struct field_wait {
+    struct stack *s;
+    const char *id;
+    const char *field;
+    const char *value;
+    bool sim;
+};
+
+static bool field_has(void *ctx)
+{
+    struct field_wait *w = ctx;
+    json_t *deal = NULL;
+    json_t *fields = NULL;
+    json_t *v;
+
+    if (w->sim) {
+        deal = stack_sim_deal(w->s, w->id);
+        fields = deal ? stack_sim_fields(deal) : NULL;
+        v = json_object_get(fields, w->field);
+    } else {
+        deal = stack_deal(w->s, w->id);
+        v = json_object_get(deal, w->field);
+    }
+    bool match =
+        v && (w->value ? json_is_string(v) &&
+                             strcmp(json_string_value(v), w->value) == 0
+                       : json_is_null(v));
+    json_decref(fields);
+    json_decref(deal);
+    return match;
+}
+
+bool stack_wait_field(struct stack *s, const char *id, const char *field,
+                      const char *value)
+{
+    struct field_wait w = {s, id, field, value, false};
+    return http_test_poll(field_has, &w, STACK_WAIT_MS);
+}
+
+bool stack_wait_sim(struct stack *s, const char *crm_id, const char *field,
+                    const char *value)
+{
+    struct field_wait w = {s, crm_id, field, value, true};
+    return http_test_poll(field_has, &w, STACK_WAIT_MS);
+}
+
+bool stack_holds(bool (*cond)(void *ctx), void *ctx, int64_t ms)
+{
+    int64_t end = clock_mono_ms() + ms;
+
+    do {
+        if (!cond(ctx))
+            return false;
+        clock_sleep_ms(10);
+    } while (clock_mono_ms() < end);
+    return cond(ctx);
+}
+
+void stack_wait_past(int64_t t)
+{
+    while (clock_now_ms() <= t)
+        clock_sleep_ms(1);
+}

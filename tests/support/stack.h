@@ -1,0 +1,145 @@
+/* The whole system on loopback for integration tests: the HubSpot
+ * simulator and `fieldsync serve` on a fresh database in a temporary
+ * folder, wired together through the real command line (org add, connect
+ * hubspot, user add), with helpers to call each side and to tear it all
+ * down. */
+#ifndef FIELDSYNC_TESTS_STACK_H
+#define FIELDSYNC_TESTS_STACK_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define STACK_ORG "acme"
+#define STACK_SECRET "stack-client-secret"
+#define STACK_SIM_TOKEN "pat-stack-token"
+#define STACK_APP_ID "424242"
+#define STACK_PORTAL_ID "9001"
+/* How long a change may take to cross between the two sides. */
+#define STACK_WAIT_MS 15000
+
+struct stack_options {
+    const char *data_dir;  /* seed CSVs; NULL: generate `deals` rows */
+    int deals;             /* rows to generate (default 24) */
+    int owners;            /* sales agents to generate (default 3) */
+    int sim_rate_10s;      /* simulator's budget (default 100000) */
+    int conn_rate_10s;     /* the connection's budget (default 100000) */
+    int64_t backstop_ms;   /* serve --backstop-ms; 0: 60000, and the
+                              import runs as `fieldsync import` instead of
+                              in serve's first backstop pass */
+    int64_t fail_after_ms; /* serve --fail-after-ms (default: serve's) */
+};
+
+struct stack {
+    char *dir;
+    char *db;
+    pid_t sim;
+    pid_t serve;
+    char *sim_base; /* http://127.0.0.1:PORT of the simulator */
+    char *api_base; /* http://127.0.0.1:PORT of fieldsync */
+    char *admin;    /* an admin's API token in STACK_ORG */
+    size_t deals;   /* deals the simulator was seeded with */
+};
+
+/* Starts both programs, connects STACK_ORG to the simulator, adds an
+ * admin and waits until every deal has been imported.
+ * Returns false (after stopping what it started) on any failure. */
+bool stack_start(struct stack *s, const struct stack_options *options);
+
+/* Stops both programs and removes the folder. Returns false when either
+ * program did not exit cleanly (a sanitizer report makes exit non-zero). */
+bool stack_stop(struct stack *s);
+
+/* Runs `fieldsync --db DB args...` (args NULL-terminated) to completion.
+ * Returns its output (stdout and stderr; the caller frees) and puts the
+ * exit code in *code. */
+char *stack_cli(struct stack *s, int *code, const char *const *args);
+
+/* `fieldsync user add` in org; returns the printed token (caller frees) or
+ * NULL. owner_id may be NULL. */
+char *stack_user_add(struct stack *s, const char *org, const char *name,
+                     const char *role, const char *owner_id);
+
+/* Connects org to the simulator with the given portal id through the
+ * command line; true on success. */
+bool stack_connect(struct stack *s, const char *org, const char *portal_id,
+                   int rate_10s);
+
+/* A field API call with the token (NULL: none); body is sent as it is
+ * (JSON text, or anything for error cases) or NULL.
+ * Returns the parsed answer (caller decrefs) and the status in *status. */
+json_t *stack_api(struct stack *s, const char *token, const char *method,
+                  const char *path, const char *body, long *status);
+
+/* GET /api/v1/deals/{id} as the admin; NULL unless 200. */
+json_t *stack_deal(struct stack *s, const char *id);
+
+/* Every deal of STACK_ORG through the paged list, as the admin (with the
+ * tombstones when include_deleted); NULL on an error. */
+json_t *stack_deals(struct stack *s, bool include_deleted);
+
+/* The admin's view of the deal with that CRM id, or NULL. */
+json_t *stack_deal_by_crm_id(struct stack *s, const char *crm_id);
+
+/* Our record id of the deal with that CRM id (caller frees), or NULL. */
+char *stack_record_id(struct stack *s, const char *crm_id);
+
+/* PATCH /api/v1/deals/{id} with the token and JSON body text. */
+json_t *stack_patch(struct stack *s, const char *token, const char *id,
+                    const char *body, long *status);
+
+/* Polls until the deal's sync state (GET /api/v1/deals/{id}) is state. */
+bool stack_wait_state(struct stack *s, const char *id, const char *state);
+
+/* A string member of a JSON object, or NULL. */
+const char *stack_text(const json_t *obj, const char *key);
+
+/* A simulator control call (/_sim/...); body is JSON text or NULL. */
+json_t *stack_sim(struct stack *s, const char *method, const char *path,
+                  const char *body, long *status);
+
+/* Sets simulator faults (a JSON object as for POST /_sim/faults); true
+ * when the simulator took them. */
+bool stack_faults(struct stack *s, const char *faults);
+
+/* One number of GET /_sim/stats, e.g. "api_calls" or, with kind set, a
+ * count of api_calls_by_kind; -1 on an error. */
+int64_t stack_sim_stat(struct stack *s, const char *name, const char *kind);
+
+/* The simulator's deal (control view: id, properties, archived), or NULL. */
+json_t *stack_sim_deal(struct stack *s, const char *crm_id);
+
+/* A simulator deal's properties mapped to field API names and canonical
+ * values: {"name":..,"stage":..,...}; the caller decrefs. */
+json_t *stack_sim_fields(const json_t *sim_deal);
+
+/* POSTs a HubSpot webhook delivery to fieldsync, signed (v3) with secret
+ * at the given request time; returns the HTTP status (0: no answer). */
+long stack_webhook(struct stack *s, const char *body, const char *secret,
+                   int64_t timestamp_ms);
+
+/* The sum of a /metrics counter or gauge over its label sets; -1 when
+ * /metrics did not answer. */
+int64_t stack_metric(struct stack *s, const char *name);
+
+/* Waits until the simulator has no webhook queued or in flight and every
+ * inbox event has been applied (inbox depth 0). */
+bool stack_settled(struct stack *s, int64_t timeout_ms);
+
+/* Polls until the deal's field (API name) has the value in fieldsync
+ * (id: our record id) or, for stack_wait_sim, in the simulator (crm_id). */
+bool stack_wait_field(struct stack *s, const char *id, const char *field,
+                      const char *value);
+bool stack_wait_sim(struct stack *s, const char *crm_id, const char *field,
+                    const char *value);
+
+/* Polls cond for the whole of ms and returns false as soon as it fails:
+ * for things that must stay true (nothing re-pushed, nothing stored). */
+bool stack_holds(bool (*cond)(void *ctx), void *ctx, int64_t ms);
+
+/* Waits until the wall clock has passed t (epoch ms), so the next write
+ * is strictly later than one made at t. */
+void stack_wait_past(int64_t t);
+
+#endif

@@ -1,0 +1,389 @@
+/* Unit tests of the merge rules, one test per rule of docs/DECISIONS.md. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "model/merge.h"
+
+#include <string.h>
+
+static enum merge_outcome crm(struct field_state *f, const char *value,
+                              int64_t time, bool from_us)
+{
+    struct crm_change change = {
+        .value = value, .time = time, .from_us = from_us};
+    return merge_crm_change(f, &change);
+}
+
+static void assert_value(const char *expected, const char *actual)
+{
+    if (!expected)
+        assert_null(actual);
+    else
+        assert_string_equal(expected, actual);
+}
+
+static bool states_equal(const struct field_state *a,
+                         const struct field_state *b)
+{
+    return merge_value_equal(a->value, b->value) && a->time == b->time &&
+           a->origin == b->origin &&
+           merge_value_equal(a->crm_value, b->crm_value) &&
+           a->crm_time == b->crm_time &&
+           merge_value_equal(a->pushed_value, b->pushed_value) &&
+           a->has_pushed == b->has_pushed;
+}
+
+static void test_stale_crm_change_dropped(void **state)
+{
+    struct field_state f = {0};
+
+    assert_int_equal(crm(&f, "A", 100, false), MERGE_TAKEN);
+    assert_int_equal(crm(&f, "B", 50, false), MERGE_STALE);
+    assert_value("A", f.value);
+    assert_value("A", f.crm_value);
+    assert_int_equal(f.crm_time, 100);
+    assert_int_equal(f.time, 100);
+    field_state_clear(&f);
+}
+
+static void test_newer_crm_change_wins(void **state)
+{
+    struct field_state f = {0};
+
+    assert_int_equal(merge_local_edit(&f, "X", 100, 0), EDIT_APPLIED);
+    assert_true(merge_field_pending(&f));
+    assert_int_equal(crm(&f, "B", 200, false), MERGE_TAKEN);
+    assert_value("B", f.value);
+    assert_int_equal(f.origin, ORIGIN_CRM);
+    assert_int_equal(f.time, 200);
+    assert_false(merge_field_pending(&f));
+    field_state_clear(&f);
+}
+
+static void test_newer_local_edit_survives(void **state)
+{
+    struct field_state f = {0};
+
+    assert_int_equal(crm(&f, "A", 100, false), MERGE_TAKEN);
+    assert_int_equal(merge_local_edit(&f, "X", 200, 0), EDIT_APPLIED);
+    assert_int_equal(crm(&f, "B", 150, false), MERGE_LOCAL_KEPT);
+    assert_value("X", f.value);
+    assert_int_equal(f.origin, ORIGIN_LOCAL);
+    assert_value("B", f.crm_value);
+    assert_int_equal(f.crm_time, 150);
+    assert_true(merge_field_pending(&f));
+    field_state_clear(&f);
+}
+
+static void test_tie_crm_beats_local(void **state)
+{
+    struct field_state f = {0};
+
+    assert_int_equal(merge_local_edit(&f, "X", 100, 0), EDIT_APPLIED);
+    assert_int_equal(f.time, 100);
+    assert_int_equal(crm(&f, "B", 100, false), MERGE_TAKEN);
+    assert_value("B", f.value);
+    assert_int_equal(f.origin, ORIGIN_CRM);
+    field_state_clear(&f);
+
+    /* The other order: an offline edit at the CRM's time loses too. */
+    assert_int_equal(crm(&f, "B", 100, false), MERGE_TAKEN);
+    assert_int_equal(merge_local_edit(&f, "X", 500, 100), EDIT_SUPERSEDED);
+    assert_value("B", f.value);
+    field_state_clear(&f);
+}
+
+static void test_tie_greater_crm_value_wins(void **state)
+{
+    struct field_state a = {0};
+    struct field_state b = {0};
+
+    assert_int_equal(crm(&a, "apple", 100, false), MERGE_TAKEN);
+    assert_int_equal(crm(&a, "banana", 100, false), MERGE_TAKEN);
+    assert_int_equal(crm(&b, "banana", 100, false), MERGE_TAKEN);
+    assert_int_equal(crm(&b, "apple", 100, false), MERGE_STALE);
+    assert_value("banana", a.value);
+    assert_true(states_equal(&a, &b));
+
+    /* NULL (cleared) sorts lowest. */
+    assert_int_equal(crm(&b, NULL, 100, false), MERGE_STALE);
+    assert_value("banana", b.crm_value);
+    field_state_clear(&a);
+    field_state_clear(&b);
+}
+
+static void test_same_event_twice_changes_nothing(void **state)
+{
+    struct field_state f = {0};
+    struct field_state before = {0};
+
+    assert_int_equal(merge_local_edit(&f, "X", 300, 0), EDIT_APPLIED);
+    assert_int_equal(crm(&f, "A", 100, false), MERGE_LOCAL_KEPT);
+    field_state_copy(&before, &f);
+    assert_int_equal(crm(&f, "A", 100, false), MERGE_SAME);
+    assert_true(states_equal(&before, &f));
+    field_state_clear(&f);
+    field_state_clear(&before);
+
+    assert_int_equal(crm(&f, "A", 100, false), MERGE_TAKEN);
+    field_state_copy(&before, &f);
+    assert_int_equal(crm(&f, "A", 100, false), MERGE_SAME);
+    assert_true(states_equal(&before, &f));
+    field_state_clear(&f);
+    field_state_clear(&before);
+}
+
+/* One step of a permutation: a CRM change, or (time -1) the local edit. */
+struct step {
+    const char *value;
+    int64_t time;
+    int64_t client_time;
+};
+
+static void apply_step(struct field_state *f, const struct step *s)
+{
+    if (s->client_time > 0)
+        merge_local_edit(f, s->value, 1000000, s->client_time);
+    else
+        crm(f, s->value, s->time, false);
+}
+
+/* Applies steps in every order (Heap's algorithm) and checks each end state
+ * against the first. */
+static void check_all_orders(const struct step *steps, size_t n,
+                             struct field_state *expected)
+{
+    size_t order[8];
+    size_t c[8] = {0};
+    size_t runs = 0;
+
+    for (size_t i = 0; i < n; i++)
+        order[i] = i;
+    for (size_t i = 0; i < n; i++)
+        apply_step(expected, &steps[order[i]]);
+    runs++;
+
+    size_t i = 0;
+    while (i < n) {
+        if (c[i] < i) {
+            size_t j = i % 2 == 0 ? 0 : c[i];
+            size_t tmp = order[j];
+            order[j] = order[i];
+            order[i] = tmp;
+
+            struct field_state f = {0};
+            for (size_t k = 0; k < n; k++)
+                apply_step(&f, &steps[order[k]]);
+            assert_true(states_equal(&f, expected));
+            field_state_clear(&f);
+            runs++;
+            c[i]++;
+            i = 0;
+        } else {
+            c[i] = 0;
+            i++;
+        }
+    }
+    assert_int_equal(runs, 720);
+}
+
+static void test_order_insensitive_local_wins(void **state)
+{
+    const struct step steps[] = {
+        {"A", 100, 0}, {"B", 200, 0},  {"C", 200, 0},
+        {"D", 150, 0}, {NULL, 180, 0}, {"L", 0, 250},
+    };
+    struct field_state f = {0};
+
+    check_all_orders(steps, 6, &f);
+    assert_value("L", f.value);
+    assert_int_equal(f.time, 250);
+    assert_value("C", f.crm_value);
+    assert_int_equal(f.crm_time, 200);
+    assert_true(merge_field_pending(&f));
+    field_state_clear(&f);
+}
+
+static void test_order_insensitive_crm_wins(void **state)
+{
+    const struct step steps[] = {
+        {"A", 100, 0}, {"B", 300, 0}, {"C", 300, 0},
+        {"D", 150, 0}, {"E", 250, 0}, {"L", 0, 300},
+    };
+    struct field_state f = {0};
+
+    check_all_orders(steps, 6, &f);
+    assert_value("C", f.value);
+    assert_int_equal(f.time, 300);
+    assert_int_equal(f.origin, ORIGIN_CRM);
+    assert_false(merge_field_pending(&f));
+    field_state_clear(&f);
+}
+
+static void test_echo_does_not_undo_second_edit(void **state)
+{
+    struct field_state f = {0};
+
+    /* Push 1 carries A; B is edited before its echo comes back, and the
+     * CRM stamps the echo later than B. */
+    assert_int_equal(merge_local_edit(&f, "A", 100, 0), EDIT_APPLIED);
+    merge_mark_pushed(&f, "A");
+    assert_int_equal(merge_local_edit(&f, "B", 110, 0), EDIT_APPLIED);
+    assert_int_equal(crm(&f, "A", 120, false), MERGE_ECHO);
+    assert_value("B", f.value);
+    assert_int_equal(f.time, 110);
+    assert_int_equal(f.origin, ORIGIN_LOCAL);
+    assert_value("A", f.crm_value);
+    assert_int_equal(f.crm_time, 120);
+    assert_true(merge_field_pending(&f));
+
+    /* Push 2 sent B; a late copy of echo 1, attributed to us, still only
+     * moves nothing local. */
+    merge_mark_pushed(&f, "B");
+    assert_int_equal(crm(&f, "A", 125, true), MERGE_ECHO);
+    assert_value("B", f.value);
+    assert_true(merge_field_pending(&f));
+
+    /* Echo 2 arrives: the CRM has B, nothing is pending any more. */
+    assert_int_equal(crm(&f, "B", 130, true), MERGE_ECHO);
+    assert_value("B", f.value);
+    assert_false(merge_field_pending(&f));
+    field_state_clear(&f);
+}
+
+static void test_echo_recognised_by_value(void **state)
+{
+    struct field_state f = {0};
+
+    assert_int_equal(crm(&f, "old", 50, false), MERGE_TAKEN);
+    assert_int_equal(merge_local_edit(&f, "A", 100, 0), EDIT_APPLIED);
+    merge_mark_pushed(&f, "A");
+    assert_true(f.has_pushed);
+    assert_value("A", f.pushed_value);
+    assert_int_equal(crm(&f, "A", 150, false), MERGE_ECHO);
+    assert_value("A", f.value);
+    assert_int_equal(f.origin, ORIGIN_LOCAL);
+    assert_int_equal(f.time, 100);
+    assert_value("A", f.crm_value);
+    assert_int_equal(f.crm_time, 150);
+    assert_false(merge_field_pending(&f));
+
+    /* A different value from someone else in the CRM is no echo. */
+    assert_int_equal(crm(&f, "Z", 160, false), MERGE_TAKEN);
+    assert_value("Z", f.value);
+    field_state_clear(&f);
+}
+
+/* Once the CRM's own value was taken, a change back to a value we pushed
+ * earlier is somebody's edit: taking it keeps both sides equal. */
+static void test_echo_without_local_write_is_taken(void **state)
+{
+    struct field_state f = {0};
+
+    assert_int_equal(merge_local_edit(&f, "A", 100, 0), EDIT_APPLIED);
+    merge_mark_pushed(&f, "A");
+    assert_int_equal(crm(&f, "A", 110, true), MERGE_ECHO);
+    assert_int_equal(crm(&f, "Y", 120, false), MERGE_TAKEN);
+    assert_false(f.has_pushed);
+    assert_int_equal(crm(&f, "A", 130, false), MERGE_TAKEN);
+    assert_value("A", f.value);
+    assert_int_equal(f.origin, ORIGIN_CRM);
+
+    /* Even a change attributed to us is taken when nothing local waits. */
+    assert_int_equal(crm(&f, "B", 140, true), MERGE_TAKEN);
+    assert_value("B", f.value);
+    assert_value("B", f.crm_value);
+    assert_false(merge_field_pending(&f));
+    field_state_clear(&f);
+}
+
+static void test_offline_edit_clamped_or_superseded(void **state)
+{
+    struct field_state f = {0};
+
+    assert_int_equal(crm(&f, "A", 100, false), MERGE_TAKEN);
+    assert_int_equal(merge_local_edit(&f, "X", 200, 50), EDIT_SUPERSEDED);
+    assert_int_equal(merge_local_edit(&f, "X", 200, 100), EDIT_SUPERSEDED);
+    assert_value("A", f.value);
+
+    /* A client clock ahead of ours is clamped to now. */
+    assert_int_equal(merge_local_edit(&f, "X", 200, 900), EDIT_APPLIED);
+    assert_int_equal(f.time, 200);
+    assert_value("X", f.value);
+
+    /* An edit within the field's time is ordered after it. */
+    assert_int_equal(merge_local_edit(&f, "Y", 150, 0), EDIT_APPLIED);
+    assert_int_equal(f.time, 201);
+
+    /* The same value again changes nothing, not even the time. */
+    assert_int_equal(merge_local_edit(&f, "Y", 300, 0), EDIT_UNCHANGED);
+    assert_int_equal(f.time, 201);
+    field_state_clear(&f);
+}
+
+static void test_pending_derivation(void **state)
+{
+    struct field_state f = {0};
+
+    assert_false(merge_field_pending(&f));
+    assert_int_equal(crm(&f, "A", 100, false), MERGE_TAKEN);
+    assert_false(merge_field_pending(&f));
+
+    /* Clearing a field locally is pending: NULL differs from "A". */
+    assert_int_equal(merge_local_edit(&f, NULL, 200, 0), EDIT_APPLIED);
+    assert_null(f.value);
+    assert_true(merge_field_pending(&f));
+
+    /* The CRM cleared it too (older than our edit): nothing to push. */
+    assert_int_equal(crm(&f, NULL, 150, false), MERGE_LOCAL_KEPT);
+    assert_false(merge_field_pending(&f));
+
+    /* Local value equal to the CRM value is not pending. */
+    assert_int_equal(merge_local_edit(&f, "B", 300, 0), EDIT_APPLIED);
+    assert_true(merge_field_pending(&f));
+    assert_int_equal(crm(&f, "B", 250, false), MERGE_LOCAL_KEPT);
+    assert_false(merge_field_pending(&f));
+    field_state_clear(&f);
+}
+
+static void test_copy_is_deep(void **state)
+{
+    struct field_state a = {0};
+    struct field_state b = {0};
+
+    assert_int_equal(merge_local_edit(&a, "A", 100, 0), EDIT_APPLIED);
+    merge_mark_pushed(&a, "A");
+    crm(&a, "C", 50, false);
+    field_state_copy(&b, &a);
+    assert_true(states_equal(&a, &b));
+    assert_ptr_not_equal(a.value, b.value);
+    field_state_clear(&a);
+    assert_value("A", b.value);
+    assert_value("C", b.crm_value);
+    field_state_clear(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_stale_crm_change_dropped),
+        cmocka_unit_test(test_newer_crm_change_wins),
+        cmocka_unit_test(test_newer_local_edit_survives),
+        cmocka_unit_test(test_tie_crm_beats_local),
+        cmocka_unit_test(test_tie_greater_crm_value_wins),
+        cmocka_unit_test(test_same_event_twice_changes_nothing),
+        cmocka_unit_test(test_order_insensitive_local_wins),
+        cmocka_unit_test(test_order_insensitive_crm_wins),
+        cmocka_unit_test(test_echo_does_not_undo_second_edit),
+        cmocka_unit_test(test_echo_recognised_by_value),
+        cmocka_unit_test(test_echo_without_local_write_is_taken),
+        cmocka_unit_test(test_offline_edit_clamped_or_superseded),
+        cmocka_unit_test(test_pending_derivation),
+        cmocka_unit_test(test_copy_is_deep),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,157 @@
+/* Unit tests of the record-level merge rules of the reconciler on a real
+ * SQLite store: deletes ending pending edits, reads merged per field. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "base/alloc.h"
+#include "services/reconciler.h"
+#include "store_fixture.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static char seed_values[DEAL_FIELD_COUNT][16] = {
+    "Deal one", "prospecting", "1200",      "2026-12-31",
+    "100001",   "Acme",        "GTX Basic", "2026-11-01"};
+
+/* The CRM deal 20000000001 as a read would return it, every field
+ * stamped at time. */
+static void crm_read(struct crm_deal *deal, int64_t time, bool archived)
+{
+    memset(deal, 0, sizeof(*deal));
+    deal->crm_id = "20000000001";
+    for (int f = 0; f < DEAL_FIELD_COUNT; f++) {
+        deal->values[f] = seed_values[f];
+        deal->times[f] = time;
+    }
+    deal->modified = time;
+    deal->archived = archived;
+}
+
+static void merge_read(struct store_fixture *fx, const struct crm_deal *deal)
+{
+    struct connection conn = {0};
+    struct reconcile_effects effects = {0};
+    bool needs_read = false;
+
+    assert_int_equal(store_connection_get(fx->store, fx->conn, &conn), FS_OK);
+    assert_int_equal(store_begin(fx->store), FS_OK);
+    assert_int_equal(
+        reconcile_deal(fx->store, &conn, deal, true, &needs_read, &effects),
+        FS_OK);
+    assert_int_equal(store_commit(fx->store), FS_OK);
+    connection_clear(&conn);
+}
+
+static void load(struct store_fixture *fx, struct record *r)
+{
+    assert_int_equal(
+        store_record_by_crm_id(fx->store, fx->conn, "20000000001", r), FS_OK);
+}
+
+static size_t pending_records(struct store_fixture *fx, int64_t now)
+{
+    struct record *list = NULL;
+    size_t n = 0;
+
+    assert_int_equal(
+        store_records_pending(fx->store, fx->conn, now, 100, &list, &n), FS_OK);
+    store_records_free(list, n);
+    return n;
+}
+
+/* A rep edits the amount; the edit is pending until the CRM has it. */
+static void edit_amount(struct store_fixture *fx, const char *amount,
+                        int64_t now)
+{
+    struct record r = {0};
+
+    load(fx, &r);
+    assert_int_equal(merge_local_edit(&r.fields[DEAL_AMOUNT], amount, now, 0),
+                     EDIT_APPLIED);
+    assert_int_equal(store_record_save(fx->store, &r), FS_OK);
+    record_clear(&r);
+}
+
+static void test_crm_delete_ends_pending_edits(void **state)
+{
+    struct store_fixture *fx = *state;
+    struct crm_deal deal;
+    struct record r = {0};
+    struct audit_entry *audit = NULL;
+    size_t n_audit = 0;
+
+    crm_read(&deal, 1000, false);
+    merge_read(fx, &deal);
+    edit_amount(fx, "5000", 2000);
+    assert_int_equal(pending_records(fx, 2001), 1);
+
+    crm_read(&deal, 3000, true);
+    merge_read(fx, &deal);
+
+    load(fx, &r);
+    assert_int_equal(r.deleted_at, 3000);
+    assert_string_equal(r.deleted_reason, "crm_delete");
+    assert_string_equal(r.fields[DEAL_AMOUNT].value, "1200");
+    assert_false(merge_field_pending(&r.fields[DEAL_AMOUNT]));
+    assert_int_equal(pending_records(fx, 3001), 0);
+
+    /* The dropped edit is reported, not silently lost. */
+    assert_int_equal(
+        store_audit_list(fx->store, fx->org, 0, 100, &audit, &n_audit), FS_OK);
+    bool reported = false;
+    for (size_t i = 0; i < n_audit; i++)
+        reported |= strcmp(audit[i].kind, "edit_dropped") == 0 &&
+                    strcmp(audit[i].record_id, r.id) == 0 &&
+                    strcmp(audit[i].field, "amount") == 0;
+    assert_true(reported);
+    store_audit_free(audit, n_audit);
+    record_clear(&r);
+}
+
+static void test_read_keeps_newer_local_edit_pending(void **state)
+{
+    struct store_fixture *fx = *state;
+    struct crm_deal deal;
+    struct record r = {0};
+
+    crm_read(&deal, 1000, false);
+    merge_read(fx, &deal);
+    edit_amount(fx, "5000", 2000);
+
+    /* A backstop read of the old CRM state does not undo the edit. */
+    crm_read(&deal, 1500, false);
+    merge_read(fx, &deal);
+    load(fx, &r);
+    assert_string_equal(r.fields[DEAL_AMOUNT].value, "5000");
+    assert_string_equal(r.fields[DEAL_AMOUNT].crm_value, "1200");
+    assert_int_equal(pending_records(fx, 2001), 1);
+    record_clear(&r);
+
+    /* A CRM change newer than the edit wins it. */
+    crm_read(&deal, 2500, false);
+    deal.values[DEAL_AMOUNT] = "7000";
+    merge_read(fx, &deal);
+    load(fx, &r);
+    assert_string_equal(r.fields[DEAL_AMOUNT].value, "7000");
+    assert_int_equal(r.fields[DEAL_AMOUNT].origin, ORIGIN_CRM);
+    assert_int_equal(pending_records(fx, 2501), 0);
+    record_clear(&r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_crm_delete_ends_pending_edits,
+                                        store_fixture_setup,
+                                        store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_read_keeps_newer_local_edit_pending, store_fixture_setup,
+            store_fixture_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
