@@ -38,44 +38,71 @@ static void set_value(char **slot, const char *v)
     *slot = copy;
 }
 
-/* The CRM value is the greatest (time, value) pair seen, NULL lowest, so
- * the CRM side ends the same whatever order changes arrive in. */
+/* Orders a change against the CRM value we know by the CRM's clock: the
+ * greatest (time, value) pair, NULL lowest, is what the CRM holds, so the
+ * CRM side ends the same whatever order changes arrive in. */
+static int crm_order(const struct field_state *field,
+                     const struct crm_change *change)
+{
+    if (change->time != field->crm_time)
+        return change->time < field->crm_time ? -1 : 1;
+    return value_compare(change->value, field->crm_value);
+}
+
+/* Our own write coming back. A change the CRM attributes to our
+ * credentials always is; one it does not attribute is when it carries the
+ * value we last pushed. */
+static bool is_echo(const struct field_state *field,
+                    const struct crm_change *change)
+{
+    if (change->actor == ACTOR_US)
+        return true;
+    return change->actor == ACTOR_UNKNOWN && field->has_pushed &&
+           merge_value_equal(change->value, field->pushed_value);
+}
+
+/* Last write wins, by the time each write was made. At the same
+ * millisecond a CRM change beats a local edit, and between two CRM changes
+ * the greater value wins. */
+static bool wins_record(const struct field_state *field,
+                        const struct crm_change *change)
+{
+    if (change->time != field->time)
+        return change->time > field->time;
+    if (field->origin != ORIGIN_CRM)
+        return true;
+    return value_compare(change->value, field->value) > 0;
+}
+
 enum merge_outcome merge_crm_change(struct field_state *field,
                                     const struct crm_change *change)
 {
-    if (change->time < field->crm_time)
-        return MERGE_STALE;
-    if (change->time == field->crm_time) {
-        if (merge_value_equal(change->value, field->crm_value))
-            return MERGE_SAME;
-        if (value_compare(change->value, field->crm_value) < 0)
-            return MERGE_STALE;
+    int order = crm_order(field, change);
+    if (order == 0)
+        return MERGE_SAME;
+    bool newer = order > 0;
+    if (newer) {
+        set_value(&field->crm_value, change->value);
+        field->crm_time = change->time;
     }
-    set_value(&field->crm_value, change->value);
-    field->crm_time = change->time;
 
-    /* An echo only tells us what the CRM now holds: a local edit made
-     * after the push must survive it, whatever the CRM's clock says. With
-     * no local write to protect it is an ordinary change, so the record
-     * never keeps a value the CRM no longer has. */
-    bool echo = change->from_us ||
-                (field->has_pushed &&
-                 merge_value_equal(change->value, field->pushed_value));
-    if (echo && field->origin == ORIGIN_LOCAL)
-        return MERGE_ECHO;
+    /* An echo was made at the time of the edit it carries, which is never
+     * newer than the record's value: it only says what the CRM holds. */
+    if (is_echo(field, change))
+        return newer ? MERGE_ECHO : MERGE_STALE;
+    if (!wins_record(field, change))
+        return newer ? MERGE_LOCAL_KEPT : MERGE_STALE;
 
-    if (change->time < field->time)
-        return MERGE_LOCAL_KEPT;
-
-    bool same = change->time == field->time &&
-                merge_value_equal(change->value, field->value);
+    bool same = merge_value_equal(change->value, field->value);
     set_value(&field->value, change->value);
     field->time = change->time;
     field->origin = ORIGIN_CRM;
-    /* What we pushed is history once the CRM's own value is taken: a later
+    /* What we pushed is history once a newer CRM edit is taken: a later
      * change to that same value is somebody's edit, not our echo. */
     set_value(&field->pushed_value, NULL);
     field->has_pushed = false;
+    if (!newer && merge_field_pending(field))
+        return MERGE_OVERWRITTEN;
     return same ? MERGE_SAME : MERGE_TAKEN;
 }
 
@@ -103,7 +130,7 @@ enum edit_outcome merge_local_edit(struct field_state *field, const char *value,
 
 bool merge_field_pending(const struct field_state *field)
 {
-    return field->origin == ORIGIN_LOCAL &&
+    return field->origin != ORIGIN_NONE &&
            !merge_value_equal(field->value, field->crm_value);
 }
 

@@ -14,7 +14,15 @@ enum field_origin {
 
 /* Everything the store keeps about one field of one record. Strings are
  * owned by the state; NULL means empty. Times are epoch milliseconds,
- * 0 meaning never. */
+ * 0 meaning never.
+ *
+ * Two clocks meet here. value/time is the winner of last-write-wins, each
+ * write at the time it was made (a local edit at our commit, a CRM user's
+ * change at the CRM's time). crm_value/crm_time is what the CRM holds now,
+ * ordered by the CRM's clock. They differ after our push lands in the CRM
+ * later than a newer CRM edit it overwrote: the CRM holds our older value
+ * with a newer CRM time, the record keeps the newer edit, and the field is
+ * pending until the CRM has it again. */
 struct field_state {
     char *value;
     int64_t time;
@@ -25,20 +33,29 @@ struct field_state {
     bool has_pushed;
 };
 
-/* A change to one field reported by the CRM. from_us is set when the
- * provider attributes it to our own credentials. */
+/* Who the CRM says made a change. */
+enum change_actor {
+    ACTOR_UNKNOWN = 0, /* the CRM did not say (a plain read) */
+    ACTOR_US,          /* our own credentials: an echo of a push */
+    ACTOR_OTHER,       /* a CRM user, workflow or other integration */
+};
+
+/* A change to one field reported by the CRM. */
 struct crm_change {
     const char *value;
     int64_t time;
-    bool from_us;
+    enum change_actor actor;
 };
 
 enum merge_outcome {
-    MERGE_STALE,      /* older than the CRM value we know: dropped */
-    MERGE_SAME,       /* nothing changed (a repeat) */
-    MERGE_TAKEN,      /* the record took the CRM value */
-    MERGE_LOCAL_KEPT, /* a newer local edit stays and remains pending */
-    MERGE_ECHO,       /* our own write came back: CRM value updated only */
+    MERGE_STALE,       /* older than what we know: nothing changed */
+    MERGE_SAME,        /* nothing changed (a repeat) */
+    MERGE_TAKEN,       /* the record took the CRM value */
+    MERGE_LOCAL_KEPT,  /* a newer local edit stays and remains pending */
+    MERGE_ECHO,        /* our own write came back: CRM value updated only */
+    MERGE_OVERWRITTEN, /* a CRM edit newer than the one we pushed, which
+                        * our push overwrote: the record takes it and it
+                        * is pending, to be written back */
 };
 
 enum merge_outcome merge_crm_change(struct field_state *field,
@@ -55,7 +72,9 @@ enum edit_outcome {
 enum edit_outcome merge_local_edit(struct field_state *field, const char *value,
                                    int64_t now, int64_t client_time);
 
-/* True when the local value still has to reach the CRM. */
+/* True when the record's value still has to reach the CRM: it differs
+ * from what the CRM holds, and was written locally or is a CRM edit our
+ * push overwrote. */
 bool merge_field_pending(const struct field_state *field);
 
 /* Records that value was sent to the CRM for this field. */

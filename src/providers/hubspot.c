@@ -483,6 +483,19 @@ static const char *hs_deal_action(const json_t *event, const char *type)
     return NULL;
 }
 
+/* Who HubSpot says made a change: an integration write with our app id as
+ * its source is our own. */
+static enum change_actor hs_actor(const struct connection *conn,
+                                  const char *source, const char *source_id)
+{
+    if (!source)
+        return ACTOR_UNKNOWN;
+    bool ours = strcmp(source, "INTEGRATION") == 0 && source_id &&
+                conn->app_id && *conn->app_id &&
+                strcmp(source_id, conn->app_id) == 0;
+    return ours ? ACTOR_US : ACTOR_OTHER;
+}
+
 static fs_result hs_parse_deal_event(const struct connection *conn,
                                      const json_t *event, const char *type,
                                      const char *action, struct crm_event *ev)
@@ -498,9 +511,7 @@ static fs_result hs_parse_deal_event(const struct connection *conn,
     ev->time = hs_time(occurred);
     if (!occurred || ev->time <= 0)
         goto out;
-    ev->from_us = source && strcmp(source, "INTEGRATION") == 0 && source_id &&
-                  conn->app_id && *conn->app_id &&
-                  strcmp(source_id, conn->app_id) == 0;
+    ev->actor = hs_actor(conn, source ? source : "", source_id);
 
     result = FS_OK;
     if (strcmp(action, "creation") == 0)
@@ -760,25 +771,29 @@ static json_t *hs_properties_array(bool mapped_only)
     return a;
 }
 
-/* The newest timestamp in a property's history, or 0. */
-static int64_t hs_history_time(const json_t *history)
+/* The newest entry of a property's history, or NULL. */
+static const json_t *hs_history_newest(const json_t *history, int64_t *time)
 {
-    int64_t newest = 0;
+    const json_t *newest = NULL;
     size_t i;
     const json_t *entry;
 
+    *time = 0;
     json_array_foreach(history, i, entry)
     {
         int64_t t = hs_time(json_object_get(entry, "timestamp"));
-        if (t > newest)
-            newest = t;
+        if (t > *time) {
+            *time = t;
+            newest = entry;
+        }
     }
     return newest;
 }
 
 /* Fills a deal from a SimplePublicObject. A value the canonical form
  * rejects is left empty with time 0, so it never wins a merge. */
-static fs_result hs_deal_from_json(const json_t *obj, struct crm_deal *d)
+static fs_result hs_deal_from_json(const struct connection *conn,
+                                   const json_t *obj, struct crm_deal *d)
 {
     const json_t *props = json_object_get(obj, "properties");
     const json_t *history = json_object_get(obj, "propertiesWithHistory");
@@ -798,9 +813,15 @@ static fs_result hs_deal_from_json(const json_t *obj, struct crm_deal *d)
 
     for (int f = 0; f < DEAL_FIELD_COUNT; f++) {
         const char *raw = json_str(props, hs_props[f]);
-        int64_t t = hs_history_time(json_object_get(history, hs_props[f]));
+        int64_t t = 0;
+        const json_t *newest =
+            hs_history_newest(json_object_get(history, hs_props[f]), &t);
+        char *source_id = json_text(json_object_get(newest, "sourceId"));
 
         d->times[f] = t > 0 ? t : d->modified;
+        d->actors[f] =
+            hs_actor(conn, json_str(newest, "sourceType"), source_id);
+        free(source_id);
         if (hubspot_value_in(f, raw, &d->values[f]) != FS_OK) {
             log_info("provider=hubspot deal=%s property=%s value_rejected=1",
                      d->crm_id, hs_props[f]);
@@ -854,14 +875,15 @@ static void deal_list_give(struct deal_list *l, struct crm_deal **out,
 }
 
 /* Adds every well-formed object of results[] to the list. */
-static void hs_parse_results(const json_t *body, struct deal_list *l)
+static void hs_parse_results(const struct connection *conn, const json_t *body,
+                             struct deal_list *l)
 {
     size_t i;
     const json_t *obj;
 
     json_array_foreach(json_object_get(body, "results"), i, obj)
     {
-        if (hs_deal_from_json(obj, deal_list_add(l)) != FS_OK)
+        if (hs_deal_from_json(conn, obj, deal_list_add(l)) != FS_OK)
             deal_list_drop_last(l);
     }
 }
@@ -910,7 +932,7 @@ static fs_result hs_list_deals(struct provider_session *s,
     if (result != FS_OK)
         goto out;
 
-    hs_parse_results(reply.json, &list);
+    hs_parse_results(s->conn, reply.json, &list);
     free(cursor->after);
     cursor->after = hs_next_after(reply.json);
     cursor->done = cursor->after == NULL;
@@ -1055,7 +1077,7 @@ static fs_result hs_changed_since(struct provider_session *s,
     if (result != FS_OK)
         goto out;
 
-    hs_parse_results(reply.json, &list);
+    hs_parse_results(s->conn, reply.json, &list);
     size_t kept = 0;
     for (size_t i = 0; i < list.count; i++) {
         if (cursor_advance(cursor, &list.items[i])) {
@@ -1133,7 +1155,7 @@ static fs_result hs_read_chunk(struct provider_session *s,
     result = hs_status_result(reply.status);
     if (result != FS_OK)
         goto out;
-    hs_parse_results(reply.json, l);
+    hs_parse_results(s->conn, reply.json, l);
     hs_add_missing(reply.json, l);
 out:
     json_decref(body);

@@ -6,6 +6,7 @@
 #include "base/result.h"
 #include "model/connection.h"
 #include "model/deal.h"
+#include "model/merge.h"
 #include "net/http_client.h"
 #include "net/rate_governor.h"
 
@@ -46,7 +47,7 @@ struct crm_event {
     enum crm_event_kind kind;
     char *crm_id;
     int64_t time;
-    bool from_us;
+    enum change_actor actor;
     int field;   /* enum deal_field for CHANGE, else -1 */
     char *value; /* canonical value for CHANGE (NULL = cleared) */
     char **merged_ids;
@@ -65,6 +66,7 @@ struct crm_deal {
     char *our_id; /* our record id stored in the CRM, or NULL */
     char *values[DEAL_FIELD_COUNT];
     int64_t times[DEAL_FIELD_COUNT];
+    enum change_actor actors[DEAL_FIELD_COUNT]; /* who made each value */
     int64_t modified;
     bool archived;
 };

@@ -131,7 +131,7 @@ static fs_result note_success(struct store *store, const struct record *sent,
             continue;
         struct field_state *field = &r.fields[f];
         struct crm_change change = {
-            .value = w->values[f], .time = crm_time, .from_us = true};
+            .value = w->values[f], .time = crm_time, .actor = ACTOR_US};
         merge_mark_pushed(field, w->values[f]);
         merge_crm_change(field, &change);
     }

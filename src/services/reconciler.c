@@ -132,6 +132,14 @@ static bool merge_one(struct store *store, struct record *r, int field,
         store_audit_add(store, r->org_id, "conflict_local_won", r->id,
                         deal_fields[field].name, change->value);
         return true;
+    case MERGE_OVERWRITTEN:
+        /* Our push overwrote this newer CRM edit: write it back. */
+        fx->conflicts++;
+        fx->repushes++;
+        count(fx, METRIC_CONFLICTS, r->connection_id);
+        store_audit_add(store, r->org_id, "conflict_crm_won_over_push", r->id,
+                        deal_fields[field].name, change->value);
+        return true;
     case MERGE_TAKEN:
         fx->applied++;
         if (was_pending) {
@@ -211,6 +219,7 @@ fs_result reconcile_deal(struct store *store, const struct connection *conn,
             struct crm_change change = {
                 .value = deal->values[f],
                 .time = deal->times[f] ? deal->times[f] : deal->modified,
+                .actor = deal->actors[f],
             };
             changed |= merge_one(store, &r, f, &change, fx);
         }
@@ -332,7 +341,7 @@ static fs_result apply_event(struct store *store, const struct connection *conn,
     switch (ev->kind) {
     case CRM_EVENT_CHANGE: {
         struct crm_change change = {
-            .value = ev->value, .time = ev->time, .from_us = ev->from_us};
+            .value = ev->value, .time = ev->time, .actor = ev->actor};
         changed |= merge_one(store, &r, ev->field, &change, fx);
         break;
     }
@@ -519,6 +528,8 @@ static size_t reconcile_batch(struct reconciler *rc, struct store *store,
     free(to_read);
     free(read_conn);
     store_inbox_events_free(events, n);
+    if (fx.repushes > 0)
+        app_wake_pusher(rc->app);
     /* After a failed commit the events stay new and are retried on the
      * next wake-up rather than in a tight loop. */
     return result == FS_OK ? n : 0;

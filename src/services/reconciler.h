@@ -23,6 +23,7 @@ struct reconcile_effects {
     int64_t applied;
     int64_t conflicts;
     int64_t echoes;
+    int64_t repushes; /* fields that must be written back to the CRM */
 };
 
 /* Merges a deal read from the CRM into the store, inside the caller's

@@ -21,7 +21,7 @@
 static void crm_sets(struct record *r, enum deal_field f, const char *v,
                      int64_t t)
 {
-    struct crm_change change = {.value = v, .time = t, .from_us = false};
+    struct crm_change change = {.value = v, .time = t, .actor = ACTOR_OTHER};
     assert_int_equal(merge_crm_change(&r->fields[f], &change), MERGE_TAKEN);
 }
 

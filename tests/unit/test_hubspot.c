@@ -536,7 +536,7 @@ static void test_parse_property_change(void **state)
     assert_int_equal(ev.time, INT64_C(1764771600123));
     assert_int_equal(ev.field, DEAL_STAGE);
     assert_string_equal(ev.value, "closedwon");
-    assert_false(ev.from_us);
+    assert_int_equal(ev.actor, ACTOR_OTHER);
     crm_event_clear(&ev);
 
     /* closedate arrives as the epoch ms of midnight UTC. */
@@ -658,7 +658,7 @@ static void test_parse_lifecycle_and_echo(void **state)
         FS_OK);
     assert_int_equal(ev.kind, CRM_EVENT_CREATE);
     assert_string_equal(ev.crm_id, "31877009930");
-    assert_true(ev.from_us);
+    assert_int_equal(ev.actor, ACTOR_US);
     crm_event_clear(&ev);
 
     /* Another integration, or a user, is not us. */
@@ -669,7 +669,7 @@ static void test_parse_lifecycle_and_echo(void **state)
                            "\"sourceId\":\"555\"}",
                            &ev),
                      FS_OK);
-    assert_false(ev.from_us);
+    assert_int_equal(ev.actor, ACTOR_OTHER);
     crm_event_clear(&ev);
     assert_int_equal(parse("{\"occurredAt\":5,\"subscriptionType\":"
                            "\"deal.propertyChange\",\"objectId\":7,"
@@ -678,7 +678,7 @@ static void test_parse_lifecycle_and_echo(void **state)
                            "\"sourceId\":\"1988123\"}",
                            &ev),
                      FS_OK);
-    assert_false(ev.from_us);
+    assert_int_equal(ev.actor, ACTOR_OTHER);
     crm_event_clear(&ev);
 
     assert_int_equal(parse("{\"occurredAt\":1764771801999,"

@@ -11,10 +11,9 @@
 #include <string.h>
 
 static enum merge_outcome crm(struct field_state *f, const char *value,
-                              int64_t time, bool from_us)
+                              int64_t time, enum change_actor actor)
 {
-    struct crm_change change = {
-        .value = value, .time = time, .from_us = from_us};
+    struct crm_change change = {.value = value, .time = time, .actor = actor};
     return merge_crm_change(f, &change);
 }
 
@@ -41,8 +40,8 @@ static void test_stale_crm_change_dropped(void **state)
 {
     struct field_state f = {0};
 
-    assert_int_equal(crm(&f, "A", 100, false), MERGE_TAKEN);
-    assert_int_equal(crm(&f, "B", 50, false), MERGE_STALE);
+    assert_int_equal(crm(&f, "A", 100, ACTOR_OTHER), MERGE_TAKEN);
+    assert_int_equal(crm(&f, "B", 50, ACTOR_OTHER), MERGE_STALE);
     assert_value("A", f.value);
     assert_value("A", f.crm_value);
     assert_int_equal(f.crm_time, 100);
@@ -56,7 +55,7 @@ static void test_newer_crm_change_wins(void **state)
 
     assert_int_equal(merge_local_edit(&f, "X", 100, 0), EDIT_APPLIED);
     assert_true(merge_field_pending(&f));
-    assert_int_equal(crm(&f, "B", 200, false), MERGE_TAKEN);
+    assert_int_equal(crm(&f, "B", 200, ACTOR_OTHER), MERGE_TAKEN);
     assert_value("B", f.value);
     assert_int_equal(f.origin, ORIGIN_CRM);
     assert_int_equal(f.time, 200);
@@ -68,9 +67,9 @@ static void test_newer_local_edit_survives(void **state)
 {
     struct field_state f = {0};
 
-    assert_int_equal(crm(&f, "A", 100, false), MERGE_TAKEN);
+    assert_int_equal(crm(&f, "A", 100, ACTOR_OTHER), MERGE_TAKEN);
     assert_int_equal(merge_local_edit(&f, "X", 200, 0), EDIT_APPLIED);
-    assert_int_equal(crm(&f, "B", 150, false), MERGE_LOCAL_KEPT);
+    assert_int_equal(crm(&f, "B", 150, ACTOR_OTHER), MERGE_LOCAL_KEPT);
     assert_value("X", f.value);
     assert_int_equal(f.origin, ORIGIN_LOCAL);
     assert_value("B", f.crm_value);
@@ -85,13 +84,13 @@ static void test_tie_crm_beats_local(void **state)
 
     assert_int_equal(merge_local_edit(&f, "X", 100, 0), EDIT_APPLIED);
     assert_int_equal(f.time, 100);
-    assert_int_equal(crm(&f, "B", 100, false), MERGE_TAKEN);
+    assert_int_equal(crm(&f, "B", 100, ACTOR_OTHER), MERGE_TAKEN);
     assert_value("B", f.value);
     assert_int_equal(f.origin, ORIGIN_CRM);
     field_state_clear(&f);
 
     /* The other order: an offline edit at the CRM's time loses too. */
-    assert_int_equal(crm(&f, "B", 100, false), MERGE_TAKEN);
+    assert_int_equal(crm(&f, "B", 100, ACTOR_OTHER), MERGE_TAKEN);
     assert_int_equal(merge_local_edit(&f, "X", 500, 100), EDIT_SUPERSEDED);
     assert_value("B", f.value);
     field_state_clear(&f);
@@ -102,15 +101,15 @@ static void test_tie_greater_crm_value_wins(void **state)
     struct field_state a = {0};
     struct field_state b = {0};
 
-    assert_int_equal(crm(&a, "apple", 100, false), MERGE_TAKEN);
-    assert_int_equal(crm(&a, "banana", 100, false), MERGE_TAKEN);
-    assert_int_equal(crm(&b, "banana", 100, false), MERGE_TAKEN);
-    assert_int_equal(crm(&b, "apple", 100, false), MERGE_STALE);
+    assert_int_equal(crm(&a, "apple", 100, ACTOR_OTHER), MERGE_TAKEN);
+    assert_int_equal(crm(&a, "banana", 100, ACTOR_OTHER), MERGE_TAKEN);
+    assert_int_equal(crm(&b, "banana", 100, ACTOR_OTHER), MERGE_TAKEN);
+    assert_int_equal(crm(&b, "apple", 100, ACTOR_OTHER), MERGE_STALE);
     assert_value("banana", a.value);
     assert_true(states_equal(&a, &b));
 
     /* NULL (cleared) sorts lowest. */
-    assert_int_equal(crm(&b, NULL, 100, false), MERGE_STALE);
+    assert_int_equal(crm(&b, NULL, 100, ACTOR_OTHER), MERGE_STALE);
     assert_value("banana", b.crm_value);
     field_state_clear(&a);
     field_state_clear(&b);
@@ -122,16 +121,16 @@ static void test_same_event_twice_changes_nothing(void **state)
     struct field_state before = {0};
 
     assert_int_equal(merge_local_edit(&f, "X", 300, 0), EDIT_APPLIED);
-    assert_int_equal(crm(&f, "A", 100, false), MERGE_LOCAL_KEPT);
+    assert_int_equal(crm(&f, "A", 100, ACTOR_OTHER), MERGE_LOCAL_KEPT);
     field_state_copy(&before, &f);
-    assert_int_equal(crm(&f, "A", 100, false), MERGE_SAME);
+    assert_int_equal(crm(&f, "A", 100, ACTOR_OTHER), MERGE_SAME);
     assert_true(states_equal(&before, &f));
     field_state_clear(&f);
     field_state_clear(&before);
 
-    assert_int_equal(crm(&f, "A", 100, false), MERGE_TAKEN);
+    assert_int_equal(crm(&f, "A", 100, ACTOR_OTHER), MERGE_TAKEN);
     field_state_copy(&before, &f);
-    assert_int_equal(crm(&f, "A", 100, false), MERGE_SAME);
+    assert_int_equal(crm(&f, "A", 100, ACTOR_OTHER), MERGE_SAME);
     assert_true(states_equal(&before, &f));
     field_state_clear(&f);
     field_state_clear(&before);
@@ -149,7 +148,7 @@ static void apply_step(struct field_state *f, const struct step *s)
     if (s->client_time > 0)
         merge_local_edit(f, s->value, 1000000, s->client_time);
     else
-        crm(f, s->value, s->time, false);
+        crm(f, s->value, s->time, ACTOR_OTHER);
 }
 
 /* Applies steps in every order (Heap's algorithm) and checks each end state
@@ -233,7 +232,7 @@ static void test_echo_does_not_undo_second_edit(void **state)
     assert_int_equal(merge_local_edit(&f, "A", 100, 0), EDIT_APPLIED);
     merge_mark_pushed(&f, "A");
     assert_int_equal(merge_local_edit(&f, "B", 110, 0), EDIT_APPLIED);
-    assert_int_equal(crm(&f, "A", 120, false), MERGE_ECHO);
+    assert_int_equal(crm(&f, "A", 120, ACTOR_US), MERGE_ECHO);
     assert_value("B", f.value);
     assert_int_equal(f.time, 110);
     assert_int_equal(f.origin, ORIGIN_LOCAL);
@@ -244,12 +243,12 @@ static void test_echo_does_not_undo_second_edit(void **state)
     /* Push 2 sent B; a late copy of echo 1, attributed to us, still only
      * moves nothing local. */
     merge_mark_pushed(&f, "B");
-    assert_int_equal(crm(&f, "A", 125, true), MERGE_ECHO);
+    assert_int_equal(crm(&f, "A", 125, ACTOR_US), MERGE_ECHO);
     assert_value("B", f.value);
     assert_true(merge_field_pending(&f));
 
     /* Echo 2 arrives: the CRM has B, nothing is pending any more. */
-    assert_int_equal(crm(&f, "B", 130, true), MERGE_ECHO);
+    assert_int_equal(crm(&f, "B", 130, ACTOR_US), MERGE_ECHO);
     assert_value("B", f.value);
     assert_false(merge_field_pending(&f));
     field_state_clear(&f);
@@ -259,12 +258,13 @@ static void test_echo_recognised_by_value(void **state)
 {
     struct field_state f = {0};
 
-    assert_int_equal(crm(&f, "old", 50, false), MERGE_TAKEN);
+    assert_int_equal(crm(&f, "old", 50, ACTOR_OTHER), MERGE_TAKEN);
     assert_int_equal(merge_local_edit(&f, "A", 100, 0), EDIT_APPLIED);
     merge_mark_pushed(&f, "A");
     assert_true(f.has_pushed);
     assert_value("A", f.pushed_value);
-    assert_int_equal(crm(&f, "A", 150, false), MERGE_ECHO);
+    /* A read that does not say who wrote it, carrying what we pushed. */
+    assert_int_equal(crm(&f, "A", 150, ACTOR_UNKNOWN), MERGE_ECHO);
     assert_value("A", f.value);
     assert_int_equal(f.origin, ORIGIN_LOCAL);
     assert_int_equal(f.time, 100);
@@ -273,39 +273,90 @@ static void test_echo_recognised_by_value(void **state)
     assert_false(merge_field_pending(&f));
 
     /* A different value from someone else in the CRM is no echo. */
-    assert_int_equal(crm(&f, "Z", 160, false), MERGE_TAKEN);
+    assert_int_equal(crm(&f, "Z", 160, ACTOR_UNKNOWN), MERGE_TAKEN);
     assert_value("Z", f.value);
     field_state_clear(&f);
 }
 
-/* Once the CRM's own value was taken, a change back to a value we pushed
- * earlier is somebody's edit: taking it keeps both sides equal. */
-static void test_echo_without_local_write_is_taken(void **state)
+/* A value we pushed, set again by a CRM user who is named as such, is
+ * their edit and not our echo, even though the values match. */
+static void test_attributed_change_to_pushed_value_is_taken(void **state)
 {
     struct field_state f = {0};
 
     assert_int_equal(merge_local_edit(&f, "A", 100, 0), EDIT_APPLIED);
     merge_mark_pushed(&f, "A");
-    assert_int_equal(crm(&f, "A", 110, true), MERGE_ECHO);
-    assert_int_equal(crm(&f, "Y", 120, false), MERGE_TAKEN);
-    assert_false(f.has_pushed);
-    assert_int_equal(crm(&f, "A", 130, false), MERGE_TAKEN);
+    assert_int_equal(crm(&f, "A", 110, ACTOR_US), MERGE_ECHO);
+    assert_int_equal(merge_local_edit(&f, "L", 120, 0), EDIT_APPLIED);
+    assert_int_equal(crm(&f, "A", 130, ACTOR_OTHER), MERGE_TAKEN);
     assert_value("A", f.value);
     assert_int_equal(f.origin, ORIGIN_CRM);
+    assert_false(merge_field_pending(&f));
 
-    /* Even a change attributed to us is taken when nothing local waits. */
-    assert_int_equal(crm(&f, "B", 140, true), MERGE_TAKEN);
-    assert_value("B", f.value);
-    assert_value("B", f.crm_value);
+    /* Once a CRM edit was taken, what we pushed is forgotten: an
+     * unattributed change back to it is taken too. */
+    assert_int_equal(crm(&f, "B", 140, ACTOR_OTHER), MERGE_TAKEN);
+    assert_false(f.has_pushed);
+    assert_int_equal(crm(&f, "A", 150, ACTOR_UNKNOWN), MERGE_TAKEN);
+    assert_value("A", f.value);
+    field_state_clear(&f);
+}
+
+/* Our push lands in the CRM after a newer CRM edit and overwrites it. The
+ * newer edit wins by last-write-wins whichever arrives first, and stays
+ * pending until it is written back. */
+static void test_push_overwriting_newer_crm_edit(void **state)
+{
+    /* The push's answer (CRM time 900) is merged before the CRM edit made
+     * at 823 arrives. */
+    struct field_state f = {0};
+    assert_int_equal(crm(&f, "old", 500, ACTOR_OTHER), MERGE_TAKEN);
+    assert_int_equal(merge_local_edit(&f, "ours", 822, 0), EDIT_APPLIED);
+    merge_mark_pushed(&f, "ours");
+    assert_int_equal(crm(&f, "ours", 900, ACTOR_US), MERGE_ECHO);
+    assert_int_equal(crm(&f, "theirs", 823, ACTOR_OTHER), MERGE_OVERWRITTEN);
+    assert_value("theirs", f.value);
+    assert_int_equal(f.time, 823);
+    assert_value("ours", f.crm_value);
+    assert_int_equal(f.crm_time, 900);
+    assert_true(merge_field_pending(&f));
+
+    /* Written back, its echo settles the field. */
+    merge_mark_pushed(&f, "theirs");
+    assert_int_equal(crm(&f, "theirs", 950, ACTOR_US), MERGE_ECHO);
+    assert_value("theirs", f.value);
     assert_false(merge_field_pending(&f));
     field_state_clear(&f);
+
+    /* The CRM edit arrives first, then the push's echo. */
+    struct field_state g = {0};
+    assert_int_equal(crm(&g, "old", 500, ACTOR_OTHER), MERGE_TAKEN);
+    assert_int_equal(merge_local_edit(&g, "ours", 822, 0), EDIT_APPLIED);
+    merge_mark_pushed(&g, "ours");
+    assert_int_equal(crm(&g, "theirs", 823, ACTOR_OTHER), MERGE_TAKEN);
+    assert_int_equal(crm(&g, "ours", 900, ACTOR_US), MERGE_ECHO);
+    assert_value("theirs", g.value);
+    assert_value("ours", g.crm_value);
+    assert_true(merge_field_pending(&g));
+    field_state_clear(&g);
+
+    /* A CRM edit older than ours, arriving late, changes nothing. */
+    struct field_state h = {0};
+    assert_int_equal(crm(&h, "old", 500, ACTOR_OTHER), MERGE_TAKEN);
+    assert_int_equal(merge_local_edit(&h, "ours", 822, 0), EDIT_APPLIED);
+    merge_mark_pushed(&h, "ours");
+    assert_int_equal(crm(&h, "ours", 900, ACTOR_US), MERGE_ECHO);
+    assert_int_equal(crm(&h, "older", 700, ACTOR_OTHER), MERGE_STALE);
+    assert_value("ours", h.value);
+    assert_false(merge_field_pending(&h));
+    field_state_clear(&h);
 }
 
 static void test_offline_edit_clamped_or_superseded(void **state)
 {
     struct field_state f = {0};
 
-    assert_int_equal(crm(&f, "A", 100, false), MERGE_TAKEN);
+    assert_int_equal(crm(&f, "A", 100, ACTOR_OTHER), MERGE_TAKEN);
     assert_int_equal(merge_local_edit(&f, "X", 200, 50), EDIT_SUPERSEDED);
     assert_int_equal(merge_local_edit(&f, "X", 200, 100), EDIT_SUPERSEDED);
     assert_value("A", f.value);
@@ -330,7 +381,7 @@ static void test_pending_derivation(void **state)
     struct field_state f = {0};
 
     assert_false(merge_field_pending(&f));
-    assert_int_equal(crm(&f, "A", 100, false), MERGE_TAKEN);
+    assert_int_equal(crm(&f, "A", 100, ACTOR_OTHER), MERGE_TAKEN);
     assert_false(merge_field_pending(&f));
 
     /* Clearing a field locally is pending: NULL differs from "A". */
@@ -339,13 +390,13 @@ static void test_pending_derivation(void **state)
     assert_true(merge_field_pending(&f));
 
     /* The CRM cleared it too (older than our edit): nothing to push. */
-    assert_int_equal(crm(&f, NULL, 150, false), MERGE_LOCAL_KEPT);
+    assert_int_equal(crm(&f, NULL, 150, ACTOR_OTHER), MERGE_LOCAL_KEPT);
     assert_false(merge_field_pending(&f));
 
     /* Local value equal to the CRM value is not pending. */
     assert_int_equal(merge_local_edit(&f, "B", 300, 0), EDIT_APPLIED);
     assert_true(merge_field_pending(&f));
-    assert_int_equal(crm(&f, "B", 250, false), MERGE_LOCAL_KEPT);
+    assert_int_equal(crm(&f, "B", 250, ACTOR_OTHER), MERGE_LOCAL_KEPT);
     assert_false(merge_field_pending(&f));
     field_state_clear(&f);
 }
@@ -357,7 +408,7 @@ static void test_copy_is_deep(void **state)
 
     assert_int_equal(merge_local_edit(&a, "A", 100, 0), EDIT_APPLIED);
     merge_mark_pushed(&a, "A");
-    crm(&a, "C", 50, false);
+    crm(&a, "C", 50, ACTOR_OTHER);
     field_state_copy(&b, &a);
     assert_true(states_equal(&a, &b));
     assert_ptr_not_equal(a.value, b.value);
@@ -380,7 +431,8 @@ int main(void)
         cmocka_unit_test(test_order_insensitive_crm_wins),
         cmocka_unit_test(test_echo_does_not_undo_second_edit),
         cmocka_unit_test(test_echo_recognised_by_value),
-        cmocka_unit_test(test_echo_without_local_write_is_taken),
+        cmocka_unit_test(test_attributed_change_to_pushed_value_is_taken),
+        cmocka_unit_test(test_push_overwriting_newer_crm_edit),
         cmocka_unit_test(test_offline_edit_clamped_or_superseded),
         cmocka_unit_test(test_pending_derivation),
         cmocka_unit_test(test_copy_is_deep),

@@ -473,7 +473,7 @@ static void test_pending_and_sync_state(void **state)
 
     /* Pushed and echoed: no longer pending, state cleared. */
     merge_mark_pushed(&r.fields[DEAL_AMOUNT], "42");
-    struct crm_change echo = {.value = "42", .time = 6000, .from_us = true};
+    struct crm_change echo = {.value = "42", .time = 6000, .actor = ACTOR_US};
     assert_int_equal(merge_crm_change(&r.fields[DEAL_AMOUNT], &echo),
                      MERGE_ECHO);
     assert_int_equal(store_record_save(fx->store, &r), FS_OK);
