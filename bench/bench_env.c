@@ -330,25 +330,15 @@ void bench_fieldsync_stop(pid_t pid)
 
 static fs_result import_deals(struct store *store, const struct connection *c)
 {
-    struct rate_budget budget = {
-        .window_calls = c->rate_per_10s,
-        .window_ms = 10000,
-        .daily_calls = c->rate_daily,
-    };
-    struct provider_session session = {
-        .conn = c,
-        .http = http_client_new(),
-        .governor = rate_governor_new(&budget),
-        .timeout_ms = IMPORT_TIMEOUT_MS,
-    };
+    struct provider_session session;
     size_t imported = 0;
 
+    provider_session_open(c, IMPORT_TIMEOUT_MS, &session);
     fs_result result =
         import_connection(store, &session, NULL, NULL, &imported);
     if (result == FS_OK)
         fprintf(stderr, "fsbench: imported %zu deals\n", imported);
-    rate_governor_free(session.governor);
-    http_client_free(session.http);
+    provider_session_close(&session);
     return result;
 }
 
@@ -398,7 +388,7 @@ static fs_result build_db(struct bench_env *env)
         .app_id = BENCH_APP_ID,
         .token = BENCH_TOKEN,
         .client_secret = BENCH_CLIENT_SECRET,
-        .rate_per_10s = env->opt->rate_10s,
+        .rate_window = env->opt->rate_10s,
         .rate_daily = SIM_RATE_DAILY,
         .active = true,
     };

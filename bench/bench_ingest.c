@@ -188,7 +188,9 @@ static fs_result baseline(struct bench_env *env, struct bench_results *res)
         struct inbox_event events[HUBSPOT_MAX_EVENTS] = {{0}};
         size_t n = 0;
 
-        result = hubspot_provider.split_webhook(body, strlen(body), &items, &n);
+        struct webhook_request req = {
+            .method = "POST", .body = body, .body_len = strlen(body)};
+        result = hubspot_provider.split_webhook(&req, &items, &n);
         for (size_t i = 0; result == FS_OK && i < n; i++) {
             events[i].connection_id = conn.id;
             events[i].dedup_key = items[i].dedup_key;

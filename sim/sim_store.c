@@ -39,6 +39,7 @@ static const char *const prop_names[SIM_PROP_COUNT] = {
     [SIM_P_CLOSEDATE] = "closedate",     [SIM_P_OWNER] = "hubspot_owner_id",
     [SIM_P_ACCOUNT] = "account_name",    [SIM_P_PRODUCT] = "product_name",
     [SIM_P_ENGAGE_DATE] = "engage_date", [SIM_P_FIELDSYNC_ID] = "fieldsync_id",
+    [SIM_P_POSTCODE] = "postcode",       [SIM_P_LOCATION] = "location",
 };
 
 static const char *const derived_props[] = {"createdate", "hs_lastmodifieddate",

@@ -29,6 +29,8 @@ enum sim_prop {
     SIM_P_ACCOUNT,
     SIM_P_PRODUCT,
     SIM_P_ENGAGE_DATE, /* stored as YYYY-MM-DD */
+    SIM_P_POSTCODE,
+    SIM_P_LOCATION, /* "lat,lng" text */
     SIM_P_FIELDSYNC_ID,
     SIM_PROP_COUNT,
 };

@@ -516,7 +516,7 @@ int cli_connect(int argc, char **argv)
         xstrdup(opts[7].given ? opts[7].value : "https://api.hubapi.com");
     c.account_id = xstrdup(opts[6].value);
     c.app_id = xstrdup(opts[5].value);
-    c.rate_per_10s = (int)rate_10s;
+    c.rate_window = (int)rate_10s;
     c.rate_daily = (int)rate_daily;
     c.active = true;
 

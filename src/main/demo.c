@@ -347,7 +347,7 @@ static fs_result add_connection(struct demo *d, struct store *store,
         .app_id = xstrdup(DEMO_APP_ID),
         .token = xstrdup(token),
         .client_secret = xstrdup(secret),
-        .rate_per_10s = DEMO_RATE_10S,
+        .rate_window = DEMO_RATE_10S,
         .rate_daily = DEMO_RATE_DAILY,
         .active = false,
     };
@@ -367,19 +367,15 @@ static fs_result import_and_activate(struct demo *d, struct store *store)
     fs_result result = store_connection_get(store, d->conn_id, &conn);
     if (result != FS_OK)
         return result;
-    struct provider_session session = {
-        .conn = &conn,
-        .http = http_client_new(),
-        .governor = app_governor(d->app, &conn),
-        .timeout_ms = app_config(d->app)->crm_timeout_ms,
-    };
+    struct http_client *http = http_client_new();
+    struct provider_session session = app_session(d->app, &conn, http);
 
     import_progress_init(&progress, true);
     result = import_connection(store, &session, import_progress_on_page,
                                &progress, &d->imported);
     import_progress_finish(&progress);
     d->import_seconds = import_progress_seconds(&progress);
-    http_client_free(session.http);
+    http_client_free(http);
     connection_clear(&conn);
     if (result != FS_OK) {
         fprintf(stderr, "fieldsync demo: import failed after %zu deals: %s\n",

@@ -14,9 +14,7 @@
 #include <unistd.h>
 
 #define IMPORT_LINE_EVERY 1000
-#define IMPORT_WINDOW_MS 10000
 #define IMPORT_TIMEOUT_MS 10000
-#define IMPORT_DEFAULT_RATE 100
 
 void import_progress_init(struct import_progress *p, bool show_seconds)
 {
@@ -92,26 +90,15 @@ static bool take_option(int argc, char **argv, int *i, const char *name,
 static fs_result run_import(struct store *store, struct connection *conn,
                             size_t *imported)
 {
-    struct rate_budget budget = {
-        .window_calls =
-            conn->rate_per_10s > 0 ? conn->rate_per_10s : IMPORT_DEFAULT_RATE,
-        .window_ms = IMPORT_WINDOW_MS,
-        .daily_calls = conn->rate_daily,
-    };
-    struct provider_session session = {
-        .conn = conn,
-        .http = http_client_new(),
-        .governor = rate_governor_new(&budget),
-        .timeout_ms = IMPORT_TIMEOUT_MS,
-    };
+    struct provider_session session;
     struct import_progress progress;
 
+    provider_session_open(conn, IMPORT_TIMEOUT_MS, &session);
     import_progress_init(&progress, false);
     fs_result result = import_connection(
         store, &session, import_progress_on_page, &progress, imported);
     import_progress_finish(&progress);
-    rate_governor_free(session.governor);
-    http_client_free(session.http);
+    provider_session_close(&session);
     return result;
 }
 

@@ -10,7 +10,9 @@ void connection_clear(struct connection *c)
     free(c->base_url);
     free(c->account_id);
     free(c->app_id);
+    free(c->settings);
     free(c->token);
     free(c->client_secret);
+    free(c->webhook_user);
     memset(c, 0, sizeof(*c));
 }

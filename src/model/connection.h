@@ -9,15 +9,23 @@
 struct connection {
     int64_t id;
     int64_t org_id;
-    char *provider;      /* "hubspot" */
-    char *base_url;      /* "https://api.hubapi.com" or a simulator's */
-    char *account_id;    /* HubSpot portalId */
-    char *app_id;        /* HubSpot appId (echoes carry it as sourceId) */
-    char *token;         /* secret: API bearer token */
-    char *client_secret; /* secret: webhook signing secret */
+    char *provider;      /* "hubspot", "pipedrive", "attio" */
+    char *base_url;      /* the CRM's API root, or a simulator's */
+    char *account_id;    /* the CRM account: HubSpot portalId, Pipedrive
+                          * company id, Attio workspace id */
+    char *app_id;        /* who our writes are from, as the CRM names it:
+                          * HubSpot app id, Pipedrive integration user id,
+                          * Attio token actor id */
+    char *settings;      /* the provider's own settings as JSON text (custom
+                          * field keys, attribute map), or NULL */
+    char *token;         /* secret: API token */
+    char *client_secret; /* secret: verifies webhooks (HubSpot client
+                          * secret, Attio webhook secret, Pipedrive Basic
+                          * password) */
+    char *webhook_user;  /* secret: Pipedrive's Basic user, or NULL */
     int64_t watermark;   /* backstop: CRM modification time read up to */
-    int rate_per_10s;    /* calls allowed per rolling ten seconds */
-    int rate_daily;      /* calls allowed per day */
+    int rate_window;     /* calls per the CRM's rate window; 0: default */
+    int rate_daily;      /* daily budget (calls or tokens); 0: default */
     bool active;
 };
 

@@ -2,6 +2,7 @@
 #include "model/deal.h"
 
 #include "base/alloc.h"
+#include "model/postcode.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -18,6 +19,8 @@ const struct deal_field_def deal_fields[DEAL_FIELD_COUNT] = {
     [DEAL_ACCOUNT] = {"account", FIELD_TEXT, 255},
     [DEAL_PRODUCT] = {"product", FIELD_TEXT, 255},
     [DEAL_ENGAGE_DATE] = {"engage_date", FIELD_DATE, 32},
+    [DEAL_POSTCODE] = {"postcode", FIELD_POSTCODE, POSTCODE_MAX_LEN},
+    [DEAL_LOCATION] = {"location", FIELD_LOCATION, 64},
 };
 
 int deal_field_by_name(const char *name)
@@ -198,6 +201,17 @@ fs_result deal_field_canonical(enum deal_field field, const char *value,
     case FIELD_TEXT:
     case FIELD_ID:
         return canonical_text(value, def->max_len, out);
+    case FIELD_POSTCODE:
+        return postcode_normalize(value, out);
+    case FIELD_LOCATION: {
+        double lat, lng;
+        if (strlen(value) > def->max_len)
+            return FS_ERR_TOO_LARGE;
+        fs_result result = location_parse(value, &lat, &lng);
+        if (result == FS_OK)
+            *out = location_format(lat, lng);
+        return result;
+    }
     }
     return FS_ERR_INVALID;
 }

@@ -1,6 +1,8 @@
 /* The fields of a deal as fieldsync keeps them, whatever the CRM. Values are
  * canonical text: amounts as plain decimals ("1054", "1054.5"), dates as
- * "YYYY-MM-DD", owner and stage as the provider's ids. NULL means empty. */
+ * "YYYY-MM-DD", owner and stage as the provider's ids, postcodes as
+ * postcode_normalize gives them, locations as "lat,lng" with six decimals.
+ * NULL means empty. */
 #ifndef FIELDSYNC_MODEL_DEAL_H
 #define FIELDSYNC_MODEL_DEAL_H
 
@@ -17,6 +19,8 @@ enum deal_field {
     DEAL_ACCOUNT,
     DEAL_PRODUCT,
     DEAL_ENGAGE_DATE,
+    DEAL_POSTCODE,
+    DEAL_LOCATION,
     DEAL_FIELD_COUNT
 };
 
@@ -25,6 +29,8 @@ enum deal_field_type {
     FIELD_AMOUNT,
     FIELD_DATE,
     FIELD_ID, /* owner or stage: an opaque provider id */
+    FIELD_POSTCODE,
+    FIELD_LOCATION, /* "lat,lng" */
 };
 
 struct deal_field_def {

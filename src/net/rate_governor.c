@@ -25,7 +25,7 @@ struct rate_governor {
     int64_t last_time;
 
     int64_t day;        /* UTC day number the daily figures are for */
-    int64_t daily_left; /* calls left today; -1 when unlimited, unknown */
+    int64_t daily_left; /* units left today; -1 when unlimited, unknown */
     int64_t paused_until;
     int64_t calls_made;
 };
@@ -38,7 +38,7 @@ static int64_t day_of(int64_t now_ms)
 
 static int64_t budget_daily(const struct rate_budget *b)
 {
-    return b->daily_calls > 0 ? b->daily_calls : -1;
+    return b->daily_units > 0 ? b->daily_units : -1;
 }
 
 struct rate_governor *rate_governor_new(const struct rate_budget *budget)
@@ -121,35 +121,58 @@ static int64_t window_wait(const struct rate_governor *gov, int cost,
     return wait > 0 ? wait : 1;
 }
 
+/* How long until the calls and daily units fit; 0 when they do now.
+ * Called with the lock held, after refresh. */
+static int64_t wait_for(const struct rate_governor *gov, int calls,
+                        int daily_units, int64_t now_ms)
+{
+    if (gov->paused_until > now_ms)
+        return gov->paused_until - now_ms;
+    if (gov->daily_left >= 0 && gov->daily_left < daily_units)
+        return next_midnight(now_ms) - now_ms;
+    return window_wait(gov, calls, now_ms);
+}
+
+static int clamp_calls(const struct rate_governor *gov, int calls)
+{
+    if (calls < 1)
+        return 1;
+    return calls > gov->budget.window_calls ? gov->budget.window_calls : calls;
+}
+
+int64_t rate_governor_try_acquire_units(struct rate_governor *gov, int calls,
+                                        int daily_units, int64_t now_ms)
+{
+    pthread_mutex_lock(&gov->lock);
+    refresh(gov, now_ms);
+    calls = clamp_calls(gov, calls);
+    if (daily_units < 0)
+        daily_units = 0;
+
+    int64_t wait = wait_for(gov, calls, daily_units, now_ms);
+    if (wait == 0) {
+        record(gov, calls, now_ms);
+        if (gov->daily_left >= 0)
+            gov->daily_left -= daily_units;
+        gov->calls_made += calls;
+    }
+    pthread_mutex_unlock(&gov->lock);
+    return wait;
+}
+
 int64_t rate_governor_try_acquire(struct rate_governor *gov, int cost,
                                   int64_t now_ms)
 {
-    int64_t wait = 0;
+    return rate_governor_try_acquire_units(gov, cost, cost < 1 ? 1 : cost,
+                                           now_ms);
+}
 
-    if (cost < 1)
-        cost = 1;
+int64_t rate_governor_wait(struct rate_governor *gov, int calls,
+                           int daily_units, int64_t now_ms)
+{
     pthread_mutex_lock(&gov->lock);
     refresh(gov, now_ms);
-    if (cost > gov->budget.window_calls)
-        cost = gov->budget.window_calls;
-
-    if (gov->paused_until > now_ms) {
-        wait = gov->paused_until - now_ms;
-        goto out;
-    }
-    if (gov->daily_left >= 0 && gov->daily_left < cost) {
-        wait = next_midnight(now_ms) - now_ms;
-        goto out;
-    }
-    wait = window_wait(gov, cost, now_ms);
-    if (wait > 0)
-        goto out;
-
-    record(gov, cost, now_ms);
-    if (gov->daily_left >= 0)
-        gov->daily_left -= cost;
-    gov->calls_made += cost;
-out:
+    int64_t wait = wait_for(gov, clamp_calls(gov, calls), daily_units, now_ms);
     pthread_mutex_unlock(&gov->lock);
     return wait;
 }

@@ -35,6 +35,7 @@ static const char *const hs_props[DEAL_FIELD_COUNT] = {
     [DEAL_AMOUNT] = "amount",          [DEAL_CLOSE_DATE] = "closedate",
     [DEAL_OWNER] = "hubspot_owner_id", [DEAL_ACCOUNT] = "account_name",
     [DEAL_PRODUCT] = "product_name",   [DEAL_ENGAGE_DATE] = "engage_date",
+    [DEAL_POSTCODE] = "postcode",      [DEAL_LOCATION] = "location",
 };
 
 const char *hubspot_property(int field)
@@ -363,7 +364,7 @@ static fs_result hs_split_item(const json_t *event, struct webhook_item *item)
     return FS_OK;
 }
 
-static fs_result hs_split_webhook(const char *body, size_t len,
+static fs_result hs_split_webhook(const struct webhook_request *req,
                                   struct webhook_item **items, size_t *count)
 {
     json_t *root = NULL;
@@ -373,7 +374,7 @@ static fs_result hs_split_webhook(const char *body, size_t len,
 
     *items = NULL;
     *count = 0;
-    root = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
+    root = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, NULL);
     if (!json_is_array(root) || json_array_size(root) == 0)
         goto out;
     n = json_array_size(root);
@@ -407,7 +408,6 @@ static void set_ignored(struct crm_event *ev, const char *type,
                         const char *detail)
 {
     ev->kind = CRM_EVENT_IGNORED;
-    ev->field = -1;
     free(ev->ignored_type);
     if (detail)
         ev->ignored_type = xasprintf("%s:%s", type, detail);
@@ -459,8 +459,9 @@ static fs_result hs_parse_change(const json_t *event, const char *type,
     if (!text && json_is_real(raw))
         text = xasprintf("%.17g", json_real_value(raw));
     ev->kind = CRM_EVENT_CHANGE;
-    ev->field = field;
-    if (hubspot_value_in(field, text, &ev->value) != FS_OK) {
+    ev->present[field] = true;
+    if (hubspot_value_in(field, text, &ev->values[field]) != FS_OK) {
+        ev->present[field] = false;
         char *detail = xasprintf("%s:invalid_value", prop);
         set_ignored(ev, type, detail);
         free(detail);
@@ -540,7 +541,6 @@ static fs_result hs_parse_event(const struct connection *conn, const char *json,
     fs_result result = FS_ERR_INVALID;
 
     memset(out, 0, sizeof(*out));
-    out->field = -1;
     if (!json_is_object(event))
         goto out;
     type = hs_event_type(event);
@@ -557,10 +557,8 @@ static fs_result hs_parse_event(const struct connection *conn, const char *json,
     }
     result = hs_parse_deal_event(conn, event, type, action, out);
 out:
-    if (result != FS_OK) {
+    if (result != FS_OK)
         crm_event_clear(out);
-        out->field = -1;
-    }
     json_decref(event);
     return result;
 }
@@ -704,7 +702,7 @@ static fs_result hs_call(struct provider_session *s, const char *method,
 
     memset(reply, 0, sizeof(*reply));
     for (int attempt = 0;; attempt++) {
-        result = provider_call_send(s, method, url, headers, text,
+        result = provider_call_send(s, NULL, method, url, headers, text,
                                     text ? strlen(text) : 0, &resp);
         hs_observe(s, &resp);
         if (result != FS_ERR_RATE_LIMITED || resp.status != 429)
@@ -1695,9 +1693,26 @@ out:
     return result;
 }
 
+/* Private apps on Free and Starter: 100 calls per rolling 10 s, 250,000 a
+ * day; the same budget for reads and writes. */
+static void hs_rate_budget(const struct connection *conn, enum call_class cls,
+                           struct rate_budget *out)
+{
+    out->window_calls = conn->rate_window > 0 ? conn->rate_window : 100;
+    out->window_ms = HS_WINDOW_MS;
+    out->daily_units = conn->rate_daily > 0 ? conn->rate_daily : 250000;
+}
+
+static unsigned hs_synced_fields(const struct connection *conn)
+{
+    return (1u << DEAL_FIELD_COUNT) - 1;
+}
+
 const struct provider hubspot_provider = {
     .name = "hubspot",
     .max_write_batch = 100,
+    .rate_budget = hs_rate_budget,
+    .synced_fields = hs_synced_fields,
     .split_webhook = hs_split_webhook,
     .verify_webhook = hs_verify_webhook,
     .parse_event = hs_parse_event,

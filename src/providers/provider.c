@@ -25,14 +25,14 @@ void crm_event_clear(struct crm_event *event)
     if (!event)
         return;
     free(event->crm_id);
-    free(event->value);
+    for (int f = 0; f < DEAL_FIELD_COUNT; f++)
+        free(event->values[f]);
     for (size_t i = 0; i < event->merged_count; i++)
         free(event->merged_ids[i]);
     free(event->merged_ids);
     free(event->new_id);
     free(event->ignored_type);
     memset(event, 0, sizeof(*event));
-    event->field = -1;
 }
 
 void crm_deals_free(struct crm_deal *deals, size_t n)
@@ -99,4 +99,57 @@ const struct provider *provider_by_name(const char *name)
     if (name && strcmp(name, "hubspot") == 0)
         return &hubspot_provider;
     return NULL;
+}
+
+unsigned provider_synced_fields(const struct connection *conn)
+{
+    const struct provider *p = provider_by_name(conn->provider);
+
+    if (p && p->synced_fields)
+        return p->synced_fields(conn);
+    return (1u << DEAL_FIELD_COUNT) - 1;
+}
+
+void provider_budget(const struct connection *conn, enum call_class cls,
+                     struct rate_budget *out)
+{
+    const struct provider *p = provider_by_name(conn->provider);
+
+    memset(out, 0, sizeof(*out));
+    if (p && p->rate_budget)
+        p->rate_budget(conn, cls, out);
+}
+
+void provider_session_open(const struct connection *conn, long timeout_ms,
+                           struct provider_session *out)
+{
+    const struct provider *p = provider_by_name(conn->provider);
+    struct rate_budget budget;
+
+    memset(out, 0, sizeof(*out));
+    out->conn = conn;
+    out->http = http_client_new();
+    out->timeout_ms = timeout_ms;
+    provider_budget(conn, CALL_READ, &budget);
+    out->governor = rate_governor_new(&budget);
+    if (p && p->separate_write_budget) {
+        provider_budget(conn, CALL_WRITE, &budget);
+        out->write_governor = rate_governor_new(&budget);
+    }
+}
+
+void provider_session_close(struct provider_session *s)
+{
+    http_client_free(s->http);
+    rate_governor_free(s->governor);
+    rate_governor_free(s->write_governor);
+    memset(s, 0, sizeof(*s));
+}
+
+struct rate_governor *provider_session_governor(struct provider_session *s,
+                                                enum call_class cls)
+{
+    if (cls == CALL_WRITE && s->write_governor)
+        return s->write_governor;
+    return s->governor;
 }

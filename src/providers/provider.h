@@ -27,16 +27,17 @@ struct webhook_request {
 /* One event cut out of a delivery, ready for the inbox. */
 struct webhook_item {
     char *dedup_key;  /* unique per event per connection, stable on retry */
-    char *account_id; /* routes the event to its connection */
-    char *app_id;
-    char *body; /* the event alone, as JSON text */
+    char *account_id; /* routes the event to its connection (providers */
+    char *app_id;     /* routed by body; "" for those routed by URL) */
+    char *body;       /* the event alone, as JSON text */
 };
 
 void webhook_items_free(struct webhook_item *items, size_t n);
 
 enum crm_event_kind {
-    CRM_EVENT_CHANGE, /* one field changed */
+    CRM_EVENT_CHANGE, /* fields changed, values given */
     CRM_EVENT_CREATE, /* a deal appeared: read it */
+    CRM_EVENT_READ,   /* a deal changed, values not given: read it */
     CRM_EVENT_DELETE,
     CRM_EVENT_RESTORE, /* a deleted deal came back: read it */
     CRM_EVENT_MERGE,   /* merged_ids folded into new_id */
@@ -48,8 +49,9 @@ struct crm_event {
     char *crm_id;
     int64_t time;
     enum change_actor actor;
-    int field;   /* enum deal_field for CHANGE, else -1 */
-    char *value; /* canonical value for CHANGE (NULL = cleared) */
+    /* CHANGE: the fields it sets, each to a canonical value (NULL clears) */
+    bool present[DEAL_FIELD_COUNT];
+    char *values[DEAL_FIELD_COUNT];
     char **merged_ids;
     size_t merged_count;
     char *new_id;
@@ -73,7 +75,10 @@ struct crm_deal {
 
 void crm_deals_free(struct crm_deal *deals, size_t n);
 
-/* One record's pending fields to write. crm_id NULL means create. */
+/* One record to write. present[] marks the fields to send (every field
+ * with a value for a create); values[] holds all the record's values, for
+ * CRMs that write several fields as one (Attio's location). crm_id NULL
+ * means create. */
 struct crm_write {
     const char *our_id;
     const char *crm_id;
@@ -106,12 +111,20 @@ struct crm_stage {
 void crm_owners_free(struct crm_owner *owners, size_t n);
 void crm_stages_free(struct crm_stage *stages, size_t n);
 
+/* Calls are governed by class: some CRMs budget reads and writes apart
+ * (Attio: 100 reads and 25 writes a second). */
+enum call_class {
+    CALL_READ,
+    CALL_WRITE,
+};
+
 /* What a provider call needs: the connection, a client for this thread,
- * and the connection's rate governor (shared between threads). */
+ * and the connection's rate governors (shared between threads). */
 struct provider_session {
     const struct connection *conn;
     struct http_client *http;
-    struct rate_governor *governor;
+    struct rate_governor *governor;       /* reads, and writes unless: */
+    struct rate_governor *write_governor; /* NULL: writes use governor */
     long timeout_ms;
 };
 
@@ -129,9 +142,29 @@ void crm_cursor_clear(struct crm_cursor *cursor);
 struct provider {
     const char *name;
     size_t max_write_batch;
+    /* Webhooks reach /webhooks/<name>/<connection id> and go to that
+     * connection, rather than /webhooks/<name> routed by each event's
+     * account and app ids. */
+    bool webhooks_by_url;
+    /* Writes are budgeted apart from reads (see rate_budget). */
+    bool separate_write_budget;
+
+    /* The connection's budget for a class of call, the connection's own
+     * figures (rate_window, rate_daily) where set, else the CRM's
+     * defaults. */
+    void (*rate_budget)(const struct connection *conn, enum call_class cls,
+                        struct rate_budget *out);
+    /* The deal fields the connection syncs, a bit (1u << field) each. */
+    unsigned (*synced_fields)(const struct connection *conn);
+    /* Checks a new connection against the CRM (credentials, the custom
+     * fields or attributes it maps) and returns what it learnt as the
+     * connection's settings (JSON text, NULL when none). FS_ERR_INVALID
+     * with *error saying what is missing. */
+    fs_result (*prepare)(struct provider_session *s, char **settings,
+                         char **error);
 
     /* Cuts a delivery into events. FS_ERR_INVALID when it is not one. */
-    fs_result (*split_webhook)(const char *body, size_t len,
+    fs_result (*split_webhook)(const struct webhook_request *req,
                                struct webhook_item **items, size_t *count);
     /* Checks a delivery's authenticity against the connection's secret.
      * FS_ERR_AUTH on a wrong or stale signature. */
@@ -173,5 +206,22 @@ struct provider {
 
 /* The provider with that name ("hubspot"), or NULL. */
 const struct provider *provider_by_name(const char *name);
+
+/* The deal fields the connection syncs, a bit (1u << field) each. */
+unsigned provider_synced_fields(const struct connection *conn);
+
+/* The connection's budget for a class of call, from its provider. */
+void provider_budget(const struct connection *conn, enum call_class cls,
+                     struct rate_budget *out);
+
+/* A session with governors of its own, for a one-off job outside the
+ * service (an import); the caller closes it. */
+void provider_session_open(const struct connection *conn, long timeout_ms,
+                           struct provider_session *out);
+void provider_session_close(struct provider_session *s);
+
+/* The governor for a class of call in the session. */
+struct rate_governor *provider_session_governor(struct provider_session *s,
+                                                enum call_class cls);
 
 #endif

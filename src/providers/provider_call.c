@@ -19,16 +19,21 @@ static long session_timeout(const struct provider_session *s)
     return s->timeout_ms > 0 ? s->timeout_ms : PROVIDER_CALL_DEFAULT_TIMEOUT_MS;
 }
 
-fs_result provider_call_acquire(struct provider_session *s)
+fs_result provider_call_acquire(struct provider_session *s,
+                                const struct call_cost *cost)
 {
+    static const struct call_cost one_read = {CALL_READ, 1};
     int64_t deadline;
 
-    if (!s->governor)
+    if (!cost)
+        cost = &one_read;
+    struct rate_governor *gov = provider_session_governor(s, cost->cls);
+    if (!gov)
         return FS_OK;
     deadline = clock_mono_ms() + session_timeout(s);
     for (;;) {
-        int64_t wait =
-            rate_governor_try_acquire(s->governor, 1, clock_now_ms());
+        int64_t wait = rate_governor_try_acquire_units(
+            gov, 1, cost->daily_units, clock_now_ms());
         if (wait == 0)
             return FS_OK;
 
@@ -39,7 +44,8 @@ fs_result provider_call_acquire(struct provider_session *s)
     }
 }
 
-fs_result provider_call_send(struct provider_session *s, const char *method,
+fs_result provider_call_send(struct provider_session *s,
+                             const struct call_cost *cost, const char *method,
                              const char *url, const char *const *headers,
                              const char *body, size_t body_len,
                              struct http_client_response *resp)
@@ -47,7 +53,7 @@ fs_result provider_call_send(struct provider_session *s, const char *method,
     fs_result result;
 
     memset(resp, 0, sizeof(*resp));
-    result = provider_call_acquire(s);
+    result = provider_call_acquire(s, cost);
     if (result != FS_OK)
         return result;
 

@@ -13,17 +13,27 @@
 /* Used when a session carries no timeout of its own. */
 #define PROVIDER_CALL_DEFAULT_TIMEOUT_MS 30000
 
-/* Waits (in short sleeps) until the session's governor lets one call out.
- * FS_ERR_RATE_LIMITED when that would take longer than the session's
- * timeout. A session without a governor goes at once. */
-fs_result provider_call_acquire(struct provider_session *s);
+/* What one call spends: its class, and the daily units it costs (one for
+ * most CRMs; the endpoint's token cost on Pipedrive). */
+struct call_cost {
+    enum call_class cls;
+    int daily_units;
+};
+
+/* Waits (in short sleeps) until the session's governor for the class lets
+ * the call out. FS_ERR_RATE_LIMITED when that would take longer than the
+ * session's timeout. A session without a governor goes at once. */
+fs_result provider_call_acquire(struct provider_session *s,
+                                const struct call_cost *cost);
 
 /* Acquires, then sends. headers is a NULL-terminated "Name: value" list.
  * Returns FS_OK for any answer the provider should interpret itself
  * (2xx, 4xx but 429), FS_ERR_RATE_LIMITED for 429, FS_ERR_UNAVAILABLE for
  * 5xx or no connection, FS_ERR_TIMEOUT when no answer came in time. resp
- * holds whatever answer arrived in every case; the caller frees it. */
-fs_result provider_call_send(struct provider_session *s, const char *method,
+ * holds whatever answer arrived in every case; the caller frees it. A
+ * NULL cost is a read costing one unit. */
+fs_result provider_call_send(struct provider_session *s,
+                             const struct call_cost *cost, const char *method,
                              const char *url, const char *const *headers,
                              const char *body, size_t body_len,
                              struct http_client_response *resp);

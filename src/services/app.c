@@ -22,6 +22,7 @@
 
 struct governor_entry {
     int64_t connection_id;
+    enum call_class cls;
     struct rate_governor *governor;
     struct governor_entry *next;
 };
@@ -111,29 +112,48 @@ struct metrics *app_metrics(struct app *app)
 }
 
 struct rate_governor *app_governor(struct app *app,
-                                   const struct connection *conn)
+                                   const struct connection *conn,
+                                   enum call_class cls)
 {
+    const struct provider *provider = provider_by_name(conn->provider);
     struct governor_entry *e;
 
+    if (!provider || !provider->separate_write_budget)
+        cls = CALL_READ;
     pthread_mutex_lock(&app->governor_lock);
     for (e = app->governors; e; e = e->next) {
-        if (e->connection_id == conn->id)
+        if (e->connection_id == conn->id && e->cls == cls)
             break;
     }
     if (!e) {
-        struct rate_budget budget = {
-            .window_calls = conn->rate_per_10s > 0 ? conn->rate_per_10s : 100,
-            .window_ms = 10000,
-            .daily_calls = conn->rate_daily,
-        };
+        struct rate_budget budget;
+        provider_budget(conn, cls, &budget);
         e = xcalloc(1, sizeof(*e));
         e->connection_id = conn->id;
+        e->cls = cls;
         e->governor = rate_governor_new(&budget);
         e->next = app->governors;
         app->governors = e;
     }
     pthread_mutex_unlock(&app->governor_lock);
     return e->governor;
+}
+
+struct provider_session app_session(struct app *app,
+                                    const struct connection *conn,
+                                    struct http_client *http)
+{
+    const struct provider *provider = provider_by_name(conn->provider);
+    struct provider_session s = {
+        .conn = conn,
+        .http = http,
+        .governor = app_governor(app, conn, CALL_READ),
+        .timeout_ms = app->config.crm_timeout_ms,
+    };
+
+    if (provider && provider->separate_write_budget)
+        s.write_governor = app_governor(app, conn, CALL_WRITE);
+    return s;
 }
 
 void app_wake_pusher(struct app *app)

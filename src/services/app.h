@@ -6,6 +6,7 @@
 
 #include "base/result.h"
 #include "net/rate_governor.h"
+#include "providers/provider.h"
 #include "store/store.h"
 
 #include <stdbool.h>
@@ -43,9 +44,15 @@ void app_store_release(struct app *app, struct store *store);
 
 struct live_stream *app_live_stream(struct app *app);
 struct metrics *app_metrics(struct app *app);
-/* The connection's rate governor (made on first use from its budgets). */
+/* The connection's rate governor for a class of call, made on first use
+ * from its provider's budget; shared by every thread. */
 struct rate_governor *app_governor(struct app *app,
-                                   const struct connection *conn);
+                                   const struct connection *conn,
+                                   enum call_class cls);
+/* A session for calls on the connection with this thread's client. */
+struct provider_session app_session(struct app *app,
+                                    const struct connection *conn,
+                                    struct http_client *http);
 
 /* Tells the pusher there is something to push (after a local edit or a
  * retry), and the reconciler there are inbox events. */

@@ -164,12 +164,7 @@ static void run_pass(struct backstop *b, struct store *store,
     if (store_connections_active(store, &conns, &n) != FS_OK)
         return;
     for (size_t i = 0; i < n; i++) {
-        struct provider_session session = {
-            .conn = &conns[i],
-            .http = http,
-            .governor = app_governor(b->app, &conns[i]),
-            .timeout_ms = app_config(b->app)->crm_timeout_ms,
-        };
+        struct provider_session session = app_session(b->app, &conns[i], http);
         size_t count = 0;
         fs_result result;
         if (conns[i].watermark == 0)

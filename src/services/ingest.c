@@ -246,26 +246,98 @@ static void answer_rejected(struct app *app, struct http_response *resp,
     http_response_error(resp, status, code, NULL, msg);
 }
 
+/* The connection named by a per-connection webhook URL, when it is an
+ * active one of that provider. */
+static fs_result connection_by_url(struct store *store, const char *provider,
+                                   const char *id_text, struct connection *out)
+{
+    char *end = NULL;
+    long long id = strtoll(id_text, &end, 10);
+
+    memset(out, 0, sizeof(*out));
+    if (!*id_text || *end || id <= 0)
+        return FS_ERR_NOT_FOUND;
+    fs_result result = store_connection_get(store, id, out);
+    if (result == FS_OK &&
+        (!out->active || strcmp(out->provider, provider) != 0)) {
+        connection_clear(out);
+        result = FS_ERR_NOT_FOUND;
+    }
+    return result;
+}
+
+/* Hands each event to its connection: the one in the URL, or the one its
+ * account and app ids route to. Returns the connection whose secret
+ * verifies the delivery (the first routed), or NULL when none. */
+static const struct connection *
+route_events(struct store *store, const struct provider *provider,
+             const char *url_id, struct webhook_item *items, size_t count,
+             struct route *routes, size_t *n_routes, struct inbox_event *events,
+             size_t *accepted)
+{
+    const struct connection *signer = NULL;
+
+    for (size_t i = 0; i < count; i++) {
+        struct route *r = NULL;
+        if (url_id) {
+            r = &routes[0];
+            if (*n_routes == 0) {
+                r->found =
+                    connection_by_url(store, provider->name, url_id, &r->conn);
+                *n_routes = 1;
+            }
+        } else {
+            r = route_for(store, provider->name, routes, n_routes, &items[i]);
+        }
+        if (r->found != FS_OK)
+            continue;
+        if (!signer)
+            signer = &r->conn;
+        events[*accepted].connection_id = r->conn.id;
+        events[*accepted].dedup_key = items[i].dedup_key;
+        events[*accepted].body = items[i].body;
+        items[i].dedup_key = items[i].body = NULL;
+        (*accepted)++;
+    }
+    return signer;
+}
+
 void ingest_handle_webhook(struct app *app, struct ingest *ingest,
-                           const char *provider_name,
-                           const struct http_request *req,
+                           const char *route, const struct http_request *req,
                            struct http_response *resp)
 {
-    const struct provider *provider = provider_by_name(provider_name);
     struct webhook_item *items = NULL;
     size_t count = 0, n_routes = 0, accepted = 0, inserted = 0;
     struct route *routes = NULL;
     struct inbox_event *events = NULL;
     struct store *store = NULL;
     char *url = NULL;
+    char *provider_name = NULL;
+    const char *url_id = NULL;
 
-    if (!provider) {
+    /* "<provider>" or "<provider>/<connection id>". */
+    const char *slash = strchr(route, '/');
+    provider_name =
+        slash ? xstrndup(route, (size_t)(slash - route)) : xstrdup(route);
+    const struct provider *provider = provider_by_name(provider_name);
+    if (slash)
+        url_id = slash + 1;
+    if (!provider || (provider->webhooks_by_url != (url_id != NULL))) {
         http_response_error(resp, 404, "not_found", NULL,
                             "no such webhook receiver");
-        return;
+        goto out;
     }
-    fs_result result =
-        provider->split_webhook(req->body, req->body_len, &items, &count);
+
+    url = called_url(app, req);
+    struct webhook_request wreq = {
+        .method = req->method,
+        .url = url,
+        .body = req->body,
+        .body_len = req->body_len,
+        .header = header_lookup,
+        .header_ctx = req,
+    };
+    fs_result result = provider->split_webhook(&wreq, &items, &count);
     if (result != FS_OK) {
         answer_rejected(app, resp, result == FS_ERR_TOO_LARGE ? 413 : 400,
                         fs_result_name(result),
@@ -281,20 +353,9 @@ void ingest_handle_webhook(struct app *app, struct ingest *ingest,
 
     routes = xcalloc(count, sizeof(*routes));
     events = xcalloc(count, sizeof(*events));
-    const struct connection *signer = NULL;
-    for (size_t i = 0; i < count; i++) {
-        struct route *r =
-            route_for(store, provider_name, routes, &n_routes, &items[i]);
-        if (r->found != FS_OK)
-            continue;
-        if (!signer)
-            signer = &r->conn;
-        events[accepted].connection_id = r->conn.id;
-        events[accepted].dedup_key = items[i].dedup_key;
-        events[accepted].body = items[i].body;
-        items[i].dedup_key = items[i].body = NULL;
-        accepted++;
-    }
+    const struct connection *signer =
+        route_events(store, provider, url_id, items, count, routes, &n_routes,
+                     events, &accepted);
     app_store_release(app, store);
     store = NULL;
     if (!signer) {
@@ -303,15 +364,6 @@ void ingest_handle_webhook(struct app *app, struct ingest *ingest,
         goto out;
     }
 
-    url = called_url(app, req);
-    struct webhook_request wreq = {
-        .method = req->method,
-        .url = url,
-        .body = req->body,
-        .body_len = req->body_len,
-        .header = header_lookup,
-        .header_ctx = req,
-    };
     result = provider->verify_webhook(signer, &wreq, clock_now_ms());
     if (result != FS_OK) {
         answer_rejected(app, resp, 401, "bad_signature",
@@ -344,6 +396,7 @@ out:
         connection_clear(&routes[i].conn);
     free(routes);
     free(url);
+    free(provider_name);
     webhook_items_free(items, count);
     app_store_release(app, store);
 }

@@ -14,9 +14,10 @@ struct ingest *ingest_new(struct app *app);
 /* Stops the committer after failing anything still queued; accepts NULL. */
 void ingest_free(struct ingest *ingest);
 
-/* Answers POST /webhooks/<provider>. */
+/* Answers POST /webhooks/<route>, route being "<provider>" for CRMs
+ * whose events name their account, or "<provider>/<connection id>". */
 void ingest_handle_webhook(struct app *app, struct ingest *ingest,
-                           const char *provider, const struct http_request *req,
+                           const char *route, const struct http_request *req,
                            struct http_response *resp);
 
 #endif

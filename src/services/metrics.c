@@ -207,7 +207,7 @@ static void write_gauges(struct app *app, struct store *store,
 
     for (size_t i = 0; i < n_active; i++) {
         const struct connection *c = &active[i];
-        struct rate_governor *gov = app_governor(app, c);
+        struct rate_governor *gov = app_governor(app, c, CALL_READ);
 
         have[GAUGE_PUSH_PENDING] = have[GAUGE_PUSH_FAILED] =
             store_sync_counts(store, c->id, &values[GAUGE_PUSH_PENDING],

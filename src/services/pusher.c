@@ -142,19 +142,19 @@ static fs_result note_success(struct store *store, const struct record *sent,
     return result;
 }
 
-static void build_write(const struct record *r, struct crm_write *w)
+static void build_write(const struct record *r, unsigned synced,
+                        struct crm_write *w)
 {
     memset(w, 0, sizeof(*w));
     w->our_id = r->id;
     w->crm_id = r->crm_id;
     for (int f = 0; f < DEAL_FIELD_COUNT; f++) {
         const struct field_state *field = &r->fields[f];
-        bool send =
+        w->values[f] = field->value;
+        if (!(synced & (1u << f)))
+            continue;
+        w->present[f] =
             r->crm_id ? merge_field_pending(field) : field->value != NULL;
-        if (send) {
-            w->present[f] = true;
-            w->values[f] = field->value;
-        }
     }
 }
 
@@ -182,7 +182,10 @@ static size_t push_batch(struct app *app, struct store *store,
         return 0;
     }
 
-    int64_t wait = rate_governor_try_acquire(session->governor, 1, now);
+    /* The write call takes its budget itself; this only keeps the pusher
+     * from blocking on a budget known to be spent. */
+    int64_t wait = rate_governor_wait(
+        provider_session_governor(session, CALL_WRITE), 1, 1, now);
     if (wait > 0) {
         if (now + wait < *next_due_ms)
             *next_due_ms = now + wait;
@@ -192,8 +195,9 @@ static size_t push_batch(struct app *app, struct store *store,
 
     struct crm_write *writes = xcalloc(n, sizeof(*writes));
     struct crm_write_result *results = xcalloc(n, sizeof(*results));
+    unsigned synced = provider_synced_fields(conn);
     for (size_t i = 0; i < n; i++)
-        build_write(&records[i], &writes[i]);
+        build_write(&records[i], synced, &writes[i]);
 
     fs_result call = provider->write_deals(session, writes, n, results);
     metrics_add(app_metrics(app), METRIC_PUSH_CALLS, conn->id, 1);
@@ -255,12 +259,7 @@ static int64_t push_all(struct app *app, struct store *store,
         const struct provider *provider = provider_by_name(conns[i].provider);
         if (!provider)
             continue;
-        struct provider_session session = {
-            .conn = &conns[i],
-            .http = http,
-            .governor = app_governor(app, &conns[i]),
-            .timeout_ms = app_config(app)->crm_timeout_ms,
-        };
+        struct provider_session session = app_session(app, &conns[i], http);
         size_t min_batch = 1;
         while (push_batch(app, store, &session, provider, min_batch, &next_due,
                           left) == provider->max_write_batch)

@@ -180,6 +180,7 @@ fs_result reconcile_deal(struct store *store, const struct connection *conn,
     struct record r = {0};
     bool changed = false;
     const char *type = "deal.updated";
+    unsigned synced = provider_synced_fields(conn);
 
     fs_result result = find_record(store, conn, deal->crm_id, deal->our_id, &r);
     if (result == FS_ERR_NOT_FOUND) {
@@ -209,6 +210,8 @@ fs_result reconcile_deal(struct store *store, const struct connection *conn,
         }
     } else if (!field_times) {
         for (int f = 0; f < DEAL_FIELD_COUNT; f++) {
+            if (!(synced & (1u << f)))
+                continue;
             if (!merge_value_equal(deal->values[f], r.fields[f].crm_value)) {
                 *needs_read = true;
                 break;
@@ -216,6 +219,8 @@ fs_result reconcile_deal(struct store *store, const struct connection *conn,
         }
     } else {
         for (int f = 0; f < DEAL_FIELD_COUNT; f++) {
+            if (!(synced & (1u << f)))
+                continue;
             struct crm_change change = {
                 .value = deal->values[f],
                 .time = deal->times[f] ? deal->times[f] : deal->modified,
@@ -339,12 +344,18 @@ static fs_result apply_event(struct store *store, const struct connection *conn,
     }
 
     switch (ev->kind) {
-    case CRM_EVENT_CHANGE: {
-        struct crm_change change = {
-            .value = ev->value, .time = ev->time, .actor = ev->actor};
-        changed |= merge_one(store, &r, ev->field, &change, fx);
+    case CRM_EVENT_CHANGE:
+        for (int f = 0; f < DEAL_FIELD_COUNT; f++) {
+            if (!ev->present[f])
+                continue;
+            struct crm_change change = {
+                .value = ev->values[f], .time = ev->time, .actor = ev->actor};
+            changed |= merge_one(store, &r, f, &change, fx);
+        }
         break;
-    }
+    case CRM_EVENT_READ:
+        id_list_add(to_read, ev->crm_id);
+        break;
     case CRM_EVENT_DELETE:
         if (r.deleted_at == 0 || r.deleted_at < ev->time) {
             if (!r.deleted_at) {
@@ -508,12 +519,8 @@ static size_t reconcile_batch(struct reconciler *rc, struct store *store,
 
     for (size_t i = 0; i < n_read; i++) {
         if (result == FS_OK && to_read[i].len > 0) {
-            struct provider_session session = {
-                .conn = read_conn[i],
-                .http = http,
-                .governor = app_governor(rc->app, read_conn[i]),
-                .timeout_ms = app_config(rc->app)->crm_timeout_ms,
-            };
+            struct provider_session session =
+                app_session(rc->app, read_conn[i], http);
             fs_result r = reconcile_read(store, &session,
                                          (const char *const *)to_read[i].ids,
                                          to_read[i].len, &fx);

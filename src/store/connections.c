@@ -11,10 +11,11 @@
 
 #define CONNECTION_COLUMNS                                                     \
     "id, org_id, provider, base_url, account_id, app_id, watermark, "          \
-    "rate_per_10s, rate_daily, active"
+    "rate_window, rate_daily, active, settings"
 
 static const char secret_token[] = "token";
 static const char secret_client[] = "client_secret";
+static const char secret_webhook_user[] = "webhook_user";
 
 static void read_connection(sqlite3_stmt *st, struct connection *c)
 {
@@ -25,9 +26,10 @@ static void read_connection(sqlite3_stmt *st, struct connection *c)
     c->account_id = store_column_text(st, 4);
     c->app_id = store_column_text(st, 5);
     c->watermark = sqlite3_column_int64(st, 6);
-    c->rate_per_10s = sqlite3_column_int(st, 7);
+    c->rate_window = sqlite3_column_int(st, 7);
     c->rate_daily = sqlite3_column_int(st, 8);
     c->active = sqlite3_column_int(st, 9) != 0;
+    c->settings = store_column_text(st, 10);
 }
 
 static fs_result put_secret(struct store *s, int64_t id, const char *name,
@@ -67,6 +69,8 @@ static fs_result load_secrets(struct store *s, struct connection *c)
             slot = &c->token;
         else if (name && strcmp(name, secret_client) == 0)
             slot = &c->client_secret;
+        else if (name && strcmp(name, secret_webhook_user) == 0)
+            slot = &c->webhook_user;
         if (slot) {
             free(*slot);
             *slot = store_column_text(st, 1);
@@ -81,8 +85,8 @@ fs_result store_connection_add(struct store *s, const struct connection *c,
 {
     static const char sql[] =
         "INSERT INTO connections (org_id, provider, base_url, account_id, "
-        "app_id, watermark, rate_per_10s, rate_daily, active, created_at) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+        "app_id, watermark, rate_window, rate_daily, active, created_at, "
+        "settings) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
     sqlite3_stmt *st = NULL;
     bool own = false;
     int64_t id = 0;
@@ -101,10 +105,11 @@ fs_result store_connection_add(struct store *s, const struct connection *c,
     store_bind_text(st, 4, c->account_id);
     store_bind_text(st, 5, c->app_id);
     sqlite3_bind_int64(st, 6, c->watermark);
-    sqlite3_bind_int(st, 7, c->rate_per_10s);
+    sqlite3_bind_int(st, 7, c->rate_window);
     sqlite3_bind_int(st, 8, c->rate_daily);
     sqlite3_bind_int(st, 9, c->active ? 1 : 0);
     sqlite3_bind_int64(st, 10, clock_now_ms());
+    store_bind_text(st, 11, c->settings);
     r = store_step_done(st);
     if (r != FS_OK)
         goto out;
@@ -114,6 +119,9 @@ fs_result store_connection_add(struct store *s, const struct connection *c,
     if (r != FS_OK)
         goto out;
     r = put_secret(s, id, secret_client, c->client_secret);
+    if (r != FS_OK)
+        goto out;
+    r = put_secret(s, id, secret_webhook_user, c->webhook_user);
 
 out:
     r = store_txn_leave(s, own, r);
@@ -267,6 +275,24 @@ fs_result store_connection_set_active(struct store *s, int64_t id, bool active)
         return r;
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_int(st, 2, active ? 1 : 0);
+    r = store_step_done(st);
+    if (r == FS_OK && sqlite3_changes(s->db) == 0)
+        r = FS_ERR_NOT_FOUND;
+    return r;
+}
+
+fs_result store_connection_set_settings(struct store *s, int64_t id,
+                                        const char *settings)
+{
+    static const char sql[] =
+        "UPDATE connections SET settings = ?2 WHERE id = ?1";
+    sqlite3_stmt *st = NULL;
+
+    fs_result r = store_prepare(s, sql, &st);
+    if (r != FS_OK)
+        return r;
+    sqlite3_bind_int64(st, 1, id);
+    store_bind_text(st, 2, settings);
     r = store_step_done(st);
     if (r == FS_OK && sqlite3_changes(s->db) == 0)
         r = FS_ERR_NOT_FOUND;

@@ -92,8 +92,8 @@ fs_result store_users_list(struct store *s, int64_t org_id, struct user **out,
 
 /* ---- connections ---- */
 
-/* Adds the connection (c->id ignored); the secrets token and client_secret
- * go to connection_secrets, apart from the settings. */
+/* Adds the connection (c->id ignored); the secrets token, client_secret
+ * and webhook_user go to connection_secrets, apart from the settings. */
 fs_result store_connection_add(struct store *s, const struct connection *c,
                                int64_t *id_out);
 /* Fills *out (secrets included); the caller calls connection_clear. */
@@ -114,6 +114,9 @@ void store_connections_free(struct connection *list, size_t n);
 fs_result store_connection_set_watermark(struct store *s, int64_t id,
                                          int64_t watermark);
 fs_result store_connection_set_active(struct store *s, int64_t id, bool active);
+/* Replaces the provider's settings (JSON text, NULL clears). */
+fs_result store_connection_set_settings(struct store *s, int64_t id,
+                                        const char *settings);
 
 /* ---- inbox ---- */
 

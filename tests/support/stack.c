@@ -569,6 +569,8 @@ json_t *stack_sim_fields(const json_t *sim_deal)
         {"account", "account_name", false},
         {"product", "product_name", false},
         {"engage_date", "engage_date", true},
+        {"postcode", "postcode", false},
+        {"location", "location", false},
     };
     json_t *props = json_object_get(sim_deal, "properties");
     json_t *out = json_object();

@@ -378,6 +378,13 @@ static void test_uri_decoding_rule(void **state)
 
 /* ---- cutting deliveries ---- */
 
+static fs_result split(const char *body, struct webhook_item **items, size_t *n)
+{
+    struct webhook_request req = {
+        .method = "POST", .body = body, .body_len = strlen(body)};
+    return hubspot_provider.split_webhook(&req, items, n);
+}
+
 static void test_split_real_batch(void **state)
 {
     json_t *root = load_shared_json(
@@ -387,8 +394,7 @@ static void test_split_real_batch(void **state)
     struct webhook_item *items = NULL;
     size_t n = 0;
 
-    assert_int_equal(
-        hubspot_provider.split_webhook(raw, strlen(raw), &items, &n), FS_OK);
+    assert_int_equal(split(raw, &items, &n), FS_OK);
     assert_int_equal(n, 1);
     assert_string_equal(items[0].account_id, "62515");
     assert_string_equal(items[0].app_id, "54321");
@@ -418,11 +424,6 @@ static char *event_array(size_t count)
                     i ? "," : "", i, i + 100);
     buf_append_str(&b, "]");
     return buf_steal(&b);
-}
-
-static fs_result split(const char *body, struct webhook_item **items, size_t *n)
-{
-    return hubspot_provider.split_webhook(body, strlen(body), items, n);
 }
 
 static void test_split_limits(void **state)
@@ -518,6 +519,20 @@ static fs_result parse(const char *json, struct crm_event *ev)
     return hubspot_provider.parse_event(&conn, json, ev);
 }
 
+/* The event sets exactly that field (-1: none), to value (NULL: cleared). */
+static void assert_sets_only(const struct crm_event *ev, int field,
+                             const char *value)
+{
+    for (int f = 0; f < DEAL_FIELD_COUNT; f++)
+        assert_int_equal(ev->present[f], f == field);
+    if (field < 0)
+        return;
+    if (value)
+        assert_string_equal(ev->values[field], value);
+    else
+        assert_null(ev->values[field]);
+}
+
 static void test_parse_property_change(void **state)
 {
     struct crm_event ev;
@@ -534,8 +549,7 @@ static void test_parse_property_change(void **state)
     assert_int_equal(ev.kind, CRM_EVENT_CHANGE);
     assert_string_equal(ev.crm_id, "31877004512");
     assert_int_equal(ev.time, INT64_C(1764771600123));
-    assert_int_equal(ev.field, DEAL_STAGE);
-    assert_string_equal(ev.value, "closedwon");
+    assert_sets_only(&ev, DEAL_STAGE, "closedwon");
     assert_int_equal(ev.actor, ACTOR_OTHER);
     crm_event_clear(&ev);
 
@@ -547,8 +561,7 @@ static void test_parse_property_change(void **state)
               &ev),
         FS_OK);
     assert_int_equal(ev.kind, CRM_EVENT_CHANGE);
-    assert_int_equal(ev.field, DEAL_CLOSE_DATE);
-    assert_string_equal(ev.value, "2025-12-03");
+    assert_sets_only(&ev, DEAL_CLOSE_DATE, "2025-12-03");
     crm_event_clear(&ev);
 
     /* Amounts take the canonical form; an empty value clears. */
@@ -558,8 +571,7 @@ static void test_parse_property_change(void **state)
               "\"propertyValue\":\"1054.50\"}",
               &ev),
         FS_OK);
-    assert_int_equal(ev.field, DEAL_AMOUNT);
-    assert_string_equal(ev.value, "1054.5");
+    assert_sets_only(&ev, DEAL_AMOUNT, "1054.5");
     crm_event_clear(&ev);
 
     assert_int_equal(
@@ -569,8 +581,7 @@ static void test_parse_property_change(void **state)
               &ev),
         FS_OK);
     assert_int_equal(ev.kind, CRM_EVENT_CHANGE);
-    assert_int_equal(ev.field, DEAL_OWNER);
-    assert_null(ev.value);
+    assert_sets_only(&ev, DEAL_OWNER, NULL);
     crm_event_clear(&ev);
 }
 
@@ -580,8 +591,7 @@ static void expect_ignored(const char *json, const char *type)
 
     assert_int_equal(parse(json, &ev), FS_OK);
     assert_int_equal(ev.kind, CRM_EVENT_IGNORED);
-    assert_int_equal(ev.field, -1);
-    assert_null(ev.value);
+    assert_sets_only(&ev, -1, NULL);
     assert_string_equal(ev.ignored_type, type);
     crm_event_clear(&ev);
 }
@@ -632,8 +642,7 @@ static void test_parse_generic_deal_form(void **state)
                            &ev),
                      FS_OK);
     assert_int_equal(ev.kind, CRM_EVENT_CHANGE);
-    assert_int_equal(ev.field, DEAL_ENGAGE_DATE);
-    assert_string_equal(ev.value, "2026-12-03");
+    assert_sets_only(&ev, DEAL_ENGAGE_DATE, "2026-12-03");
     crm_event_clear(&ev);
 
     assert_int_equal(parse("{\"occurredAt\":5,\"subscriptionType\":"
@@ -968,7 +977,7 @@ static void rig_start(struct rig *r, int mode)
         .ctx = &r->canned,
     };
     struct rate_budget budget = {
-        .window_calls = 100, .window_ms = 10000, .daily_calls = 1000};
+        .window_calls = 100, .window_ms = 10000, .daily_units = 1000};
 
     memset(r, 0, sizeof(*r));
     pthread_mutex_init(&r->canned.lock, NULL);

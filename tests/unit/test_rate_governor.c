@@ -19,7 +19,7 @@
 static struct rate_governor *make(int calls, int64_t window_ms, int daily)
 {
     struct rate_budget b = {
-        .window_calls = calls, .window_ms = window_ms, .daily_calls = daily};
+        .window_calls = calls, .window_ms = window_ms, .daily_units = daily};
     return rate_governor_new(&b);
 }
 

@@ -1,0 +1,29 @@
+/* Postcodes and coordinates in one canonical form, used on every path a
+ * postcode or location takes (field edits, CRM values, territory rules,
+ * centroid tables), so two spellings of one place compare equal. */
+#ifndef FIELDSYNC_MODEL_POSTCODE_H
+#define FIELDSYNC_MODEL_POSTCODE_H
+
+#include "base/result.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Longest canonical postcode kept. */
+#define POSTCODE_MAX_LEN 16
+
+/* The canonical form of a postcode or postcode prefix: upper case, one
+ * space between words; a full UK unit written without its space gets it
+ * ("m11ae" -> "M1 1AE"); a US ZIP that lost its leading zeros gets them
+ * back ("2134" -> "02134"), ZIP+4 as "NNNNN-NNNN". FS_ERR_INVALID for
+ * characters a postcode never has, FS_ERR_TOO_LARGE past the limit. The
+ * caller frees *out. */
+fs_result postcode_normalize(const char *text, char **out);
+
+/* Parses "lat,lng" (decimal degrees, WGS84) and checks the ranges. */
+fs_result location_parse(const char *text, double *lat, double *lng);
+
+/* The canonical "lat,lng" text, six decimals each. The caller frees. */
+char *location_format(double lat, double lng);
+
+#endif
