@@ -48,6 +48,7 @@ static fs_result merge_page(struct store *store,
     result = result == FS_OK ? store_commit(store) : result;
     if (result != FS_OK)
         store_rollback(store);
+    reconcile_effects_flush(fx, store, result == FS_OK);
     if (result == FS_OK && n_reread > 0)
         result = reconcile_read(store, session, reread, n_reread, fx);
     free(reread);

@@ -2,7 +2,10 @@
  * text, its tombstone, and where each field stands with the CRM. */
 #include "services/deal_json.h"
 
+#include "services/live_stream.h"
+
 #include <stdbool.h>
+#include <stdlib.h>
 
 static json_t *text_or_null(const char *s)
 {
@@ -39,13 +42,7 @@ static const char *record_sync_state(const struct record *r,
 {
     if (sync && sync->failed)
         return "failed";
-    if (!r->crm_id)
-        return "pending";
-    for (int i = 0; i < DEAL_FIELD_COUNT; i++) {
-        if (merge_field_pending(&r->fields[i]))
-            return "pending";
-    }
-    return "synced";
+    return store_record_pending(r) ? "pending" : "synced";
 }
 
 json_t *deal_json(const struct record *r, const struct sync_state *sync)
@@ -76,4 +73,21 @@ json_t *deal_json(const struct record *r, const struct sync_state *sync)
     json_object_set_new(sync_obj, "fields", fields);
     json_object_set_new(obj, "sync", sync_obj);
     return obj;
+}
+
+void deal_publish(struct live_stream *live, struct store *store,
+                  const struct record *r, const char *type)
+{
+    struct sync_state st = {0};
+
+    if (!live)
+        return;
+    bool has_sync = store_record_pending(r) &&
+                    store_sync_get(store, r->rowid, &st) == FS_OK;
+    json_t *obj = deal_json(r, has_sync ? &st : NULL);
+    char *text = json_dumps(obj, JSON_COMPACT);
+    live_stream_publish(live, r->org_id, type, text);
+    free(text);
+    json_decref(obj);
+    sync_state_clear(&st);
 }

@@ -11,4 +11,12 @@
  * "time"}}}}. sync may be NULL (no sync_state row). */
 json_t *deal_json(const struct record *r, const struct sync_state *sync);
 
+struct live_stream;
+
+/* Publishes the record as it is in memory on the live stream (live may be
+ * NULL), with its sync state read from the store when it has something to
+ * push (a record with nothing pending is synced). */
+void deal_publish(struct live_stream *live, struct store *store,
+                  const struct record *r, const char *type);
+
 #endif

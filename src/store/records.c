@@ -248,7 +248,7 @@ static bool field_is_empty(const struct field_state *f)
            !f->has_pushed;
 }
 
-static bool record_pending(const struct record *r)
+bool store_record_pending(const struct record *r)
 {
     if (r->deleted_at != 0)
         return false;
@@ -262,17 +262,31 @@ static bool record_pending(const struct record *r)
 }
 
 static fs_result save_field(struct store *s, int64_t rowid, int field,
-                            const struct field_state *f)
+                            const struct field_state *f, bool is_new)
 {
+    /* An unchanged field is left as it is: no page or index is written for
+     * it, so saving a record after a one-field merge costs one row. */
     static const char put[] =
-        "INSERT OR REPLACE INTO record_fields (record, field, value, time, "
-        "origin, crm_value, crm_time, pushed_value, has_pushed) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+        "INSERT INTO record_fields (record, field, value, time, origin, "
+        "crm_value, crm_time, pushed_value, has_pushed) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
+        "ON CONFLICT (record, field) DO UPDATE SET value = excluded.value, "
+        "time = excluded.time, origin = excluded.origin, "
+        "crm_value = excluded.crm_value, crm_time = excluded.crm_time, "
+        "pushed_value = excluded.pushed_value, "
+        "has_pushed = excluded.has_pushed "
+        "WHERE value IS NOT excluded.value OR time <> excluded.time "
+        "OR origin <> excluded.origin OR crm_value IS NOT excluded.crm_value "
+        "OR crm_time <> excluded.crm_time "
+        "OR pushed_value IS NOT excluded.pushed_value "
+        "OR has_pushed <> excluded.has_pushed";
     static const char del[] =
         "DELETE FROM record_fields WHERE record = ?1 AND field = ?2";
     sqlite3_stmt *st = NULL;
     bool empty = field_is_empty(f);
 
+    if (empty && is_new)
+        return FS_OK;
     fs_result r = store_prepare(s, empty ? del : put, &st);
     if (r != FS_OK)
         return r;
@@ -356,9 +370,9 @@ fs_result store_record_save(struct store *s, struct record *rec)
     fs_result r = store_txn_enter(s, &own);
     if (r != FS_OK)
         goto out;
-    r = save_row(s, rec, record_pending(rec));
+    r = save_row(s, rec, store_record_pending(rec));
     for (int i = 0; i < DEAL_FIELD_COUNT && r == FS_OK; i++)
-        r = save_field(s, rec->rowid, i, &rec->fields[i]);
+        r = save_field(s, rec->rowid, i, &rec->fields[i], old_rowid == 0);
     r = store_txn_leave(s, own, r);
 
 out:

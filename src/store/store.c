@@ -212,6 +212,12 @@ static int on_busy(void *ctx, int tries)
     return 1;
 }
 
+fs_result store_set_flush(struct store *s, bool flush)
+{
+    return store_exec(s, flush ? "PRAGMA synchronous=FULL"
+                               : "PRAGMA synchronous=NORMAL");
+}
+
 fs_result store_open(const char *path, struct store **out)
 {
     struct store *s = xcalloc(1, sizeof(*s));

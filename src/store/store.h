@@ -31,6 +31,14 @@ fs_result store_begin(struct store *s);
 fs_result store_commit(struct store *s);
 fs_result store_rollback(struct store *s);
 
+/* Whether this connection's commits wait for the disk (the default) or
+ * only for the operating system. A commit that is not flushed can be lost
+ * to a power cut, never to a crash of the process, and the log keeps
+ * commits in order, so a later flushed commit of any connection makes it
+ * durable too. For work that can be derived again from durable state
+ * (merging inbox events that stay 'new' until the merge commits). */
+fs_result store_set_flush(struct store *s, bool flush);
+
 /* The schema version the database is at after store_open. */
 int store_schema_version(struct store *s);
 /* SQLite's message for the last failure on this connection, for logs. */
@@ -190,6 +198,9 @@ fs_result store_record_by_crm_id(struct store *s, int64_t connection_id,
  * live, and crm_id NULL or any field pending. FS_ERR_CONFLICT when the
  * id or (connection, crm_id) belongs to another record. */
 fs_result store_record_save(struct store *s, struct record *r);
+/* True when the record has something for the CRM: it is live and the CRM
+ * has never seen it, or a field is pending. */
+bool store_record_pending(const struct record *r);
 /* From now on old_crm_id resolves to crm_id on that connection. */
 fs_result store_crm_alias_add(struct store *s, int64_t connection_id,
                               const char *old_crm_id, const char *crm_id);
