@@ -204,7 +204,7 @@ static bool all_digits(const char *s)
     return true;
 }
 
-static int open_store(struct store **out)
+int cli_open_store(struct store **out)
 {
     fs_result r = store_open(cli_db_path(), out);
 
@@ -214,7 +214,7 @@ static int open_store(struct store **out)
     return CLI_EXIT_OK;
 }
 
-static int find_org(struct store *s, const char *name, int64_t *id)
+int cli_find_org(struct store *s, const char *name, int64_t *id)
 {
     fs_result r = store_org_find(s, name, id);
 
@@ -378,7 +378,7 @@ int cli_org(int argc, char **argv)
         return rc;
     if (add && (pos[0][0] == '\0' || strlen(pos[0]) > 255))
         return usage_error(org_usage, "an org name is 1 to 255 bytes");
-    if ((rc = open_store(&s)) != CLI_EXIT_OK)
+    if ((rc = cli_open_store(&s)) != CLI_EXIT_OK)
         return rc;
 
     if (add) {
@@ -520,9 +520,9 @@ int cli_connect(int argc, char **argv)
     c.rate_daily = (int)rate_daily;
     c.active = true;
 
-    if ((rc = open_store(&s)) != CLI_EXIT_OK)
+    if ((rc = cli_open_store(&s)) != CLI_EXIT_OK)
         goto out;
-    if ((rc = find_org(s, opts[0].value, &c.org_id)) != CLI_EXIT_OK)
+    if ((rc = cli_find_org(s, opts[0].value, &c.org_id)) != CLI_EXIT_OK)
         goto out;
 
     int64_t id = 0;
@@ -650,9 +650,9 @@ int cli_user(int argc, char **argv)
         (opts[1].value[0] == '\0' || strlen(opts[1].value) > 255))
         return usage_error(user_usage, "a user name is 1 to 255 bytes");
 
-    if ((rc = open_store(&s)) != CLI_EXIT_OK)
+    if ((rc = cli_open_store(&s)) != CLI_EXIT_OK)
         return rc;
-    if ((rc = find_org(s, opts[0].value, &org_id)) == CLI_EXIT_OK) {
+    if ((rc = cli_find_org(s, opts[0].value, &org_id)) == CLI_EXIT_OK) {
         if (strcmp(cmd, "add") == 0)
             rc = user_add(s, org_id, opts);
         else if (strcmp(cmd, "list") == 0)
@@ -688,9 +688,9 @@ static int org_command_setup(int argc, char **argv, const char *usage,
         return rc;
     if ((rc = require(usage, opts, 1, required, 1)) >= 0)
         return rc;
-    if ((rc = open_store(s)) != CLI_EXIT_OK)
+    if ((rc = cli_open_store(s)) != CLI_EXIT_OK)
         return rc;
-    if ((rc = find_org(*s, opts[0].value, org_id)) != CLI_EXIT_OK) {
+    if ((rc = cli_find_org(*s, opts[0].value, org_id)) != CLI_EXIT_OK) {
         store_close(*s);
         *s = NULL;
         return rc;

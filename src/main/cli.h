@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define CLI_EXIT_OK 0
 #define CLI_EXIT_FAIL 1  /* the command failed: one line on stderr */
@@ -37,6 +38,14 @@ struct cli_option {
 int cli_parse(int argc, char **argv, const char *usage, struct cli_option *opts,
               size_t n_opts, const char **positional, size_t n_positional);
 
+struct store;
+
+/* Opens the --db database; on failure prints why and returns
+ * CLI_EXIT_FAIL. */
+int cli_open_store(struct store **out);
+/* The org's id by name; prints why and returns CLI_EXIT_FAIL when none. */
+int cli_find_org(struct store *s, const char *name, int64_t *id);
+
 /* Prints "fieldsync: <message>" on stderr; returns CLI_EXIT_FAIL. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -47,8 +56,10 @@ int cli_user(int argc, char **argv);
 int cli_status(int argc, char **argv);
 int cli_retry(int argc, char **argv);
 
-/* Written apart: src/main/import_cmd.c and src/main/demo.c. */
+/* Written apart: src/main/import_cmd.c, src/main/cli_stages.c and
+ * src/main/demo.c. */
 int cli_import(int argc, char **argv);
+int cli_stages(int argc, char **argv);
 int demo_main(int argc, char **argv);
 
 #endif

@@ -67,7 +67,10 @@ static size_t rng_below(uint64_t *state, size_t n)
 
 const char *demo_field_value(const json_t *deal, int field)
 {
-    return json_string_value(json_object_get(deal, deal_fields[field].name));
+    /* The CRM's own stage, to compare with the CRM. */
+    const char *name =
+        field == DEAL_STAGE ? "crm_stage" : deal_fields[field].name;
+    return json_string_value(json_object_get(deal, name));
 }
 
 fs_result demo_crm_value(const json_t *sim_deal, int field, char **out)
@@ -240,7 +243,8 @@ static bool patch_field(struct day_worker *w, const struct demo_deal *deal,
     struct demo *d = w->d;
     const char *name = deal_fields[field].name;
     char *url = xasprintf("%s/api/v1/deals/%s", d->api_base, deal->id);
-    json_t *body = json_pack("{s:{s:s?}}", "fields", name, value);
+    json_t *body = json_pack("{s:{s:s?}}", "fields", name,
+                             demo_api_value(d, field, value));
     json_t *reply = NULL;
     long status = 0;
 
@@ -395,9 +399,9 @@ static void create_deal(struct day_worker *w)
     char *stage = new_value(w, DEAL_STAGE);
     char *close = new_value(w, DEAL_CLOSE_DATE);
     char *url = xasprintf("%s/api/v1/deals", d->api_base);
-    json_t *body =
-        json_pack("{s:{s:s, s:s, s:s, s:s}}", "fields", "name", name, "amount",
-                  amount, "stage", stage, "close_date", close);
+    json_t *body = json_pack(
+        "{s:{s:s, s:s, s:s, s:s}}", "fields", "name", name, "amount", amount,
+        "stage", demo_api_value(d, DEAL_STAGE, stage), "close_date", close);
     long status = 0;
 
     if (demo_http_json(w->http, "POST", url, token, body, &status, NULL) ==

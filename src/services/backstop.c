@@ -160,6 +160,7 @@ static void run_pass(struct backstop *b, struct store *store,
     struct connection *conns = NULL;
     size_t n = 0;
     struct reconcile_effects fx = {.live = app_live_stream(b->app),
+                                   .stages = app_stage_cache(b->app),
                                    .metrics = app_metrics(b->app)};
 
     if (store_connections_active(store, &conns, &n) != FS_OK)

@@ -3,6 +3,7 @@
 #include "services/deal_json.h"
 
 #include "services/live_stream.h"
+#include "services/stage_cache.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
@@ -45,20 +46,27 @@ static const char *record_sync_state(const struct record *r,
     return store_record_pending(r) ? "pending" : "synced";
 }
 
-json_t *deal_json(const struct record *r, const struct sync_state *sync)
+json_t *deal_json(const struct record *r, const struct sync_state *sync,
+                  const struct stage_map *stages)
 {
     json_t *obj = json_object();
     json_t *sync_obj = json_object();
     json_t *fields = json_object();
+    const char *crm_stage = r->fields[DEAL_STAGE].value;
+    const char *stage = stages ? stage_map_key_of(stages, crm_stage) : NULL;
 
     json_object_set_new(obj, "id", text_or_null(r->id));
     json_object_set_new(obj, "crm_id", text_or_null(r->crm_id));
     for (int i = 0; i < DEAL_FIELD_COUNT; i++) {
+        const char *value = r->fields[i].value;
         json_object_set_new(obj, deal_fields[i].name,
-                            text_or_null(r->fields[i].value));
+                            text_or_null(i == DEAL_STAGE ? stage : value));
         json_object_set_new(fields, deal_fields[i].name,
                             field_sync_json(&r->fields[i]));
     }
+    json_object_set_new(obj, "crm_stage", text_or_null(crm_stage));
+    json_object_set_new(obj, "stage_unmapped",
+                        json_boolean(crm_stage && !stage));
     json_object_set_new(obj, "deleted", json_boolean(r->deleted_at != 0));
     json_object_set_new(obj, "deleted_reason", text_or_null(r->deleted_reason));
     if (r->merged_into)
@@ -75,8 +83,8 @@ json_t *deal_json(const struct record *r, const struct sync_state *sync)
     return obj;
 }
 
-void deal_publish(struct live_stream *live, struct store *store,
-                  const struct record *r, const char *type)
+void deal_publish(struct live_stream *live, struct stage_cache *stages,
+                  struct store *store, const struct record *r, const char *type)
 {
     struct sync_state st = {0};
 
@@ -84,7 +92,11 @@ void deal_publish(struct live_stream *live, struct store *store,
         return;
     bool has_sync = store_record_pending(r) &&
                     store_sync_get(store, r->rowid, &st) == FS_OK;
-    json_t *obj = deal_json(r, has_sync ? &st : NULL);
+    const struct stage_map *map =
+        stages ? stage_cache_get(stages, store, r->org_id) : NULL;
+    json_t *obj = deal_json(r, has_sync ? &st : NULL, map);
+    if (map)
+        stage_cache_release(stages, map);
     char *text = json_dumps(obj, JSON_COMPACT);
     live_stream_publish(live, r->org_id, type, text);
     free(text);

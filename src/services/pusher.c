@@ -89,7 +89,8 @@ static void note_failure(struct app *app, struct store *store,
     store_sync_put(store, r->rowid, &st);
     sync_state_clear(&st);
     if (newly_failed)
-        deal_publish(app_live_stream(app), store, r, "deal.sync_failed");
+        deal_publish(app_live_stream(app), app_stage_cache(app), store, r,
+                     "deal.sync_failed");
 }
 
 /* Records a successful write as the CRM change it is, through the merge

@@ -79,7 +79,8 @@ void reconcile_effects_flush(struct reconcile_effects *fx, struct store *store,
 {
     for (size_t i = 0; i < fx->n_held; i++) {
         if (committed)
-            deal_publish(fx->live, store, &fx->held[i], fx->held_types[i]);
+            deal_publish(fx->live, fx->stages, store, &fx->held[i],
+                         fx->held_types[i]);
         record_clear(&fx->held[i]);
     }
     free(fx->held);
@@ -479,6 +480,7 @@ static size_t reconcile_batch(struct reconciler *rc, struct store *store,
     struct inbox_event *events = NULL;
     size_t n = 0;
     struct reconcile_effects fx = {.live = app_live_stream(rc->app),
+                                   .stages = app_stage_cache(rc->app),
                                    .metrics = app_metrics(rc->app)};
 
     if (store_inbox_next(store, INBOX_BATCH, &events, &n) != FS_OK || n == 0)

@@ -21,8 +21,9 @@ struct reconciler;
  * reconcile_effects_flush once it commits, so subscribers never see a
  * change that is then rolled back. */
 struct reconcile_effects {
-    struct live_stream *live; /* may be NULL */
-    struct metrics *metrics;  /* may be NULL */
+    struct live_stream *live;   /* may be NULL */
+    struct stage_cache *stages; /* may be NULL: stages shown raw */
+    struct metrics *metrics;    /* may be NULL */
     int64_t applied;
     int64_t conflicts;
     int64_t echoes;

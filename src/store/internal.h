@@ -47,4 +47,8 @@ char *store_column_text(sqlite3_stmt *st, int col);
 fs_result store_txn_enter(struct store *s, bool *own);
 fs_result store_txn_leave(struct store *s, bool own, fs_result result);
 
+/* Bumps the stage version of the connection's org (see
+ * store_stage_version). */
+fs_result store_stage_version_bump_for(struct store *s, int64_t connection_id);
+
 #endif

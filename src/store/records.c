@@ -7,6 +7,7 @@
 #include "base/crypto.h"
 #include "store/internal.h"
 
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -388,19 +389,46 @@ out:
     return r;
 }
 
+/* The filter's conditions, bound by bind_filter. */
+#define RECORD_FILTER_WHERE                                                    \
+    "WHERE r.org_id = ?1 "                                                     \
+    "AND (?2 IS NULL OR EXISTS (SELECT 1 FROM record_fields f "                \
+    "  WHERE f.record = r.rowid AND f.field = ?8 AND f.value = ?2)) "          \
+    "AND (?3 IS NULL OR EXISTS (SELECT 1 FROM record_fields f "                \
+    "  WHERE f.record = r.rowid AND f.field = ?9 AND f.value IS NOT NULL "     \
+    "  AND (f.value IN (SELECT value FROM json_each(?3))) = ?10)) "            \
+    "AND r.updated_at >= ?4 "                                                  \
+    "AND (?5 OR r.deleted_at = 0) "                                            \
+    "AND (?6 IS NULL OR r.id > ?6) "
+
+static void bind_filter(sqlite3_stmt *st, const struct record_filter *f)
+{
+    char *stages = NULL;
+
+    sqlite3_bind_int64(st, 1, f->org_id);
+    store_bind_text(st, 2, f->owner);
+    if (f->by_stage) {
+        json_t *list = json_array();
+        for (size_t i = 0; i < f->n_stages; i++)
+            json_array_append_new(list, json_string(f->stages[i]));
+        stages = json_dumps(list, JSON_COMPACT);
+        json_decref(list);
+    }
+    store_bind_text(st, 3, stages);
+    free(stages);
+    sqlite3_bind_int64(st, 4, f->updated_since);
+    sqlite3_bind_int(st, 5, f->include_deleted ? 1 : 0);
+    store_bind_text(st, 6, f->after_id);
+    sqlite3_bind_int(st, 8, DEAL_OWNER);
+    sqlite3_bind_int(st, 9, DEAL_STAGE);
+    sqlite3_bind_int(st, 10, f->stage_not_in ? 0 : 1);
+}
+
 fs_result store_records_list(struct store *s, const struct record_filter *f,
                              struct record **out, size_t *n_out)
 {
     static const char sql[] =
-        "SELECT " RECORD_COLUMNS " FROM records r "
-        "WHERE r.org_id = ?1 "
-        "AND (?2 IS NULL OR EXISTS (SELECT 1 FROM record_fields f "
-        "  WHERE f.record = r.rowid AND f.field = ?8 AND f.value = ?2)) "
-        "AND (?3 IS NULL OR EXISTS (SELECT 1 FROM record_fields f "
-        "  WHERE f.record = r.rowid AND f.field = ?9 AND f.value = ?3)) "
-        "AND r.updated_at >= ?4 "
-        "AND (?5 OR r.deleted_at = 0) "
-        "AND (?6 IS NULL OR r.id > ?6) "
+        "SELECT " RECORD_COLUMNS " FROM records r " RECORD_FILTER_WHERE
         "ORDER BY r.id LIMIT ?7";
     sqlite3_stmt *st = NULL;
 
@@ -412,16 +440,28 @@ fs_result store_records_list(struct store *s, const struct record_filter *f,
     fs_result r = store_prepare(s, sql, &st);
     if (r != FS_OK)
         return r;
-    sqlite3_bind_int64(st, 1, f->org_id);
-    store_bind_text(st, 2, f->owner);
-    store_bind_text(st, 3, f->stage);
-    sqlite3_bind_int64(st, 4, f->updated_since);
-    sqlite3_bind_int(st, 5, f->include_deleted ? 1 : 0);
-    store_bind_text(st, 6, f->after_id);
+    bind_filter(st, f);
     sqlite3_bind_int(st, 7, limit);
-    sqlite3_bind_int(st, 8, DEAL_OWNER);
-    sqlite3_bind_int(st, 9, DEAL_STAGE);
     return record_query_all(s, st, out, n_out);
+}
+
+fs_result store_records_count(struct store *s, const struct record_filter *f,
+                              int64_t *n_out)
+{
+    static const char sql[] =
+        "SELECT count(*) FROM records r " RECORD_FILTER_WHERE;
+    sqlite3_stmt *st = NULL;
+
+    *n_out = 0;
+    fs_result r = store_prepare(s, sql, &st);
+    if (r != FS_OK)
+        return r;
+    bind_filter(st, f);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *n_out = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW ? FS_OK : store_map_rc(rc);
 }
 
 fs_result store_records_pending(struct store *s, int64_t connection_id,

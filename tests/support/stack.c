@@ -325,6 +325,12 @@ bool stack_start(struct stack *s, const struct stack_options *options)
     if (!ok)
         fprintf(stderr, "stack: the import did not bring all %zu deals\n",
                 s->deals);
+    if (ok) {
+        const char *map[] = {"stages",  "map",           "--org",
+                             STACK_ORG, STACK_STAGE_MAP, NULL};
+        free(stack_cli(s, &code, map));
+        ok = code == 0;
+    }
 out:
     free(data_dir);
     if (!ok)
@@ -658,6 +664,13 @@ struct field_wait {
     bool sim;
 };
 
+json_t *stack_crm_view(const json_t *deal, const char *field)
+{
+    if (strcmp(field, "stage") == 0)
+        return json_object_get(deal, "crm_stage");
+    return json_object_get(deal, field);
+}
+
 static bool field_has(void *ctx)
 {
     struct field_wait *w = ctx;
@@ -671,7 +684,7 @@ static bool field_has(void *ctx)
         v = json_object_get(fields, w->field);
     } else {
         deal = stack_deal(w->s, w->id);
-        v = json_object_get(deal, w->field);
+        v = stack_crm_view(deal, w->field);
     }
     bool match =
         v && (w->value ? json_is_string(v) &&

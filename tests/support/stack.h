@@ -16,6 +16,12 @@
 #define STACK_SIM_TOKEN "pat-stack-token"
 #define STACK_APP_ID "424242"
 #define STACK_PORTAL_ID "9001"
+/* The map stack_start sets for the simulator's pipeline, as the words of
+ * `fieldsync stages map` (each CRM stage onto one of the org's default
+ * stages, In Quote written as Engaging). */
+#define STACK_STAGE_MAP                                                        \
+    "prospecting=new", "engaging=qualified", "closedwon=won",                  \
+        "closedlost=lost", "--default", "default/in_quote=engaging"
 /* How long a change may take to cross between the two sides. */
 #define STACK_WAIT_MS 15000
 
@@ -94,6 +100,11 @@ bool stack_wait_state(struct stack *s, const char *id, const char *state);
 
 /* A string member of a JSON object, or NULL. */
 const char *stack_text(const json_t *obj, const char *key);
+
+/* A field of a field API deal as the CRM holds it, to compare with the
+ * simulator: the stage as the CRM's stage id (crm_stage), the rest as
+ * they are. Borrowed from deal. */
+json_t *stack_crm_view(const json_t *deal, const char *field);
 
 /* A simulator control call (/_sim/...); body is JSON text or NULL. */
 json_t *stack_sim(struct stack *s, const char *method, const char *path,
