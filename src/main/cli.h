@@ -46,19 +46,30 @@ int cli_open_store(struct store **out);
 /* The org's id by name; prints why and returns CLI_EXIT_FAIL when none. */
 int cli_find_org(struct store *s, const char *name, int64_t *id);
 
+/* Prints "fieldsync: <message>" and the usage on stderr; returns
+ * CLI_EXIT_USAGE. */
+int cli_usage_error(const char *usage, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Checks that every named option was given; -1 when they were, else the
+ * exit code after the usage error. */
+int cli_require(const char *usage, const struct cli_option *opts, size_t n_opts,
+                const char *const *names, size_t n_names);
+/* A whole decimal number within [min, max]. */
+bool cli_parse_count(const char *s, int64_t min, int64_t max, int64_t *out);
+
 /* Prints "fieldsync: <message>" on stderr; returns CLI_EXIT_FAIL. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 int cli_serve(int argc, char **argv);
 int cli_org(int argc, char **argv);
-int cli_connect(int argc, char **argv);
 int cli_user(int argc, char **argv);
 int cli_status(int argc, char **argv);
 int cli_retry(int argc, char **argv);
 
-/* Written apart: src/main/import_cmd.c, src/main/cli_stages.c and
- * src/main/demo.c. */
+/* Written apart: src/main/import_cmd.c, src/main/cli_connect.c,
+ * src/main/cli_stages.c and src/main/demo.c. */
 int cli_import(int argc, char **argv);
+int cli_connect(int argc, char **argv);
 int cli_stages(int argc, char **argv);
 int demo_main(int argc, char **argv);
 
