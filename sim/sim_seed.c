@@ -88,6 +88,7 @@ static fs_result read_csv(FILE *in, const struct csv_reader *r, char **err)
         if (line == 1 ? !r->on_header(r->ctx, &row)
                       : !(row.count == 1 && !*row.fields[0]) &&
                             !r->on_row(r->ctx, &row)) {
+            line--; /* the refused row is the one counted last */
             result = FS_ERR_INVALID;
             break;
         }
