@@ -295,11 +295,11 @@ static const char *limit_policy(struct hubspot_sim *sim, enum call_kind kind,
 {
     if (kind == KIND_SEARCH)
         return sim_window_take(&sim->secondly_search, now) ? NULL : "SECONDLY";
-    if (!sim_daily_allows(&sim->daily, now))
+    if (!sim_daily_allows(&sim->daily, now, 1))
         return "DAILY";
     if (!sim_window_take(&sim->ten_secondly, now))
         return "TEN_SECONDLY_ROLLING";
-    sim_daily_count(&sim->daily);
+    sim_daily_count(&sim->daily, 1);
     return NULL;
 }
 

@@ -51,18 +51,18 @@ void sim_daily_init(struct sim_daily *d, int64_t limit, int64_t now)
     d->count = 0;
 }
 
-bool sim_daily_allows(struct sim_daily *d, int64_t now)
+bool sim_daily_allows(struct sim_daily *d, int64_t now, int64_t cost)
 {
     if (now / SIM_DAY_MS != d->day) {
         d->day = now / SIM_DAY_MS;
         d->count = 0;
     }
-    return d->count < d->limit;
+    return d->count + cost <= d->limit;
 }
 
-void sim_daily_count(struct sim_daily *d)
+void sim_daily_count(struct sim_daily *d, int64_t cost)
 {
-    d->count++;
+    d->count += cost;
 }
 
 int64_t sim_daily_remaining(const struct sim_daily *d)

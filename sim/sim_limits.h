@@ -26,7 +26,8 @@ bool sim_window_take(struct sim_window *w, int64_t now);
 /* Calls still allowed at now. */
 int sim_window_remaining(struct sim_window *w, int64_t now);
 
-/* At most limit calls per UTC day. */
+/* A budget of limit units per UTC day: calls (HubSpot), or token costs
+ * per call (Pipedrive). */
 struct sim_daily {
     int64_t limit;
     int64_t day; /* days since the epoch of the count */
@@ -34,10 +35,11 @@ struct sim_daily {
 };
 
 void sim_daily_init(struct sim_daily *d, int64_t limit, int64_t now);
-/* True when a call at now is within the day's budget. It does not count
- * it: sim_daily_count does, once every other limit let the call in. */
-bool sim_daily_allows(struct sim_daily *d, int64_t now);
-void sim_daily_count(struct sim_daily *d);
+/* True when a call costing cost units at now is within the day's budget.
+ * It does not count it: sim_daily_count does, once every other limit let
+ * the call in. */
+bool sim_daily_allows(struct sim_daily *d, int64_t now, int64_t cost);
+void sim_daily_count(struct sim_daily *d, int64_t cost);
 int64_t sim_daily_remaining(const struct sim_daily *d);
 
 #endif
