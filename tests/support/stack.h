@@ -118,12 +118,23 @@ bool stack_faults(struct stack *s, const char *faults);
  * count of api_calls_by_kind; -1 on an error. */
 int64_t stack_sim_stat(struct stack *s, const char *name, const char *kind);
 
-/* The simulator's deal (control view: id, properties, archived), or NULL. */
+/* The simulator's deal (control view: id, our_id, archived, merged_into,
+ * fields, times; docs/SIMULATOR.md), or NULL. */
 json_t *stack_sim_deal(struct stack *s, const char *crm_id);
 
-/* A simulator deal's properties mapped to field API names and canonical
- * values: {"name":..,"stage":..,...}; the caller decrefs. */
+/* Every simulator deal (archived and merged-away ones too) through the
+ * paged control list, in the CRM's order; NULL on an error. */
+json_t *stack_sim_deals(struct stack *s);
+
+/* A simulator deal's fields in field API names and canonical values, as
+ * the field API shows them: {"name":..,"stage":..,...}; the caller
+ * decrefs. */
 json_t *stack_sim_fields(const json_t *sim_deal);
+
+/* Changes a simulator deal as a CRM user (PATCH /_sim/deals/{crm_id} with
+ * fields, a JSON object's text in field API names). Returns the CRM's
+ * modification time of the deal (ms), or -1 when refused. */
+int64_t stack_sim_edit(struct stack *s, const char *crm_id, const char *fields);
 
 /* POSTs a HubSpot webhook delivery to fieldsync, signed (v3) with secret
  * at the given request time; returns the HTTP status (0: no answer). */
