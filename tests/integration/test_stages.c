@@ -68,12 +68,11 @@ static int restore_map(void **state)
 /* How many of the simulator's deals are in the CRM stage. */
 static size_t sim_deals_in(const char *crm_stage)
 {
-    long status;
-    json_t *sim = stack_sim(&st, "GET", "/_sim/deals", NULL, &status);
+    json_t *sim = stack_sim_deals(&st);
     size_t i, n = 0;
     json_t *d;
 
-    json_array_foreach(json_object_get(sim, "results"), i, d)
+    json_array_foreach(sim, i, d)
     {
         json_t *fields = stack_sim_fields(d);
         const char *stage = stack_text(fields, "stage");
