@@ -3,6 +3,7 @@
 #include "providers/provider.h"
 
 #include "providers/hubspot.h"
+#include "providers/pipedrive.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -98,6 +99,8 @@ const struct provider *provider_by_name(const char *name)
 {
     if (name && strcmp(name, "hubspot") == 0)
         return &hubspot_provider;
+    if (name && strcmp(name, "pipedrive") == 0)
+        return &pipedrive_provider;
     return NULL;
 }
 

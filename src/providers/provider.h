@@ -146,6 +146,11 @@ struct provider {
      * connection, rather than /webhooks/<name> routed by each event's
      * account and app ids. */
     bool webhooks_by_url;
+    /* The CRM bans a webhook whose deliveries fail too often (Pipedrive:
+     * 10 first-attempt failures): a delivery we cannot route or parse is
+     * answered 2xx and logged, only wrong credentials get a 401 and only a
+     * failed store a retryable status. */
+    bool bans_failing_hooks;
     /* Writes are budgeted apart from reads (see rate_budget). */
     bool separate_write_budget;
 
