@@ -57,6 +57,16 @@ static const struct connect_flag hubspot_flags[] = {
     {"rate-daily", "N", TO_RATE_DAILY, false, true},
 };
 
+static const struct connect_flag pipedrive_flags[] = {
+    {"token", "T", TO_TOKEN, true, false},
+    {"company-id", "N", TO_ACCOUNT, true, true},
+    {"user-id", "N", TO_APP, true, true},
+    {"webhook-user", "U", TO_WEBHOOK_USER, true, false},
+    {"webhook-password", "P", TO_CLIENT_SECRET, true, false},
+    {"rate-2s", "N", TO_RATE_WINDOW, false, true},
+    {"rate-daily", "N", TO_RATE_DAILY, false, true},
+};
+
 static const struct connect_spec specs[] = {
     {"hubspot", "https://api.hubapi.com", hubspot_flags,
      sizeof(hubspot_flags) / sizeof(hubspot_flags[0]),
@@ -72,6 +82,27 @@ static const struct connect_spec specs[] = {
      "  --base-url URL   default https://api.hubapi.com\n"
      "  --rate-10s N     calls allowed per rolling 10 s (default 100)\n"
      "  --rate-daily N   calls allowed per day (default 250000)\n"},
+    {"pipedrive", "https://api.pipedrive.com", pipedrive_flags,
+     sizeof(pipedrive_flags) / sizeof(pipedrive_flags[0]),
+     "usage: fieldsync connect pipedrive --org NAME (--token T | --token-file "
+     "PATH)\n"
+     "         --company-id N --user-id N\n"
+     "         (--webhook-user U | --webhook-user-file PATH)\n"
+     "         (--webhook-password P | --webhook-password-file PATH)\n"
+     "         [--base-url URL] [--rate-2s N] [--rate-daily N]\n"
+     "  --token             the integration user's API token\n"
+     "  --company-id        the Pipedrive company id\n"
+     "  --user-id           the integration user's id (Pipedrive names our\n"
+     "                      writes by it); checked against the token\n"
+     "  --webhook-user, --webhook-password\n"
+     "                      the HTTP Basic credentials registered with the\n"
+     "                      webhook (its only proof of origin)\n"
+     "  --base-url URL      default https://api.pipedrive.com (an OAuth\n"
+     "                      app's api_domain goes here)\n"
+     "  --rate-2s N         calls allowed per rolling 2 s (default 20)\n"
+     "  --rate-daily N      API tokens allowed per day (default 30000)\n"
+     "The deal fields account, product, engage_date, postcode, location\n"
+     "and fieldsync_id are found by name; see docs/PIPEDRIVE.md.\n"},
 };
 
 static const char connect_intro[] =
@@ -336,6 +367,10 @@ int cli_connect(int argc, char **argv)
     }
     printf("connection %" PRId64 " added for org %s (%s account %s)\n", id,
            opts[0].value, c.provider, c.account_id ? c.account_id : "-");
+    if (c.provider && strcmp(c.provider, "pipedrive") == 0)
+        printf("webhook URL: https://<your host>/webhooks/pipedrive/%" PRId64
+               "\n",
+               id);
     if (standby)
         printf("standby: the org keeps its primary CRM until `fieldsync "
                "switch --org %s --to %" PRId64 "`\n",
