@@ -243,9 +243,11 @@ char *pipedrive_field_key(const struct connection *conn, int field)
     return key;
 }
 
-/* The field a custom key holds, or -1. */
+/* The field a wire key holds (status is part of the stage), or -1. */
 static int pd_field_of_key(const struct pd_map *m, const char *key)
 {
+    if (strcmp(key, "status") == 0)
+        return DEAL_STAGE;
     for (int f = 0; f < DEAL_FIELD_COUNT; f++) {
         if (m->key[f] && strcmp(m->key[f], key) == 0)
             return f;
@@ -380,6 +382,57 @@ static const json_t *pd_member(const struct pd_map *m, const json_t *obj,
 
     *present = v != NULL;
     return v;
+}
+
+/* A deal's stage: its stage_id while open; won or lost deals are in
+ * their pipeline's won or lost stage ("won-<pipeline>"), as Pipedrive
+ * keeps won and lost as a status beside the stage. */
+static fs_result pd_stage_in(const json_t *obj, char **out)
+{
+    const char *status = json_str(obj, "status");
+    char *pipeline = json_text(json_object_get(obj, "pipeline_id"));
+    char *text = NULL;
+    fs_result result;
+
+    *out = NULL;
+    if (status && (strcmp(status, "won") == 0 || strcmp(status, "lost") == 0) &&
+        pipeline)
+        text = xasprintf("%s-%s", status, pipeline);
+    else if (json_is_integer(json_object_get(obj, "stage_id")))
+        text = json_text(json_object_get(obj, "stage_id"));
+    free(pipeline);
+    if (!text)
+        return json_is_null(json_object_get(obj, "stage_id")) ||
+                       !json_object_get(obj, "stage_id")
+                   ? FS_OK
+                   : FS_ERR_INVALID;
+    result = deal_field_canonical(DEAL_STAGE, text, out);
+    free(text);
+    return result;
+}
+
+/* A field's canonical value from a deal object (REST or webhook data). */
+static fs_result pd_field_in(const struct pd_map *m, const json_t *obj,
+                             int field, char **out)
+{
+    bool present = false;
+
+    if (field == DEAL_STAGE)
+        return pd_stage_in(obj, out);
+    return pd_value_in(m, field, pd_member(m, obj, field, &present), out);
+}
+
+/* Whether a change's previous (changed fields only) names the field. */
+static bool pd_changed(const struct pd_map *m, const json_t *previous,
+                       int field)
+{
+    const json_t *holder = m->custom[field]
+                               ? json_object_get(previous, "custom_fields")
+                               : previous;
+
+    if (field == DEAL_STAGE && json_object_get(previous, "status"))
+        return true;
+    return json_object_get(holder, m->key[field]) != NULL;
 }
 
 static char *pd_our_id(const struct pd_map *m, const json_t *obj)
@@ -521,7 +574,6 @@ static void pd_parse_change(const struct connection *conn,
                             const struct pd_map *m, const json_t *data,
                             const json_t *previous, struct crm_event *ev)
 {
-    const json_t *prev_custom = json_object_get(previous, "custom_fields");
     bool any = false;
     bool bad = false;
 
@@ -530,15 +582,10 @@ static void pd_parse_change(const struct connection *conn,
         return;
     }
     for (int f = 0; f < DEAL_FIELD_COUNT; f++) {
-        bool present = false;
-        if (!m->key[f])
+        if (!m->key[f] || !pd_changed(m, previous, f))
             continue;
-        const json_t *holder = m->custom[f] ? prev_custom : previous;
-        if (!json_object_get(holder, m->key[f]))
-            continue;
-        const json_t *v = pd_member(m, data, f, &present);
         char *value = NULL;
-        if (pd_value_in(m, f, v, &value) != FS_OK) {
+        if (pd_field_in(m, data, f, &value) != FS_OK) {
             log_info("provider=pipedrive deal=%s field=%s value_rejected=1",
                      ev->crm_id, deal_fields[f].name);
             bad = true;
@@ -876,13 +923,11 @@ static fs_result pd_deal_from_json(const struct connection *conn,
     int64_t read_time = pd_read_time(json_object_get(obj, "update_time"));
 
     for (int f = 0; f < DEAL_FIELD_COUNT; f++) {
-        bool present = false;
         if (!m->key[f])
             continue;
-        const json_t *v = pd_member(m, obj, f, &present);
         d->times[f] = read_time;
         d->actors[f] = ACTOR_UNKNOWN;
-        if (pd_value_in(m, f, v, &d->values[f]) != FS_OK) {
+        if (pd_field_in(m, obj, f, &d->values[f]) != FS_OK) {
             log_info("provider=pipedrive deal=%s field=%s value_rejected=1",
                      d->crm_id, deal_fields[f].name);
             d->values[f] = NULL;
@@ -1255,6 +1300,26 @@ static fs_result pd_read_deals(struct provider_session *s,
 
 /* ---- writes ---- */
 
+/* A stage to write: "won-<pipeline>" and "lost-<pipeline>" set the
+ * status; an open stage sets stage_id and reopens the deal. */
+static fs_result pd_stage_out(const char *value, json_t *body)
+{
+    int64_t id;
+
+    if (!value || !*value)
+        return FS_ERR_INVALID;
+    if (strncmp(value, "won-", 4) == 0 || strncmp(value, "lost-", 5) == 0) {
+        json_object_set_new(body, "status",
+                            json_string(value[0] == 'w' ? "won" : "lost"));
+        return FS_OK;
+    }
+    if (parse_int64(value, &id) != 0)
+        return FS_ERR_INVALID;
+    json_object_set_new(body, "stage_id", json_integer(id));
+    json_object_set_new(body, "status", json_string("open"));
+    return FS_OK;
+}
+
 fs_result pipedrive_write_body(const struct connection *conn,
                                const struct crm_write *w, bool create,
                                char **json)
@@ -1273,6 +1338,10 @@ fs_result pipedrive_write_body(const struct connection *conn,
         /* A new deal leaves out what it has no value for. */
         if (create && (!w->values[f] || !*w->values[f]))
             continue;
+        if (f == DEAL_STAGE) {
+            result = pd_stage_out(w->values[f], body);
+            continue;
+        }
         result = pd_value_out(&m, f, w->values[f], &v);
         if (result == FS_OK)
             json_object_set_new(m.custom[f] ? custom : body, m.key[f], v);
@@ -1518,6 +1587,29 @@ out:
     return result;
 }
 
+/* Each pipeline's won and lost stages, after its open ones. */
+static void add_closed_stages(struct crm_stage **stages, size_t *n)
+{
+    size_t open = *n;
+
+    for (size_t i = 0; i < open; i++) {
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen =
+                strcmp((*stages)[j].pipeline_id, (*stages)[i].pipeline_id) == 0;
+        if (seen)
+            continue;
+        *stages = xrealloc(*stages, (*n + 2) * sizeof(**stages));
+        for (int k = 0; k < 2; k++) {
+            struct crm_stage *st = &(*stages)[(*n)++];
+            const char *pipeline = (*stages)[i].pipeline_id;
+            st->pipeline_id = xstrdup(pipeline);
+            st->id = xasprintf("%s-%s", k ? "lost" : "won", pipeline);
+            st->label = xstrdup(k ? "Lost" : "Won");
+        }
+    }
+}
+
 static fs_result pd_list_stages(struct provider_session *s,
                                 struct crm_stage **out, size_t *count)
 {
@@ -1570,6 +1662,7 @@ static fs_result pd_list_stages(struct provider_session *s,
         crm_stages_free(stages, n);
         return result;
     }
+    add_closed_stages(&stages, &n);
     *out = stages;
     *count = n;
     return FS_OK;

@@ -291,6 +291,22 @@ static void test_change_sets_changed_fields_only(void **state)
     assert_false(ev.present[DEAL_ACCOUNT]);
     crm_event_clear(&ev);
 
+    /* Won is a status: the deal moves to its pipeline's won stage. */
+    {
+        struct connection c = make_conn();
+        char *body = xasprintf(stage_move, "1", "2026-12-02T09:41:07.312Z",
+                               "app", "{\"status\":\"open\"}");
+        char *won = strstr(body, "\"status\":\"open\",\"pipeline_id\"");
+        assert_non_null(won);
+        memcpy(won, "\"status\":\"won\" ,", 15);
+        assert_int_equal(pipedrive_provider.parse_event(&c, body, &ev), FS_OK);
+        assert_int_equal(ev.kind, CRM_EVENT_CHANGE);
+        assert_true(ev.present[DEAL_STAGE]);
+        assert_string_equal(ev.values[DEAL_STAGE], "won-2");
+        crm_event_clear(&ev);
+        free(body);
+    }
+
     /* Only fields we do not sync: nothing to apply. */
     parse("13377002", "2026-12-02T09:41:07.312Z", "app",
           "{\"update_time\":\"2026-11-28T15:02:44Z\"}", &ev);
@@ -629,8 +645,24 @@ static void test_write_bodies(void **state)
     assert_string_equal(json, "{\"custom_fields\":{\"" K_PRODUCT
                               "\":42,\"" K_ACCOUNT "\":\"Cancity\"},"
                               "\"expected_close_date\":null,"
-                              "\"stage_id\":3,\"value\":1054.5}");
+                              "\"stage_id\":3,\"status\":\"open\","
+                              "\"value\":1054.5}");
     free(json);
+
+    /* The won and lost stages are the deal's status. */
+    memset(w.present, 0, sizeof(w.present));
+    w.present[DEAL_STAGE] = true;
+    w.values[DEAL_STAGE] = "won-2";
+    assert_int_equal(pipedrive_write_body(&c, &w, false, &json), FS_OK);
+    assert_string_equal(json, "{\"status\":\"won\"}");
+    free(json);
+    w.values[DEAL_STAGE] = "lost-2";
+    assert_int_equal(pipedrive_write_body(&c, &w, false, &json), FS_OK);
+    assert_string_equal(json, "{\"status\":\"lost\"}");
+    free(json);
+    w.values[DEAL_STAGE] = "closedwon";
+    assert_int_equal(pipedrive_write_body(&c, &w, false, &json),
+                     FS_ERR_INVALID);
 
     /* Clearing the amount writes Pipedrive's 0. */
     memset(w.present, 0, sizeof(w.present));
