@@ -1,6 +1,7 @@
 /* crmsim: the CRM simulators for fieldsync's tests and demo. Each CRM is a
  * subcommand with its own options on top of the common ones. */
 #include "hubspot_sim.h"
+#include "pipedrive_sim.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -13,6 +14,7 @@ struct crm {
 
 static const struct crm crms[] = {
     {"hubspot", "HubSpot CRM v3 deals API and webhooks", hubspot_sim_main},
+    {"pipedrive", "Pipedrive API v2 deals and webhooks v2", pipedrive_sim_main},
 };
 
 static void usage(FILE *out)

@@ -42,6 +42,8 @@ struct webhook_sender {
     uint64_t rng;
     struct webhook_faults faults;
     struct webhook_stats stats;
+    int first_failures;      /* toward the ban */
+    int64_t banned_until_ms; /* monotonic; 0 when not banned */
     bool stopping;
 
     pthread_t batcher;
@@ -270,6 +272,13 @@ static void finish_delivery(struct webhook_sender *ws, struct delivery *d,
         goto done;
     }
     ws->stats.webhooks_failed++;
+    if (d->attempt == 0 && ws->format.ban_after_failures > 0 &&
+        ++ws->first_failures >= ws->format.ban_after_failures) {
+        ws->first_failures = 0;
+        ws->banned_until_ms = clock_mono_ms() + ws->format.ban_ms;
+        ws->stats.bans++;
+        log_warn("event=webhook_banned ban_ms=%" PRId64, ws->format.ban_ms);
+    }
     d->attempt++;
     if (d->attempt >= ws->format.max_attempts) {
         ws->stats.webhooks_given_up++;
@@ -303,6 +312,14 @@ static void *worker_main(void *arg)
         if (!d) {
             deadline_in(&ts, wait_ms > 0 ? wait_ms : 1);
             pthread_cond_timedwait(&ws->cond, &ws->mu, &ts);
+            continue;
+        }
+        if (ws->banned_until_ms > clock_mono_ms()) {
+            ws->stats.events_lost_banned += (int64_t)json_array_size(d->events);
+            log_info("event=webhook_lost_banned events=%zu",
+                     json_array_size(d->events));
+            delivery_free(d);
+            pthread_cond_broadcast(&ws->cond);
             continue;
         }
         ws->in_flight++;

@@ -137,8 +137,10 @@ static int setup(void **state)
         .on_event = on_event,
         .on_format = on_format,
     };
-    struct sim_store_config store = {&pipeline, numbered, numbered,
-                                     numbered,  NULL,     false};
+    struct sim_store_config store = {.pipeline = &pipeline,
+                                     .deal_id = numbered,
+                                     .owner_id = numbered,
+                                     .user_id = numbered};
 
     pthread_mutex_init(&rx.mu, NULL);
     if (http_server_start(&scfg, &fx.server) != FS_OK)
