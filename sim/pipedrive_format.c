@@ -339,9 +339,41 @@ static void merged_events(struct pipedrive_account *a,
     }
 }
 
+static void wire_events(struct pipedrive_account *a, const struct sim_event *ev,
+                        json_t *events);
+
+/* Whether the webhook's event_action takes the action. */
+static bool subscribed(struct pipedrive_account *a, const char *action)
+{
+    pthread_mutex_lock(&a->mu);
+    bool yes = !a->event_action || strcmp(a->event_action, "*") == 0 ||
+               strcmp(a->event_action, action) == 0;
+    pthread_mutex_unlock(&a->mu);
+    return yes;
+}
+
 static void on_event(void *ctx, const struct sim_event *ev, json_t *events)
 {
     struct pipedrive_account *a = ctx;
+    json_t *all = json_array();
+    size_t i;
+    json_t *one;
+
+    wire_events(a, ev, all);
+    json_array_foreach(all, i, one)
+    {
+        const char *action = json_string_value(
+            json_object_get(json_object_get(one, "meta"), "action"));
+        if (action && subscribed(a, action))
+            json_array_append(events, one);
+    }
+    json_decref(all);
+}
+
+/* Every wire event of a store change, before the webhook's filter. */
+static void wire_events(struct pipedrive_account *a, const struct sim_event *ev,
+                        json_t *events)
+{
     const struct sim_deal *deal = ev->deal;
     json_t *data = NULL;
 
@@ -382,9 +414,16 @@ static void on_format(void *ctx, json_t *events, int attempt,
     json_t *event = json_array_get(events, 0);
     json_t *meta = json_object_get(event, "meta");
     char company[32], hook[32], host[160];
+    char *user = NULL, *password = NULL;
 
+    pthread_mutex_lock(&a->mu);
+    snprintf(hook, sizeof(hook), "%" PRId64, a->webhook_id ? a->webhook_id : 1);
+    if (a->hook_user && a->hook_password) {
+        user = xstrdup(a->hook_user);
+        password = xstrdup(a->hook_password);
+    }
+    pthread_mutex_unlock(&a->mu);
     snprintf(company, sizeof(company), "%" PRId64, a->company_id);
-    snprintf(hook, sizeof(hook), "%" PRId64, a->webhook_id);
     snprintf(host, sizeof(host), "%s.pipedrive.com", a->company_domain);
     /* The delivery id is the same on every try: Pipedrive's meta.id. */
     json_object_set_new(meta, "id", json_string(delivery_id));
@@ -403,13 +442,15 @@ static void on_format(void *ctx, json_t *events, int attempt,
     out->body_len = strlen(out->body);
     webhook_post_add_header(out, "Content-Type: application/json");
     webhook_post_add_header(out, "User-Agent: Pipedrive Webhooks (crmsim)");
-    if (a->hook_user && a->hook_password) {
-        char *pair = xasprintf("%s:%s", a->hook_user, a->hook_password);
+    if (user) {
+        char *pair = xasprintf("%s:%s", user, password);
         char *b64 = crypto_base64((const uint8_t *)pair, strlen(pair));
         webhook_post_add_header(out, "Authorization: Basic %s", b64);
         free(b64);
         free(pair);
     }
+    free(user);
+    free(password);
 }
 
 static const int64_t retry_delays_ms[] = {3000, 30000, 150000};

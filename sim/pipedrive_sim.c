@@ -52,6 +52,9 @@ enum call_kind {
     KIND_SEARCH,
     KIND_CHANGELOG,
     KIND_MERGE,
+    KIND_WEBHOOKS,
+    KIND_WEBHOOK_ADD,
+    KIND_WEBHOOK_DELETE,
     KIND_COUNT,
 };
 
@@ -70,15 +73,22 @@ static const struct sim_call_kind call_kinds[KIND_COUNT] = {
     [KIND_SEARCH] = {"search", SIM_CALL_SEARCH},
     [KIND_CHANGELOG] = {"changelog", SIM_CALL_READ},
     [KIND_MERGE] = {"merge", SIM_CALL_WRITE},
+    [KIND_WEBHOOKS] = {"webhooks", SIM_CALL_META},
+    [KIND_WEBHOOK_ADD] = {"webhook_add", SIM_CALL_META},
+    [KIND_WEBHOOK_DELETE] = {"webhook_delete", SIM_CALL_META},
 };
 
 /* Token cost of each kind, as the API's x-token-cost says. */
 static const int token_cost[KIND_COUNT] = {
-    [KIND_USER_ME] = 2,    [KIND_USERS] = 20,       [KIND_STAGES] = 5,
-    [KIND_PIPELINES] = 5,  [KIND_DEAL_FIELDS] = 10, [KIND_LIST] = 10,
-    [KIND_ARCHIVED] = 20,  [KIND_GET] = 1,          [KIND_CREATE] = 5,
-    [KIND_UPDATE] = 5,     [KIND_DELETE] = 3,       [KIND_SEARCH] = 20,
-    [KIND_CHANGELOG] = 20, [KIND_MERGE] = 40,
+    [KIND_USER_ME] = 2,        [KIND_USERS] = 20,
+    [KIND_STAGES] = 5,         [KIND_PIPELINES] = 5,
+    [KIND_DEAL_FIELDS] = 10,   [KIND_LIST] = 10,
+    [KIND_ARCHIVED] = 20,      [KIND_GET] = 1,
+    [KIND_CREATE] = 5,         [KIND_UPDATE] = 5,
+    [KIND_DELETE] = 3,         [KIND_SEARCH] = 20,
+    [KIND_CHANGELOG] = 20,     [KIND_MERGE] = 40,
+    [KIND_WEBHOOKS] = 10,      [KIND_WEBHOOK_ADD] = 10,
+    [KIND_WEBHOOK_DELETE] = 6,
 };
 
 /* The one pipeline: two open stages; won and lost are statuses, kept in
@@ -116,6 +126,7 @@ struct pipedrive_sim {
     struct pipedrive_account account;
     struct sim_store *store;
     struct sim_control *control;
+    struct webhook_sender *sender;
 
     pthread_mutex_t mu; /* guards the limits */
     struct sim_window burst;
@@ -518,11 +529,18 @@ static void take_amount(struct pipedrive_sim *sim, struct sim_write *w,
         refuse(r, 400, "value must be a number");
         return;
     }
-    if (json_is_integer(v))
+    if (json_is_integer(v)) {
         snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT,
                  json_integer_value(v));
-    else
-        snprintf(buf, sizeof(buf), "%.6f", json_real_value(v));
+    } else {
+        /* The shortest text that reads back as the same number. */
+        double d = json_real_value(v);
+        for (int prec = 1; prec <= 17; prec++) {
+            snprintf(buf, sizeof(buf), "%.*f", prec, d);
+            if (strtod(buf, NULL) == d)
+                break;
+        }
+    }
     take(sim, w, DEAL_AMOUNT, "value", buf, r);
 }
 
@@ -1142,11 +1160,17 @@ static const char *changelog_key(int field, const char *old, const char *new_)
     }
 }
 
-static const char *changelog_value(int field, const char *v)
+/* A value as the changelog shows it: the status for a stage change that
+ * opened or closed the deal. */
+static const char *changelog_value(int field, const char *key, const char *v)
 {
-    if (field == DEAL_STAGE && v && strchr(v, '-'))
-        return strncmp(v, "won-", 4) == 0 ? "won" : "lost";
-    return v;
+    if (field != DEAL_STAGE || strcmp(key, "status") != 0)
+        return v;
+    if (v && strncmp(v, "won-", 4) == 0)
+        return "won";
+    if (v && strncmp(v, "lost-", 5) == 0)
+        return "lost";
+    return "open";
 }
 
 static int compare_entries(const void *a, const void *b)
@@ -1174,8 +1198,8 @@ static json_t **changelog_entries(struct pipedrive_sim *sim,
             if (!key || v->actor == SIM_ACTOR_IMPORT)
                 continue;
             pipedrive_time_v1(v->time_ms, when);
-            const char *old = changelog_value(f, v->prev->value);
-            const char *new_ = changelog_value(f, v->value);
+            const char *old = changelog_value(f, key, v->prev->value);
+            const char *new_ = changelog_value(f, key, v->value);
             json_t *e = json_pack(
                 "{s:s, s:o, s:o, s:I, s:s, s:s, s:s, s:b, s:I}", "field_key",
                 key, "old_value", old ? json_string(old) : json_null(),
@@ -1228,6 +1252,160 @@ static void h_changelog(struct call *c)
     free(entries);
     reply_data(c->resp, data, cursor_data(next));
     free(next);
+}
+
+/* ---- webhooks --------------------------------------------------------- */
+
+/* The registered webhook as the v1 API shows it; a->mu held. */
+static json_t *webhook_json(struct pipedrive_sim *sim)
+{
+    struct pipedrive_account *a = &sim->account;
+    char added[32];
+
+    clock_format_iso(a->hook_added_ms, added);
+    json_int_t user = (json_int_t)sim->config.user_id;
+    return json_pack(
+        "{s:I, s:I, s:I, s:I, s:s, s:s, s:s, s:s, s:i, s:s, s:n, s:s, s:o, "
+        "s:o, s:n, s:n, s:n, s:I, s:s}",
+        "id", (json_int_t)a->webhook_id, "company_id",
+        (json_int_t)a->company_id, "owner_id", user, "user_id", user,
+        "event_action", a->event_action, "event_object", "deal",
+        "subscription_url", a->subscription_url, "version", "2.0", "is_active",
+        1, "add_time", added, "remove_time", "type", "general",
+        "http_auth_user",
+        a->hook_user ? json_string(a->hook_user) : json_null(),
+        "http_auth_password",
+        a->hook_password ? json_string(a->hook_password) : json_null(),
+        "remove_reason", "last_delivery_time", "last_http_status", "admin_id",
+        user, "name", a->hook_name);
+}
+
+static void reply_v1(struct http_response *resp, int status, json_t *data)
+{
+    sim_reply(resp, status,
+              json_pack("{s:s, s:b, s:o}", "status", "ok", "success", 1, "data",
+                        data));
+}
+
+static void reply_v1_errors(struct http_response *resp, const char *field,
+                            const char *message)
+{
+    sim_reply(resp, 400,
+              json_pack("{s:s, s:b, s:{s:[s]}}", "status", "error", "success",
+                        0, "errors", field, message));
+}
+
+static void h_webhooks(struct call *c)
+{
+    struct pipedrive_account *a = &c->sim->account;
+    json_t *data = json_array();
+
+    pthread_mutex_lock(&a->mu);
+    if (a->webhook_id)
+        json_array_append_new(data, webhook_json(c->sim));
+    pthread_mutex_unlock(&a->mu);
+    reply_v1(c->resp, 200, data);
+}
+
+static bool is_url(const char *s)
+{
+    return s &&
+           (strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0) &&
+           strlen(s) < 2048 && !strpbrk(s, " \t\r\n");
+}
+
+/* Registers the company's webhook; crmsim keeps one, so a second
+ * registration replaces the first. Deliveries go to its URL from now. */
+static void h_webhook_add(struct call *c)
+{
+    struct pipedrive_sim *sim = c->sim;
+    struct pipedrive_account *a = &sim->account;
+    const char *url =
+        json_string_value(json_object_get(c->body, "subscription_url"));
+    const char *action =
+        json_string_value(json_object_get(c->body, "event_action"));
+    const char *object =
+        json_string_value(json_object_get(c->body, "event_object"));
+    const char *name = json_string_value(json_object_get(c->body, "name"));
+    const char *version =
+        json_string_value(json_object_get(c->body, "version"));
+    const char *user =
+        json_string_value(json_object_get(c->body, "http_auth_user"));
+    const char *password =
+        json_string_value(json_object_get(c->body, "http_auth_password"));
+
+    if (!need_body(c))
+        return;
+    if (!is_url(url)) {
+        reply_v1_errors(c->resp, "subscription_url",
+                        "invalid or non-reachable URL");
+        return;
+    }
+    if (!action || (strcmp(action, "*") && strcmp(action, "create") &&
+                    strcmp(action, "change") && strcmp(action, "delete"))) {
+        reply_v1_errors(c->resp, "event_action",
+                        "must be create, change, delete or *");
+        return;
+    }
+    if (!object || (strcmp(object, "*") && strcmp(object, "deal"))) {
+        reply_v1_errors(c->resp, "event_object",
+                        "crmsim delivers deal events only");
+        return;
+    }
+    if (!name || !*name || strlen(name) > 255) {
+        reply_v1_errors(c->resp, "name", "is required, at most 255 characters");
+        return;
+    }
+    if (version && strcmp(version, "2.0") != 0) {
+        reply_v1_errors(c->resp, "version",
+                        "crmsim sends webhooks v2 (2.0) only");
+        return;
+    }
+    if (!user != !password) {
+        reply_v1_errors(c->resp, "http_auth_password",
+                        "give both http_auth_user and http_auth_password");
+        return;
+    }
+    pthread_mutex_lock(&a->mu);
+    free(a->subscription_url);
+    free(a->event_action);
+    free(a->hook_name);
+    free(a->hook_user);
+    free(a->hook_password);
+    a->webhook_id = a->webhook_id + 1;
+    a->subscription_url = xstrdup(url);
+    a->event_action = xstrdup(action);
+    a->hook_name = xstrdup(name);
+    a->hook_user = user ? xstrdup(user) : NULL;
+    a->hook_password = password ? xstrdup(password) : NULL;
+    a->hook_added_ms = clock_now_ms();
+    json_t *data = webhook_json(sim);
+    pthread_mutex_unlock(&a->mu);
+    webhook_sender_set_url(sim->sender, url);
+    reply_v1(c->resp, 201, data);
+}
+
+static void h_webhook_delete(struct call *c)
+{
+    struct pipedrive_sim *sim = c->sim;
+    struct pipedrive_account *a = &sim->account;
+    long id;
+    bool found;
+
+    pthread_mutex_lock(&a->mu);
+    found = a->subscription_url && parse_long(c->id, 1, 1L << 40, &id) &&
+            id == a->webhook_id;
+    if (found) {
+        free(a->subscription_url);
+        a->subscription_url = NULL;
+    }
+    pthread_mutex_unlock(&a->mu);
+    if (!found) {
+        reply_error(c->resp, 404, "Webhook not found");
+        return;
+    }
+    webhook_sender_set_url(sim->sender, NULL);
+    reply_v1(c->resp, 200, json_pack("{s:I}", "id", (json_int_t)id));
 }
 
 /* ---- routing ---------------------------------------------------------- */
@@ -1298,6 +1476,14 @@ static struct route_result route_api(struct call *c, const char *m)
         return pick(m, "GET", h_user_me, KIND_USER_ME);
     if (p->count == 2 && sim_path_is(p, 1, "users"))
         return pick(m, "GET", h_users, KIND_USERS);
+    if (p->count == 2 && sim_path_is(p, 1, "webhooks"))
+        return strcmp(m, "POST") == 0
+                   ? pick(m, "POST", h_webhook_add, KIND_WEBHOOK_ADD)
+                   : pick(m, "GET", h_webhooks, KIND_WEBHOOKS);
+    if (p->count == 3 && sim_path_is(p, 1, "webhooks")) {
+        c->id = p->seg[2];
+        return pick(m, "DELETE", h_webhook_delete, KIND_WEBHOOK_DELETE);
+    }
     if (p->count == 4 && sim_path_is(p, 1, "deals")) {
         long id;
         if (!parse_long(p->seg[2], 1, 1L << 40, &id))
@@ -1403,6 +1589,7 @@ static void on_start(void *ctx, const struct sim_core *core)
 
     sim->store = core->store;
     sim->control = core->control;
+    sim->sender = core->sender;
 }
 
 static void usage(FILE *out)
@@ -1541,15 +1728,15 @@ int pipedrive_sim_main(int argc, char **argv)
         return rc > 0 ? 0 : 2;
 
     snprintf(sim.user_id, sizeof(sim.user_id), "%" PRId64, sim.config.user_id);
-    sim.account = (struct pipedrive_account){
-        .company_id = sim.config.company_id,
-        .company_domain = "crmsim",
-        .api_user_id = sim.user_id,
-        .hook_user = sim.config.hook_user,
-        .hook_password = sim.config.hook_password,
-        .webhook_id = 2210987,
-        .ban_ms = sim.config.ban_ms,
-    };
+    sim.account.company_id = sim.config.company_id;
+    sim.account.company_domain = "crmsim";
+    sim.account.api_user_id = sim.user_id;
+    sim.account.ban_ms = sim.config.ban_ms;
+    pthread_mutex_init(&sim.account.mu, NULL);
+    if (sim.config.hook_user) {
+        sim.account.hook_user = xstrdup(sim.config.hook_user);
+        sim.account.hook_password = xstrdup(sim.config.hook_password);
+    }
     pipedrive_webhook_format(&sim.account, &format);
     pthread_mutex_init(&sim.mu, NULL);
     sim_window_init(&sim.burst, sim.config.rate_2s, WINDOW_MS);
@@ -1578,5 +1765,11 @@ int pipedrive_sim_main(int argc, char **argv)
     sim_window_free(&sim.burst);
     sim_window_free(&sim.search);
     pthread_mutex_destroy(&sim.mu);
+    pthread_mutex_destroy(&sim.account.mu);
+    free(sim.account.subscription_url);
+    free(sim.account.event_action);
+    free(sim.account.hook_name);
+    free(sim.account.hook_user);
+    free(sim.account.hook_password);
     return rc;
 }

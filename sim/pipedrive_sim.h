@@ -10,6 +10,7 @@
 #include "webhook_sender.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -42,15 +43,22 @@ extern const size_t pipedrive_custom_count;
 
 const struct pipedrive_custom *pipedrive_custom_by_key(const char *key);
 
-/* Who the simulated company is and how its webhooks authenticate. */
+/* Who the simulated company is, and its webhook: the one registered
+ * through POST /v1/webhooks (or given on the command line), with the
+ * HTTP Basic credentials it sends. */
 struct pipedrive_account {
     int64_t company_id;
     const char *company_domain;
     const char *api_user_id; /* the token's user: actor of API changes */
-    const char *hook_user;   /* Basic credentials, or NULL for none */
-    const char *hook_password;
-    int64_t webhook_id;
-    int64_t ban_ms; /* of the webhook format */
+    int64_t ban_ms;          /* of the webhook format */
+    pthread_mutex_t mu;      /* guards the webhook below */
+    int64_t webhook_id;      /* 0: none registered through the API */
+    char *subscription_url;
+    char *event_action; /* create, change, delete or * */
+    char *hook_name;
+    char *hook_user; /* NULL for no Basic auth */
+    char *hook_password;
+    int64_t hook_added_ms;
 };
 
 /* The user id of a change's actor, and its change_source. */

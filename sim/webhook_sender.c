@@ -231,16 +231,16 @@ static struct delivery *take_due(struct webhook_sender *ws, int64_t *wait_ms)
 /* One POST of the batch as the front-end formats it; true when answered
  * 2xx. */
 static bool post_batch(struct webhook_sender *ws, struct http_client *client,
-                       struct delivery *d)
+                       struct delivery *d, const char *url)
 {
     struct webhook_post post = {0};
     struct http_client_response resp;
     const char *fallback[] = {NULL};
 
-    ws->format.on_format(ws->format.ctx, d->events, d->attempt, d->id, ws->url,
+    ws->format.on_format(ws->format.ctx, d->events, d->attempt, d->id, url,
                          &post);
     fs_result r = http_client_request(
-        client, "POST", ws->url,
+        client, "POST", url,
         post.header_count ? (const char *const *)post.headers : fallback,
         post.body ? post.body : "", post.body_len, ws->format.timeout_ms,
         &resp);
@@ -322,9 +322,18 @@ static void *worker_main(void *arg)
             pthread_cond_broadcast(&ws->cond);
             continue;
         }
+        if (!ws->url) {
+            /* No webhook registered: nobody to tell. */
+            ws->stats.events_dropped += (int64_t)json_array_size(d->events);
+            delivery_free(d);
+            pthread_cond_broadcast(&ws->cond);
+            continue;
+        }
+        char *url = xstrdup(ws->url);
         ws->in_flight++;
         pthread_mutex_unlock(&ws->mu);
-        bool ok = post_batch(ws, client, d);
+        bool ok = post_batch(ws, client, d, url);
+        free(url);
         pthread_mutex_lock(&ws->mu);
         finish_delivery(ws, d, ok);
     }
@@ -339,7 +348,7 @@ fs_result webhook_sender_start(const struct webhook_sender_config *config,
     struct webhook_sender *ws = xcalloc(1, sizeof(*ws));
     pthread_condattr_t attr;
 
-    ws->url = xstrdup(config->url);
+    ws->url = config->url ? xstrdup(config->url) : NULL;
     ws->format = *config->format;
     if (ws->format.batch_max == 0)
         ws->format.batch_max = 1;
@@ -398,6 +407,15 @@ void webhook_sender_stop(struct webhook_sender *ws)
     pthread_mutex_destroy(&ws->mu);
     free(ws->url);
     free(ws);
+}
+
+void webhook_sender_set_url(struct webhook_sender *ws, const char *url)
+{
+    pthread_mutex_lock(&ws->mu);
+    free(ws->url);
+    ws->url = url ? xstrdup(url) : NULL;
+    pthread_cond_broadcast(&ws->cond);
+    pthread_mutex_unlock(&ws->mu);
 }
 
 void webhook_sender_get_faults(struct webhook_sender *ws,

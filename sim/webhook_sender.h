@@ -109,6 +109,11 @@ void webhook_sender_stop(struct webhook_sender *ws);
  * the change. */
 void webhook_sender_on_event(void *ctx, const struct sim_event *event);
 
+/* Where deliveries go from now on, retries included (a CRM whose webhooks
+ * are registered through its API); NULL: nowhere, due deliveries are
+ * dropped. */
+void webhook_sender_set_url(struct webhook_sender *ws, const char *url);
+
 void webhook_sender_get_faults(struct webhook_sender *ws,
                                struct webhook_faults *out);
 void webhook_sender_set_faults(struct webhook_sender *ws,

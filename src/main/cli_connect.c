@@ -89,7 +89,8 @@ static const struct connect_spec specs[] = {
      "         --company-id N --user-id N\n"
      "         (--webhook-user U | --webhook-user-file PATH)\n"
      "         (--webhook-password P | --webhook-password-file PATH)\n"
-     "         [--base-url URL] [--rate-2s N] [--rate-daily N]\n"
+     "         [--base-url URL] [--public-url URL] [--rate-2s N]\n"
+     "         [--rate-daily N]\n"
      "  --token             the integration user's API token\n"
      "  --company-id        the Pipedrive company id\n"
      "  --user-id           the integration user's id (Pipedrive names our\n"
@@ -99,6 +100,8 @@ static const struct connect_spec specs[] = {
      "                      webhook (its only proof of origin)\n"
      "  --base-url URL      default https://api.pipedrive.com (an OAuth\n"
      "                      app's api_domain goes here)\n"
+     "  --public-url URL    fieldsync's public base URL: registers the\n"
+     "                      webhook at URL/webhooks/pipedrive/<id>\n"
      "  --rate-2s N         calls allowed per rolling 2 s (default 20)\n"
      "  --rate-daily N      API tokens allowed per day (default 30000)\n"
      "The deal fields account, product, engage_date, postcode, location\n"
@@ -183,6 +186,7 @@ static size_t build_options(const struct connect_spec *spec,
 
     opts[n++] = (struct cli_option){"org", "NAME", NULL, false};
     opts[n++] = (struct cli_option){"base-url", "URL", NULL, false};
+    opts[n++] = (struct cli_option){"public-url", "URL", NULL, false};
     for (size_t i = 0; i < spec->n_flags; i++) {
         const struct connect_flag *f = &spec->flags[i];
         opts[n++] = (struct cli_option){f->name, f->metavar, NULL, false};
@@ -302,6 +306,37 @@ static fs_result add_connection(struct store *s, struct connection *c,
     return r;
 }
 
+/* Registers the CRM's webhook for the new connection at
+ * <public>/webhooks/<crm>/<id>, with its webhook credentials. */
+static int register_webhook(struct connection *c, int64_t id,
+                            const char *public_url)
+{
+    const struct provider *p = provider_by_name(c->provider);
+    struct provider_session session;
+    size_t len = strlen(public_url);
+    char *error = NULL;
+    int rc = CLI_EXIT_OK;
+
+    while (len > 0 && public_url[len - 1] == '/')
+        len--;
+    char *url = xasprintf("%.*s/webhooks/%s/%" PRId64, (int)len, public_url,
+                          c->provider, id);
+    c->id = id;
+    provider_session_open(c, CONNECT_TIMEOUT_MS, &session);
+    fs_result r = p->register_webhook(&session, url, &error);
+    provider_session_close(&session);
+    if (r == FS_OK)
+        printf("webhook registered: %s\n", url);
+    else
+        rc = cli_fail("the connection is stored, but its webhook could not "
+                      "be registered (%s); register %s by hand or run "
+                      "connect again",
+                      error ? error : fs_result_name(r), url);
+    free(error);
+    free(url);
+    return rc;
+}
+
 int cli_connect(int argc, char **argv)
 {
     struct cli_option opts[CONNECT_MAX_OPTIONS];
@@ -334,7 +369,15 @@ int cli_connect(int argc, char **argv)
     if ((rc = cli_require(spec->usage, opts, n, required, 1)) >= 0)
         goto out;
 
-    size_t o = 2;
+    const struct provider *provider = provider_by_name(spec->crm);
+    if (opts[2].given && (!provider || !provider->register_webhook)) {
+        rc = cli_usage_error(spec->usage,
+                             "--public-url: %s webhooks are set up in the "
+                             "CRM's own settings (see the README)",
+                             spec->crm);
+        goto out;
+    }
+    size_t o = 3;
     rc = CLI_EXIT_OK;
     for (size_t i = 0; i < spec->n_flags && rc == CLI_EXIT_OK; i++) {
         const struct connect_flag *f = &spec->flags[i];
@@ -367,10 +410,11 @@ int cli_connect(int argc, char **argv)
     }
     printf("connection %" PRId64 " added for org %s (%s account %s)\n", id,
            opts[0].value, c.provider, c.account_id ? c.account_id : "-");
-    if (c.provider && strcmp(c.provider, "pipedrive") == 0)
-        printf("webhook URL: https://<your host>/webhooks/pipedrive/%" PRId64
-               "\n",
-               id);
+    if (opts[2].given)
+        rc = register_webhook(&c, id, opts[2].value);
+    else if (provider && provider->webhooks_by_url)
+        printf("webhook URL: https://<your host>/webhooks/%s/%" PRId64 "\n",
+               c.provider, id);
     if (standby)
         printf("standby: the org keeps its primary CRM until `fieldsync "
                "switch --org %s --to %" PRId64 "`\n",

@@ -31,6 +31,9 @@
 #define COST_USER_ME 2
 #define COST_STAGES 5
 #define COST_DEAL_FIELDS 10
+#define COST_WEBHOOKS 10
+#define COST_WEBHOOK_ADD 10
+#define COST_WEBHOOK_DELETE 6
 
 /* Lite plan, API token: 20 calls per rolling 2 s, 30,000 tokens a day. */
 #define PD_DEFAULT_WINDOW_CALLS 20
@@ -579,6 +582,12 @@ static void pd_parse_change(const struct connection *conn,
 
     if (!json_is_object(data) || !json_is_object(previous)) {
         ev->kind = CRM_EVENT_READ;
+        return;
+    }
+    /* A deleted deal brought back (within Pipedrive's 30 days). */
+    if (json_is_true(json_object_get(previous, "is_deleted")) &&
+        !json_is_true(json_object_get(data, "is_deleted"))) {
+        ev->kind = CRM_EVENT_RESTORE;
         return;
     }
     for (int f = 0; f < DEAL_FIELD_COUNT; f++) {
@@ -1858,6 +1867,66 @@ out:
     return result;
 }
 
+/* Deletes webhooks already registered at url (their credentials may be
+ * old), then registers one for every deal event, webhooks v2, with the
+ * connection's Basic credentials. */
+static fs_result pd_register_webhook(struct provider_session *s,
+                                     const char *url, char **error)
+{
+    struct pd_reply reply = {0};
+    fs_result result;
+    size_t i;
+    const json_t *hook;
+
+    *error = NULL;
+    result = pd_get(s, COST_WEBHOOKS, "/v1/webhooks", &reply);
+    if (result != FS_OK) {
+        *error =
+            xasprintf("GET /v1/webhooks failed: %s", fs_result_name(result));
+        goto out;
+    }
+    json_array_foreach(json_object_get(reply.json, "data"), i, hook)
+    {
+        const char *at = json_str(hook, "subscription_url");
+        char *id = json_text(json_object_get(hook, "id"));
+        if (at && id && strcmp(at, url) == 0) {
+            struct pd_reply gone = {0};
+            char *path = xasprintf("/v1/webhooks/%s", id);
+            pd_call(s, CALL_READ, COST_WEBHOOK_DELETE, "DELETE", path, NULL,
+                    &gone);
+            pd_reply_clear(&gone);
+            free(path);
+        }
+        free(id);
+    }
+    pd_reply_clear(&reply);
+
+    json_t *body =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "subscription_url",
+                  url, "event_action", "*", "event_object", "deal", "name",
+                  "fieldsync", "version", "2.0", "http_auth_user",
+                  s->conn->webhook_user ? s->conn->webhook_user : "",
+                  "http_auth_password",
+                  s->conn->client_secret ? s->conn->client_secret : "");
+    result = pd_call(s, CALL_READ, COST_WEBHOOK_ADD, "POST", "/v1/webhooks",
+                     body, &reply);
+    json_decref(body);
+    if (result == FS_OK)
+        result = pd_status_result(reply.status);
+    if (result != FS_OK) {
+        char *message = pd_error_message(reply.json, reply.status);
+        const json_t *errors = json_object_get(reply.json, "errors");
+        char *detail = errors ? json_dumps(errors, JSON_COMPACT) : NULL;
+        *error = xasprintf("POST /v1/webhooks failed: %s%s%s", message,
+                           detail ? " " : "", detail ? detail : "");
+        free(detail);
+        free(message);
+    }
+out:
+    pd_reply_clear(&reply);
+    return result;
+}
+
 static void pd_rate_budget(const struct connection *conn, enum call_class cls,
                            struct rate_budget *out)
 {
@@ -1891,6 +1960,7 @@ const struct provider pipedrive_provider = {
     .rate_budget = pd_rate_budget,
     .synced_fields = pd_synced_fields,
     .prepare = pd_prepare,
+    .register_webhook = pd_register_webhook,
     .split_webhook = pd_split_webhook,
     .verify_webhook = pd_verify_webhook,
     .parse_event = pd_parse_event,

@@ -167,6 +167,12 @@ struct provider {
      * with *error saying what is missing. */
     fs_result (*prepare)(struct provider_session *s, char **settings,
                          char **error);
+    /* Registers the CRM's webhook for the connection, delivering to url
+     * with the connection's webhook credentials, replacing one it
+     * registered there before. NULL where webhooks are set up in the
+     * CRM's app settings. FS_ERR_* with *error saying why. */
+    fs_result (*register_webhook)(struct provider_session *s, const char *url,
+                                  char **error);
 
     /* Cuts a delivery into events. FS_ERR_INVALID when it is not one. */
     fs_result (*split_webhook)(const struct webhook_request *req,

@@ -207,6 +207,12 @@ fs_result reconcile_deal(struct store *store, const struct connection *conn,
     } else if (result != FS_OK) {
         return result;
     }
+    if (deal->archived && r.crm_id && strcmp(r.crm_id, deal->crm_id) != 0) {
+        /* A merged-away id, listed as deleted, that leads to its survivor
+         * through an alias: the survivor lives on. */
+        record_clear(&r);
+        return FS_OK;
+    }
     if (!r.crm_id || strcmp(r.crm_id, deal->crm_id) != 0) {
         free(r.crm_id);
         r.crm_id = xstrdup(deal->crm_id);

@@ -140,9 +140,47 @@ char *stack_user_add(struct stack *s, const char *org, const char *name,
     return token;
 }
 
+/* Connects org to the Pipedrive simulator, registering the webhook at
+ * fieldsync's own base URL. */
+static bool connect_pipedrive(struct stack *s, const char *org, int rate_2s)
+{
+    char *rate = xasprintf("%d", rate_2s);
+    const char *args[] = {"connect",
+                          "pipedrive",
+                          "--org",
+                          org,
+                          "--token",
+                          STACK_SIM_TOKEN,
+                          "--company-id",
+                          STACK_PD_COMPANY,
+                          "--user-id",
+                          STACK_PD_USER,
+                          "--webhook-user",
+                          STACK_PD_HOOK_USER,
+                          "--webhook-password",
+                          STACK_PD_HOOK_PASSWORD,
+                          "--base-url",
+                          s->sim_base,
+                          "--public-url",
+                          s->api_base,
+                          "--rate-2s",
+                          rate,
+                          NULL};
+    int code;
+    char *out = stack_cli(s, &code, args);
+
+    if (code != 0)
+        fprintf(stderr, "stack: connect pipedrive failed:\n%s\n", out);
+    free(out);
+    free(rate);
+    return code == 0;
+}
+
 bool stack_connect(struct stack *s, const char *org, const char *portal_id,
                    int rate_10s)
 {
+    if (strcmp(s->crm, "pipedrive") == 0)
+        return connect_pipedrive(s, org, rate_10s);
     char *rate = xasprintf("%d", rate_10s);
     const char *args[] = {
         "connect",    "hubspot",       "--org",           org,
@@ -210,9 +248,50 @@ static bool start_serve(struct stack *s, const struct stack_options *o)
     return s->serve > 0;
 }
 
+/* The Pipedrive simulator delivers nowhere useful until fieldsync
+ * registers its webhook (connect --public-url). */
+static bool start_pipedrive_sim(struct stack *s, const struct stack_options *o,
+                                const char *data_dir)
+{
+    const char *bin = getenv("FS_SIM_BIN");
+    char *port_file = xasprintf("%s/sim.port", s->dir);
+    char *hook = xasprintf("%s/webhooks/pipedrive", s->api_base);
+    char *rate =
+        xasprintf("%d", o->sim_rate_10s > 0 ? o->sim_rate_10s : 100000);
+    const char *argv[] = {bin,
+                          "pipedrive",
+                          "--listen",
+                          "127.0.0.1:0",
+                          "--data",
+                          data_dir,
+                          "--webhook-url",
+                          hook,
+                          "--token",
+                          STACK_SIM_TOKEN,
+                          "--company-id",
+                          STACK_PD_COMPANY,
+                          "--user-id",
+                          STACK_PD_USER,
+                          "--rate-2s",
+                          rate,
+                          "--rate-daily",
+                          "2000000000",
+                          "--port-file",
+                          port_file,
+                          NULL};
+
+    s->sim = bin ? start_program(s, "sim", argv, port_file, &s->sim_base) : -1;
+    free(rate);
+    free(hook);
+    free(port_file);
+    return s->sim > 0;
+}
+
 static bool start_sim(struct stack *s, const struct stack_options *o,
                       const char *data_dir)
 {
+    if (strcmp(s->crm, "pipedrive") == 0)
+        return start_pipedrive_sim(s, o, data_dir);
     const char *bin = getenv("FS_SIM_BIN");
     char *port_file = xasprintf("%s/sim.port", s->dir);
     char *hook = xasprintf("%s/webhooks/hubspot", s->api_base);
@@ -285,6 +364,7 @@ bool stack_start(struct stack *s, const struct stack_options *options)
     int code;
 
     memset(s, 0, sizeof(*s));
+    s->crm = o.crm ? o.crm : "hubspot";
     s->sim = s->serve = -1;
     s->dir = test_temp_dir();
     s->db = xasprintf("%s/fieldsync.db", s->dir);
@@ -328,7 +408,10 @@ bool stack_start(struct stack *s, const struct stack_options *options)
     if (ok) {
         const char *map[] = {"stages",  "map",           "--org",
                              STACK_ORG, STACK_STAGE_MAP, NULL};
-        free(stack_cli(s, &code, map));
+        const char *pd_map[] = {"stages",           "map", "--org", STACK_ORG,
+                                STACK_PD_STAGE_MAP, NULL};
+        bool pd = strcmp(s->crm, "pipedrive") == 0;
+        free(stack_cli(s, &code, pd ? pd_map : map));
         ok = code == 0;
     }
 out:

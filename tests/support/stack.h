@@ -16,6 +16,17 @@
 #define STACK_SIM_TOKEN "pat-stack-token"
 #define STACK_APP_ID "424242"
 #define STACK_PORTAL_ID "9001"
+/* The Pipedrive simulator's company, integration user and the Basic
+ * credentials its webhook is registered with. */
+#define STACK_PD_COMPANY "9120044"
+#define STACK_PD_USER "13377001"
+#define STACK_PD_HOOK_USER "stack-hook"
+#define STACK_PD_HOOK_PASSWORD "stack-hook-password-0123456789"
+/* The map for the Pipedrive simulator's pipeline (won and lost are the
+ * pipeline's closed stages). */
+#define STACK_PD_STAGE_MAP                                                     \
+    "1=new", "2=qualified", "won-1=won", "lost-1=lost", "--default",           \
+        "1/in_quote=2"
 /* The map stack_start sets for the simulator's pipeline, as the words of
  * `fieldsync stages map` (each CRM stage onto one of the org's default
  * stages, In Quote written as Engaging). */
@@ -26,6 +37,7 @@
 #define STACK_WAIT_MS 15000
 
 struct stack_options {
+    const char *crm;       /* "hubspot" (NULL) or "pipedrive" */
     const char *data_dir;  /* seed CSVs; NULL: generate `deals` rows */
     int deals;             /* rows to generate (default 24) */
     int owners;            /* sales agents to generate (default 3) */
@@ -38,6 +50,7 @@ struct stack_options {
 };
 
 struct stack {
+    const char *crm; /* "hubspot" or "pipedrive" */
     char *dir;
     char *db;
     pid_t sim;
