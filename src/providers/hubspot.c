@@ -849,18 +849,9 @@ static struct crm_deal *deal_list_add(struct deal_list *l)
     return &l->items[l->count++];
 }
 
-static void deal_clear(struct crm_deal *d)
-{
-    free(d->crm_id);
-    free(d->our_id);
-    for (int f = 0; f < DEAL_FIELD_COUNT; f++)
-        free(d->values[f]);
-    memset(d, 0, sizeof(*d));
-}
-
 static void deal_list_drop_last(struct deal_list *l)
 {
-    deal_clear(&l->items[--l->count]);
+    crm_deal_clear(&l->items[--l->count]);
 }
 
 static void deal_list_give(struct deal_list *l, struct crm_deal **out,
@@ -1085,7 +1076,7 @@ static fs_result hs_changed_since(struct provider_session *s,
             list.items[kept++] = list.items[i];
             continue;
         }
-        deal_clear(&list.items[i]);
+        crm_deal_clear(&list.items[i]);
     }
     size_t got = json_array_size(json_object_get(reply.json, "results"));
     list.count = kept;

@@ -73,6 +73,7 @@ struct crm_deal {
     bool archived;
 };
 
+void crm_deal_clear(struct crm_deal *deal);
 void crm_deals_free(struct crm_deal *deals, size_t n);
 
 /* One record to write. present[] marks the fields to send (every field

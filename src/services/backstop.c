@@ -55,10 +55,12 @@ static fs_result merge_page(struct store *store,
     return result;
 }
 
-static fs_result import_owners_and_stages(struct store *store,
-                                          struct provider_session *session,
-                                          const struct provider *provider)
+fs_result import_crm_meta(struct store *store, struct provider_session *session)
 {
+    const struct provider *provider = provider_by_name(session->conn->provider);
+    if (!provider)
+        return FS_ERR_INVALID;
+
     struct crm_owner *owners = NULL;
     struct crm_stage *stages = NULL;
     size_t n_owners = 0, n_stages = 0;
@@ -101,7 +103,7 @@ fs_result import_connection(struct store *store,
 
     if (!provider)
         return FS_ERR_INVALID;
-    fs_result result = import_owners_and_stages(store, session, provider);
+    fs_result result = import_crm_meta(store, session);
     while (result == FS_OK && !cursor.done) {
         struct crm_deal *deals = NULL;
         size_t n = 0;

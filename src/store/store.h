@@ -95,6 +95,9 @@ fs_result store_user_get(struct store *s, int64_t org_id, int64_t user_id,
 /* Revokes the user's token for good. FS_ERR_NOT_FOUND when the user is not
  * in that org. */
 fs_result store_user_revoke(struct store *s, int64_t org_id, int64_t user_id);
+/* Sets the user's owner id in the CRM (NULL: none). */
+fs_result store_user_set_owner(struct store *s, int64_t org_id,
+                               int64_t user_id, const char *owner_id);
 /* All users of the org, revoked ones included, by id. */
 fs_result store_users_list(struct store *s, int64_t org_id, struct user **out,
                            size_t *n_out);
@@ -108,7 +111,9 @@ fs_result store_connection_add(struct store *s, const struct connection *c,
 /* Fills *out (secrets included); the caller calls connection_clear. */
 fs_result store_connection_get(struct store *s, int64_t id,
                                struct connection *out);
-/* The active connection a webhook belongs to. app_id NULL matches any. */
+/* The connection a webhook belongs to, an active one first (an org that
+ * switched CRM may still receive its old CRM's webhooks). app_id NULL
+ * matches any. */
 fs_result store_connection_find_route(struct store *s, const char *provider,
                                       const char *account_id,
                                       const char *app_id,
