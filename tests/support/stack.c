@@ -164,7 +164,7 @@ bool stack_connect(struct stack *s, const char *org, int account, int rate)
     stack_words_add(&w, org);
     stack_words_add(&w, "--base-url");
     stack_words_add(&w, s->sim_base);
-    s->crm->connect_words(&w, account, rate);
+    s->crm->connect_words(s, &w, account, rate);
     char *out = stack_cli(s, &code, w.w);
     int64_t id = code == 0 ? connection_id(out) : -1;
     bool ok = id > 0;
@@ -255,7 +255,7 @@ static bool start_sim(struct stack *s, const struct stack_options *o,
     stack_words_addf(&w, "%s/webhooks/%s", s->api_base, s->crm->name);
     stack_words_add(&w, "--port-file");
     stack_words_add(&w, port_file);
-    s->crm->sim_words(&w, o->sim_rate > 0 ? o->sim_rate : 100000);
+    s->crm->sim_words(s, &w, o->sim_rate > 0 ? o->sim_rate : 100000);
 
     s->sim = bin ? start_program(s, "sim", w.w, port_file, &s->sim_base) : -1;
     stack_words_clear(&w);

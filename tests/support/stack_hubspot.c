@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void sim_words(struct stack_words *w, int rate)
+static void sim_words(const struct stack *s, struct stack_words *w, int rate)
 {
     stack_words_add(w, "--client-secret");
     stack_words_add(w, STACK_HUBSPOT_SECRET);
@@ -32,7 +32,8 @@ static void sim_words(struct stack_words *w, int rate)
     stack_words_add(w, "1000");
 }
 
-static void connect_words(struct stack_words *w, int account, int rate)
+static void connect_words(const struct stack *s, struct stack_words *w,
+                          int account, int rate)
 {
     stack_words_add(w, "--token");
     stack_words_add(w, STACK_HUBSPOT_TOKEN);
