@@ -1592,6 +1592,18 @@ static void on_start(void *ctx, const struct sim_core *core)
     sim->sender = core->sender;
 }
 
+/* Another client of the company spends the rest of the 2 s window. */
+static void on_exhaust(void *ctx)
+{
+    struct pipedrive_sim *sim = ctx;
+    int64_t now = clock_now_ms();
+
+    pthread_mutex_lock(&sim->mu);
+    while (sim_window_take(&sim->burst, now))
+        continue;
+    pthread_mutex_unlock(&sim->mu);
+}
+
 static void usage(FILE *out)
 {
     fputs("usage: crmsim pipedrive --listen HOST:PORT --data DIR\n"
@@ -1758,6 +1770,7 @@ int pipedrive_sim_main(int argc, char **argv)
         .call_kind_count = KIND_COUNT,
         .on_start = on_start,
         .on_request = on_request,
+        .on_exhaust = on_exhaust,
         .ctx = &sim,
     };
     rc = sim_serve(&o, &fe);

@@ -45,13 +45,17 @@
 /* A 403 answered as an HTML page is Cloudflare blocking a client that
  * kept calling after 429s: back off hard. */
 #define PD_BLOCKED_PAUSE_MS 60000
+/* Added to the burst window the governor counts in. */
+#define PD_WINDOW_SLACK_MS 200
+/* Burst 429s one call waits out before giving up. */
+#define PD_BURST_RETRIES 2
 #define PD_MAX_PAGES 10000
 /* Changelog pages read per deal at most; past them a field's time is the
  * deal's creation (see docs/PIPEDRIVE.md). */
 #define PD_CHANGELOG_PAGES 3
 #define PD_CHANGELOG_LIMIT 100
 #define PD_STATUS_ALL "open,won,lost,deleted"
-/* A time read at second resolution is taken as the last ms of it. */
+/* The last ms of a second a REST time names. */
 #define PD_SECOND_END_MS 999
 
 /* Custom fields looked for by name in /dealFields, and what they hold. */
@@ -145,15 +149,40 @@ static int64_t pd_time(const json_t *v, bool *coarse)
     return ms;
 }
 
-/* A time of a read: whole seconds become the second's last ms, so a read
- * of the CRM's current value never loses to an earlier change of the
- * same second that a webhook timed to the ms. */
+/* A time of a read. REST times have whole seconds only; a deal's
+ * update_time is taken at the second's start, so a coarse read never
+ * wins over what a webhook timed to the ms within that second. */
 static int64_t pd_read_time(const json_t *v)
+{
+    return pd_time(v, NULL);
+}
+
+/* A changelog entry's time: its field changed within that second, so
+ * at its end at the latest. Taken there, a field re-read because it
+ * differs from what we knew wins over what we knew from earlier in the
+ * same second (an import, a webhook timed to the ms) (docs/PIPEDRIVE.md). */
+static int64_t pd_logged_time(const json_t *v)
 {
     bool coarse = true;
     int64_t ms = pd_time(v, &coarse);
 
     return ms > 0 && coarse ? ms + PD_SECOND_END_MS : ms;
+}
+
+/* The time of our own write: the CRM's update_time has whole seconds;
+ * our clock when the answer came, kept within that second, is the best
+ * guess of its ms, later than what the CRM held before the write (even
+ * a read of the same second) and not later than an edit made after it. */
+static int64_t pd_write_time(const json_t *update_time)
+{
+    int64_t second = pd_time(update_time, NULL);
+    int64_t now = clock_now_ms();
+
+    if (second <= 0)
+        return 0;
+    if (now < second)
+        return second;
+    return now > second + PD_SECOND_END_MS ? second + PD_SECOND_END_MS : now;
 }
 
 /* ---- the connection's field map ---- */
@@ -761,8 +790,8 @@ static void pd_pause(struct provider_session *s, int64_t until)
 }
 
 /* After a 429: the burst window when it says it is spent (for
- * x-ratelimit-reset seconds), else the company's daily budget. */
-static void pd_pause_for(struct provider_session *s,
+ * x-ratelimit-reset seconds; true), else the company's daily budget. */
+static bool pd_pause_for(struct provider_session *s,
                          const struct http_client_response *resp)
 {
     int64_t now = clock_now_ms();
@@ -779,12 +808,13 @@ static void pd_pause_for(struct provider_session *s,
         log_warn("provider=pipedrive connection=%" PRId64
                  " rate_limit=burst pause_ms=%" PRId64,
                  s->conn->id, wait);
-        return;
+        return true;
     }
     pd_pause(s, now + PD_DAILY_PROBE_MS);
     log_warn("provider=pipedrive connection=%" PRId64
              " rate_limit=daily pause_ms=%d",
              s->conn->id, PD_DAILY_PROBE_MS);
+    return false;
 }
 
 static bool is_html(const struct http_client_response *resp)
@@ -814,11 +844,21 @@ static fs_result pd_call(struct provider_session *s, enum call_class cls,
     fs_result result;
 
     memset(reply, 0, sizeof(*reply));
-    result = provider_call_send(s, &price, method, url, headers, text,
-                                text ? strlen(text) : 0, &resp);
-    pd_observe(s, &resp);
-    if (result == FS_ERR_RATE_LIMITED && resp.status == 429)
-        pd_pause_for(s, &resp);
+    for (int attempt = 0;; attempt++) {
+        result = provider_call_send(s, &price, method, url, headers, text,
+                                    text ? strlen(text) : 0, &resp);
+        pd_observe(s, &resp);
+        if (result != FS_ERR_RATE_LIMITED || resp.status != 429)
+            break;
+        /* The burst window is the company's, shared with its other
+         * apps: wait out the reset Pipedrive names (the governor holds
+         * the next send) and try again, a few times. The daily budget is
+         * not waited for. */
+        bool burst = pd_pause_for(s, &resp);
+        if (!burst || attempt >= PD_BURST_RETRIES)
+            break;
+        http_client_response_free(&resp);
+    }
     if (result == FS_OK && resp.status == 403 && is_html(&resp)) {
         pd_pause(s, clock_now_ms() + PD_BLOCKED_PAUSE_MS);
         log_warn("provider=pipedrive connection=%" PRId64
@@ -898,8 +938,10 @@ static void deal_clear(struct crm_deal *d)
 {
     free(d->crm_id);
     free(d->our_id);
-    for (int f = 0; f < DEAL_FIELD_COUNT; f++)
+    for (int f = 0; f < DEAL_FIELD_COUNT; f++) {
         free(d->values[f]);
+        free(d->others[f].value);
+    }
     memset(d, 0, sizeof(*d));
 }
 
@@ -1132,9 +1174,31 @@ out:
 
 /* ---- per-field times from the changelog ---- */
 
+/* A changelog value (always text) in the field's canonical form. */
+static fs_result pd_logged_value(const struct pd_map *m, int field,
+                                 const json_t *text, char **out)
+{
+    const char *t = json_string_value(text);
+    json_t *v = NULL;
+    fs_result result;
+
+    *out = NULL;
+    if (!t || !*t)
+        return FS_OK;
+    if (field == DEAL_STAGE)
+        return deal_field_canonical(DEAL_STAGE, t, out);
+    if (m->kind[field] == PD_NUMBER)
+        v = json_real(strtod(t, NULL));
+    else
+        v = json_string(t);
+    result = pd_value_in(m, field, v, out);
+    json_decref(v);
+    return result;
+}
+
 size_t pipedrive_apply_changelog(const struct connection *conn,
                                  const char *json, struct crm_deal *deal,
-                                 bool *timed)
+                                 struct pipedrive_changelog *log)
 {
     json_t *body = json_loads(json, 0, NULL);
     struct pd_map m;
@@ -1147,19 +1211,42 @@ size_t pipedrive_apply_changelog(const struct connection *conn,
     {
         const char *key = json_str(entry, "field_key");
         int f = key ? pd_field_of_key(&m, key) : -1;
-        if (f < 0 || timed[f])
+        int64_t t = pd_logged_time(json_object_get(entry, "time"));
+        if (f < 0 || t <= 0 || (log->timed[f] && log->othered[f]))
             continue;
-        int64_t t = pd_read_time(json_object_get(entry, "time"));
-        if (t <= 0)
+        char *who = json_text(json_object_get(entry, "actor_user_id"));
+        enum change_actor actor =
+            pd_actor(conn, json_str(entry, "change_source"), who);
+        free(who);
+        if (!log->timed[f]) {
+            log->timed[f] = true;
+            if (deal->times[f] != 0)
+                deal->times[f] = t;
+            deal->actors[f] = actor;
+            n++;
+        }
+        if (actor == ACTOR_US || log->othered[f])
             continue;
-        char *actor = json_text(json_object_get(entry, "actor_user_id"));
-        timed[f] = true;
-        if (deal->times[f] != 0)
-            deal->times[f] = t;
-        deal->actors[f] =
-            pd_actor(conn, json_str(entry, "change_source"), actor);
-        free(actor);
-        n++;
+        /* The newest value someone else wrote; kept when our push landed
+         * on it, so the merge can tell whether the push overwrote a
+         * newer edit. A status change names no stage: left alone. */
+        log->othered[f] = true;
+        char *value = NULL;
+        if (strcmp(key, "status") == 0 ||
+            pd_logged_value(&m, f, json_object_get(entry, "new_value"),
+                            &value) != FS_OK)
+            continue;
+        bool same =
+            (!value && !deal->values[f]) ||
+            (value && deal->values[f] && strcmp(value, deal->values[f]) == 0);
+        if (same) {
+            free(value);
+            continue;
+        }
+        free(deal->others[f].value);
+        deal->others[f].value = value;
+        deal->others[f].time = t;
+        deal->others[f].present = true;
     }
     pd_map_clear(&m);
     json_decref(body);
@@ -1189,7 +1276,8 @@ static fs_result pd_time_fields(struct provider_session *s,
         creator && s->conn->app_id && strcmp(creator, s->conn->app_id) == 0
             ? ACTOR_US
             : ACTOR_OTHER;
-    bool timed[DEAL_FIELD_COUNT] = {false};
+    struct pipedrive_changelog log = {{false}, {false}};
+    bool *timed = log.timed;
     size_t want = synced_count(m), got = 0;
     char *cursor = NULL;
     fs_result result = FS_OK;
@@ -1210,7 +1298,7 @@ static fs_result pd_time_fields(struct provider_session *s,
         cursor = NULL;
         if (result == FS_OK) {
             char *text = json_dumps(reply.json, JSON_COMPACT);
-            got += pipedrive_apply_changelog(s->conn, text, d, timed);
+            got += pipedrive_apply_changelog(s->conn, text, d, &log);
             free(text);
             cursor = pd_next_cursor(reply.json);
         }
@@ -1402,9 +1490,7 @@ static bool whole_call(fs_result code)
            code == FS_ERR_TIMEOUT;
 }
 
-/* Sends one deal's body; records the outcome in r. The time of a write
- * is update_time's second itself (not its end), so our own change's
- * webhook, timed to the ms, is never older than the write. */
+/* Sends one deal's body; records the outcome in r. */
 static fs_result pd_send_deal(struct provider_session *s, const char *method,
                               const char *path, int cost, const char *body,
                               struct crm_write_result *r)
@@ -1426,7 +1512,7 @@ static fs_result pd_send_deal(struct provider_session *s, const char *method,
         char *id = json_text(json_object_get(data, "id"));
         if (id)
             result_ok(r, id,
-                      pd_time(json_object_get(data, "update_time"), NULL));
+                      pd_write_time(json_object_get(data, "update_time")));
         else
             result_fail(r, FS_ERR_REMOTE, "Pipedrive returned no deal id");
         free(id);
@@ -1499,9 +1585,9 @@ out:
     return result;
 }
 
-/* A create first looks for the deal by our id: an earlier try whose
- * answer was lost may have made it, and is then brought up to this
- * write instead of made again. */
+/* A create tried before looks for the deal by our id first: the earlier
+ * try, whose answer was lost, may have made it; it is then brought up to
+ * this write instead of made again. A first try creates at once. */
 static fs_result pd_create_one(struct provider_session *s,
                                const struct crm_write *w,
                                struct crm_write_result *r)
@@ -1520,7 +1606,8 @@ static fs_result pd_create_one(struct provider_session *s,
                     "fieldsync_id field is not set up");
         return FS_OK;
     }
-    result = pd_find_by_our_id(s, w->our_id, &existing);
+    result = w->may_exist ? pd_find_by_our_id(s, w->our_id, &existing)
+                          : FS_ERR_NOT_FOUND;
     if (result == FS_OK) {
         struct crm_write again = *w;
         log_info("provider=pipedrive record=%s crm_id=%s create_found=1",
@@ -1932,7 +2019,9 @@ static void pd_rate_budget(const struct connection *conn, enum call_class cls,
 {
     out->window_calls =
         conn->rate_window > 0 ? conn->rate_window : PD_DEFAULT_WINDOW_CALLS;
-    out->window_ms = PIPEDRIVE_WINDOW_MS;
+    /* Counted a little longer than Pipedrive's window: a call's time on
+     * the wire must not put it in a window Pipedrive still counts full. */
+    out->window_ms = PIPEDRIVE_WINDOW_MS + PD_WINDOW_SLACK_MS;
     out->daily_units =
         conn->rate_daily > 0 ? conn->rate_daily : PD_DEFAULT_DAILY_TOKENS;
 }

@@ -34,17 +34,26 @@ fs_result pipedrive_settings_from_fields(const char *const *pages, size_t n,
                                          char **settings, char **error);
 
 /* A deal as the v2 API returns it (one element of data[], as JSON text)
- * to a crm_deal; times are the deal's update_time, read as the last ms of
- * its second. */
+ * to a crm_deal; times are the deal's update_time (whole seconds). */
 fs_result pipedrive_parse_deal(const struct connection *conn, const char *json,
                                struct crm_deal *out);
 
+/* What pages of a deal's changelog have told so far, per field: its
+ * newest entry (the field's time and actor), and the newest entry by
+ * someone other than us. */
+struct pipedrive_changelog {
+    bool timed[DEAL_FIELD_COUNT];
+    bool othered[DEAL_FIELD_COUNT];
+};
+
 /* Applies one page of GET /v1/deals/{id}/changelog (JSON text, newest
- * first) to a deal: each synced field not yet timed takes its newest
- * entry's time and actor. Returns how many fields it timed. */
+ * first) to a deal read with its current values: each field not yet
+ * timed takes its newest entry's time and actor; the newest value someone
+ * else wrote goes to others[] when it is not the current one. Returns how
+ * many fields it timed. */
 size_t pipedrive_apply_changelog(const struct connection *conn,
                                  const char *json, struct crm_deal *deal,
-                                 bool *timed);
+                                 struct pipedrive_changelog *log);
 
 /* The JSON body of a PATCH (or, with create, a POST carrying our id) for
  * a write. FS_ERR_INVALID for a value Pipedrive cannot take (an option

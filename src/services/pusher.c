@@ -109,6 +109,9 @@ static fs_result note_success(struct store *store, const struct record *sent,
     int64_t crm_time = res->time ? res->time : now;
     if (!r.crm_id && res->crm_id)
         r.crm_id = xstrdup(res->crm_id);
+    /* Checked against the CRM's history by a later read (see the
+     * backstop): the push may have overwritten a newer CRM edit. */
+    r.unverified_push_at = crm_time > now ? crm_time : now;
     for (int f = 0; f < DEAL_FIELD_COUNT; f++) {
         if (!w->present[f])
             continue;
@@ -123,6 +126,18 @@ static fs_result note_success(struct store *store, const struct record *sent,
         result = store_sync_clear(store, r.rowid);
     record_clear(&r);
     return result;
+}
+
+/* A create tried before that failed: its outcome may be unknown (a
+ * timeout after the CRM made the deal), so the CRM may hold it already. */
+static bool earlier_try_failed(struct store *store, const struct record *r)
+{
+    struct sync_state st = {0};
+    bool failed =
+        store_sync_get(store, r->rowid, &st) == FS_OK && st.attempts > 0;
+
+    sync_state_clear(&st);
+    return failed;
 }
 
 static void build_write(const struct record *r, unsigned synced,
@@ -179,8 +194,11 @@ static size_t push_batch(struct app *app, struct store *store,
     struct crm_write *writes = xcalloc(n, sizeof(*writes));
     struct crm_write_result *results = xcalloc(n, sizeof(*results));
     unsigned synced = provider_synced_fields(conn);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         build_write(&records[i], synced, &writes[i]);
+        writes[i].may_exist =
+            !writes[i].crm_id && earlier_try_failed(store, &records[i]);
+    }
 
     fs_result call = provider->write_deals(session, writes, n, results);
     metrics_add(app_metrics(app), METRIC_PUSH_CALLS, conn->id, 1);

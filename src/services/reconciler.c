@@ -238,6 +238,11 @@ fs_result reconcile_deal(struct store *store, const struct connection *conn,
             }
         }
     } else {
+        /* This read saw the CRM's history after our last push. */
+        if (r.unverified_push_at && deal->read_at > r.unverified_push_at) {
+            r.unverified_push_at = 0;
+            changed = true;
+        }
         for (int f = 0; f < DEAL_FIELD_COUNT; f++) {
             if (!(synced & (1u << f)))
                 continue;
@@ -247,6 +252,12 @@ fs_result reconcile_deal(struct store *store, const struct connection *conn,
                 .actor = deal->actors[f],
             };
             changed |= merge_one(store, &r, f, &change, fx);
+            if (deal->others[f].present) {
+                struct crm_change past = {.value = deal->others[f].value,
+                                          .time = deal->others[f].time,
+                                          .actor = ACTOR_OTHER};
+                changed |= merge_one(store, &r, f, &past, fx);
+            }
         }
     }
 
@@ -327,6 +338,26 @@ out:
     return result;
 }
 
+/* An event about a merged-away id (r was found through its alias) made
+ * no later than the merge: the survivor was re-read at the merge and holds
+ * what the CRM kept, so a late change, delete or restore of the loser must
+ * not land on it. A change the CRM reports under the old id after the
+ * merge (HubSpot resolves old ids to the survivor) still does. Events
+ * without a time, and re-reads, are not judged. */
+static bool predates_merge(struct store *store, const struct connection *conn,
+                           const struct crm_event *ev, const struct record *r)
+{
+    int64_t merged_at = 0;
+
+    if (ev->time <= 0 || !r->crm_id || strcmp(r->crm_id, ev->crm_id) == 0)
+        return false;
+    if (ev->kind != CRM_EVENT_CHANGE && ev->kind != CRM_EVENT_DELETE &&
+        ev->kind != CRM_EVENT_RESTORE)
+        return false;
+    return store_merged_at(store, conn->id, ev->crm_id, &merged_at) == FS_OK &&
+           ev->time <= merged_at;
+}
+
 /* Applies one normalised event inside the open transaction. Deals to read
  * afterwards are added to to_read. */
 static fs_result apply_event(struct store *store, const struct connection *conn,
@@ -360,6 +391,11 @@ static fs_result apply_event(struct store *store, const struct connection *conn,
         changed = true;
         type = "deal.created";
     } else if (result != FS_OK) {
+        goto out;
+    } else if (predates_merge(store, conn, ev, &r)) {
+        log_info("event=crm_event_before_merge connection=%lld crm_id=%s "
+                 "survivor=%s",
+                 (long long)conn->id, ev->crm_id, r.crm_id);
         goto out;
     }
 
@@ -424,8 +460,11 @@ fs_result reconcile_read(struct store *store, struct provider_session *session,
         size_t n = count - start < READ_BATCH ? count - start : READ_BATCH;
         struct crm_deal *deals = NULL;
         size_t got = 0;
+        int64_t read_at = clock_now_ms();
         fs_result result =
             provider->read_deals(session, crm_ids + start, n, &deals, &got);
+        for (size_t i = 0; i < got; i++)
+            deals[i].read_at = read_at;
         if (fx->metrics)
             metrics_add(fx->metrics, METRIC_READ_CALLS, session->conn->id, 1);
         if (result != FS_OK)

@@ -424,8 +424,8 @@ static void check_vendor_deal(const json_t *obj)
     assert_null(d.our_id);
     assert_int_equal(clock_parse_iso("2021-01-01T00:00:00Z", &t), 0);
     assert_int_equal(d.modified, t);
-    /* Whole seconds read as the second's last ms. */
-    assert_int_equal(d.times[DEAL_NAME], t + 999);
+    /* Whole seconds read as the second's start. */
+    assert_int_equal(d.times[DEAL_NAME], t);
     assert_false(d.archived);
     free(d.crm_id);
     free(d.our_id);
@@ -496,34 +496,54 @@ static void test_vendor_changelog(void **state)
     json_t *log = vendor_example("v1", "GET", "/deals/{id}/changelog", "200");
     char *text = json_dumps(log, JSON_COMPACT);
     struct crm_deal d = {0};
-    bool timed[DEAL_FIELD_COUNT] = {false};
+    struct pipedrive_changelog seen = {{false}, {false}};
     int64_t t = 0;
 
     for (int f = 0; f < DEAL_FIELD_COUNT; f++)
         d.times[f] = 1;
-    assert_int_equal(pipedrive_apply_changelog(&c, text, &d, timed), 2);
-    assert_true(timed[DEAL_NAME]);
-    assert_true(timed[DEAL_AMOUNT]);
-    assert_false(timed[DEAL_STAGE]);
+    d.values[DEAL_NAME] = xstrdup("My Deal");
+    d.values[DEAL_AMOUNT] = xstrdup("100");
+    assert_int_equal(pipedrive_apply_changelog(&c, text, &d, &seen), 2);
+    assert_true(seen.timed[DEAL_NAME]);
+    assert_true(seen.timed[DEAL_AMOUNT]);
+    assert_false(seen.timed[DEAL_STAGE]);
     assert_int_equal(clock_parse_iso("2024-02-12T09:14:35Z", &t), 0);
     assert_int_equal(d.times[DEAL_NAME], t + 999);
     assert_int_equal(clock_parse_iso("2024-02-12T09:10:12Z", &t), 0);
     assert_int_equal(d.times[DEAL_AMOUNT], t + 999);
     assert_int_equal(d.actors[DEAL_NAME], ACTOR_OTHER);
+    /* The newest values are someone else's and current: nothing past. */
+    assert_false(d.others[DEAL_NAME].present);
+    assert_false(d.others[DEAL_AMOUNT].present);
 
     /* A second page never overrides what a newer entry timed. */
-    assert_int_equal(pipedrive_apply_changelog(&c, text, &d, timed), 0);
+    assert_int_equal(pipedrive_apply_changelog(&c, text, &d, &seen), 0);
 
-    /* Our integration user's API change is ours. */
+    /* Our push landed on someone else's value: the title is ours now,
+     * "My Deal" was the other's, kept as the newest value not ours. */
     json_t *entry = json_array_get(json_object_get(log, "data"), 0);
+    json_t *older = json_deep_copy(entry);
     json_object_set_new(entry, "actor_user_id", json_integer(13377001));
     json_object_set_new(entry, "change_source", json_string("api"));
+    json_object_set_new(entry, "new_value", json_string("Ours"));
+    json_object_set_new(older, "time", json_string("2024-02-12 09:14:30"));
+    json_array_insert_new(json_object_get(log, "data"), 1, older);
     free(text);
     text = json_dumps(log, JSON_COMPACT);
-    memset(timed, 0, sizeof(timed));
-    pipedrive_apply_changelog(&c, text, &d, timed);
+    memset(&seen, 0, sizeof(seen));
+    free(d.values[DEAL_NAME]);
+    d.values[DEAL_NAME] = xstrdup("Ours");
+    pipedrive_apply_changelog(&c, text, &d, &seen);
     assert_int_equal(d.actors[DEAL_NAME], ACTOR_US);
     assert_int_equal(d.actors[DEAL_AMOUNT], ACTOR_OTHER);
+    assert_true(d.others[DEAL_NAME].present);
+    assert_string_equal(d.others[DEAL_NAME].value, "My Deal");
+    assert_int_equal(clock_parse_iso("2024-02-12T09:14:30Z", &t), 0);
+    assert_int_equal(d.others[DEAL_NAME].time, t + 999);
+    for (int f = 0; f < DEAL_FIELD_COUNT; f++) {
+        free(d.values[f]);
+        free(d.others[f].value);
+    }
     free(text);
     json_decref(log);
 }
@@ -708,7 +728,7 @@ static void test_provider_shape(void **state)
     assert_true(pipedrive_provider.webhooks_by_url);
     assert_true(pipedrive_provider.bans_failing_hooks);
     pipedrive_provider.rate_budget(&c, CALL_WRITE, &b);
-    assert_int_equal(b.window_ms, 2000);
+    assert_int_equal(b.window_ms, 2200);
     assert_int_equal(b.window_calls, 20);
     assert_int_equal(b.daily_units, 30000);
     c.rate_window = 80;
