@@ -36,6 +36,9 @@
 /* Ids as Pipedrive shows them in this company. */
 #define DEAL_ID_BASE 1
 #define USER_ID_BASE 10000001
+/* The token's user, as sim_store_add_owner names its email. */
+#define API_USER_NAME "Fieldsync Integration"
+#define API_USER_EMAIL "fieldsync.integration@example.com"
 
 enum call_kind {
     KIND_USER_ME,
@@ -127,6 +130,7 @@ struct pipedrive_sim {
     struct sim_store *store;
     struct sim_control *control;
     struct webhook_sender *sender;
+    bool naming_api_user; /* the next owner made is the token's user */
 
     pthread_mutex_t mu; /* guards the limits */
     struct sim_window burst;
@@ -316,8 +320,7 @@ static json_t *user_json(const char *id, const char *name, const char *email,
 
 static json_t *api_user_json(struct pipedrive_sim *sim)
 {
-    return user_json(sim->user_id, "fieldsync integration",
-                     "fieldsync@example.com", true);
+    return user_json(sim->user_id, API_USER_NAME, API_USER_EMAIL, true);
 }
 
 static void h_user_me(struct call *c)
@@ -343,12 +346,13 @@ static void h_users(struct call *c)
     struct sim_store *store = c->sim->store;
     json_t *data = json_array();
 
-    json_array_append_new(data, api_user_json(c->sim));
     sim_store_lock(store);
     for (size_t i = 0; i < sim_store_owner_count(store); i++) {
         const struct sim_owner *o = sim_store_owner_at(store, i);
         char *name = xasprintf("%s %s", o->first_name, o->last_name);
-        json_array_append_new(data, user_json(o->id, name, o->email, false));
+        json_array_append_new(data,
+                              user_json(o->id, name, o->email,
+                                        strcmp(o->id, c->sim->user_id) == 0));
         free(name);
     }
     sim_store_unlock(store);
@@ -1191,14 +1195,16 @@ static json_t **changelog_entries(struct pipedrive_sim *sim,
 
     *n = 0;
     for (int f = 0; f < SIM_FIELD_COUNT; f++) {
-        for (const struct sim_value *v = d->fields[f]; v && v->prev;
-             v = v->prev) {
-            const char *key = changelog_key(f, v->prev->value, v->value);
+        for (const struct sim_value *v = d->fields[f]; v; v = v->prev) {
+            const char *was = v->prev ? v->prev->value : NULL;
+            const char *key = changelog_key(f, was, v->value);
             char when[32];
-            if (!key || v->actor == SIM_ACTOR_IMPORT)
+            /* The seed's values and a creation's are not changes. */
+            if (!key || v->actor == SIM_ACTOR_IMPORT ||
+                (!v->prev && v->time_ms <= d->created_ms))
                 continue;
             pipedrive_time_v1(v->time_ms, when);
-            const char *old = changelog_value(f, key, v->prev->value);
+            const char *old = changelog_value(f, key, was);
             const char *new_ = changelog_value(f, key, v->value);
             json_t *e = json_pack(
                 "{s:s, s:o, s:o, s:I, s:s, s:s, s:s, s:b, s:I}", "field_key",
@@ -1574,6 +1580,10 @@ static char *deal_id(void *ctx, size_t n)
 
 static char *user_id(void *ctx, size_t n)
 {
+    struct pipedrive_sim *sim = ctx;
+
+    if (sim->naming_api_user)
+        return xstrdup(sim->user_id);
     return xasprintf("%zu", (size_t)USER_ID_BASE + n);
 }
 
@@ -1590,6 +1600,13 @@ static void on_start(void *ctx, const struct sim_core *core)
     sim->store = core->store;
     sim->control = core->control;
     sim->sender = core->sender;
+    /* The token's user is one of the company's users, after the seed's:
+     * it may own deals like any other. */
+    sim_store_lock(sim->store);
+    sim->naming_api_user = true;
+    sim_store_add_owner(sim->store, API_USER_NAME);
+    sim->naming_api_user = false;
+    sim_store_unlock(sim->store);
 }
 
 /* Another client of the company spends the rest of the 2 s window. */
@@ -1760,6 +1777,7 @@ int pipedrive_sim_main(int argc, char **argv)
         .deal_id = deal_id,
         .owner_id = user_id,
         .user_id = user_id,
+        .ctx = &sim,
         .same_as_empty = same_as_empty,
     };
     struct sim_frontend fe = {

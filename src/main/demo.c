@@ -1,7 +1,8 @@
-/* `fieldsync demo`: the service and a simulated HubSpot side by side on
- * loopback, an import, a working day of edits on both sides with webhook
- * faults, a field-by-field check that both sides converged, a report, and
- * (unless --once) the service left running for curl. */
+/* `fieldsync demo`: the service and a simulated CRM (HubSpot, or
+ * Pipedrive with --crm) side by side on loopback, an import, a working day of
+ * edits on both sides with webhook faults, a field-by-field check that both
+ * sides converged, a report, and (unless --once) the service left running for
+ * curl. */
 #include "demo_internal.h"
 
 #include "base/alloc.h"
@@ -28,6 +29,26 @@
 #define DEMO_ORG "demo"
 #define DEMO_APP_ID "1988123"
 #define DEMO_PORTAL_ID "44012345"
+#define DEMO_PD_COMPANY "9120044"
+#define DEMO_PD_USER "13377001"
+#define DEMO_PD_HOOK_USER "fieldsync-demo"
+
+/* HubSpot: a private app on Free or Starter. Pipedrive: an API token on
+ * Premium (100 calls per 2 s), 30,000 tokens x 5 x 35 seats a day. */
+static const struct demo_crm demo_crms[] = {
+    {"hubspot", "HubSpot", 100, 10000, 250000},
+    {"pipedrive", "Pipedrive", 100, 2000, 5250000},
+};
+
+const struct demo_crm *demo_crm_by_name(const char *name)
+{
+    for (size_t i = 0; name && i < sizeof(demo_crms) / sizeof(*demo_crms);
+         i++) {
+        if (strcmp(demo_crms[i].name, name) == 0)
+            return &demo_crms[i];
+    }
+    return NULL;
+}
 #define DEMO_BACKSTOP_MS 2000
 #define DEMO_PUSH_WINDOW_MS 20
 #define DEMO_SIM_START_MS 60000
@@ -38,10 +59,11 @@
 static void demo_usage(FILE *out)
 {
     fputs("usage: fieldsync demo [options]\n"
-          "Runs fieldsync against a simulated HubSpot: import, a day of edits\n"
-          "on both sides with webhook faults, a check that both sides agree,\n"
-          "and a report.\n"
+          "Runs fieldsync against a simulated CRM: import, a day of edits on\n"
+          "both sides with webhook faults, a check that both sides agree, and\n"
+          "a report.\n"
           "\n"
+          "  --crm NAME      hubspot (default) or pipedrive\n"
           "  --data DIR      seed CSVs (default ../shared/data/crm_deals)\n"
           "  --once          stop after the report; exit 0 when converged\n"
           "  --workdir DIR   where the database and logs go (default: a new\n"
@@ -88,6 +110,7 @@ static int parse_options(int argc, char **argv, struct demo_options *opt)
 {
     const char *edits = NULL;
     const char *seed = NULL;
+    const char *crm = "hubspot";
     long long n = 0;
 
     *opt = (struct demo_options){
@@ -110,11 +133,17 @@ static int parse_options(int argc, char **argv, struct demo_options *opt)
             take_value(argc, argv, &i, "--crmsim", &opt->crmsim) ||
             take_value(argc, argv, &i, "--listen", &opt->listen) ||
             take_value(argc, argv, &i, "--edits", &edits) ||
-            take_value(argc, argv, &i, "--seed", &seed))
+            take_value(argc, argv, &i, "--seed", &seed) ||
+            take_value(argc, argv, &i, "--crm", &crm))
             continue;
         fprintf(stderr, "fieldsync demo: unknown or incomplete option '%s'\n",
                 argv[i]);
         demo_usage(stderr);
+        return 2;
+    }
+    opt->crm = demo_crm_by_name(crm);
+    if (!opt->crm) {
+        fprintf(stderr, "fieldsync demo: --crm takes hubspot or pipedrive\n");
         return 2;
     }
     if (edits) {
@@ -278,33 +307,32 @@ static fs_result start_crmsim(struct demo *d, const char *token,
     char *crmsim = d->opt.crmsim ? xstrdup(d->opt.crmsim) : default_crmsim();
     char *port_file = xasprintf("%s/crmsim.port", d->workdir);
     char *log_path = xasprintf("%s/crmsim.log", d->workdir);
-    char *hook = xasprintf("%s/webhooks/hubspot", d->api_base);
+    /* Pipedrive's webhook is registered once the connection exists. */
+    char *hook = xasprintf("%s/webhooks/%s", d->api_base, d->opt.crm->name);
     char *seed = xasprintf("%" PRIu64, d->opt.seed);
-    char *rate = xasprintf("%d", DEMO_RATE_10S);
+    char *rate = xasprintf("%d", d->opt.crm->rate_window);
+    char *daily = xasprintf("%d", d->opt.crm->rate_daily);
     char *port_text = NULL;
-    const char *argv[] = {crmsim,
-                          "hubspot",
-                          "--listen",
-                          "127.0.0.1:0",
-                          "--port-file",
-                          port_file,
-                          "--data",
-                          d->opt.data_dir,
-                          "--webhook-url",
-                          hook,
-                          "--client-secret",
-                          secret,
-                          "--app-id",
-                          DEMO_APP_ID,
-                          "--portal-id",
-                          DEMO_PORTAL_ID,
-                          "--token",
-                          token,
-                          "--rate-10s",
-                          rate,
-                          "--seed",
-                          seed,
-                          NULL};
+    const char *hubspot_words[] = {
+        "--client-secret", secret,       "--app-id", DEMO_APP_ID, "--portal-id",
+        DEMO_PORTAL_ID,    "--rate-10s", rate,       NULL};
+    const char *pipedrive_words[] = {
+        "--company-id", DEMO_PD_COMPANY, "--user-id", DEMO_PD_USER, "--rate-2s",
+        rate,           "--rate-daily",  daily,       NULL};
+    const char *const *crm_words = strcmp(d->opt.crm->name, "pipedrive") == 0
+                                       ? pipedrive_words
+                                       : hubspot_words;
+    const char *argv[32] = {crmsim,          d->opt.crm->name,
+                            "--listen",      "127.0.0.1:0",
+                            "--port-file",   port_file,
+                            "--data",        d->opt.data_dir,
+                            "--webhook-url", hook,
+                            "--token",       token,
+                            "--seed",        seed};
+    size_t argc = 14;
+    for (size_t i = 0; crm_words[i]; i++)
+        argv[argc++] = crm_words[i];
+    argv[argc] = NULL;
 
     unlink(port_file);
     fs_result result = process_spawn(argv, NULL, log_path, &d->sim_pid);
@@ -328,6 +356,7 @@ static fs_result start_crmsim(struct demo *d, const char *token,
 
 out:
     free(port_text);
+    free(daily);
     free(rate);
     free(seed);
     free(hook);
@@ -337,23 +366,73 @@ out:
     return result;
 }
 
+/* A Pipedrive connection learns its custom field keys as `connect` does
+ * (prepare), and registers its webhook once its id is known. */
+static fs_result prepare_pipedrive(struct connection *c)
+{
+    const struct provider *p = provider_by_name(c->provider);
+    struct provider_session session;
+    char *settings = NULL;
+    char *error = NULL;
+
+    provider_session_open(c, 30000, &session);
+    fs_result result = p->prepare(&session, &settings, &error);
+    provider_session_close(&session);
+    if (result != FS_OK)
+        fprintf(stderr,
+                "fieldsync demo: the simulated account does not "
+                "fit: %s\n",
+                error ? error : fs_result_name(result));
+    free(error);
+    c->settings = settings;
+    return result;
+}
+
+static fs_result register_pipedrive_webhook(struct demo *d,
+                                            struct connection *c)
+{
+    const struct provider *p = provider_by_name(c->provider);
+    struct provider_session session;
+    char *url =
+        xasprintf("%s/webhooks/pipedrive/%" PRId64, d->api_base, d->conn_id);
+    char *error = NULL;
+
+    c->id = d->conn_id;
+    provider_session_open(c, 30000, &session);
+    fs_result result = p->register_webhook(&session, url, &error);
+    provider_session_close(&session);
+    if (result != FS_OK)
+        fprintf(stderr, "fieldsync demo: cannot register the webhook: %s\n",
+                error ? error : fs_result_name(result));
+    free(error);
+    free(url);
+    return result;
+}
+
 static fs_result add_connection(struct demo *d, struct store *store,
                                 const char *token, const char *secret)
 {
+    const struct demo_crm *crm = d->opt.crm;
+    bool pipedrive = strcmp(crm->name, "pipedrive") == 0;
     struct connection c = {
         .org_id = d->org_id,
-        .provider = xstrdup("hubspot"),
+        .provider = xstrdup(crm->name),
         .base_url = xstrdup(d->sim_base),
-        .account_id = xstrdup(DEMO_PORTAL_ID),
-        .app_id = xstrdup(DEMO_APP_ID),
+        .account_id = xstrdup(pipedrive ? DEMO_PD_COMPANY : DEMO_PORTAL_ID),
+        .app_id = xstrdup(pipedrive ? DEMO_PD_USER : DEMO_APP_ID),
         .token = xstrdup(token),
         .client_secret = xstrdup(secret),
-        .rate_window = DEMO_RATE_10S,
-        .rate_daily = DEMO_RATE_DAILY,
+        .webhook_user = pipedrive ? xstrdup(DEMO_PD_HOOK_USER) : NULL,
+        .rate_window = crm->rate_window,
+        .rate_daily = crm->rate_daily,
         .active = false,
     };
 
-    fs_result result = store_connection_add(store, &c, &d->conn_id);
+    fs_result result = pipedrive ? prepare_pipedrive(&c) : FS_OK;
+    if (result == FS_OK)
+        result = store_connection_add(store, &c, &d->conn_id);
+    if (result == FS_OK && pipedrive)
+        result = register_pipedrive_webhook(d, &c);
     connection_clear(&c);
     return result;
 }
@@ -548,8 +627,8 @@ static fs_result set_up(struct demo *d)
         result = start_crmsim(d, token, secret);
     if (result != FS_OK)
         goto out;
-    printf("service on %s, simulated HubSpot on %s, workdir %s\n", d->api_base,
-           d->sim_base, d->workdir);
+    printf("service on %s, simulated %s on %s, workdir %s\n", d->api_base,
+           d->opt.crm->label, d->sim_base, d->workdir);
     fflush(stdout);
 
     store = app_store_acquire(d->app);

@@ -51,11 +51,21 @@ fs_result demo_http_json(struct http_client *http, const char *method,
 
 /* ---- the demo's state ---- */
 
-/* The connection's HubSpot budget: calls per rolling 10 s and per day. */
-#define DEMO_RATE_10S 100
-#define DEMO_RATE_DAILY 250000
+/* The CRM a demo runs against and the connection's budget there: calls
+ * per rolling window, and per day (calls, or Pipedrive's tokens). */
+struct demo_crm {
+    const char *name;  /* crmsim's and connect's word */
+    const char *label; /* for the report */
+    int rate_window;
+    int64_t window_ms;
+    int rate_daily;
+};
+
+/* The CRM named name ("hubspot", "pipedrive"), or NULL. */
+const struct demo_crm *demo_crm_by_name(const char *name);
 
 struct demo_options {
+    const struct demo_crm *crm;
     const char *data_dir;
     const char *workdir;
     const char *crmsim;

@@ -1245,7 +1245,9 @@ size_t pipedrive_apply_changelog(const struct connection *conn,
         }
         free(deal->others[f].value);
         deal->others[f].value = value;
-        deal->others[f].time = t;
+        /* At its second's start: the push that landed on it may be of the
+         * same second, and is the later one. */
+        deal->others[f].time = pd_read_time(json_object_get(entry, "time"));
         deal->others[f].present = true;
     }
     pd_map_clear(&m);
