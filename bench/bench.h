@@ -18,6 +18,10 @@
 #define BENCH_APP_ID "7001"
 #define BENCH_PORTAL_ID "62001"
 #define BENCH_ORG "bench"
+/* The simulated Pipedrive company's. */
+#define BENCH_PD_COMPANY "62001"
+#define BENCH_PD_USER "7001"
+#define BENCH_PD_HOOK_USER "fsbench"
 
 /* Longest one HTTP call of the bench may take. */
 #define BENCH_HTTP_TIMEOUT_MS 10000
@@ -44,6 +48,7 @@ struct bench_deal {
 
 struct bench_env {
     const struct bench_options *opt;
+    const char *crm; /* "hubspot" or "pipedrive" */
     char *work_dir;
     char *db_path;        /* the database of the main fieldsync */
     char *ingest_db_path; /* a copy for the ingest measurement */
@@ -94,17 +99,25 @@ struct bench_results {
     int edits;
     int64_t api_calls;
     int64_t batch_update_calls;
+    int64_t update_calls; /* one record a call */
     int64_t create_calls;
     double edits_seconds;    /* firing the edits */
     double converge_seconds; /* first edit to all in the CRM */
+
+    /* The calls figure again, against Pipedrive. */
+    bool pd_calls_ok;
+    int64_t pd_api_calls;
+    int64_t pd_update_calls;
+    double pd_converge_seconds;
 };
 
 /* ---- bench_env.c ---- */
 
-/* Starts the simulator, builds the database (org, connection, admin,
- * import) and its copy for the ingest run. Logs go to the work folder. */
+/* Starts the simulator of crm ("hubspot", "pipedrive"), builds the
+ * database (org, connection, admin, import) and its copy for the ingest
+ * run. Logs go to the work folder (a "-pipedrive" one for Pipedrive). */
 fs_result bench_env_setup(struct bench_env *env,
-                          const struct bench_options *opt);
+                          const struct bench_options *opt, const char *crm);
 /* Starts `fieldsync serve` on db_path and port (0: any); fills *pid and
  * *url (caller frees). */
 fs_result bench_fieldsync_start(struct bench_env *env, const char *db_path,
@@ -150,5 +163,8 @@ fs_result bench_latency(struct bench_env *env, struct bench_results *res);
 
 /* CRM calls per opt->edits field edits over as many deals. */
 fs_result bench_calls(struct bench_env *env, struct bench_results *res);
+/* The same against the Pipedrive environment, into res->pd_*. */
+fs_result bench_calls_pipedrive(struct bench_env *env,
+                                struct bench_results *res);
 
 #endif

@@ -57,6 +57,9 @@
 #define PD_STATUS_ALL "open,won,lost,deleted"
 /* The last ms of a second a REST time names. */
 #define PD_SECOND_END_MS 999
+/* How long after its update_time a write's answer may come before the
+ * write is taken to have changed nothing. */
+#define PD_STALE_WRITE_MS 1000
 
 /* Custom fields looked for by name in /dealFields, and what they hold. */
 static const struct {
@@ -108,21 +111,19 @@ static int parse_int64(const char *s, int64_t *out)
     return 0;
 }
 
-/* A number as the shortest decimal text that reads back as the same
- * double, so 1054.5 stays "1054.5" rather than 17 digits. */
+/* A number as the shortest plain decimal text that reads back as the
+ * same double, so 1054.5 stays "1054.5" rather than 17 digits. */
 static char *number_text(double v)
 {
     char buf[64];
 
-    if (!isfinite(v))
+    if (!isfinite(v) || fabs(v) >= 1e15)
         return NULL;
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(buf, sizeof(buf), "%.*g", prec, v);
+    for (int prec = 0; prec <= 17; prec++) {
+        snprintf(buf, sizeof(buf), "%.*f", prec, v);
         if (strtod(buf, NULL) == v)
             break;
     }
-    if (strchr(buf, 'e') || strchr(buf, 'E'))
-        snprintf(buf, sizeof(buf), "%.6f", v);
     return xstrdup(buf);
 }
 
@@ -178,7 +179,10 @@ static int64_t pd_write_time(const json_t *update_time)
     int64_t second = pd_time(update_time, NULL);
     int64_t now = clock_now_ms();
 
-    if (second <= 0)
+    /* An update_time well before the answer: the write changed nothing
+     * (the deal held these values already), so it has no time of its
+     * own; the pusher takes its clock. */
+    if (second <= 0 || now > second + PD_SECOND_END_MS + PD_STALE_WRITE_MS)
         return 0;
     if (now < second)
         return second;
@@ -1196,6 +1200,30 @@ static fs_result pd_logged_value(const struct pd_map *m, int field,
     return result;
 }
 
+/* Whether a changelog entry set the value the deal shows. */
+static bool pd_entry_is_current(const struct pd_map *m, int field,
+                                const char *key, const json_t *entry,
+                                const struct crm_deal *deal)
+{
+    const char *now = deal->values[field];
+    char *logged = NULL;
+    bool same;
+
+    if (strcmp(key, "status") == 0) {
+        const char *status = json_str(entry, "new_value");
+        const char *shown = now && strncmp(now, "won-", 4) == 0    ? "won"
+                            : now && strncmp(now, "lost-", 5) == 0 ? "lost"
+                                                                   : "open";
+        return status && strcmp(status, shown) == 0;
+    }
+    if (pd_logged_value(m, field, json_object_get(entry, "new_value"),
+                        &logged) != FS_OK)
+        return false;
+    same = (!logged && !now) || (logged && now && strcmp(logged, now) == 0);
+    free(logged);
+    return same;
+}
+
 size_t pipedrive_apply_changelog(const struct connection *conn,
                                  const char *json, struct crm_deal *deal,
                                  struct pipedrive_changelog *log)
@@ -1219,10 +1247,15 @@ size_t pipedrive_apply_changelog(const struct connection *conn,
             pd_actor(conn, json_str(entry, "change_source"), who);
         free(who);
         if (!log->timed[f]) {
+            /* The deal and its changelog are two reads: a change landing
+             * between them is in the changelog but not in the values. The
+             * entry then says nothing of the value read, which keeps the
+             * deal's own time, no newer than what it shows. */
+            bool current = pd_entry_is_current(&m, f, key, entry, deal);
             log->timed[f] = true;
             if (deal->times[f] != 0)
-                deal->times[f] = t;
-            deal->actors[f] = actor;
+                deal->times[f] = current ? t : deal->modified;
+            deal->actors[f] = current ? actor : ACTOR_UNKNOWN;
             n++;
         }
         if (actor == ACTOR_US || log->othered[f])

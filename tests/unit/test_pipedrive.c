@@ -488,6 +488,15 @@ static void test_deal_custom_fields(void **state)
     free(d.crm_id);
     for (int f = 0; f < DEAL_FIELD_COUNT; f++)
         free(d.values[f]);
+
+    /* A whole amount sent as a real is still a plain decimal. */
+    json = "{\"id\":9,\"title\":\"t\",\"update_time\":"
+           "\"2026-01-02T03:04:05Z\",\"value\":1200.0}";
+    assert_int_equal(pipedrive_parse_deal(&c, json, &d), FS_OK);
+    assert_string_equal(d.values[DEAL_AMOUNT], "1200");
+    free(d.crm_id);
+    for (int f = 0; f < DEAL_FIELD_COUNT; f++)
+        free(d.values[f]);
 }
 
 static void test_vendor_changelog(void **state)
@@ -540,6 +549,16 @@ static void test_vendor_changelog(void **state)
     assert_string_equal(d.others[DEAL_NAME].value, "My Deal");
     assert_int_equal(clock_parse_iso("2024-02-12T09:14:30Z", &t), 0);
     assert_int_equal(d.others[DEAL_NAME].time, t);
+
+    /* A change landing between the deal's read and its changelog's: the
+     * entry is not what the deal shows, so the deal's own time stands. */
+    memset(&seen, 0, sizeof(seen));
+    d.modified = 5000;
+    free(d.values[DEAL_NAME]);
+    d.values[DEAL_NAME] = xstrdup("Read before the change");
+    pipedrive_apply_changelog(&c, text, &d, &seen);
+    assert_int_equal(d.times[DEAL_NAME], 5000);
+    assert_int_equal(d.actors[DEAL_NAME], ACTOR_UNKNOWN);
     for (int f = 0; f < DEAL_FIELD_COUNT; f++) {
         free(d.values[f]);
         free(d.others[f].value);
