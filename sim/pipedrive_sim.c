@@ -171,10 +171,16 @@ static void reply_data(struct http_response *resp, json_t *data,
     sim_reply(resp, 200, obj);
 }
 
+/* The last page says nothing of a next one: Pipedrive's text says
+ * next_cursor is null there, its schema that it is a string, so it is
+ * left out, which both readings take. */
 static json_t *cursor_data(const char *next)
 {
-    return json_pack("{s:o}", "next_cursor",
-                     next ? json_string(next) : json_null());
+    json_t *obj = json_object();
+
+    if (next)
+        json_object_set_new(obj, "next_cursor", json_string(next));
+    return obj;
 }
 
 static bool parse_long(const char *s, long lo, long hi, long *out)

@@ -54,7 +54,6 @@
  * deal's creation (see docs/PIPEDRIVE.md). */
 #define PD_CHANGELOG_PAGES 3
 #define PD_CHANGELOG_LIMIT 100
-#define PD_STATUS_ALL "open,won,lost,deleted"
 /* The last ms of a second a REST time names. */
 #define PD_SECOND_END_MS 999
 /* How long after its update_time a write's answer may come before the
@@ -1104,9 +1103,10 @@ static fs_result pd_list_deals(struct provider_session *s,
     return result;
 }
 
-/* The backstop's read: every deal updated since the watermark, deleted
- * ones included, then the archived ones (a list of their own). The
- * paging token is "<phase>|<query mark ms>|<Pipedrive cursor>", so the
+/* The backstop's read: every deal updated since the watermark, then the
+ * deleted ones (status=deleted: the schema takes one status a call), then
+ * the archived ones (a list of their own). The paging token is
+ * "<phase>|<query mark ms>|<Pipedrive cursor>" (phases d, x, a), so the
  * query keeps its filter while the cursor's watermark moves on. */
 static fs_result pd_changed_since(struct provider_session *s,
                                   struct crm_cursor *cursor,
@@ -1140,9 +1140,11 @@ static fs_result pd_changed_since(struct provider_session *s,
     if (phase == 'a')
         buf_appendf(&path, "/api/v2/deals/archived?limit=%d",
                     PIPEDRIVE_PAGE_MAX);
-    else
-        buf_appendf(&path, "/api/v2/deals?limit=%d&status=" PD_STATUS_ALL,
+    else if (phase == 'x')
+        buf_appendf(&path, "/api/v2/deals?limit=%d&status=deleted",
                     PIPEDRIVE_PAGE_MAX);
+    else
+        buf_appendf(&path, "/api/v2/deals?limit=%d", PIPEDRIVE_PAGE_MAX);
     buf_appendf(&path,
                 "&updated_since=%s&sort_by=update_time&"
                 "sort_direction=asc",
@@ -1151,7 +1153,7 @@ static fs_result pd_changed_since(struct provider_session *s,
     pd_append_cursor(&path, after);
     result = pd_list_page(s, &m,
                           phase == 'a' ? COST_DEALS_ARCHIVED : COST_DEALS_LIST,
-                          path.data, phase == 'a', &list, &next);
+                          path.data, phase != 'd', &list, &next);
     if (result != FS_OK)
         goto out;
 
@@ -1163,8 +1165,9 @@ static fs_result pd_changed_since(struct provider_session *s,
     cursor->after = NULL;
     if (next)
         cursor->after = xasprintf("%c|%" PRId64 "|%s", phase, mark, next);
-    else if (phase == 'd')
-        cursor->after = xasprintf("a|%" PRId64 "|", mark);
+    else if (phase == 'd' || phase == 'x')
+        cursor->after =
+            xasprintf("%c|%" PRId64 "|", phase == 'd' ? 'x' : 'a', mark);
     else
         cursor->done = true;
     deal_list_give(&list, out, count);
@@ -1352,8 +1355,8 @@ static fs_result pd_time_fields(struct provider_session *s,
     return result;
 }
 
-/* Reads up to PIPEDRIVE_IDS_MAX deals by id (deleted ones too); those
- * Pipedrive does not return are gone (purged, archived or never ours). */
+/* Reads up to PIPEDRIVE_IDS_MAX deals by id; those Pipedrive does not
+ * return are gone (deleted, archived, or never ours). */
 static fs_result pd_read_chunk(struct provider_session *s,
                                const struct pd_map *m, const char *const *ids,
                                size_t n, struct deal_list *l)
@@ -1370,7 +1373,7 @@ static fs_result pd_read_chunk(struct provider_session *s,
         buf_appendf(&path, "%s%s", k ? "," : "", esc);
         free(esc);
     }
-    buf_appendf(&path, "&status=" PD_STATUS_ALL "&limit=%d", PIPEDRIVE_IDS_MAX);
+    buf_appendf(&path, "&limit=%d", PIPEDRIVE_IDS_MAX);
     pd_append_custom_keys(&path, m);
     result = pd_get(s, COST_DEALS_LIST, path.data, &reply);
     buf_free(&path);
