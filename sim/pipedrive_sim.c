@@ -1228,7 +1228,8 @@ static json_t **changelog_entries(struct pipedrive_sim *sim,
             entries[(*n)++] = e;
         }
     }
-    qsort(entries, *n, sizeof(*entries), compare_entries);
+    if (*n > 1)
+        qsort(entries, *n, sizeof(*entries), compare_entries);
     return entries;
 }
 

@@ -47,6 +47,8 @@
 #define PD_BLOCKED_PAUSE_MS 60000
 /* Added to the burst window the governor counts in. */
 #define PD_WINDOW_SLACK_MS 200
+/* PATCHes of one pass in flight at once. */
+#define PD_WRITE_PARALLEL 4
 /* Burst 429s one call waits out before giving up. */
 #define PD_BURST_RETRIES 2
 #define PD_MAX_PAGES 10000
@@ -1529,6 +1531,31 @@ static bool whole_call(fs_result code)
 }
 
 /* Sends one deal's body; records the outcome in r. */
+/* Records a write's answer in r; returns the whole-call failure it is,
+ * or FS_OK. */
+static fs_result pd_take_answer(long status, const json_t *body,
+                                struct crm_write_result *r)
+{
+    if (status >= 200 && status < 300) {
+        const json_t *data = json_object_get(body, "data");
+        char *id = json_text(json_object_get(data, "id"));
+        if (!json_is_true(json_object_get(body, "success")))
+            result_fail(r, FS_ERR_REMOTE, "Pipedrive answered without success");
+        else if (id)
+            result_ok(r, id,
+                      pd_write_time(json_object_get(data, "update_time")));
+        else
+            result_fail(r, FS_ERR_REMOTE, "Pipedrive returned no deal id");
+        free(id);
+        return FS_OK;
+    }
+    fs_result code = pd_status_result(status);
+    char *message = pd_error_message(body, status);
+    result_fail(r, code, message);
+    free(message);
+    return whole_call(code) ? code : FS_OK;
+}
+
 static fs_result pd_send_deal(struct provider_session *s, const char *method,
                               const char *path, int cost, const char *body,
                               struct crm_write_result *r)
@@ -1538,31 +1565,8 @@ static fs_result pd_send_deal(struct provider_session *s, const char *method,
     fs_result result = pd_call(s, CALL_WRITE, cost, method, path, json, &reply);
 
     json_decref(json);
-    if (result == FS_ERR_REMOTE && reply.status < 300) {
-        result_fail(r, FS_ERR_REMOTE, "Pipedrive answered without success");
-        result = FS_OK;
-        goto out;
-    }
-    if (result != FS_OK)
-        goto out;
-    if (reply.status >= 200 && reply.status < 300) {
-        const json_t *data = json_object_get(reply.json, "data");
-        char *id = json_text(json_object_get(data, "id"));
-        if (id)
-            result_ok(r, id,
-                      pd_write_time(json_object_get(data, "update_time")));
-        else
-            result_fail(r, FS_ERR_REMOTE, "Pipedrive returned no deal id");
-        free(id);
-        goto out;
-    }
-    fs_result code = pd_status_result(reply.status);
-    char *message = pd_error_message(reply.json, reply.status);
-    result_fail(r, code, message);
-    free(message);
-    if (whole_call(code))
-        result = code;
-out:
+    if (result == FS_OK || (result == FS_ERR_REMOTE && reply.status < 300))
+        result = pd_take_answer(reply.status, reply.json, r);
     pd_reply_clear(&reply);
     return result;
 }
@@ -1662,27 +1666,109 @@ static fs_result pd_create_one(struct provider_session *s,
     return result;
 }
 
+/* The PATCHes of a pass, sent at once (PD_WRITE_PARALLEL in flight),
+ * each paying its tokens. A 429, 5xx or timeout leaves that write undone
+ * and is the call's result; the other answers count. */
+static fs_result pd_update_many(struct provider_session *s,
+                                const struct crm_write *writes,
+                                const size_t *idx, size_t n,
+                                struct crm_write_result *results)
+{
+    struct call_cost price = {CALL_WRITE, COST_DEAL_UPDATE};
+    struct http_client_call *calls = xcalloc(n ? n : 1, sizeof(*calls));
+    char **urls = xcalloc(n ? n : 1, sizeof(char *));
+    char **bodies = xcalloc(n ? n : 1, sizeof(char *));
+    size_t *of = xcalloc(n ? n : 1, sizeof(size_t));
+    char *auth =
+        xasprintf("x-api-token: %s", s->conn->token ? s->conn->token : "");
+    const char *headers[] = {auth, "Content-Type: application/json",
+                             "Accept: application/json", NULL};
+    size_t k = 0;
+    fs_result result = FS_OK;
+
+    for (size_t j = 0; j < n; j++) {
+        const struct crm_write *w = &writes[idx[j]];
+        char *body = NULL;
+        if (pipedrive_write_body(s->conn, w, false, &body) != FS_OK) {
+            result_fail(&results[idx[j]], FS_ERR_INVALID,
+                        "a value is not in a form Pipedrive takes");
+            continue;
+        }
+        char *esc = provider_url_escape(w->crm_id);
+        char *path = xasprintf("/api/v2/deals/%s", esc);
+        urls[k] = pd_url(s->conn, path);
+        free(path);
+        free(esc);
+        bodies[k] = body;
+        calls[k] = (struct http_client_call){.method = "PATCH",
+                                             .url = urls[k],
+                                             .headers = headers,
+                                             .body = body,
+                                             .body_len = strlen(body)};
+        of[k++] = idx[j];
+    }
+    if (k > 0)
+        provider_call_send_many(s, &price, calls, k, PD_WRITE_PARALLEL);
+    for (size_t i = 0; i < k; i++) {
+        struct http_client_response *resp = &calls[i].resp;
+        struct crm_write_result *r = &results[of[i]];
+        pd_observe(s, resp);
+        if (calls[i].result == FS_OK) {
+            json_t *body = json_loadb(resp->body.data, resp->body.len, 0, NULL);
+            fs_result code = pd_take_answer(resp->status, body, r);
+            json_decref(body);
+            if (code != FS_OK) {
+                r->done = false;
+                if (result == FS_OK)
+                    result = code;
+            }
+        } else if (result == FS_OK || calls[i].result == FS_ERR_RATE_LIMITED) {
+            result = calls[i].result;
+        }
+        if (calls[i].result == FS_ERR_RATE_LIMITED && resp->status == 429)
+            pd_pause_for(s, resp);
+        http_client_response_free(resp);
+        free(urls[i]);
+        free(bodies[i]);
+    }
+    free(auth);
+    free(of);
+    free(bodies);
+    free(urls);
+    free(calls);
+    return result;
+}
+
 /* One PATCH per deal (Pipedrive has no batch write): every pending field
- * of a deal goes in its one call. */
+ * of a deal goes in its one call; the pass's PATCHes go at once, its
+ * creates one after the other. */
 static fs_result pd_write_deals(struct provider_session *s,
                                 const struct crm_write *writes, size_t n,
                                 struct crm_write_result *results)
 {
+    size_t *updates = NULL;
+    size_t update_n = 0;
     fs_result result = FS_OK;
 
     if (n > pipedrive_provider.max_write_batch)
         return FS_ERR_TOO_LARGE;
     memset(results, 0, n * sizeof(*results));
+    updates = xcalloc(n ? n : 1, sizeof(size_t));
+    for (size_t i = 0; i < n; i++) {
+        if (writes[i].crm_id)
+            updates[update_n++] = i;
+    }
+    if (update_n > 0)
+        result = pd_update_many(s, writes, updates, update_n, results);
     for (size_t i = 0; i < n && result == FS_OK; i++) {
         if (writes[i].crm_id)
-            result =
-                pd_update_one(s, &writes[i], writes[i].crm_id, &results[i]);
-        else
-            result = pd_create_one(s, &writes[i], &results[i]);
+            continue;
+        result = pd_create_one(s, &writes[i], &results[i]);
         /* A whole-call failure leaves this write undone, to try again. */
         if (result != FS_OK)
             results[i].done = false;
     }
+    free(updates);
     return result;
 }
 

@@ -127,6 +127,21 @@ static bool count_ours(void *ctx)
     return c->count > 0;
 }
 
+struct error_wait {
+    const char *id;
+};
+
+/* The deal's sync state names an error: a push of it has failed. */
+static bool push_failed_once(void *ctx)
+{
+    struct error_wait *w = ctx;
+    json_t *deal = stack_deal(&st, w->id);
+    const char *error = stack_text(json_object_get(deal, "sync"), "error");
+    bool failed = error && *error;
+    json_decref(deal);
+    return failed;
+}
+
 /* A create an earlier try made (the answer never reached fieldsync) is
  * found by our id in the fieldsync_id field and brought up to date, not
  * made again. */
@@ -145,6 +160,10 @@ static void test_create_made_before_is_found_by_our_id(void **state)
     assert_non_null(stack_text(made, "id"));
     char *id = xstrdup(stack_text(made, "id"));
     json_decref(r);
+
+    /* The first push has failed: the next one is a retry. */
+    struct error_wait ew = {id};
+    assert_true(http_test_poll(push_failed_once, &ew, STACK_WAIT_MS));
 
     /* The earlier try, as it reached the CRM. */
     char *url = xasprintf("%s/api/v2/deals", st.sim_base);
