@@ -10,6 +10,7 @@
 #include "base/crypto.h"
 #include "base/log.h"
 #include "providers/provider_call.h"
+#include "providers/provider_util.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -83,35 +84,6 @@ static const char *const pd_std_keys[DEAL_FIELD_COUNT] = {
 
 /* ---- small JSON and text helpers ---- */
 
-static char *json_text(const json_t *v)
-{
-    if (json_is_integer(v))
-        return xasprintf("%" JSON_INTEGER_FORMAT, json_integer_value(v));
-    if (json_is_string(v))
-        return xstrdup(json_string_value(v));
-    return NULL;
-}
-
-static const char *json_str(const json_t *obj, const char *key)
-{
-    return json_string_value(json_object_get(obj, key));
-}
-
-static int parse_int64(const char *s, int64_t *out)
-{
-    char *end = NULL;
-    long long v;
-
-    if (!s || !*s || strspn(s, "0123456789") != strlen(s) || strlen(s) > 18)
-        return -1;
-    errno = 0;
-    v = strtoll(s, &end, 10);
-    if (errno != 0 || *end != '\0')
-        return -1;
-    *out = v;
-    return 0;
-}
-
 /* A number as the shortest plain decimal text that reads back as the
  * same double, so 1054.5 stays "1054.5" rather than 17 digits. */
 static char *number_text(double v)
@@ -142,7 +114,7 @@ static int64_t pd_time(const json_t *v, bool *coarse)
         return json_integer_value(v) * 1000;
     if (!s)
         return 0;
-    if (parse_int64(s, &ms) == 0)
+    if (provider_parse_int64(s, &ms) == 0)
         return strlen(s) <= 10 ? ms * 1000 : ms;
     if (clock_parse_iso(s, &ms) != 0)
         return 0;
@@ -249,7 +221,7 @@ static void pd_map_load(const struct connection *conn, struct pd_map *m)
     custom = json_object_get(root, "custom_fields");
     for (size_t i = 0; i < PD_CUSTOM_COUNT; i++) {
         const json_t *def = json_object_get(custom, pd_custom[i].name);
-        const char *key = json_str(def, "key");
+        const char *key = provider_json_str(def, "key");
         int f = pd_custom[i].field;
         if (!key || !*key)
             continue;
@@ -259,7 +231,7 @@ static void pd_map_load(const struct connection *conn, struct pd_map *m)
         }
         m->key[f] = xstrdup(key);
         m->custom[f] = true;
-        m->kind[f] = kind_of_type(json_str(def, "type"));
+        m->kind[f] = kind_of_type(provider_json_str(def, "type"));
         if (m->kind[f] == PD_ENUM)
             m->options[f] = json_incref(json_object_get(def, "options"));
     }
@@ -325,16 +297,16 @@ static fs_result pd_value_in(const struct pd_map *m, int field,
         /* Pipedrive keeps no empty value: a deal without one holds 0. */
         if (json_number_value(v) == 0)
             return FS_OK;
-        text =
-            json_is_integer(v) ? json_text(v) : number_text(json_real_value(v));
+        text = json_is_integer(v) ? provider_json_text(v)
+                                  : number_text(json_real_value(v));
         break;
     case PD_ID:
         if (json_is_object(v))
             v = json_object_get(v, "id");
-        text = json_text(v);
+        text = provider_json_text(v);
         break;
     case PD_ENUM: {
-        char *id = json_text(v);
+        char *id = provider_json_text(v);
         const char *label =
             id ? json_string_value(json_object_get(m->options[field], id))
                : NULL;
@@ -347,7 +319,7 @@ static fs_result pd_value_in(const struct pd_map *m, int field,
     case PD_TEXT:
     case PD_DATE:
         text = json_is_number(v) ? number_text(json_number_value(v))
-                                 : json_text(v);
+                                 : provider_json_text(v);
         break;
     }
     if (!text)
@@ -378,14 +350,14 @@ static fs_result pd_value_out(const struct pd_map *m, int field,
         double d = strtod(value, &end);
         if (end == value || *end || !isfinite(d))
             return FS_ERR_INVALID;
-        if (parse_int64(value, &id) == 0)
+        if (provider_parse_int64(value, &id) == 0)
             *out = json_integer(id);
         else
             *out = json_real(d);
         return FS_OK;
     }
     case PD_ID:
-        if (parse_int64(value, &id) != 0)
+        if (provider_parse_int64(value, &id) != 0)
             return FS_ERR_INVALID;
         *out = json_integer(id);
         return FS_OK;
@@ -394,7 +366,7 @@ static fs_result pd_value_out(const struct pd_map *m, int field,
         {
             label = json_string_value(opt);
             if (label && strcmp(label, value) == 0 &&
-                parse_int64(opt_id, &id) == 0) {
+                provider_parse_int64(opt_id, &id) == 0) {
                 *out = json_integer(id);
                 return FS_OK;
             }
@@ -426,8 +398,8 @@ static const json_t *pd_member(const struct pd_map *m, const json_t *obj,
  * keeps won and lost as a status beside the stage. */
 static fs_result pd_stage_in(const json_t *obj, char **out)
 {
-    const char *status = json_str(obj, "status");
-    char *pipeline = json_text(json_object_get(obj, "pipeline_id"));
+    const char *status = provider_json_str(obj, "status");
+    char *pipeline = provider_json_text(json_object_get(obj, "pipeline_id"));
     char *text = NULL;
     fs_result result;
 
@@ -436,7 +408,7 @@ static fs_result pd_stage_in(const json_t *obj, char **out)
         pipeline)
         text = xasprintf("%s-%s", status, pipeline);
     else if (json_is_integer(json_object_get(obj, "stage_id")))
-        text = json_text(json_object_get(obj, "stage_id"));
+        text = provider_json_text(json_object_get(obj, "stage_id"));
     free(pipeline);
     if (!text)
         return json_is_null(json_object_get(obj, "stage_id")) ||
@@ -481,7 +453,7 @@ static char *pd_our_id(const struct pd_map *m, const json_t *obj)
         return NULL;
     v = custom_bare(
         json_object_get(json_object_get(obj, "custom_fields"), m->our_key));
-    id = json_text(v);
+    id = provider_json_text(v);
     if (id && !*id) {
         free(id);
         id = NULL;
@@ -556,19 +528,19 @@ static fs_result pd_split_webhook(const struct webhook_request *req,
         return FS_ERR_TOO_LARGE;
     root = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, NULL);
     meta = json_object_get(root, "meta");
-    id = json_str(meta, "id");
+    id = provider_json_str(meta, "id");
     if (!json_is_object(root) || !json_is_object(meta) || !id || !*id ||
         strlen(id) > PIPEDRIVE_MAX_EVENT_ID)
         goto out;
 
     item = xcalloc(1, sizeof(*item));
-    item->account_id = json_text(json_object_get(meta, "company_id"));
+    item->account_id = provider_json_text(json_object_get(meta, "company_id"));
     if (!item->account_id)
         item->account_id = xstrdup("");
     item->app_id = xstrdup("");
     /* The event's time leads, so events arriving together sit together
      * in the inbox's unique index; meta.id is the same on every retry. */
-    ts = json_str(meta, "timestamp");
+    ts = provider_json_str(meta, "timestamp");
     item->dedup_key = xasprintf("%s:%s", ts ? ts : "", id);
     item->body = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
     if (!item->body)
@@ -650,14 +622,16 @@ static fs_result pd_parse_deal_event(const struct connection *conn,
                                      struct crm_event *ev)
 {
     const json_t *meta = json_object_get(root, "meta");
-    char *user_id = json_text(json_object_get(meta, "user_id"));
-    char *merged_to = json_text(json_object_get(meta, "merged_to_id"));
-    char *merged_from = json_text(json_object_get(meta, "merged_from_id"));
+    char *user_id = provider_json_text(json_object_get(meta, "user_id"));
+    char *merged_to = provider_json_text(json_object_get(meta, "merged_to_id"));
+    char *merged_from =
+        provider_json_text(json_object_get(meta, "merged_from_id"));
     struct pd_map m;
     fs_result result = FS_OK;
 
     pd_map_load(conn, &m);
-    ev->actor = pd_actor(conn, json_str(meta, "change_source"), user_id);
+    ev->actor =
+        pd_actor(conn, provider_json_str(meta, "change_source"), user_id);
     if (strcmp(action, "create") == 0) {
         ev->kind = CRM_EVENT_CREATE;
     } else if (strcmp(action, "delete") == 0) {
@@ -692,21 +666,21 @@ static fs_result pd_parse_event(const struct connection *conn, const char *json,
 {
     json_t *root = json_loads(json, 0, NULL);
     const json_t *meta = json_object_get(root, "meta");
-    const char *action = json_str(meta, "action");
-    const char *entity = json_str(meta, "entity");
+    const char *action = provider_json_str(meta, "action");
+    const char *entity = provider_json_str(meta, "entity");
     fs_result result = FS_ERR_INVALID;
 
     memset(out, 0, sizeof(*out));
     /* Webhooks v1 name these "object" and "added"/"updated"/"deleted". */
     if (!entity)
-        entity = json_str(meta, "object");
+        entity = provider_json_str(meta, "object");
     if (!json_is_object(meta) || !action || !entity)
         goto out;
-    out->crm_id = json_text(json_object_get(meta, "entity_id"));
+    out->crm_id = provider_json_text(json_object_get(meta, "entity_id"));
     if (!out->crm_id)
-        out->crm_id = json_text(json_object_get(meta, "id"));
+        out->crm_id = provider_json_text(json_object_get(meta, "id"));
     out->time = pd_time(json_object_get(meta, "timestamp"), NULL);
-    const char *version = json_str(meta, "version");
+    const char *version = provider_json_str(meta, "version");
     if (strcmp(entity, "deal") != 0 || !version || strcmp(version, "2.0")) {
         /* Other objects, and webhooks v1 (registered by hand with the
          * old format), are not ours to apply. */
@@ -761,16 +735,6 @@ static fs_result pd_status_result(long status)
     default:
         return status >= 500 ? FS_ERR_UNAVAILABLE : FS_ERR_REMOTE;
     }
-}
-
-static char *pd_url(const struct connection *conn, const char *path)
-{
-    const char *base = conn->base_url ? conn->base_url : "";
-    size_t len = strlen(base);
-
-    while (len > 0 && base[len - 1] == '/')
-        len--;
-    return xasprintf("%.*s%s", (int)len, base, path);
 }
 
 /* The burst window's figures, fed to the governor on every answer. */
@@ -839,7 +803,7 @@ static fs_result pd_call(struct provider_session *s, enum call_class cls,
                          const json_t *body, struct pd_reply *reply)
 {
     struct call_cost price = {cls, cost};
-    char *url = pd_url(s->conn, path);
+    char *url = provider_url(s->conn, path);
     char *auth =
         xasprintf("x-api-token: %s", s->conn->token ? s->conn->token : "");
     const char *headers[] = {auth, "Content-Type: application/json",
@@ -900,8 +864,8 @@ static fs_result pd_get(struct provider_session *s, int cost, const char *path,
 
 static char *pd_error_message(const json_t *body, long status)
 {
-    const char *error = json_str(body, "error");
-    const char *info = json_str(body, "error_info");
+    const char *error = provider_json_str(body, "error");
+    const char *info = provider_json_str(body, "error_info");
 
     if (error && info)
         return xasprintf("%s (%s)", error, info);
@@ -912,7 +876,7 @@ static char *pd_error_message(const json_t *body, long status)
 
 static char *pd_next_cursor(const json_t *body)
 {
-    char *next = json_text(json_object_get(
+    char *next = provider_json_text(json_object_get(
         json_object_get(body, "additional_data"), "next_cursor"));
     if (next && !*next) {
         free(next);
@@ -923,45 +887,6 @@ static char *pd_next_cursor(const json_t *body)
 
 /* ---- deals as the API returns them ---- */
 
-struct deal_list {
-    struct crm_deal *items;
-    size_t count;
-    size_t cap;
-};
-
-static struct crm_deal *deal_list_add(struct deal_list *l)
-{
-    if (l->count == l->cap) {
-        l->cap = l->cap ? l->cap * 2 : 16;
-        l->items = xrealloc(l->items, l->cap * sizeof(*l->items));
-    }
-    memset(&l->items[l->count], 0, sizeof(*l->items));
-    return &l->items[l->count++];
-}
-
-static void deal_clear(struct crm_deal *d)
-{
-    free(d->crm_id);
-    free(d->our_id);
-    for (int f = 0; f < DEAL_FIELD_COUNT; f++) {
-        free(d->values[f]);
-        free(d->others[f].value);
-    }
-    memset(d, 0, sizeof(*d));
-}
-
-static void deal_list_give(struct deal_list *l, struct crm_deal **out,
-                           size_t *count)
-{
-    if (l->count == 0) {
-        free(l->items);
-        l->items = NULL;
-    }
-    *out = l->items;
-    *count = l->count;
-    memset(l, 0, sizeof(*l));
-}
-
 /* Fills a deal from a v2 deal object. Values with no canonical form are
  * left empty with time 0, so they never win a merge. */
 static fs_result pd_deal_from_json(const struct connection *conn,
@@ -969,7 +894,7 @@ static fs_result pd_deal_from_json(const struct connection *conn,
                                    struct crm_deal *d)
 {
     memset(d, 0, sizeof(*d));
-    d->crm_id = json_text(json_object_get(obj, "id"));
+    d->crm_id = provider_json_text(json_object_get(obj, "id"));
     if (!d->crm_id)
         return FS_ERR_INVALID;
     d->our_id = pd_our_id(m, obj);
@@ -1005,7 +930,7 @@ fs_result pipedrive_parse_deal(const struct connection *conn, const char *json,
     if (json_is_object(obj))
         result = pd_deal_from_json(conn, &m, obj, out);
     if (result != FS_OK)
-        deal_clear(out);
+        crm_deal_clear(out);
     pd_map_clear(&m);
     json_decref(obj);
     return result;
@@ -1013,16 +938,16 @@ fs_result pipedrive_parse_deal(const struct connection *conn, const char *json,
 
 static void pd_parse_page(const struct connection *conn, const struct pd_map *m,
                           const json_t *body, bool archived,
-                          struct deal_list *l)
+                          struct crm_deal_list *l)
 {
     size_t i;
     const json_t *obj;
 
     json_array_foreach(json_object_get(body, "data"), i, obj)
     {
-        struct crm_deal *d = deal_list_add(l);
+        struct crm_deal *d = crm_deal_list_add(l);
         if (pd_deal_from_json(conn, m, obj, d) != FS_OK) {
-            deal_clear(d);
+            crm_deal_clear(d);
             l->count--;
         } else if (archived) {
             d->archived = true;
@@ -1059,7 +984,7 @@ static void pd_append_cursor(struct buf *b, const char *cursor)
 static fs_result pd_list_page(struct provider_session *s,
                               const struct pd_map *m, int cost,
                               const char *path, bool archived,
-                              struct deal_list *l, char **next)
+                              struct crm_deal_list *l, char **next)
 {
     struct pd_reply reply = {0};
     fs_result result = pd_get(s, cost, path, &reply);
@@ -1079,7 +1004,7 @@ static fs_result pd_list_deals(struct provider_session *s,
 {
     struct pd_map m;
     struct buf path = {0};
-    struct deal_list list = {0};
+    struct crm_deal_list list = {0};
     char *next = NULL;
     fs_result result;
 
@@ -1097,7 +1022,7 @@ static fs_result pd_list_deals(struct provider_session *s,
         free(cursor->after);
         cursor->after = next;
         cursor->done = next == NULL;
-        deal_list_give(&list, out, count);
+        crm_deal_list_give(&list, out, count);
     }
     crm_deals_free(list.items, list.count);
     buf_free(&path);
@@ -1116,7 +1041,7 @@ static fs_result pd_changed_since(struct provider_session *s,
 {
     struct pd_map m;
     struct buf path = {0};
-    struct deal_list list = {0};
+    struct crm_deal_list list = {0};
     char phase = 'd';
     int64_t mark = cursor->watermark;
     const char *after = NULL;
@@ -1172,7 +1097,7 @@ static fs_result pd_changed_since(struct provider_session *s,
             xasprintf("%c|%" PRId64 "|", phase == 'd' ? 'x' : 'a', mark);
     else
         cursor->done = true;
-    deal_list_give(&list, out, count);
+    crm_deal_list_give(&list, out, count);
 out:
     free(next);
     crm_deals_free(list.items, list.count);
@@ -1215,7 +1140,7 @@ static bool pd_entry_is_current(const struct pd_map *m, int field,
     bool same;
 
     if (strcmp(key, "status") == 0) {
-        const char *status = json_str(entry, "new_value");
+        const char *status = provider_json_str(entry, "new_value");
         const char *shown = now && strncmp(now, "won-", 4) == 0    ? "won"
                             : now && strncmp(now, "lost-", 5) == 0 ? "lost"
                                                                    : "open";
@@ -1242,14 +1167,14 @@ size_t pipedrive_apply_changelog(const struct connection *conn,
     pd_map_load(conn, &m);
     json_array_foreach(json_object_get(body, "data"), i, entry)
     {
-        const char *key = json_str(entry, "field_key");
+        const char *key = provider_json_str(entry, "field_key");
         int f = key ? pd_field_of_key(&m, key) : -1;
         int64_t t = pd_logged_time(json_object_get(entry, "time"));
         if (f < 0 || t <= 0 || (log->timed[f] && log->othered[f]))
             continue;
-        char *who = json_text(json_object_get(entry, "actor_user_id"));
+        char *who = provider_json_text(json_object_get(entry, "actor_user_id"));
         enum change_actor actor =
-            pd_actor(conn, json_str(entry, "change_source"), who);
+            pd_actor(conn, provider_json_str(entry, "change_source"), who);
         free(who);
         if (!log->timed[f]) {
             /* The deal and its changelog are two reads: a change landing
@@ -1311,7 +1236,7 @@ static fs_result pd_time_fields(struct provider_session *s,
                                 struct crm_deal *d)
 {
     int64_t added = pd_read_time(json_object_get(obj, "add_time"));
-    char *creator = json_text(json_object_get(obj, "creator_user_id"));
+    char *creator = provider_json_text(json_object_get(obj, "creator_user_id"));
     enum change_actor created_by =
         creator && s->conn->app_id && strcmp(creator, s->conn->app_id) == 0
             ? ACTOR_US
@@ -1361,7 +1286,7 @@ static fs_result pd_time_fields(struct provider_session *s,
  * return are gone (deleted, archived, or never ours). */
 static fs_result pd_read_chunk(struct provider_session *s,
                                const struct pd_map *m, const char *const *ids,
-                               size_t n, struct deal_list *l)
+                               size_t n, struct crm_deal_list *l)
 {
     struct buf path = {0};
     struct pd_reply reply = {0};
@@ -1385,9 +1310,9 @@ static fs_result pd_read_chunk(struct provider_session *s,
     bool *found = xcalloc(n ? n : 1, sizeof(bool));
     json_array_foreach(json_object_get(reply.json, "data"), i, obj)
     {
-        struct crm_deal *d = deal_list_add(l);
+        struct crm_deal *d = crm_deal_list_add(l);
         if (pd_deal_from_json(s->conn, m, obj, d) != FS_OK) {
-            deal_clear(d);
+            crm_deal_clear(d);
             l->count--;
             continue;
         }
@@ -1403,7 +1328,7 @@ static fs_result pd_read_chunk(struct provider_session *s,
     for (size_t k = 0; result == FS_OK && k < n; k++) {
         if (found[k])
             continue;
-        struct crm_deal *d = deal_list_add(l);
+        struct crm_deal *d = crm_deal_list_add(l);
         d->crm_id = xstrdup(ids[k]);
         d->archived = true;
     }
@@ -1418,7 +1343,7 @@ static fs_result pd_read_deals(struct provider_session *s,
                                struct crm_deal **out, size_t *count)
 {
     struct pd_map m;
-    struct deal_list list = {0};
+    struct crm_deal_list list = {0};
     fs_result result = FS_OK;
 
     *out = NULL;
@@ -1429,7 +1354,7 @@ static fs_result pd_read_deals(struct provider_session *s,
         result = pd_read_chunk(s, &m, crm_ids + i, chunk, &list);
     }
     if (result == FS_OK)
-        deal_list_give(&list, out, count);
+        crm_deal_list_give(&list, out, count);
     crm_deals_free(list.items, list.count);
     pd_map_clear(&m);
     return result;
@@ -1450,7 +1375,7 @@ static fs_result pd_stage_out(const char *value, json_t *body)
                             json_string(value[0] == 'w' ? "won" : "lost"));
         return FS_OK;
     }
-    if (parse_int64(value, &id) != 0)
+    if (provider_parse_int64(value, &id) != 0)
         return FS_ERR_INVALID;
     json_object_set_new(body, "stage_id", json_integer(id));
     json_object_set_new(body, "status", json_string("open"));
@@ -1499,29 +1424,6 @@ fs_result pipedrive_write_body(const struct connection *conn,
     return result;
 }
 
-static void result_ok(struct crm_write_result *r, const char *crm_id,
-                      int64_t time)
-{
-    r->done = true;
-    r->result = FS_OK;
-    free(r->crm_id);
-    r->crm_id = crm_id ? xstrdup(crm_id) : NULL;
-    free(r->error);
-    r->error = NULL;
-    r->time = time;
-}
-
-static void result_fail(struct crm_write_result *r, fs_result code,
-                        const char *message)
-{
-    r->done = true;
-    r->result = code;
-    free(r->crm_id);
-    r->crm_id = NULL;
-    free(r->error);
-    r->error = xstrdup(message ? message : fs_result_name(code));
-}
-
 /* Whether a failure stops the whole call rather than this write. */
 static bool whole_call(fs_result code)
 {
@@ -1538,20 +1440,22 @@ static fs_result pd_take_answer(long status, const json_t *body,
 {
     if (status >= 200 && status < 300) {
         const json_t *data = json_object_get(body, "data");
-        char *id = json_text(json_object_get(data, "id"));
+        char *id = provider_json_text(json_object_get(data, "id"));
         if (!json_is_true(json_object_get(body, "success")))
-            result_fail(r, FS_ERR_REMOTE, "Pipedrive answered without success");
+            provider_result_fail(r, FS_ERR_REMOTE,
+                                 "Pipedrive answered without success");
         else if (id)
-            result_ok(r, id,
-                      pd_write_time(json_object_get(data, "update_time")));
+            provider_result_ok(
+                r, id, pd_write_time(json_object_get(data, "update_time")));
         else
-            result_fail(r, FS_ERR_REMOTE, "Pipedrive returned no deal id");
+            provider_result_fail(r, FS_ERR_REMOTE,
+                                 "Pipedrive returned no deal id");
         free(id);
         return FS_OK;
     }
     fs_result code = pd_status_result(status);
     char *message = pd_error_message(body, status);
-    result_fail(r, code, message);
+    provider_result_fail(r, code, message);
     free(message);
     return whole_call(code) ? code : FS_OK;
 }
@@ -1581,8 +1485,8 @@ static fs_result pd_update_one(struct provider_session *s,
     fs_result result;
 
     if (pipedrive_write_body(s->conn, w, false, &body) != FS_OK) {
-        result_fail(r, FS_ERR_INVALID,
-                    "a value is not in a form Pipedrive takes");
+        provider_result_fail(r, FS_ERR_INVALID,
+                             "a value is not in a form Pipedrive takes");
         return FS_OK;
     }
     esc = provider_url_escape(crm_id);
@@ -1613,8 +1517,8 @@ static fs_result pd_find_by_our_id(struct provider_session *s,
     json_array_foreach(
         json_object_get(json_object_get(reply.json, "data"), "items"), i, item)
     {
-        *crm_id =
-            json_text(json_object_get(json_object_get(item, "item"), "id"));
+        *crm_id = provider_json_text(
+            json_object_get(json_object_get(item, "item"), "id"));
         if (*crm_id)
             break;
     }
@@ -1639,13 +1543,13 @@ static fs_result pd_create_one(struct provider_session *s,
     fs_result result;
 
     if (!w->our_id) {
-        result_fail(r, FS_ERR_INVALID, "a create needs our record id");
+        provider_result_fail(r, FS_ERR_INVALID, "a create needs our record id");
         return FS_OK;
     }
     if (pipedrive_write_body(s->conn, w, true, &body) != FS_OK) {
-        result_fail(r, FS_ERR_INVALID,
-                    "a value is not in a form Pipedrive takes, or the "
-                    "fieldsync_id field is not set up");
+        provider_result_fail(r, FS_ERR_INVALID,
+                             "a value is not in a form Pipedrive takes, or the "
+                             "fieldsync_id field is not set up");
         return FS_OK;
     }
     result = w->may_exist ? pd_find_by_our_id(s, w->our_id, &existing)
@@ -1690,13 +1594,13 @@ static fs_result pd_update_many(struct provider_session *s,
         const struct crm_write *w = &writes[idx[j]];
         char *body = NULL;
         if (pipedrive_write_body(s->conn, w, false, &body) != FS_OK) {
-            result_fail(&results[idx[j]], FS_ERR_INVALID,
-                        "a value is not in a form Pipedrive takes");
+            provider_result_fail(&results[idx[j]], FS_ERR_INVALID,
+                                 "a value is not in a form Pipedrive takes");
             continue;
         }
         char *esc = provider_url_escape(w->crm_id);
         char *path = xasprintf("/api/v2/deals/%s", esc);
-        urls[k] = pd_url(s->conn, path);
+        urls[k] = provider_url(s->conn, path);
         free(path);
         free(esc);
         bodies[k] = body;
@@ -1791,13 +1695,13 @@ static fs_result pd_list_owners(struct provider_session *s,
         goto out;
     json_array_foreach(json_object_get(reply.json, "data"), i, u)
     {
-        char *id = json_text(json_object_get(u, "id"));
+        char *id = provider_json_text(json_object_get(u, "id"));
         if (!id)
             continue;
         owners = xrealloc(owners, (n + 1) * sizeof(*owners));
         owners[n].id = id;
-        owners[n].email = json_text(json_object_get(u, "email"));
-        owners[n].name = json_text(json_object_get(u, "name"));
+        owners[n].email = provider_json_text(json_object_get(u, "email"));
+        owners[n].name = provider_json_text(json_object_get(u, "name"));
         n++;
     }
     *out = owners;
@@ -1858,8 +1762,9 @@ static fs_result pd_list_stages(struct provider_session *s,
         }
         json_array_foreach(json_object_get(reply.json, "data"), i, st)
         {
-            char *id = json_text(json_object_get(st, "id"));
-            char *pipeline = json_text(json_object_get(st, "pipeline_id"));
+            char *id = provider_json_text(json_object_get(st, "id"));
+            char *pipeline =
+                provider_json_text(json_object_get(st, "pipeline_id"));
             if (!id || !pipeline ||
                 json_is_true(json_object_get(st, "is_deleted"))) {
                 free(id);
@@ -1869,7 +1774,7 @@ static fs_result pd_list_stages(struct provider_session *s,
             stages = xrealloc(stages, (n + 1) * sizeof(*stages));
             stages[n].pipeline_id = pipeline;
             stages[n].id = id;
-            stages[n].label = json_text(json_object_get(st, "name"));
+            stages[n].label = provider_json_text(json_object_get(st, "name"));
             n++;
         }
         cursor = pd_next_cursor(reply.json);
@@ -1922,8 +1827,8 @@ static json_t *options_map(const json_t *options)
 
     json_array_foreach(options, i, o)
     {
-        char *id = json_text(json_object_get(o, "id"));
-        const char *label = json_str(o, "label");
+        char *id = provider_json_text(json_object_get(o, "id"));
+        const char *label = provider_json_str(o, "label");
         if (id && label)
             json_object_set_new(map, id, json_string(label));
         free(id);
@@ -1939,9 +1844,9 @@ static void scan_fields_page(const json_t *page, json_t *found, char **error)
 
     json_array_foreach(json_object_get(page, "data"), i, def)
     {
-        const char *name = json_str(def, "field_name");
-        const char *code = json_str(def, "field_code");
-        const char *type = json_str(def, "field_type");
+        const char *name = provider_json_str(def, "field_name");
+        const char *code = provider_json_str(def, "field_code");
+        const char *type = provider_json_str(def, "field_type");
         if (!name || !code || !type ||
             !json_is_true(json_object_get(def, "is_custom_field")))
             continue;
@@ -2027,8 +1932,8 @@ static fs_result pd_prepare(struct provider_session *s, char **settings,
         goto out;
     }
     const json_t *me = json_object_get(reply.json, "data");
-    char *me_id = json_text(json_object_get(me, "id"));
-    char *company = json_text(json_object_get(me, "company_id"));
+    char *me_id = provider_json_text(json_object_get(me, "id"));
+    char *company = provider_json_text(json_object_get(me, "company_id"));
     const char *conn_company = s->conn->account_id;
     const char *conn_user = s->conn->app_id;
     if (!me_id || !conn_user || strcmp(me_id, conn_user) != 0)
@@ -2098,8 +2003,8 @@ static fs_result pd_register_webhook(struct provider_session *s,
     }
     json_array_foreach(json_object_get(reply.json, "data"), i, hook)
     {
-        const char *at = json_str(hook, "subscription_url");
-        char *id = json_text(json_object_get(hook, "id"));
+        const char *at = provider_json_str(hook, "subscription_url");
+        char *id = provider_json_text(json_object_get(hook, "id"));
         if (at && id && strcmp(at, url) == 0) {
             struct pd_reply gone = {0};
             char *path = xasprintf("/v1/webhooks/%s", id);
