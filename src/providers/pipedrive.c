@@ -1611,8 +1611,22 @@ static fs_result pd_update_many(struct provider_session *s,
                                              .body_len = strlen(body)};
         of[k++] = idx[j];
     }
-    if (k > 0)
-        provider_call_send_many(s, &price, calls, k, PD_WRITE_PARALLEL);
+    /* A group at a time: each call's place in the burst window is taken
+     * just before its group goes, so the window the governor counts is
+     * the one Pipedrive sees. */
+    struct rate_governor *gov = provider_session_governor(s, CALL_WRITE);
+    for (size_t at = 0; at < k;) {
+        size_t group = k - at < PD_WRITE_PARALLEL ? k - at : PD_WRITE_PARALLEL;
+        /* Several at once only while the window has room for them all
+         * now; else one at a time, each taking its place as it goes. */
+        if (gov &&
+            rate_governor_wait(gov, (int)group, (int)group * COST_DEAL_UPDATE,
+                               clock_now_ms()) > 0)
+            group = 1;
+        provider_call_send_many(s, &price, calls + at, group,
+                                PD_WRITE_PARALLEL);
+        at += group;
+    }
     for (size_t i = 0; i < k; i++) {
         struct http_client_response *resp = &calls[i].resp;
         struct crm_write_result *r = &results[of[i]];
