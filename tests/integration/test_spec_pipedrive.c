@@ -36,6 +36,7 @@
 #define VIOLATIONS_SHOWN 20
 /* Backstop passes through two validating proxies are slow. */
 #define PASSES_WAIT_MS 120000
+#define SLOW_TRIES 4
 
 enum { SPEC_V1, SPEC_V2, SPEC_COUNT };
 
@@ -275,6 +276,17 @@ static char *record_id(size_t seed)
     return id;
 }
 
+/* Through two validating proxies, under sanitizers and a loaded
+ * machine, a crossing may take several of the stack's usual waits: this
+ * test is about what crosses, not how fast. */
+#define SLOW(wait)                                                             \
+    do {                                                                       \
+        bool ok_ = false;                                                      \
+        for (int try_ = 0; try_ < SLOW_TRIES && !ok_; try_++)                  \
+            ok_ = (wait);                                                      \
+        assert_true(ok_);                                                      \
+    } while (0)
+
 struct passes_wait {
     int64_t want;
 };
@@ -302,8 +314,8 @@ static void run_the_day(void)
                             "{\"fields\":{\"stage\":\"won\",\"amount\":null}}",
                             &status));
     assert_int_equal(status, 200);
-    assert_true(stack_wait_sim(&st, stack_seed_id(&st, 0), "name", "Spec A"));
-    assert_true(stack_wait_state(&st, b, "synced"));
+    SLOW(stack_wait_sim(&st, stack_seed_id(&st, 0), "name", "Spec A"));
+    SLOW(stack_wait_state(&st, b, "synced"));
 
     /* A create in the field. */
     json_t *r = stack_api(&st, st.admin, "POST", "/api/v1/deals",
@@ -319,7 +331,7 @@ static void run_the_day(void)
     assert_true(stack_sim_edit(&st, stack_seed_id(&st, 2),
                                "{\"product\":\"Spec healed\"}") > 0);
     char *c = record_id(2);
-    assert_true(stack_wait_field(&st, c, "product", "Spec healed"));
+    SLOW(stack_wait_field(&st, c, "product", "Spec healed"));
     assert_true(stack_faults(&st, "{\"drop\":0}"));
 
     /* A delete and a merge in the CRM (the survivor is read again). */
@@ -333,9 +345,9 @@ static void run_the_day(void)
     assert_int_equal(status, 200);
     free(body);
     char *loser = record_id(5);
-    assert_true(stack_wait_deleted(&st, loser, true, "merged"));
+    SLOW(stack_wait_deleted(&st, loser, true, "merged"));
 
-    assert_true(stack_settled(&st, STACK_WAIT_MS));
+    SLOW(stack_settled(&st, STACK_WAIT_MS));
     /* Two whole backstop passes (lists, deleted, archived, the check of
      * recent pushes) after the day, through the proxies. */
     struct passes_wait w = {
