@@ -2,6 +2,7 @@
  * a provider by its name. */
 #include "providers/provider.h"
 
+#include "providers/attio.h"
 #include "providers/hubspot.h"
 
 #include <stdlib.h>
@@ -55,6 +56,7 @@ void crm_write_results_clear(struct crm_write_result *results, size_t n)
     for (size_t i = 0; i < n; i++) {
         free(results[i].crm_id);
         free(results[i].error);
+        free(results[i].writer_id);
         memset(&results[i], 0, sizeof(results[i]));
     }
 }
@@ -96,8 +98,13 @@ void crm_cursor_clear(struct crm_cursor *cursor)
 
 const struct provider *provider_by_name(const char *name)
 {
-    if (name && strcmp(name, "hubspot") == 0)
-        return &hubspot_provider;
+    static const struct provider *const all[] = {&hubspot_provider,
+                                                 &attio_provider};
+
+    for (size_t i = 0; name && i < sizeof(all) / sizeof(all[0]); i++) {
+        if (strcmp(all[i]->name, name) == 0)
+            return all[i];
+    }
     return NULL;
 }
 

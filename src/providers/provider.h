@@ -60,9 +60,15 @@ struct crm_event {
 
 void crm_event_clear(struct crm_event *event);
 
+/* A field time meaning "the CRM holds this value now, since a time it
+ * does not show" (Attio shows an emptied attribute without the time it
+ * was emptied). The merge takes such a value only where no local edit
+ * waits (model/merge.h, merge_crm_untimed). */
+#define CRM_TIME_UNKNOWN (-1)
+
 /* A deal as read from the CRM, values canonical. times[] holds each
  * field's CRM modification time when the read asked for it, else the
- * deal's own modification time. */
+ * deal's own modification time, or CRM_TIME_UNKNOWN. */
 struct crm_deal {
     char *crm_id;
     char *our_id; /* our record id stored in the CRM, or NULL */
@@ -92,6 +98,9 @@ struct crm_write_result {
     char *crm_id;     /* set on success (the new id for creates) */
     char *error;      /* the CRM's message on failure */
     int64_t time;     /* CRM modification time of the write, if known */
+    char *writer_id;  /* who the CRM says made the write, when it names
+                       * our credentials only that way (Attio's token
+                       * actor id), so the connection learns it */
 };
 
 void crm_write_results_clear(struct crm_write_result *results, size_t n);
@@ -162,6 +171,13 @@ struct provider {
      * with *error saying what is missing. */
     fs_result (*prepare)(struct provider_session *s, char **settings,
                          char **error);
+
+    /* Subscribes target_url to the connection's deal events and returns
+     * the secret the CRM signs them with. NULL when the CRM's webhooks
+     * are set up by hand. */
+    fs_result (*register_webhook)(struct provider_session *s,
+                                  const char *target_url, char **secret,
+                                  char **error);
 
     /* Cuts a delivery into events. FS_ERR_INVALID when it is not one. */
     fs_result (*split_webhook)(const struct webhook_request *req,

@@ -125,6 +125,19 @@ static fs_result note_success(struct store *store, const struct record *sent,
     return result;
 }
 
+/* The CRM named our credentials on a write (Attio's token actor id):
+ * keep it, so later changes by that actor are known as our echoes. */
+static void learn_writer(struct store *store, const struct connection *conn,
+                         const char *writer_id)
+{
+    if (!writer_id || (conn->app_id && strcmp(conn->app_id, writer_id) == 0))
+        return;
+    /* The next pass reads the connection again with it. */
+    if (store_connection_set_app_id(store, conn->id, writer_id) == FS_OK)
+        log_info("event=writer_learnt connection=%lld app_id=%s",
+                 (long long)conn->id, writer_id);
+}
+
 static void build_write(const struct record *r, unsigned synced,
                         struct crm_write *w)
 {
@@ -199,6 +212,7 @@ static size_t push_batch(struct app *app, struct store *store,
             continue; /* the governor holds the next try; not a failure */
         if (r == FS_OK) {
             note_success(store, &records[i], &writes[i], &results[i], now);
+            learn_writer(store, conn, results[i].writer_id);
             written++;
         } else {
             const char *msg =
