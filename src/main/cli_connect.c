@@ -7,6 +7,7 @@
 
 #include "base/alloc.h"
 #include "providers/provider.h"
+#include "services/backstop.h"
 #include "store/store.h"
 
 #include <errno.h>
@@ -441,10 +442,25 @@ int cli_connect(int argc, char **argv)
         printf("webhooks: point the CRM's webhook at "
                "https://<your host>/webhooks/%s/%" PRId64 "\n",
                c.provider, id);
-    if (standby)
+    if (standby) {
+        /* Its owners and stages now, so its stages can be mapped before
+         * the switch. */
+        struct provider_session session;
+        c.id = id;
+        provider_session_open(&c, CONNECT_TIMEOUT_MS, &session);
+        fs_result r = import_crm_meta(s, &session);
+        provider_session_close(&session);
+        if (r != FS_OK) {
+            rc = cli_fail("the standby was added but its owners and stages "
+                          "could not be read: %s",
+                          fs_result_name(r));
+            goto out;
+        }
         printf("standby: the org keeps its primary CRM until `fieldsync "
-               "switch --org %s --to %" PRId64 "`\n",
-               opts[0].value, id);
+               "switch --org %s --to %" PRId64 "`; map its stages first "
+               "(fieldsync stages map --org %s --connection %" PRId64 ")\n",
+               opts[0].value, id, opts[0].value, id);
+    }
 
 out:
     free(public_url);

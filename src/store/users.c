@@ -182,6 +182,25 @@ fs_result store_user_revoke(struct store *s, int64_t org_id, int64_t user_id)
     return r;
 }
 
+fs_result store_user_set_owner(struct store *s, int64_t org_id, int64_t user_id,
+                               const char *owner_id)
+{
+    static const char sql[] =
+        "UPDATE users SET crm_owner_id = ?3 WHERE id = ?1 AND org_id = ?2";
+    sqlite3_stmt *st = NULL;
+
+    fs_result r = store_prepare(s, sql, &st);
+    if (r != FS_OK)
+        return r;
+    sqlite3_bind_int64(st, 1, user_id);
+    sqlite3_bind_int64(st, 2, org_id);
+    store_bind_text(st, 3, owner_id);
+    r = store_step_done(st);
+    if (r == FS_OK && sqlite3_changes(s->db) == 0)
+        r = FS_ERR_NOT_FOUND;
+    return r;
+}
+
 fs_result store_users_list(struct store *s, int64_t org_id, struct user **out,
                            size_t *n_out)
 {
