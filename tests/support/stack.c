@@ -140,9 +140,41 @@ char *stack_user_add(struct stack *s, const char *org, const char *name,
     return token;
 }
 
+/* Attio: the webhook is registered by `connect --public-url`, which also
+ * points the simulator's deliveries at the new connection's URL; a second
+ * org's connection (portal_id not the stack's) gets a hand-made secret
+ * and no webhooks. */
+static bool connect_attio(struct stack *s, const char *org,
+                          const char *portal_id, int rate_per_s)
+{
+    char *rate = xasprintf("%d", rate_per_s);
+    bool first = strcmp(portal_id, STACK_PORTAL_ID) == 0;
+    const char *args[] = {"connect",
+                          "attio",
+                          "--org",
+                          org,
+                          "--token",
+                          STACK_SIM_TOKEN,
+                          first ? "--public-url" : "--webhook-secret",
+                          first ? s->api_base : STACK_SECRET,
+                          "--base-url",
+                          s->sim_base,
+                          "--rate-reads",
+                          rate,
+                          "--rate-writes",
+                          rate,
+                          NULL};
+    int code;
+    free(stack_cli(s, &code, args));
+    free(rate);
+    return code == 0;
+}
+
 bool stack_connect(struct stack *s, const char *org, const char *portal_id,
                    int rate_10s)
 {
+    if (strcmp(s->crm, "attio") == 0)
+        return connect_attio(s, org, portal_id, rate_10s);
     char *rate = xasprintf("%d", rate_10s);
     const char *args[] = {
         "connect",    "hubspot",       "--org",           org,
@@ -210,10 +242,51 @@ static bool start_serve(struct stack *s, const struct stack_options *o)
     return s->serve > 0;
 }
 
+/* crmsim attio, delivering to fieldsync once a connection registers its
+ * webhook (until then to a URL fieldsync answers 404). */
+static bool start_attio_sim(struct stack *s, const struct stack_options *o,
+                            const char *data_dir)
+{
+    const char *bin = getenv("FS_SIM_BIN");
+    char *port_file = xasprintf("%s/sim.port", s->dir);
+    char *hook = xasprintf("%s/webhooks/attio/0", s->api_base);
+    char *rate = xasprintf("%d", s->sim_rate);
+    const char *argv[40] = {bin,
+                            "attio",
+                            "--listen",
+                            "127.0.0.1:0",
+                            "--data",
+                            data_dir,
+                            "--webhook-url",
+                            hook,
+                            "--webhook-secret",
+                            STACK_SECRET,
+                            "--token",
+                            STACK_SIM_TOKEN,
+                            "--reads-per-s",
+                            rate,
+                            "--writes-per-s",
+                            rate,
+                            "--port-file",
+                            port_file};
+    size_t n = 18;
+    for (size_t i = 0; o->sim_args && o->sim_args[i] && n < 39; i++)
+        argv[n++] = o->sim_args[i];
+    argv[n] = NULL;
+
+    s->sim = bin ? start_program(s, "sim", argv, port_file, &s->sim_base) : -1;
+    free(rate);
+    free(hook);
+    free(port_file);
+    return s->sim > 0;
+}
+
 static bool start_sim(struct stack *s, const struct stack_options *o,
                       const char *data_dir)
 {
     const char *bin = getenv("FS_SIM_BIN");
+    if (strcmp(s->crm, "attio") == 0)
+        return start_attio_sim(s, o, data_dir);
     char *port_file = xasprintf("%s/sim.port", s->dir);
     char *hook = xasprintf("%s/webhooks/hubspot", s->api_base);
     char *rate =
@@ -286,6 +359,8 @@ bool stack_start(struct stack *s, const struct stack_options *options)
 
     memset(s, 0, sizeof(*s));
     s->sim = s->serve = -1;
+    s->crm = o.crm ? o.crm : "hubspot";
+    s->sim_rate = o.sim_rate_10s > 0 ? o.sim_rate_10s : 100000;
     s->dir = test_temp_dir();
     s->db = xasprintf("%s/fieldsync.db", s->dir);
     if (!o.data_dir) {
@@ -328,7 +403,10 @@ bool stack_start(struct stack *s, const struct stack_options *options)
     if (ok) {
         const char *map[] = {"stages",  "map",           "--org",
                              STACK_ORG, STACK_STAGE_MAP, NULL};
-        free(stack_cli(s, &code, map));
+        const char *attio_map[] = {
+            "stages", "map", "--org", STACK_ORG, STACK_ATTIO_STAGE_MAP, NULL};
+        free(stack_cli(s, &code,
+                       strcmp(s->crm, "attio") == 0 ? attio_map : map));
         ok = code == 0;
     }
 out:
@@ -375,6 +453,7 @@ bool stack_stop(struct stack *s)
     free(s->admin);
     memset(s, 0, sizeof(*s));
     s->sim = s->serve = -1;
+    s->crm = "hubspot";
     return clean;
 }
 

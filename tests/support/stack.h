@@ -22,22 +22,34 @@
 #define STACK_STAGE_MAP                                                        \
     "prospecting=new", "engaging=qualified", "closedwon=won",                  \
         "closedlost=lost", "--default", "default/in_quote=engaging"
+/* The same for `crmsim attio`'s statuses (ids of the seed's stages), its
+ * one pipeline being the stage attribute. */
+#define STACK_ATTIO_STATUS(n) "57a70000-0000-4000-8000-00000000000" #n
+#define STACK_ATTIO_STAGE_MAP                                                  \
+    STACK_ATTIO_STATUS(1)                                                      \
+    "=new", STACK_ATTIO_STATUS(2) "=qualified", STACK_ATTIO_STATUS(3) "=won",  \
+        STACK_ATTIO_STATUS(4) "=lost", "--default",                            \
+        "stage/in_quote=" STACK_ATTIO_STATUS(2)
 /* How long a change may take to cross between the two sides. */
 #define STACK_WAIT_MS 15000
 
 struct stack_options {
-    const char *data_dir;  /* seed CSVs; NULL: generate `deals` rows */
-    int deals;             /* rows to generate (default 24) */
-    int owners;            /* sales agents to generate (default 3) */
-    int sim_rate_10s;      /* simulator's budget (default 100000) */
-    int conn_rate_10s;     /* the connection's budget (default 100000) */
-    int64_t backstop_ms;   /* serve --backstop-ms; 0: 60000, and the
-                              import runs as `fieldsync import` instead of
-                              in serve's first backstop pass */
-    int64_t fail_after_ms; /* serve --fail-after-ms (default: serve's) */
+    const char *crm;             /* "hubspot" (NULL) or "attio" */
+    const char *const *sim_args; /* more crmsim options, NULL-terminated */
+    const char *data_dir;        /* seed CSVs; NULL: generate `deals` rows */
+    int deals;                   /* rows to generate (default 24) */
+    int owners;                  /* sales agents to generate (default 3) */
+    int sim_rate_10s;            /* simulator's budget (default 100000) */
+    int conn_rate_10s;           /* the connection's budget (default 100000) */
+    int64_t backstop_ms;         /* serve --backstop-ms; 0: 60000, and the
+                                    import runs as `fieldsync import` instead of
+                                    in serve's first backstop pass */
+    int64_t fail_after_ms;       /* serve --fail-after-ms (default: serve's) */
 };
 
 struct stack {
+    const char *crm; /* "hubspot" or "attio" */
+    int sim_rate;    /* the simulator's budget, as started */
     char *dir;
     char *db;
     pid_t sim;
