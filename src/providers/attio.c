@@ -27,6 +27,9 @@
 #define MEMBERS_MAX 10000
 #define MAX_PAGES 100000
 #define WRITE_BATCH 10
+/* A field whose current value is our push this recent has its history
+ * read, for an edit the push may have overwritten. */
+#define HISTORY_WINDOW_MS 600000
 
 static const char *json_str(const json_t *obj, const char *key)
 {
@@ -258,7 +261,12 @@ static fs_result parse_record_event(const struct connection *conn,
         return FS_OK;
     }
 
-    if (strcmp(action, "created") == 0) {
+    if ((strcmp(action, "created") == 0 || strcmp(action, "updated") == 0) &&
+        ev->actor == ACTOR_US) {
+        /* Our own write: its answer told us what it did, and anyone
+         * else's change to the record has an event of its own. */
+        set_ignored(ev, type, "echo");
+    } else if (strcmp(action, "created") == 0) {
         ev->kind = CRM_EVENT_CREATE;
     } else if (strcmp(action, "updated") == 0) {
         const char *attr = json_str(id, "attribute_id");
@@ -595,6 +603,83 @@ static fs_result at_changed_since(struct provider_session *s,
     return scan_page(s, cursor, out, count);
 }
 
+/* The newest value of an attribute's history someone other than us
+ * wrote, when the current value is ours: an edit our push may have
+ * overwritten (its webhook leads to a read that shows only our value). */
+static fs_result other_value(struct provider_session *s,
+                             const struct attio_map *m, const char *crm_id,
+                             const struct attio_attr *a, const json_t **out,
+                             struct at_reply *reply)
+{
+    char *id = provider_url_escape(crm_id);
+    char *slug = provider_url_escape(a->slug);
+    char *rest = xasprintf(
+        "/records/%s/attributes/%s/values?show_historic=true", id, slug);
+    char *path = object_path(m, rest);
+    fs_result result = at_call_ok(s, CALL_READ, "GET", path, NULL, reply);
+    size_t i;
+    const json_t *v;
+    int64_t newest = 0;
+
+    *out = NULL;
+    json_array_foreach(json_object_get(reply->json, "data"), i, v)
+    {
+        const json_t *actor = json_object_get(v, "created_by_actor");
+        const char *type = json_str(actor, "type");
+        const char *who = json_str(actor, "id");
+        int64_t t = 0;
+        bool ours = type && strcmp(type, "api-token") == 0 && who &&
+                    s->conn->app_id && strcmp(who, s->conn->app_id) == 0;
+        if (ours || !json_str(v, "active_from") ||
+            clock_parse_iso(json_str(v, "active_from"), &t) != 0)
+            continue;
+        const json_t *until = json_object_get(v, "active_until");
+        if (t >= newest) {
+            newest = t;
+            *out = until && !json_is_null(until) ? v : NULL;
+        }
+    }
+    free(path);
+    free(rest);
+    free(slug);
+    free(id);
+    return result;
+}
+
+/* Fills others[] for the fields whose current value is our recent push;
+ * one call an attribute (a location answers for postcode and location). */
+static fs_result add_history(struct provider_session *s,
+                             const struct attio_map *m, struct crm_deal *d,
+                             int64_t now)
+{
+    bool looked[DEAL_FIELD_COUNT] = {false};
+
+    for (int f = 0; f < DEAL_FIELD_COUNT; f++) {
+        const struct attio_attr *a = &m->fields[f];
+        if (!a->slug || looked[f] || d->actors[f] != ACTOR_US ||
+            now - d->times[f] > HISTORY_WINDOW_MS)
+            continue;
+        struct at_reply reply = {0};
+        const json_t *v = NULL;
+        fs_result result = other_value(s, m, d->crm_id, a, &v, &reply);
+        for (int g = f; result == FS_OK && g < DEAL_FIELD_COUNT; g++) {
+            char *value = NULL;
+            if (!m->fields[g].slug || strcmp(m->fields[g].slug, a->slug) != 0)
+                continue;
+            looked[g] = true;
+            if (!v || attio_value_in(a->kind, g, v, &value) != FS_OK)
+                continue;
+            clock_parse_iso(json_str(v, "active_from"), &d->others[g].time);
+            d->others[g].value = value;
+            d->others[g].present = true;
+        }
+        at_reply_clear(&reply);
+        if (result != FS_OK)
+            return result;
+    }
+    return FS_OK;
+}
+
 /* Reads records by id with one query ({"record_id":{"$in":[...]}}); ids
  * the answer lacks are gone (Attio's deletes are permanent). */
 static fs_result at_read_deals(struct provider_session *s,
@@ -627,6 +712,11 @@ static fs_result at_read_deals(struct provider_session *s,
                 d->archived = true;
             }
         }
+    }
+    int64_t now = clock_now_ms();
+    for (size_t i = 0; result == FS_OK && i < list.count; i++) {
+        if (!list.items[i].archived)
+            result = add_history(s, &m, &list.items[i], now);
     }
     if (result == FS_OK)
         deal_list_give(&list, out, count);

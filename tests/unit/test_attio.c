@@ -351,16 +351,27 @@ static void test_parse_filters_and_actors(void **state)
     assert_non_null(strstr(ev.ignored_type, "unsynced_attribute"));
     crm_event_clear(&ev);
 
-    /* Our token's write: an echo; a created record is read. */
+    /* Our token's write: an echo, not worth a read (its answer said what
+     * it did); someone else's creation is read. */
     parse(&c,
-          "{\"event_type\":\"record.created\",\"id\":{\"workspace_id\":\"w\","
-          "\"object_id\":\"" DOC_OBJECT "\",\"record_id\":\"r2\"},"
+          "{\"event_type\":\"record.updated\",\"id\":{\"workspace_id\":\"w\","
+          "\"object_id\":\"" DOC_OBJECT "\",\"record_id\":\"r2\","
+          "\"attribute_id\":\"" DOC_ATTRIBUTE "\"},"
           "\"actor\":{\"type\":\"api-token\",\"id\":\"" TOKEN_ACTOR "\"},"
           "\"fieldsync_received_at\":1796292000000}",
           &ev);
-    assert_int_equal(ev.kind, CRM_EVENT_CREATE);
+    assert_int_equal(ev.kind, CRM_EVENT_IGNORED);
     assert_int_equal(ev.actor, ACTOR_US);
+    assert_non_null(strstr(ev.ignored_type, "echo"));
     assert_int_equal(ev.time, 1796292000000);
+    crm_event_clear(&ev);
+    parse(&c,
+          "{\"event_type\":\"record.created\",\"id\":{\"workspace_id\":\"w\","
+          "\"object_id\":\"" DOC_OBJECT "\",\"record_id\":\"r2\"},"
+          "\"actor\":{\"type\":\"api-token\",\"id\":\"another-token\"}}",
+          &ev);
+    assert_int_equal(ev.kind, CRM_EVENT_CREATE);
+    assert_int_equal(ev.actor, ACTOR_OTHER);
     crm_event_clear(&ev);
 
     /* Not yet knowing our token's id, a token's write may be ours. */
