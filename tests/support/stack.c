@@ -19,6 +19,8 @@
 #include <unistd.h>
 
 #define START_TIMEOUT_MS 30000
+/* The account number a simulator beside another starts at. */
+#define STACK_BESIDE_ACCOUNTS 100
 #define STOP_TIMEOUT_MS 15000
 #define CLI_TIMEOUT_MS 30000
 #define IMPORT_TIMEOUT_MS 60000
@@ -171,6 +173,8 @@ bool stack_connect(struct stack *s, const char *org, int account, int rate)
 
     if (code == 0 && !ok)
         fprintf(stderr, "stack: no connection id in: %s\n", out);
+    if (ok)
+        s->connection = id;
     if (ok && s->crm->after_connect && !s->crm->after_connect(s, account, id)) {
         fprintf(stderr, "stack: %s after_connect failed for connection %lld\n",
                 s->crm->name, (long long)id);
@@ -240,7 +244,7 @@ static bool start_sim(struct stack *s, const struct stack_options *o,
                       const char *data_dir)
 {
     const char *bin = getenv("FS_SIM_BIN");
-    char *port_file = xasprintf("%s/sim.port", s->dir);
+    char *port_file = xasprintf("%s/%s.port", s->dir, s->sim_name);
     struct stack_words w = {0};
 
     stack_words_add(&w, bin);
@@ -257,7 +261,8 @@ static bool start_sim(struct stack *s, const struct stack_options *o,
     stack_words_add(&w, port_file);
     s->crm->sim_words(s, &w, o->sim_rate > 0 ? o->sim_rate : 100000);
 
-    s->sim = bin ? start_program(s, "sim", w.w, port_file, &s->sim_base) : -1;
+    s->sim =
+        bin ? start_program(s, s->sim_name, w.w, port_file, &s->sim_base) : -1;
     stack_words_clear(&w);
     free(port_file);
     return s->sim > 0;
@@ -319,6 +324,26 @@ static bool read_seed(struct stack *s)
     return true;
 }
 
+/* Writes the seed a stack's options ask for and counts its rows. */
+static char *seed_dir(struct stack *s, const struct stack_options *o)
+{
+    char *dir = NULL;
+
+    if (o->data_dir) {
+        dir = xstrdup(o->data_dir);
+    } else {
+        dir = xasprintf("%s/seed-%s", s->dir, s->sim_name);
+        if (mkdir(dir, 0700) != 0 ||
+            !write_seed(dir, o->deals > 0 ? o->deals : 24,
+                        o->owners > 0 ? o->owners : 3)) {
+            free(dir);
+            return NULL;
+        }
+    }
+    s->deals = seed_rows(dir);
+    return dir;
+}
+
 bool stack_start(struct stack *s, const struct stack_options *options)
 {
     struct stack_options o = *options;
@@ -328,6 +353,7 @@ bool stack_start(struct stack *s, const struct stack_options *options)
 
     memset(s, 0, sizeof(*s));
     s->sim = s->serve = -1;
+    s->sim_name = "sim";
     s->dir = test_temp_dir();
     s->db = xasprintf("%s/fieldsync.db", s->dir);
     const char *crm = o.crm ? o.crm : stack_crm_default();
@@ -336,16 +362,9 @@ bool stack_start(struct stack *s, const struct stack_options *options)
         fprintf(stderr, "stack: the suite has no CRM entry '%s'\n", crm);
         goto out;
     }
-    if (!o.data_dir) {
-        data_dir = xasprintf("%s/seed", s->dir);
-        if (mkdir(data_dir, 0700) != 0 ||
-            !write_seed(data_dir, o.deals > 0 ? o.deals : 24,
-                        o.owners > 0 ? o.owners : 3))
-            goto out;
-    } else {
-        data_dir = xstrdup(o.data_dir);
-    }
-    s->deals = seed_rows(data_dir);
+    data_dir = seed_dir(s, &o);
+    if (!data_dir)
+        goto out;
 
     const char *org_add[] = {"org", "add", STACK_ORG, NULL};
     free(stack_cli(s, &code, org_add));
@@ -385,9 +404,51 @@ out:
     return ok;
 }
 
+bool stack_start_beside(struct stack *base, struct stack *s,
+                        const struct stack_options *options)
+{
+    const char *crm = options->crm ? options->crm : stack_crm_default();
+
+    memset(s, 0, sizeof(*s));
+    s->sim = s->serve = -1;
+    s->beside = true;
+    s->sim_name = "sim-beside";
+    s->account_base = STACK_BESIDE_ACCOUNTS;
+    s->dir = base->dir;
+    s->db = base->db;
+    s->api_base = base->api_base;
+    s->admin = base->admin;
+    s->crm = stack_crm_by_name(crm);
+    if (!s->crm) {
+        fprintf(stderr, "stack: the suite has no CRM entry '%s'\n", crm);
+        return false;
+    }
+    char *data_dir = seed_dir(s, options);
+    bool ok = data_dir && start_sim(s, options, data_dir) && read_seed(s);
+    free(data_dir);
+    if (!ok)
+        stack_stop(s);
+    return ok;
+}
+
 bool stack_stop(struct stack *s)
 {
     bool clean = true;
+
+    if (s->beside) {
+        if (s->sim > 0 && proc_stop(s->sim, STOP_TIMEOUT_MS) != 0) {
+            fprintf(stderr, "stack: crmsim %s did not exit cleanly\n",
+                    s->sim_name);
+            clean = false;
+        }
+        free(s->sim_base);
+        json_decref(s->seed);
+        json_decref(s->owners);
+        json_decref(s->pipeline);
+        memset(s, 0, sizeof(*s));
+        s->sim = s->serve = -1;
+        return clean;
+    }
 
     /* Exit status 0 also means the sanitizers found nothing at exit. */
     if (s->serve > 0 && proc_stop(s->serve, STOP_TIMEOUT_MS) != 0) {
@@ -878,11 +939,19 @@ char *stack_stage_map_body(const struct stack *s, const char *const *words)
 
 bool stack_set_stage_map(struct stack *s, const char *const *words)
 {
-    char *body = stack_stage_map_body(s, words);
+    char *text = stack_stage_map_body(s, words);
     long status;
 
-    json_decref(stack_api(s, s->admin, "PUT", "/api/v1/admin/stage-map", body,
+    /* Beside another stack, the map is its standby connection's. */
+    if (s->beside) {
+        json_t *body = json_loads(text, 0, NULL);
+        json_object_set_new(body, "connection", json_integer(s->connection));
+        free(text);
+        text = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
+        json_decref(body);
+    }
+    json_decref(stack_api(s, s->admin, "PUT", "/api/v1/admin/stage-map", text,
                           &status));
-    free(body);
+    free(text);
     return status == 200;
 }

@@ -42,6 +42,13 @@ struct stack_options {
 
 struct stack {
     const struct stack_crm *crm;
+    const char *sim_name; /* the simulator's log and port file names */
+    bool beside;          /* a second simulator: dir, db, serve, api_base
+                             and admin are another stack's */
+    int64_t connection;   /* the id the last stack_connect made */
+    int account_base;     /* the simulator's own account number: 0, or
+                             more for one beside another (so two CRMs of
+                             one kind never share an account) */
     char *dir;
     char *db;
     pid_t sim;
@@ -60,6 +67,13 @@ struct stack {
  * STACK_STAGE_MAP.
  * Returns false (after stopping what it started) on any failure. */
 bool stack_start(struct stack *s, const struct stack_options *options);
+
+/* Starts a second simulator beside base's (of any CRM of the suite, seeded
+ * as options say) for the same fieldsync; s then connects to it and calls
+ * it like any stack. stack_stop(s) stops only that simulator; stop it
+ * before base. */
+bool stack_start_beside(struct stack *base, struct stack *s,
+                        const struct stack_options *options);
 
 /* Stops both programs and removes the folder. Returns false when either
  * program did not exit cleanly (a sanitizer report makes exit non-zero). */

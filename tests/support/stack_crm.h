@@ -47,14 +47,17 @@ struct stack_crm {
     /* The `crmsim NAME` options beyond the common ones (--listen, --data,
      * --webhook-url, --port-file), for a budget of rate calls per window
      * (reads and writes alike, where the CRM counts them apart). s has
-     * api_base, fieldsync's URL, already. */
+     * api_base, fieldsync's URL, already. The simulated CRM's own account
+     * is number s->account_base (0 unless the simulator runs beside
+     * another, see stack_start_beside); accounts are numbers the entry
+     * turns into its CRM's ids. */
     void (*sim_words)(const struct stack *s, struct stack_words *w, int rate);
     /* The `fieldsync connect NAME` options beyond --org and --base-url:
-     * the credentials of account 0, the simulator's own account, or of a
-     * further account 1, 2, ... on the same simulator (another org's, that
-     * gets no webhooks); rate is the connection's budget per window. s
-     * has both URLs (say, for a --public-url the provider registers its
-     * webhook at). */
+     * the credentials of account s->account_base + 0, the simulator's own
+     * account, or of a further one (+1, +2, ...) on the same simulator
+     * (another org's, that gets no webhooks); rate is the connection's
+     * budget per window. s has both URLs (say, for a --public-url the
+     * provider registers its webhook at). */
     void (*connect_words)(const struct stack *s, struct stack_words *w,
                           int account, int rate);
     /* Run once the connection exists, with the id `connect` printed: for a

@@ -22,7 +22,7 @@ static void sim_words(const struct stack *s, struct stack_words *w, int rate)
     stack_words_add(w, "--app-id");
     stack_words_add(w, STACK_HUBSPOT_APP_ID);
     stack_words_add(w, "--portal-id");
-    stack_words_addf(w, "%d", STACK_HUBSPOT_PORTAL);
+    stack_words_addf(w, "%d", STACK_HUBSPOT_PORTAL + s->account_base);
     stack_words_add(w, "--token");
     stack_words_add(w, STACK_HUBSPOT_TOKEN);
     stack_words_add(w, "--rate-10s");
@@ -42,7 +42,7 @@ static void connect_words(const struct stack *s, struct stack_words *w,
     stack_words_add(w, "--app-id");
     stack_words_add(w, STACK_HUBSPOT_APP_ID);
     stack_words_add(w, "--portal-id");
-    stack_words_addf(w, "%d", STACK_HUBSPOT_PORTAL + account);
+    stack_words_addf(w, "%d", STACK_HUBSPOT_PORTAL + s->account_base + account);
     stack_words_add(w, "--rate-10s");
     stack_words_addf(w, "%d", rate);
 }
