@@ -1058,6 +1058,20 @@ static void on_start(void *ctx, const struct sim_core *core)
     sim->obj.store = core->store;
 }
 
+/* Spends both rolling seconds, reads and writes. */
+static void on_exhaust(void *ctx)
+{
+    struct attio_sim *sim = ctx;
+    int64_t now = clock_now_ms();
+
+    pthread_mutex_lock(&sim->mu);
+    while (sim_window_take(&sim->reads, now))
+        continue;
+    while (sim_window_take(&sim->writes, now))
+        continue;
+    pthread_mutex_unlock(&sim->mu);
+}
+
 static void usage(FILE *out)
 {
     fputs("usage: crmsim attio --listen HOST:PORT --data DIR\n"
@@ -1230,6 +1244,7 @@ int attio_sim_main(int argc, char **argv)
         .call_kind_count = KIND_COUNT,
         .on_start = on_start,
         .on_request = on_request,
+        .on_exhaust = on_exhaust,
         .ctx = &sim,
     };
     rc = sim_serve(&o, &fe);

@@ -1747,6 +1747,19 @@ static void on_start(void *ctx, const struct sim_core *core)
     sim->control = core->control;
 }
 
+/* The ten-secondly window is what deal calls are counted in; search
+ * keeps its own per-second window. */
+static void on_exhaust(void *ctx)
+{
+    struct hubspot_sim *sim = ctx;
+    int64_t now = clock_now_ms();
+
+    pthread_mutex_lock(&sim->mu);
+    while (sim_window_take(&sim->ten_secondly, now))
+        continue;
+    pthread_mutex_unlock(&sim->mu);
+}
+
 static void usage(FILE *out)
 {
     fputs("usage: crmsim hubspot --listen HOST:PORT --data DIR\n"
@@ -1895,6 +1908,7 @@ int hubspot_sim_main(int argc, char **argv)
         .call_kind_count = KIND_COUNT,
         .on_start = on_start,
         .on_request = on_request,
+        .on_exhaust = on_exhaust,
         .ctx = &sim,
     };
     rc = sim_serve(&o, &fe);

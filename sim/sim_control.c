@@ -27,6 +27,8 @@ struct sim_control {
     struct webhook_sender *sender;
     const struct sim_call_kind *kinds;
     size_t kind_count;
+    void (*on_exhaust)(void *ctx);
+    void *ctx;
 
     pthread_mutex_t mu; /* guards everything below */
     uint64_t rng;
@@ -55,6 +57,8 @@ struct sim_control *sim_control_new(const struct sim_control_config *config)
     ctl->sender = config->sender;
     ctl->kinds = config->call_kinds;
     ctl->kind_count = config->call_kind_count;
+    ctl->on_exhaust = config->on_exhaust;
+    ctl->ctx = config->ctx;
     ctl->by_kind = xcalloc(ctl->kind_count + 1, sizeof(*ctl->by_kind));
     ctl->rng = config->seed ^ 0x5DEECE66DULL;
     pthread_mutex_init(&ctl->mu, NULL);
@@ -653,6 +657,24 @@ static void reset_stats(struct call *c)
     get_stats(c);
 }
 
+/* Another client of the account spends the rest of the burst window: the
+ * CRM's next calls are refused with its own 429 and hints. */
+static void exhaust_limits(struct call *c)
+{
+    static const char *const keys[] = {NULL};
+
+    if (!keys_known(c, keys))
+        return;
+    if (!c->ctl->on_exhaust) {
+        reply_error(c, 501, "not_supported", NULL,
+                    "this CRM's simulator cannot spend its rate window");
+        return;
+    }
+    c->ctl->on_exhaust(c->ctl->ctx);
+    log_notice("event=limits_exhausted");
+    sim_reply(c->resp, 200, json_pack("{s:b}", "exhausted", true));
+}
+
 static void get_idle(struct call *c)
 {
     bool idle = webhook_sender_idle(c->ctl->sender);
@@ -681,6 +703,7 @@ static const struct route routes[] = {
     {{"stats"}, get_stats, NULL, NULL, NULL},
     {{"stats", "reset"}, NULL, reset_stats, NULL, NULL},
     {{"idle"}, get_idle, NULL, NULL, NULL},
+    {{"limits", "exhaust"}, NULL, exhaust_limits, NULL, NULL},
 };
 
 static bool route_matches(const struct route *r, const struct sim_path *p)

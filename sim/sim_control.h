@@ -44,6 +44,10 @@ struct sim_control_config {
     const struct sim_call_kind *call_kinds;
     size_t call_kind_count;
     uint64_t seed; /* of the API fault dice */
+    /* The front-end's on_exhaust (sim_serve.h) and its ctx; NULL: POST
+     * /_sim/limits/exhaust answers 501. */
+    void (*on_exhaust)(void *ctx);
+    void *ctx;
 };
 
 /* What the API fault dice say for one call. */

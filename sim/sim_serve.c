@@ -205,6 +205,8 @@ int sim_serve(const struct sim_common_options *o, const struct sim_frontend *fe)
         .call_kinds = fe->call_kinds,
         .call_kind_count = fe->call_kind_count,
         .seed = (uint64_t)o->seed,
+        .on_exhaust = fe->on_exhaust,
+        .ctx = fe->ctx,
     };
     core.control = router.control = sim_control_new(&ccfg);
     fe->on_start(fe->ctx, &core);

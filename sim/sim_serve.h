@@ -73,6 +73,11 @@ struct sim_frontend {
     void (*on_start)(void *ctx, const struct sim_core *core);
     /* The CRM's own API: every request outside /_sim. */
     http_on_request on_request;
+    /* Spends what is left of the API's rolling burst window(s) now, as
+     * other clients of the account would, so the next calls get the
+     * CRM's own 429 until the window moves on (POST
+     * /_sim/limits/exhaust). Daily budgets are left alone. */
+    void (*on_exhaust)(void *ctx);
     void *ctx;
 };
 

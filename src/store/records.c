@@ -202,6 +202,31 @@ fs_result store_record_by_crm_id(struct store *s, int64_t connection_id,
     return record_query_one(s, st, out);
 }
 
+fs_result store_merged_at(struct store *s, int64_t connection_id,
+                          const char *crm_id, int64_t *merged_at)
+{
+    static const char sql[] =
+        "SELECT deleted_at FROM records WHERE connection_id = ?1 AND "
+        "crm_id = ?2 AND deleted_reason = 'merged' LIMIT 1";
+    sqlite3_stmt *st = NULL;
+
+    *merged_at = 0;
+    if (!crm_id)
+        return FS_ERR_NOT_FOUND;
+    fs_result r = store_prepare(s, sql, &st);
+    if (r != FS_OK)
+        return r;
+    sqlite3_bind_int64(st, 1, connection_id);
+    store_bind_text(st, 2, crm_id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *merged_at = sqlite3_column_int64(st, 0);
+    else
+        r = rc == SQLITE_DONE ? FS_ERR_NOT_FOUND : store_map_rc(rc);
+    sqlite3_reset(st);
+    return r;
+}
+
 fs_result store_crm_alias_add(struct store *s, int64_t connection_id,
                               const char *old_crm_id, const char *crm_id)
 {

@@ -211,6 +211,11 @@ fs_result store_record_by_rowid(struct store *s, int64_t rowid,
 /* Finds by CRM id, following crm_aliases left by CRM merges. */
 fs_result store_record_by_crm_id(struct store *s, int64_t connection_id,
                                  const char *crm_id, struct record *out);
+/* When a CRM merge folded away our deal that had this CRM id: the time of
+ * its tombstone. FS_ERR_NOT_FOUND when no deal of ours with that id was
+ * merged away. */
+fs_result store_merged_at(struct store *s, int64_t connection_id,
+                          const char *crm_id, int64_t *merged_at);
 /* Inserts (rowid 0; makes r->id when NULL, sets r->rowid and created_at)
  * or updates the record with all its fields. Sets updated_at to the
  * greatest field time (or created_at) and maintains the pending flag:

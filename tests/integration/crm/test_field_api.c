@@ -1,6 +1,7 @@
-/* Bad requests to the field API of fieldsync serve, on the real program:
- * each gets a clear JSON error with the documented status and code, and
- * nothing changes, neither in fieldsync nor in the CRM. */
+/* Bad requests to the field API of fieldsync serve, on the real program
+ * with a CRM's simulator (FS_CRM): each gets a clear JSON error with the
+ * documented status and code, and nothing changes, neither in fieldsync
+ * nor in the CRM. */
 #include "stack.h"
 
 #include "base/alloc.h"
@@ -16,18 +17,17 @@
 #include <cmocka.h>
 
 #define OTHER_ORG "globex"
-#define OTHER_PORTAL "9002"
-#define REP_OWNER "100001"
 /* Past serve's 1 MiB request limit. */
 #define OVERSIZE_BODY (1200 * 1024)
 
 static struct stack st;
-static char *rep_token;    /* a rep of STACK_ORG owning REP_OWNER's deals */
+static char *rep_token;    /* a rep of STACK_ORG owning owner 0's deals */
 static char *own_deal;     /* our id of a deal the rep owns */
 static char *other_deal;   /* our id of a deal of another owner */
 static char *foreign_deal; /* our id of a deal of OTHER_ORG */
 
-/* A second org on the same simulator, imported through the CLI. */
+/* A second org on another account of the same simulator, imported
+ * through the CLI. */
 static bool add_other_org(void)
 {
     const char *org[] = {"org", "add", OTHER_ORG, NULL};
@@ -35,7 +35,7 @@ static bool add_other_org(void)
     int code;
 
     free(stack_cli(&st, &code, org));
-    if (code != 0 || !stack_connect(&st, OTHER_ORG, OTHER_PORTAL, 100000))
+    if (code != 0 || !stack_connect(&st, OTHER_ORG, 1, 100000))
         return false;
     free(stack_cli(&st, &code, import));
     char *admin = stack_user_add(&st, OTHER_ORG, "Other Admin", "admin", NULL);
@@ -59,10 +59,11 @@ static int setup(void **state)
 
     if (!stack_start(&st, &o))
         return -1;
-    rep_token = stack_user_add(&st, STACK_ORG, "Rob Rep", "rep", REP_OWNER);
-    /* Seed deals go to the agents in turn: the first to owner 100001. */
-    own_deal = stack_record_id(&st, "20000000001");
-    other_deal = stack_record_id(&st, "20000000002");
+    rep_token = stack_user_add(&st, STACK_ORG, "Rob Rep", "rep",
+                               stack_owner_id(&st, 0));
+    /* Seed deals go to the agents in turn: the first to owner 0. */
+    own_deal = stack_record_id(&st, stack_seed_id(&st, 0));
+    other_deal = stack_record_id(&st, stack_seed_id(&st, 1));
     return rep_token && own_deal && other_deal && add_other_org() ? 0 : -1;
 }
 
@@ -126,7 +127,7 @@ static void test_unknown_field(void **state)
 static void test_wrong_type(void **state)
 {
     assert_patch_refused(st.admin, own_deal,
-                         "{\"fields\":{\"stage\":\"closedwon\","
+                         "{\"fields\":{\"stage\":\"won\","
                          "\"name\":[\"x\"]}}",
                          400, "invalid_type", "name");
 }
@@ -181,9 +182,10 @@ static void test_rep_cannot_edit_another_reps_deal(void **state)
     json_decref(before);
 
     /* Nor give away a deal the rep owns. */
-    assert_patch_refused(rep_token, own_deal,
-                         "{\"fields\":{\"owner\":\"100002\"}}", 403,
-                         "forbidden", "owner");
+    char *give =
+        xasprintf("{\"fields\":{\"owner\":\"%s\"}}", stack_owner_id(&st, 1));
+    assert_patch_refused(rep_token, own_deal, give, 403, "forbidden", "owner");
+    free(give);
 }
 
 static void test_missing_or_unknown_token(void **state)
@@ -206,8 +208,8 @@ static void test_rep_edits_own_deal(void **state)
 
     assert_int_equal(status, 200);
     json_decref(r);
-    assert_true(
-        stack_wait_sim(&st, "20000000001", "product", "Rep's own edit"));
+    assert_true(stack_wait_sim(&st, stack_seed_id(&st, 0), "product",
+                               "Rep's own edit"));
 }
 
 int main(void)
