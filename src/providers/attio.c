@@ -813,6 +813,25 @@ static int64_t written_time(const struct attio_map *m,
     return newest;
 }
 
+/* What the CRM put in fields a create left empty (a required status's
+ * default). */
+static void take_defaults(const struct connection *conn,
+                          const struct attio_map *m, const struct crm_write *w,
+                          const json_t *record, struct crm_write_result *r)
+{
+    struct crm_deal d;
+
+    if (attio_deal_from_record(conn, m, record, &d) != FS_OK)
+        return;
+    for (int f = 0; f < DEAL_FIELD_COUNT; f++) {
+        if (!w->present[f] && d.values[f]) {
+            r->defaults[f] = d.values[f];
+            d.values[f] = NULL;
+        }
+    }
+    crm_deal_clear(&d);
+}
+
 static fs_result write_one(struct provider_session *s,
                            const struct attio_map *m, const struct crm_write *w,
                            struct crm_write_result *r)
@@ -857,6 +876,8 @@ static fs_result write_one(struct provider_session *s,
         const char *writer = NULL;
         int64_t t = written_time(m, w, data, &writer);
         result_ok(r, id, t, writer);
+        if (create)
+            take_defaults(s->conn, m, w, data, r);
     } else if (reply.status >= 200 && reply.status < 300) {
         result_fail(r, FS_ERR_REMOTE, "Attio returned no record id");
     } else {

@@ -64,6 +64,8 @@ void crm_write_results_clear(struct crm_write_result *results, size_t n)
         free(results[i].crm_id);
         free(results[i].error);
         free(results[i].writer_id);
+        for (int f = 0; f < DEAL_FIELD_COUNT; f++)
+            free(results[i].defaults[f]);
         memset(&results[i], 0, sizeof(results[i]));
     }
 }

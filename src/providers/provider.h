@@ -115,6 +115,9 @@ struct crm_write_result {
     char *writer_id;  /* who the CRM says made the write, when it names
                        * our credentials only that way (Attio's token
                        * actor id), so the connection learns it */
+    /* On a create: values the CRM gave fields the write left empty (an
+     * Attio status attribute's default), taken as the CRM's change. */
+    char *defaults[DEAL_FIELD_COUNT];
 };
 
 void crm_write_results_clear(struct crm_write_result *results, size_t n);

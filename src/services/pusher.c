@@ -113,6 +113,13 @@ static fs_result note_success(struct store *store, const struct record *sent,
      * backstop): the push may have overwritten a newer CRM edit. */
     r.unverified_push_at = crm_time > now ? crm_time : now;
     for (int f = 0; f < DEAL_FIELD_COUNT; f++) {
+        if (!w->present[f] && res->defaults[f]) {
+            /* The CRM filled a field the create left empty. */
+            struct crm_change given = {.value = res->defaults[f],
+                                       .time = crm_time,
+                                       .actor = ACTOR_OTHER};
+            merge_crm_change(&r.fields[f], &given);
+        }
         if (!w->present[f])
             continue;
         struct field_state *field = &r.fields[f];

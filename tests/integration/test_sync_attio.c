@@ -170,6 +170,9 @@ static void test_create_asserted_on_our_id(void **state)
     /* Attio's required status defaults to the first one. */
     assert_string_equal(stack_text(json_object_get(sim, "fields"), "stage"),
                         stack_stage_id(&st, "Prospecting"));
+    /* fieldsync learns the default from the assert's answer. */
+    assert_true(
+        stack_wait_field(&st, id, "stage", stack_stage_id(&st, "Prospecting")));
     assert_true(calls("assert") >= 1);
     assert_int_equal(calls("create"), 0);
     json_decref(sim);

@@ -35,7 +35,7 @@ static void connect_words(const struct stack *s, struct stack_words *w,
 {
     stack_words_add(w, "--token");
     stack_words_add(w, STACK_ATTIO_TOKEN);
-    if (account == s->account_base) {
+    if (account == 0) {
         stack_words_add(w, "--public-url");
         stack_words_add(w, s->api_base);
     } else {
@@ -51,7 +51,7 @@ static void connect_words(const struct stack *s, struct stack_words *w,
 /* The simulator's webhook (GET /v2/webhooks) goes to this connection. */
 static bool after_connect(struct stack *s, int account, int64_t connection)
 {
-    if (account != s->account_base)
+    if (account != 0)
         return true;
     char *url = xasprintf("%s/v2/webhooks", s->sim_base);
     const char *headers[] = {"Authorization: Bearer " STACK_ATTIO_TOKEN, NULL};
@@ -75,6 +75,8 @@ static bool after_connect(struct stack *s, int account, int64_t connection)
 const struct stack_crm stack_crm_attio = {
     .name = "attio",
     .rate_window_ms = 1000,
+    .webhook_values = false,
+    .merge_names_primary = false,
     .restores = false,
     .sim_words = sim_words,
     .connect_words = connect_words,

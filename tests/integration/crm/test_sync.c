@@ -264,6 +264,9 @@ static void test_conflict_later_crm_edit_wins_both_sides(void **state)
 
     stack_wait_past(local_time);
     crm_edit(crm_id, "{\"name\":\"CRM says B\"}");
+    /* An id-only webhook is only news once the CRM can be read. */
+    if (!st.crm->webhook_values)
+        assert_true(stack_faults(&st, "{\"api_5xx\":0}"));
     assert_true(stack_faults(&st, "{\"webhooks_paused\":false}"));
     assert_true(stack_wait_field(&st, id, "name", "CRM says B"));
     assert_true(stack_faults(&st, "{\"api_5xx\":0}"));
@@ -290,12 +293,17 @@ static void test_conflict_later_field_edit_wins_both_sides(void **state)
     json_decref(patch(id, "{\"fields\":{\"name\":\"Field says D\"}}", &status));
     assert_int_equal(status, 200);
 
+    /* An id-only webhook is only news once the CRM can be read; the
+     * push, backing off since its failure, comes after that read. */
+    if (!st.crm->webhook_values)
+        assert_true(stack_faults(&st, "{\"api_5xx\":0}"));
     assert_true(stack_faults(&st, "{\"webhooks_paused\":false}"));
     assert_true(stack_settled(&st, STACK_WAIT_MS));
     assert_true(stack_metric(&st, "fieldsync_conflicts_total") > conflicts);
     json_t *deal = stack_deal(&st, id);
     assert_string_equal(stack_text(deal, "name"), "Field says D");
-    assert_string_equal(field_state(deal, "name"), "pending");
+    if (st.crm->webhook_values)
+        assert_string_equal(field_state(deal, "name"), "pending");
     json_decref(deal);
 
     assert_true(stack_faults(&st, "{\"api_5xx\":0}"));
@@ -447,6 +455,29 @@ static void assert_merged(const char *winner, const char *loser,
     json_decref(r);
 }
 
+struct crm_id_wait {
+    const char *id;
+    const char *crm_id;
+};
+
+static bool holds_crm_id(void *ctx)
+{
+    struct crm_id_wait *w = ctx;
+    json_t *deal = stack_deal(&st, w->id);
+    const char *crm_id = stack_text(deal, "crm_id");
+    bool holds = crm_id && strcmp(crm_id, w->crm_id) == 0;
+    json_decref(deal);
+    return holds;
+}
+
+/* Waits a while for the deal to be synced under that CRM id. */
+static bool wait_crm_id(const char *id, const char *crm_id)
+{
+    struct crm_id_wait w = {id, crm_id};
+    assert_true(stack_settled(&st, STACK_WAIT_MS));
+    return http_test_poll(holds_crm_id, &w, 1);
+}
+
 static void test_crm_merge_remaps_the_losing_id(void **state)
 {
     char *winner = record_id(seed(9));
@@ -454,6 +485,12 @@ static void test_crm_merge_remaps_the_losing_id(void **state)
     long status;
 
     char *survivor = crm_merge(seed(9), seed(10));
+    if (!st.crm->merge_names_primary && wait_crm_id(loser, survivor)) {
+        /* Either record may live on; the other is the loser. */
+        char *swap = winner;
+        winner = loser;
+        loser = swap;
+    }
     assert_merged(winner, loser, survivor);
 
     /* The survivor still syncs both ways. */
