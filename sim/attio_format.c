@@ -22,8 +22,6 @@
 #define ATTR_ID(n) "a77e0000-0000-4000-8000-0000000000" n
 
 const struct attio_sim_attr attio_sim_attrs[] = {
-    {"created_at", "Created at", ATTR_ID("01"), ATTIO_SIM_TIMESTAMP, -1, false,
-     false, true},
     {"name", "Deal name", ATTR_ID("02"), ATTIO_SIM_TEXT, DEAL_NAME, true, false,
      true},
     {"stage", "Deal stage", ATTR_ID("03"), ATTIO_SIM_STATUS, DEAL_STAGE, true,
@@ -55,7 +53,6 @@ static const char *const type_names[] = {
     [ATTIO_SIM_CURRENCY] = "currency",
     [ATTIO_SIM_DATE] = "date",
     [ATTIO_SIM_LOCATION] = "location",
-    [ATTIO_SIM_TIMESTAMP] = "timestamp",
 };
 
 bool attio_sim_has(const struct attio_sim_object *o,
@@ -109,26 +106,23 @@ static json_t *time_json(int64_t ms)
 
 json_t *attio_sim_attr_json(const struct attio_sim_attr *a)
 {
-    json_t *config = json_pack("{s:{s:n, s:n}, s:{s:n}}", "currency",
-                               "default_currency_code", "display_type",
-                               "record_reference", "allowed_object_ids");
-    if (a->type == ATTIO_SIM_CURRENCY) {
-        json_object_set_new(json_object_get(config, "currency"),
-                            "default_currency_code", json_string("USD"));
-        json_object_set_new(json_object_get(config, "currency"), "display_type",
-                            json_string("symbol"));
-    }
+    /* The document's enums have no null: every attribute shows the
+     * workspace's currency settings. */
+    json_t *config = json_pack(
+        "{s:{s:s, s:s}, s:{s:n}}", "currency", "default_currency_code", "USD",
+        "display_type", a->type == ATTIO_SIM_CURRENCY ? "symbol" : "code",
+        "record_reference", "allowed_object_ids");
     return json_pack(
         "{s:{s:s, s:s, s:s}, s:s, s:n, s:s, s:s, s:b, s:b, s:b, s:b, s:b, s:b, "
         "s:b, s:n, s:n, s:o, s:o}",
         "id", "workspace_id", ATTIO_SIM_WORKSPACE, "object_id",
         ATTIO_SIM_OBJECT, "attribute_id", a->id, "title", a->title,
         "description", "api_slug", a->slug, "type", type_names[a->type],
-        "is_system_attribute", a->system, "is_writable",
-        a->type != ATTIO_SIM_TIMESTAMP, "is_required", a->required, "is_unique",
-        a->unique, "is_multiselect", false, "is_default_value_enabled",
-        a->required, "is_archived", false, "default_value", "relationship",
-        "created_at", time_json(0), "config", config);
+        "is_system_attribute", a->system, "is_writable", true, "is_required",
+        a->required, "is_unique", a->unique, "is_multiselect", false,
+        "is_default_value_enabled", a->required, "is_archived", false,
+        "default_value", "relationship", "created_at", time_json(0), "config",
+        config);
 }
 
 json_t *attio_sim_status_json(const struct sim_stage *s)
@@ -193,7 +187,6 @@ static void put_value(const struct attio_sim_object *o,
     switch (a->type) {
     case ATTIO_SIM_TEXT:
     case ATTIO_SIM_DATE:
-    case ATTIO_SIM_TIMESTAMP:
         json_object_set_new(obj, "value", json_string(value));
         break;
     case ATTIO_SIM_STATUS:
@@ -215,7 +208,9 @@ static void put_value(const struct attio_sim_object *o,
             json_object_set_new(obj, nulls[i], json_null());
         json_object_set_new(obj, "postcode",
                             postcode ? json_string(postcode) : json_null());
-        json_object_set_new(obj, "country_code", json_null());
+        const char *country = postcode_country(postcode);
+        json_object_set_new(obj, "country_code",
+                            country ? json_string(country) : json_null());
         if (value && location_parse(value, &lat, &lng) == FS_OK) {
             snprintf(text, sizeof(text), "%.6f", lat);
             json_object_set_new(obj, "latitude", json_string(text));
@@ -268,13 +263,6 @@ json_t *attio_sim_values_json(const struct attio_sim_object *o,
 {
     json_t *list = json_array();
 
-    if (a->type == ATTIO_SIM_TIMESTAMP) {
-        char buf[40];
-        json_t *obj = envelope(deal->created_ms, 0, SIM_ACTOR_IMPORT, NULL);
-        put_value(o, a, attio_sim_time(deal->created_ms, buf), NULL, obj);
-        json_array_append_new(list, obj);
-        return list;
-    }
     if (a->type == ATTIO_SIM_LOCATION) {
         json_decref(list);
         return location_values(o, deal, a);
@@ -406,7 +394,6 @@ static char *item_text(const struct attio_sim_object *o,
         return xstrdup(id);
     }
     case ATTIO_SIM_LOCATION:
-    case ATTIO_SIM_TIMESTAMP:
         break;
     }
     (void)o;
@@ -468,10 +455,6 @@ const char *attio_sim_take(const struct attio_sim_object *o,
             return "validation_type";
         }
         item = json_array_get(value, 0);
-    }
-    if (a->type == ATTIO_SIM_TIMESTAMP) {
-        *message = xasprintf("Attribute \"%s\" is not writable.", a->slug);
-        return "system_edit_unauthorized";
     }
     if (!item || json_is_null(item)) {
         if (a->type == ATTIO_SIM_LOCATION) {

@@ -474,8 +474,7 @@ static const char *check_filter(const struct attio_sim_object *o, json_t *f,
         }
         const struct attio_sim_attr *a = attio_sim_attr_named(o, key);
         if (strcmp(key, "record_id") != 0 &&
-            (!a || a->type == ATTIO_SIM_LOCATION ||
-             a->type == ATTIO_SIM_TIMESTAMP))
+            (!a || a->type == ATTIO_SIM_LOCATION))
             return "The simulator filters on record_id and on text, date, "
                    "status, currency and actor attributes only.";
         if (json_is_string(v))

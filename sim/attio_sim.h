@@ -33,8 +33,7 @@ enum attio_sim_type {
     ATTIO_SIM_ACTOR,
     ATTIO_SIM_CURRENCY,
     ATTIO_SIM_DATE,
-    ATTIO_SIM_LOCATION,  /* the store's postcode and location together */
-    ATTIO_SIM_TIMESTAMP, /* created_at: read-only */
+    ATTIO_SIM_LOCATION, /* the store's postcode and location together */
 };
 
 struct attio_sim_attr {
@@ -42,7 +41,7 @@ struct attio_sim_attr {
     const char *title;
     const char *id; /* attribute_id */
     enum attio_sim_type type;
-    int field; /* the store's field; -1 for created_at */
+    int field; /* the store's field */
     bool required;
     bool unique;
     bool system;

@@ -535,6 +535,9 @@ static json_t *location_json(const char *postcode, const char *location)
 
     json_object_set_new(v, "postcode",
                         postcode ? json_string(postcode) : json_null());
+    const char *country = postcode_country(postcode);
+    json_object_set_new(v, "country_code",
+                        country ? json_string(country) : json_null());
     if (location && location_parse(location, &lat, &lng) == FS_OK) {
         char text[32];
         snprintf(text, sizeof(text), "%.6f", lat);

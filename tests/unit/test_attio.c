@@ -687,6 +687,8 @@ static void test_values_out(void **state)
     assert_non_null(strstr(a, "\"latitude\":\"53.480800\""));
     assert_non_null(strstr(a, "\"longitude\":\"-2.242600\""));
     assert_non_null(strstr(a, "\"line_1\":null"));
+    /* The postcode's form gives the country Attio wants. */
+    assert_non_null(strstr(a, "\"country_code\":\"GB\""));
     free(a);
     free(b);
     values[DEAL_LOCATION] = NULL;
