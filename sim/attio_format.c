@@ -345,16 +345,14 @@ static char *item_text(const struct attio_sim_object *o,
         if (!json_is_string(v))
             return fail(message, "Invalid value", a->slug);
         return xstrdup(json_string_value(v));
-    case ATTIO_SIM_CURRENCY:
+    case ATTIO_SIM_CURRENCY: {
         v = inner(item, "currency_value");
         if (json_is_object(item) && json_object_get(item, "currency_code"))
-            return fail(message,
-                        "The currency cannot be set per "
-                        "value.",
+            return fail(message, "The currency cannot be set per value",
                         a->slug);
-        if (!number_text(v))
-            return fail(message, "Invalid currency value", a->slug);
-        return number_text(v);
+        char *text = number_text(v);
+        return text ? text : fail(message, "Invalid currency value", a->slug);
+    }
     case ATTIO_SIM_STATUS: {
         v = inner(item, "status");
         const char *s = json_string_value(v);
