@@ -8,6 +8,7 @@
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/crypto.h"
+#include "base/json_num.h"
 #include "model/deal.h"
 #include "model/postcode.h"
 
@@ -152,19 +153,6 @@ static json_t *actor_json(enum sim_actor_kind kind, const char *id)
     return json_pack("{s:s, s:n}", "type", "system", "id");
 }
 
-/* A canonical decimal as a JSON number. */
-static json_t *number_json(const char *text)
-{
-    char *end = NULL;
-
-    if (!strchr(text, '.')) {
-        long long v = strtoll(text, &end, 10);
-        if (end && *end == '\0')
-            return json_integer(v);
-    }
-    return json_real(strtod(text, NULL));
-}
-
 static json_t *status_of(const struct attio_sim_object *o, const char *id)
 {
     const struct sim_stage *s = sim_store_stage(o->store, id);
@@ -198,7 +186,7 @@ static void put_value(const struct attio_sim_object *o,
         json_object_set_new(obj, "referenced_actor_id", json_string(value));
         break;
     case ATTIO_SIM_CURRENCY:
-        json_object_set_new(obj, "currency_value", number_json(value));
+        json_object_set_new(obj, "currency_value", json_num_of(value));
         json_object_set_new(obj, "currency_code", json_string("USD"));
         break;
     case ATTIO_SIM_LOCATION: {
@@ -306,15 +294,6 @@ json_t *attio_sim_record_json(const struct attio_sim_object *o,
 
 /* ---- values written ---- */
 
-static char *number_text(const json_t *v)
-{
-    if (json_is_integer(v))
-        return xasprintf("%" JSON_INTEGER_FORMAT, json_integer_value(v));
-    if (json_is_real(v) && isfinite(json_real_value(v)))
-        return xasprintf("%.4f", json_real_value(v));
-    return NULL;
-}
-
 /* The inner value of a written item: the item itself, or its key. */
 static const json_t *inner(const json_t *item, const char *key)
 {
@@ -350,7 +329,7 @@ static char *item_text(const struct attio_sim_object *o,
         if (json_is_object(item) && json_object_get(item, "currency_code"))
             return fail(message, "The currency cannot be set per value",
                         a->slug);
-        char *text = number_text(v);
+        char *text = json_num_text(v, 0);
         return text ? text : fail(message, "Invalid currency value", a->slug);
     }
     case ATTIO_SIM_STATUS: {

@@ -953,18 +953,6 @@ static struct route route_api(struct call *c, const char *m)
     return not_found;
 }
 
-static bool authorised(struct attio_sim *sim, const struct http_request *req)
-{
-    const char *auth = http_request_header(req, "Authorization");
-    const char *prefix = "Bearer ";
-
-    if (!auth || strncasecmp(auth, prefix, strlen(prefix)) != 0)
-        return false;
-    auth += strlen(prefix);
-    return crypto_equal(auth, strlen(auth), sim->config.token,
-                        strlen(sim->config.token));
-}
-
 static bool parse_body(struct call *c)
 {
     json_error_t jerr;
@@ -996,7 +984,7 @@ static void serve_api(struct call *c)
                         "method_not_allowed", "Method not allowed.");
         return;
     }
-    if (!authorised(sim, c->req)) {
+    if (!sim_bearer_ok(c->req, sim->config.token)) {
         reply_error(c->resp, 401, "auth_error", "unauthorized",
                     "Authentication failed: the access token is missing or "
                     "invalid.");

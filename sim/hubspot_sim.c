@@ -1638,18 +1638,6 @@ static struct route_result route_api(struct call *c, const char *m)
     return not_found;
 }
 
-static bool authorised(struct hubspot_sim *sim, const struct http_request *req)
-{
-    const char *auth = http_request_header(req, "Authorization");
-    const char *prefix = "Bearer ";
-
-    if (!auth || strncasecmp(auth, prefix, strlen(prefix)) != 0)
-        return false;
-    auth += strlen(prefix);
-    return crypto_equal(auth, strlen(auth), sim->config.token,
-                        strlen(sim->config.token));
-}
-
 static bool parse_body(struct call *c)
 {
     json_error_t jerr;
@@ -1679,7 +1667,7 @@ static void serve_api(struct call *c)
                                     : "method not allowed on this resource");
         return;
     }
-    if (!authorised(sim, c->req)) {
+    if (!sim_bearer_ok(c->req, sim->config.token)) {
         reply_error(c->resp, 401, "INVALID_AUTHENTICATION",
                     "Authentication credentials not found. This API supports "
                     "OAuth 2.0 authentication and you can find more details "

@@ -225,22 +225,6 @@ static void set_ignored(struct crm_event *ev, const char *type,
         detail ? xasprintf("%s:%s", type, detail) : xstrdup(type);
 }
 
-static enum change_actor event_actor(const struct connection *conn,
-                                     const json_t *event)
-{
-    const json_t *actor = json_object_get(event, "actor");
-    const char *type = json_str(actor, "type");
-    const char *id = json_str(actor, "id");
-
-    if (!type)
-        return ACTOR_UNKNOWN;
-    if (strcmp(type, "api-token") != 0)
-        return ACTOR_OTHER;
-    if (!conn->app_id || !*conn->app_id)
-        return ACTOR_UNKNOWN;
-    return id && strcmp(id, conn->app_id) == 0 ? ACTOR_US : ACTOR_OTHER;
-}
-
 /* A record.* event of the map's object. */
 static fs_result parse_record_event(const struct connection *conn,
                                     const struct attio_map *m,
@@ -255,7 +239,7 @@ static fs_result parse_record_event(const struct connection *conn,
     if (!record_id || !*record_id || !object_id)
         return FS_ERR_INVALID;
     ev->crm_id = xstrdup(record_id);
-    ev->actor = event_actor(conn, event);
+    ev->actor = attio_actor(conn, json_object_get(event, "actor"));
     if (m->object_id && strcmp(object_id, m->object_id) != 0) {
         set_ignored(ev, type, "other_object");
         return FS_OK;
@@ -480,49 +464,20 @@ static char *object_path(const struct attio_map *m, const char *rest)
 
 /* ---- deals ---- */
 
-struct deal_list {
-    struct crm_deal *items;
-    size_t count;
-    size_t cap;
-};
-
-static struct crm_deal *deal_list_add(struct deal_list *l)
-{
-    if (l->count == l->cap) {
-        l->cap = l->cap ? l->cap * 2 : 16;
-        l->items = xrealloc(l->items, l->cap * sizeof(*l->items));
-    }
-    memset(&l->items[l->count], 0, sizeof(*l->items));
-    return &l->items[l->count++];
-}
-
-static void deal_list_give(struct deal_list *l, struct crm_deal **out,
-                           size_t *count)
-{
-    if (l->count == 0) {
-        free(l->items);
-        l->items = NULL;
-    }
-    *out = l->items;
-    *count = l->count;
-    memset(l, 0, sizeof(*l));
-}
-
 /* Adds the well-formed records of a query answer; returns how many the
  * page held. */
 static size_t add_records(const struct connection *conn,
                           const struct attio_map *m, const json_t *data,
-                          struct deal_list *l)
+                          struct crm_deal_list *l)
 {
     size_t i;
     const json_t *rec;
 
     json_array_foreach(data, i, rec)
     {
-        struct crm_deal *d = deal_list_add(l);
+        struct crm_deal *d = crm_deal_list_add(l);
         if (attio_deal_from_record(conn, m, rec, d) != FS_OK) {
-            /* Nothing was kept of it. */
-            l->count--;
+            crm_deal_list_drop_last(l);
             log_info("provider=attio event=record_unreadable");
         }
     }
@@ -533,7 +488,7 @@ static size_t add_records(const struct connection *conn,
  * offset paging), filter may be NULL. */
 static fs_result query_page(struct provider_session *s,
                             const struct attio_map *m, json_t *filter,
-                            int limit, int64_t offset, struct deal_list *l,
+                            int limit, int64_t offset, struct crm_deal_list *l,
                             size_t *got)
 {
     json_t *body = json_pack("{s:[{s:s, s:s}], s:i, s:I}", "sorts", "direction",
@@ -560,7 +515,7 @@ static fs_result scan_page(struct provider_session *s,
                            size_t *count)
 {
     struct attio_map m = {0};
-    struct deal_list list = {0};
+    struct crm_deal_list list = {0};
     int64_t offset = cursor->after ? strtoll(cursor->after, NULL, 10) : 0;
     size_t got = 0;
 
@@ -579,7 +534,7 @@ static fs_result scan_page(struct provider_session *s,
             if (list.items[i].modified > cursor->watermark)
                 cursor->watermark = list.items[i].modified;
         }
-        deal_list_give(&list, out, count);
+        crm_deal_list_give(&list, out, count);
     }
     crm_deals_free(list.items, list.count);
     attio_map_clear(&m);
@@ -625,11 +580,8 @@ static fs_result other_value(struct provider_session *s,
     json_array_foreach(json_object_get(reply->json, "data"), i, v)
     {
         const json_t *actor = json_object_get(v, "created_by_actor");
-        const char *type = json_str(actor, "type");
-        const char *who = json_str(actor, "id");
         int64_t t = 0;
-        bool ours = type && strcmp(type, "api-token") == 0 && who &&
-                    s->conn->app_id && strcmp(who, s->conn->app_id) == 0;
+        bool ours = attio_actor(s->conn, actor) == ACTOR_US;
         if (ours || !json_str(v, "active_from") ||
             clock_parse_iso(json_str(v, "active_from"), &t) != 0)
             continue;
@@ -687,7 +639,7 @@ static fs_result at_read_deals(struct provider_session *s,
                                struct crm_deal **out, size_t *count)
 {
     struct attio_map m = {0};
-    struct deal_list list = {0};
+    struct crm_deal_list list = {0};
     fs_result result = load_map(s->conn, &m);
 
     *out = NULL;
@@ -707,7 +659,7 @@ static fs_result at_read_deals(struct provider_session *s,
             for (size_t j = first; j < list.count && !found; j++)
                 found = strcmp(list.items[j].crm_id, crm_ids[start + i]) == 0;
             if (!found) {
-                struct crm_deal *d = deal_list_add(&list);
+                struct crm_deal *d = crm_deal_list_add(&list);
                 d->crm_id = xstrdup(crm_ids[start + i]);
                 d->archived = true;
             }
@@ -719,7 +671,7 @@ static fs_result at_read_deals(struct provider_session *s,
             result = add_history(s, &m, &list.items[i], now);
     }
     if (result == FS_OK)
-        deal_list_give(&list, out, count);
+        crm_deal_list_give(&list, out, count);
     crm_deals_free(list.items, list.count);
     attio_map_clear(&m);
     return result;
@@ -917,7 +869,7 @@ static fs_result at_find_by_our_id(struct provider_session *s,
                                    const char *our_id, char **crm_id)
 {
     struct attio_map m = {0};
-    struct deal_list list = {0};
+    struct crm_deal_list list = {0};
     size_t got = 0;
     fs_result result = load_map(s->conn, &m);
 

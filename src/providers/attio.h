@@ -121,6 +121,13 @@ fs_result attio_deal_from_record(const struct connection *conn,
                                  const struct attio_map *m,
                                  const json_t *record, struct crm_deal *out);
 
+/* Who an Attio actor ({"type", "id"}: an event's actor, a value's
+ * created_by_actor) is: our token (its id is the connection's app_id),
+ * someone else, or unknown (no type; or a token while our token's id is
+ * not learnt yet, so it may be ours). */
+enum change_actor attio_actor(const struct connection *conn,
+                              const json_t *actor);
+
 /* Lowercase hex HMAC-SHA256 of the body keyed with the webhook secret,
  * as Attio-Signature carries it. The caller frees. */
 char *attio_signature(const char *secret, const char *body, size_t len);

@@ -7,6 +7,7 @@
 #include "base/alloc.h"
 #include "base/buf.h"
 #include "base/clock.h"
+#include "base/json_num.h"
 #include "model/postcode.h"
 
 #include <inttypes.h>
@@ -389,23 +390,6 @@ unsigned attio_map_synced(const struct attio_map *m)
 
 /* ---- values in ---- */
 
-/* A number or numeric string as decimal text with up to four decimals
- * (Attio's precision); NULL when it is neither. */
-static char *number_text(const json_t *v)
-{
-    if (json_is_integer(v))
-        return xasprintf("%" JSON_INTEGER_FORMAT, json_integer_value(v));
-    if (json_is_real(v)) {
-        double d = json_real_value(v);
-        if (!isfinite(d))
-            return NULL;
-        return xasprintf("%.4f", d);
-    }
-    if (json_is_string(v))
-        return xstrdup(json_string_value(v));
-    return NULL;
-}
-
 /* The id of a status value: an object with id.status_id, or the id as
  * text. */
 static const char *status_id(const json_t *status)
@@ -434,8 +418,8 @@ static fs_result location_in(int field, const json_t *value, char **out)
     const json_t *lng = json_object_get(value, "longitude");
     if (json_is_null(lat) || json_is_null(lng) || !lat || !lng)
         return FS_OK;
-    char *lat_text = number_text(lat);
-    char *lng_text = number_text(lng);
+    char *lat_text = json_num_text(lat, 1);
+    char *lng_text = json_num_text(lng, 1);
     fs_result result = FS_ERR_INVALID;
     if (lat_text && lng_text) {
         char *pair = xasprintf("%s,%s", lat_text, lng_text);
@@ -475,8 +459,10 @@ fs_result attio_value_in(enum attio_kind kind, int field, const json_t *value,
         return canonical(field, json_str(value, "value"), out);
     case ATTIO_KIND_NUMBER:
     case ATTIO_KIND_CURRENCY:
-        text = number_text(json_object_get(
-            value, kind == ATTIO_KIND_NUMBER ? "value" : "currency_value"));
+        text = json_num_text(json_object_get(value, kind == ATTIO_KIND_NUMBER
+                                                        ? "value"
+                                                        : "currency_value"),
+                             1);
         result = canonical(field, text, out);
         free(text);
         return result;
@@ -507,23 +493,6 @@ static json_t *one(json_t *value)
     json_t *list = json_array();
     json_array_append_new(list, value);
     return list;
-}
-
-/* A canonical decimal as a JSON number: an integer when it has no
- * fraction, so it goes out exactly. */
-static json_t *number_json(const char *text)
-{
-    char *end = NULL;
-
-    if (!strchr(text, '.')) {
-        long long v = strtoll(text, &end, 10);
-        if (end && *end == '\0')
-            return json_integer(v);
-    }
-    double d = strtod(text, &end);
-    if (!end || *end != '\0' || !isfinite(d))
-        return NULL;
-    return json_real(d);
 }
 
 static json_t *location_json(const char *postcode, const char *location)
@@ -584,12 +553,12 @@ fs_result attio_value_out(const struct attio_map *m, int field,
         item = json_string(v);
         break;
     case ATTIO_KIND_NUMBER:
-        item = number_json(v);
+        item = json_num_of(v);
         if (item)
             item = json_pack("{s:o}", "value", item);
         break;
     case ATTIO_KIND_CURRENCY:
-        item = number_json(v);
+        item = json_num_of(v);
         if (item)
             item = json_pack("{s:o}", "currency_value", item);
         break;
@@ -649,10 +618,9 @@ static const json_t *current_value(const json_t *list, int64_t *from)
     return best;
 }
 
-static enum change_actor actor_of(const struct connection *conn,
-                                  const json_t *value)
+enum change_actor attio_actor(const struct connection *conn,
+                              const json_t *actor)
 {
-    const json_t *actor = json_object_get(value, "created_by_actor");
     const char *type = json_str(actor, "type");
     const char *id = json_str(actor, "id");
 
@@ -698,7 +666,8 @@ fs_result attio_deal_from_record(const struct connection *conn,
             out->times[f] = CRM_TIME_UNKNOWN;
             continue;
         }
-        out->actors[f] = actor_of(conn, cur);
+        out->actors[f] =
+            attio_actor(conn, json_object_get(cur, "created_by_actor"));
         if (attio_value_in(a->kind, f, cur, &out->values[f]) != FS_OK) {
             /* Never wins a merge. */
             out->values[f] = NULL;

@@ -2,6 +2,8 @@
  * a provider by its name. */
 #include "providers/provider.h"
 
+#include "base/alloc.h"
+
 #include "providers/attio.h"
 #include "providers/hubspot.h"
 
@@ -54,6 +56,33 @@ void crm_deals_free(struct crm_deal *deals, size_t n)
     for (size_t i = 0; i < n; i++)
         crm_deal_clear(&deals[i]);
     free(deals);
+}
+
+struct crm_deal *crm_deal_list_add(struct crm_deal_list *l)
+{
+    if (l->count == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 16;
+        l->items = xrealloc(l->items, l->cap * sizeof(*l->items));
+    }
+    memset(&l->items[l->count], 0, sizeof(*l->items));
+    return &l->items[l->count++];
+}
+
+void crm_deal_list_drop_last(struct crm_deal_list *l)
+{
+    crm_deal_clear(&l->items[--l->count]);
+}
+
+void crm_deal_list_give(struct crm_deal_list *l, struct crm_deal **out,
+                        size_t *count)
+{
+    if (l->count == 0) {
+        free(l->items);
+        l->items = NULL;
+    }
+    *out = l->items;
+    *count = l->count;
+    memset(l, 0, sizeof(*l));
 }
 
 void crm_write_results_clear(struct crm_write_result *results, size_t n)

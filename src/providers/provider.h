@@ -95,6 +95,21 @@ struct crm_deal {
 void crm_deal_clear(struct crm_deal *deal);
 void crm_deals_free(struct crm_deal *deals, size_t n);
 
+/* A growing list of deals a read builds; start it zeroed. */
+struct crm_deal_list {
+    struct crm_deal *items;
+    size_t count;
+    size_t cap;
+};
+
+/* A new zeroed deal at the end of the list. */
+struct crm_deal *crm_deal_list_add(struct crm_deal_list *l);
+/* Frees the last deal, one that turned out unreadable. */
+void crm_deal_list_drop_last(struct crm_deal_list *l);
+/* Hands the deals over (NULL when none) and empties the list. */
+void crm_deal_list_give(struct crm_deal_list *l, struct crm_deal **out,
+                        size_t *count);
+
 /* One record to write. present[] marks the fields to send (every field
  * with a value for a create); values[] holds all the record's values, for
  * CRMs that write several fields as one (Attio's location). crm_id NULL
