@@ -9,6 +9,7 @@
 #include "net/rate_governor.h"
 #include "providers/provider.h"
 #include "services/backstop.h"
+#include "services/connect.h"
 #include "store/store.h"
 
 #include <arpa/inet.h>
@@ -419,7 +420,6 @@ static fs_result add_attio_connection(struct bench_env *env,
                                       struct store *store, int64_t org_id,
                                       int64_t *conn_id)
 {
-    const struct provider *p = provider_by_name("attio");
     struct connection c = {
         .org_id = org_id,
         .provider = xstrdup("attio"),
@@ -427,29 +427,21 @@ static fs_result add_attio_connection(struct bench_env *env,
         .token = xstrdup(BENCH_TOKEN),
         .active = true,
     };
-    struct provider_session session;
-    char *error = NULL, *secret = NULL;
+    char *error = NULL;
+    char *public_url = xasprintf("http://127.0.0.1:%u", (unsigned)env->fs_port);
 
-    provider_session_open(&c, IMPORT_TIMEOUT_MS, &session);
-    fs_result result = p->prepare(&session, &c.settings, &error);
-    provider_session_close(&session);
+    fs_result result = connect_prepare(&c, IMPORT_TIMEOUT_MS, &error);
     if (result == FS_OK)
         result = store_connection_add(store, &c, conn_id);
     if (result == FS_OK) {
-        char *target = xasprintf("http://127.0.0.1:%u/webhooks/attio/%lld",
-                                 (unsigned)env->fs_port, (long long)*conn_id);
-        c.id = *conn_id;
-        provider_session_open(&c, IMPORT_TIMEOUT_MS, &session);
-        result = p->register_webhook(&session, target, &secret, &error);
-        provider_session_close(&session);
-        free(target);
+        free(error);
+        result = connect_register_webhook(store, &c, *conn_id, public_url,
+                                          IMPORT_TIMEOUT_MS, NULL, &error);
     }
-    if (result == FS_OK)
-        result = store_connection_set_client_secret(store, *conn_id, secret);
     if (result != FS_OK)
         fprintf(stderr, "fsbench: the Attio connection failed: %s\n",
                 error ? error : fs_result_name(result));
-    free(secret);
+    free(public_url);
     free(error);
     connection_clear(&c);
     return result;

@@ -7,6 +7,7 @@
 
 #include "base/alloc.h"
 #include "providers/provider.h"
+#include "services/connect.h"
 #include "services/backstop.h"
 #include "store/store.h"
 
@@ -268,27 +269,15 @@ static int take_flag(const struct connect_spec *spec,
  * what it learns (custom field keys, attribute ids, our actor id). */
 static int prepare(struct connection *c)
 {
-    const struct provider *p = provider_by_name(c->provider);
-    struct provider_session session;
-    char *settings = NULL;
     char *error = NULL;
+    fs_result r = connect_prepare(c, CONNECT_TIMEOUT_MS, &error);
+    int rc = CLI_EXIT_OK;
 
-    if (!p || !p->prepare)
-        return CLI_EXIT_OK;
-    provider_session_open(c, CONNECT_TIMEOUT_MS, &session);
-    fs_result r = p->prepare(&session, &settings, &error);
-    provider_session_close(&session);
-    if (r != FS_OK) {
-        int rc = cli_fail("the %s account does not fit: %s", c->provider,
-                          error ? error : fs_result_name(r));
-        free(error);
-        free(settings);
-        return rc;
-    }
+    if (r != FS_OK)
+        rc = cli_fail("the %s account does not fit: %s", c->provider,
+                      error ? error : fs_result_name(r));
     free(error);
-    free(c->settings);
-    c->settings = settings;
-    return CLI_EXIT_OK;
+    return rc;
 }
 
 /* Registers the CRM's webhook at <public_url>/webhooks/<crm>/<id> and
@@ -296,28 +285,16 @@ static int prepare(struct connection *c)
 static int register_webhook(struct store *s, struct connection *c, int64_t id,
                             const char *public_url)
 {
-    const struct provider *p = provider_by_name(c->provider);
-    struct provider_session session;
-    char *secret = NULL, *error = NULL;
-    size_t len = strlen(public_url);
-
-    while (len > 0 && public_url[len - 1] == '/')
-        len--;
-    char *target = xasprintf("%.*s/webhooks/%s/%" PRId64, (int)len, public_url,
-                             c->provider, id);
-    c->id = id;
-    provider_session_open(c, CONNECT_TIMEOUT_MS, &session);
-    fs_result r = p->register_webhook(&session, target, &secret, &error);
-    provider_session_close(&session);
-    if (r == FS_OK)
-        r = store_connection_set_client_secret(s, id, secret);
+    char *target = NULL, *error = NULL;
+    fs_result r = connect_register_webhook(s, c, id, public_url,
+                                           CONNECT_TIMEOUT_MS, &target, &error);
     int rc = CLI_EXIT_OK;
+
     if (r != FS_OK)
         rc = cli_fail("cannot register the webhook at %s: %s", target,
                       error ? error : fs_result_name(r));
     else
         printf("webhook registered: %s\n", target);
-    free(secret);
     free(error);
     free(target);
     return rc;

@@ -13,6 +13,7 @@
 #include "providers/provider.h"
 #include "services/app.h"
 #include "services/backstop.h"
+#include "services/connect.h"
 #include "services/stages.h"
 #include "store/store.h"
 
@@ -374,7 +375,6 @@ out:
 static fs_result add_attio_connection(struct demo *d, struct store *store,
                                       const char *token)
 {
-    const struct provider *p = provider_by_name("attio");
     struct connection c = {
         .org_id = d->org_id,
         .provider = xstrdup("attio"),
@@ -383,28 +383,19 @@ static fs_result add_attio_connection(struct demo *d, struct store *store,
         .rate_window = DEMO_ATTIO_READS,
         .active = false,
     };
-    struct provider_session session;
-    char *error = NULL, *secret = NULL, *target = NULL;
+    char *error = NULL;
 
-    provider_session_open(&c, DEMO_HTTP_TIMEOUT_MS, &session);
-    fs_result result = p->prepare(&session, &c.settings, &error);
-    provider_session_close(&session);
+    fs_result result = connect_prepare(&c, DEMO_HTTP_TIMEOUT_MS, &error);
     if (result == FS_OK)
         result = store_connection_add(store, &c, &d->conn_id);
     if (result == FS_OK) {
-        c.id = d->conn_id;
-        target = xasprintf("%s/webhooks/attio/%" PRId64, d->api_base, c.id);
-        provider_session_open(&c, DEMO_HTTP_TIMEOUT_MS, &session);
-        result = p->register_webhook(&session, target, &secret, &error);
-        provider_session_close(&session);
+        free(error);
+        result = connect_register_webhook(store, &c, d->conn_id, d->api_base,
+                                          DEMO_HTTP_TIMEOUT_MS, NULL, &error);
     }
-    if (result == FS_OK)
-        result = store_connection_set_client_secret(store, c.id, secret);
     if (result != FS_OK)
         fprintf(stderr, "fieldsync demo: the Attio connection failed: %s\n",
                 error ? error : fs_result_name(result));
-    free(target);
-    free(secret);
     free(error);
     connection_clear(&c);
     return result;

@@ -323,29 +323,6 @@ static void at_reply_clear(struct at_reply *r)
     memset(r, 0, sizeof(*r));
 }
 
-static fs_result at_status_result(long status)
-{
-    if (status >= 200 && status < 300)
-        return FS_OK;
-    switch (status) {
-    case 400:
-    case 422:
-        return FS_ERR_INVALID;
-    case 401:
-        return FS_ERR_AUTH;
-    case 403:
-        return FS_ERR_FORBIDDEN;
-    case 404:
-        return FS_ERR_NOT_FOUND;
-    case 409:
-        return FS_ERR_CONFLICT;
-    case 429:
-        return FS_ERR_RATE_LIMITED;
-    default:
-        return status >= 500 ? FS_ERR_UNAVAILABLE : FS_ERR_REMOTE;
-    }
-}
-
 /* Attio's error message ("message" of {status_code,type,code,message}). */
 static char *at_error_message(const json_t *body, long status)
 {
@@ -444,7 +421,7 @@ static fs_result at_call_ok(struct provider_session *s, enum call_class cls,
     fs_result result = at_call(s, cls, method, path, body, reply);
 
     if (result == FS_OK)
-        result = at_status_result(reply->status);
+        result = provider_status_result(reply->status);
     if (result != FS_OK && reply->json) {
         char *message = at_error_message(reply->json, reply->status);
         log_info("provider=attio path=%s status=%ld error=\"%s\"", path,
@@ -833,7 +810,7 @@ static fs_result write_one(struct provider_session *s,
     } else if (reply.status >= 200 && reply.status < 300) {
         result_fail(r, FS_ERR_REMOTE, "Attio returned no record id");
     } else {
-        fs_result code = at_status_result(reply.status);
+        fs_result code = provider_status_result(reply.status);
         char *message = at_error_message(reply.json, reply.status);
         result_fail(r, code, message);
         free(message);

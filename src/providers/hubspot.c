@@ -580,33 +580,19 @@ static void hs_reply_clear(struct hs_reply *r)
     r->status = 0;
 }
 
-/* The result for a status the call itself did not turn into one. */
+/* The result for a status the call itself did not turn into one: 414
+ * too large, 423 busy, 477 unavailable, the rest as for any CRM. */
 static fs_result hs_status_result(long status)
 {
-    if (status >= 200 && status < 300)
-        return FS_OK;
     switch (status) {
-    case 400:
-    case 422:
-        return FS_ERR_INVALID;
-    case 401:
-        return FS_ERR_AUTH;
-    case 403:
-        return FS_ERR_FORBIDDEN;
-    case 404:
-        return FS_ERR_NOT_FOUND;
-    case 409:
-        return FS_ERR_CONFLICT;
     case 414:
         return FS_ERR_TOO_LARGE;
     case 423:
         return FS_ERR_BUSY;
-    case 429:
-        return FS_ERR_RATE_LIMITED;
     case 477:
         return FS_ERR_UNAVAILABLE;
     default:
-        return status >= 500 ? FS_ERR_UNAVAILABLE : FS_ERR_REMOTE;
+        return provider_status_result(status);
     }
 }
 

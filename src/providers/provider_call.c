@@ -93,6 +93,29 @@ void provider_call_send_many(struct provider_session *s,
         calls[i].result = answer_result(calls[i].result, &calls[i].resp);
 }
 
+fs_result provider_status_result(long status)
+{
+    if (status >= 200 && status < 300)
+        return FS_OK;
+    switch (status) {
+    case 400:
+    case 422:
+        return FS_ERR_INVALID;
+    case 401:
+        return FS_ERR_AUTH;
+    case 403:
+        return FS_ERR_FORBIDDEN;
+    case 404:
+        return FS_ERR_NOT_FOUND;
+    case 409:
+        return FS_ERR_CONFLICT;
+    case 429:
+        return FS_ERR_RATE_LIMITED;
+    default:
+        return status >= 500 ? FS_ERR_UNAVAILABLE : FS_ERR_REMOTE;
+    }
+}
+
 int provider_header_int(const struct http_client_response *resp,
                         const char *name, int fallback)
 {

@@ -47,6 +47,12 @@ void provider_call_send_many(struct provider_session *s,
                              struct http_client_call *calls, size_t n,
                              size_t max_parallel);
 
+/* The result a CRM's HTTP status stands for where the CRM gives it no
+ * meaning of its own: 2xx FS_OK, 400/422 invalid, 401 auth, 403
+ * forbidden, 404 not found, 409 conflict, 429 rate limited, 5xx
+ * unavailable, anything else remote. */
+fs_result provider_status_result(long status);
+
 /* A response header as an int, or fallback when absent or not a number. */
 int provider_header_int(const struct http_client_response *resp,
                         const char *name, int fallback);
