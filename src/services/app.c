@@ -12,6 +12,8 @@
 #include "services/metrics.h"
 #include "services/pusher.h"
 #include "services/reconciler.h"
+#include "services/territory.h"
+#include "services/territory_api.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -188,6 +190,8 @@ static void on_request(void *ctx, const struct http_request *req,
             return;
         }
         ingest_handle_webhook(app, app->ingest, req->path + 10, req, resp);
+    } else if (territory_api_owns(req->path)) {
+        territory_api_handle(app, req, resp);
     } else if (starts_with(req->path, "/api/v1/") ||
                strcmp(req->path, "/api/v1") == 0) {
         field_api_handle(app, req, resp);
@@ -234,6 +238,9 @@ fs_result app_start(const struct app_config *config, struct app **out)
     struct http_server_config http = {
         .listen = app->listen,
         .max_body = 1 << 20,
+        /* GeoJSON imports and centroid tables are files, not edits. */
+        .large_body_prefix = "/api/v1/territories/",
+        .large_max_body = TERRITORY_MAX_IMPORT_BYTES,
         .max_connections = 512,
         .timeout_s = 30,
         .on_request = on_request,
@@ -267,6 +274,7 @@ void app_stop(struct app *app)
     reconciler_free(app->reconciler);
     live_stream_free(app->live);
     metrics_free(app->metrics);
+    territory_cache_clear();
     while (app->governors) {
         struct governor_entry *e = app->governors;
         app->governors = e->next;

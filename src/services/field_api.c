@@ -11,9 +11,12 @@
 #include "services/app.h"
 #include "services/deal_json.h"
 #include "services/live_stream.h"
+#include "services/territory.h"
 #include "store/store.h"
 
+#include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -144,6 +147,7 @@ enum query_param {
     PARAM_LIMIT,
     PARAM_CURSOR,
     PARAM_INCLUDE_DELETED,
+    PARAM_BBOX,
     PARAM_COUNT
 };
 
@@ -154,7 +158,32 @@ static const char *const param_names[PARAM_COUNT] = {
     [PARAM_LIMIT] = "limit",
     [PARAM_CURSOR] = "cursor",
     [PARAM_INCLUDE_DELETED] = "include_deleted",
+    [PARAM_BBOX] = "bbox",
 };
+
+/* "min_lng,min_lat,max_lng,max_lat" in WGS84 degrees, as GeoJSON orders
+ * a bbox. */
+static bool parse_bbox(const char *s, double bbox[4])
+{
+    static const double lo[4] = {-180, -90, -180, -90};
+    static const double hi[4] = {180, 90, 180, 90};
+    const char *p = s;
+
+    for (int i = 0; i < 4; i++) {
+        char *end = NULL;
+        errno = 0;
+        bbox[i] = strtod(p, &end);
+        if (errno != 0 || end == p || !isfinite(bbox[i]) || bbox[i] < lo[i] ||
+            bbox[i] > hi[i])
+            return false;
+        if (i < 3 && *end != ',')
+            return false;
+        if (i == 3 && *end != '\0')
+            return false;
+        p = end + 1;
+    }
+    return bbox[0] <= bbox[2] && bbox[1] <= bbox[3];
+}
 
 /* Stores one decoded parameter value; takes value. */
 static fs_result apply_param(enum query_param which, char *value,
@@ -211,6 +240,14 @@ static fs_result apply_param(enum query_param which, char *value,
                       "include_deleted must be true or false");
             goto fail;
         }
+        break;
+    case PARAM_BBOX:
+        if (!parse_bbox(value, q->bbox)) {
+            set_error(err, 400, "invalid_param", name,
+                      "bbox is min_lng,min_lat,max_lng,max_lat in degrees");
+            goto fail;
+        }
+        q->has_bbox = true;
         break;
     case PARAM_COUNT:
         break;
@@ -548,23 +585,29 @@ static void log_safe(const char *in, char *out, size_t size)
     out[n] = '\0';
 }
 
-/* Answers with the error and logs it once at info (client errors) or
- * error (server failures). */
-static void fail(struct api_call *c, int status, const char *code,
-                 const char *field, const char *message)
+void field_api_fail(const struct http_request *req, struct http_response *resp,
+                    int64_t user_id, int status, const char *code,
+                    const char *field, const char *message)
 {
     char path[160];
 
-    log_safe(c->req->path, path, sizeof(path));
+    log_safe(req->path, path, sizeof(path));
     log_msg(status >= 500 ? LOG_ERROR : LOG_INFO,
             "api_error method=%s path=%s status=%d code=%s field=%s user=%lld",
-            c->req->method, path, status, code, field ? field : "-",
-            c->authed ? (long long)c->user.id : 0LL);
+            req->method, path, status, code, field ? field : "-",
+            (long long)user_id);
     if (status == 401)
-        http_response_add_header(c->resp, "WWW-Authenticate", "Bearer");
+        http_response_add_header(resp, "WWW-Authenticate", "Bearer");
     if (status == 503)
-        http_response_add_header(c->resp, "Retry-After", "1");
-    http_response_error(c->resp, status, code, field, message);
+        http_response_add_header(resp, "Retry-After", "1");
+    http_response_error(resp, status, code, field, message);
+}
+
+static void fail(struct api_call *c, int status, const char *code,
+                 const char *field, const char *message)
+{
+    field_api_fail(c->req, c->resp, c->authed ? c->user.id : 0, status, code,
+                   field, message);
 }
 
 static void respond_error(struct api_call *c, const struct field_api_error *e)
@@ -641,6 +684,18 @@ static json_t *record_json(struct api_call *c, const struct record *r)
     return obj;
 }
 
+bool field_api_authenticate(struct app *app, struct store *store,
+                            const struct http_request *req,
+                            struct http_response *resp, struct user *user)
+{
+    struct api_call c = {.app = app, .req = req, .resp = resp, .store = store};
+
+    if (!authenticate(&c))
+        return false;
+    *user = c.user;
+    return true;
+}
+
 /* GET /api/v1/deals */
 static void handle_list(struct api_call *c)
 {
@@ -663,7 +718,9 @@ static void handle_list(struct api_call *c)
         .include_deleted = q.include_deleted,
         .after_id = q.cursor,
         .limit = q.limit,
+        .has_bbox = q.has_bbox,
     };
+    memcpy(filter.bbox, q.bbox, sizeof(filter.bbox));
     fs_result r = store_records_list(c->store, &filter, &records, &n);
     if (r != FS_OK) {
         fail_store(c, r);
@@ -795,8 +852,9 @@ static fs_result patch_once(struct api_call *c, const char *id,
     if (res != FS_OK)
         goto fail;
 
-    apply_edit(r, edit, clock_now_ms(), outcomes);
-    res = store_record_save(c->store, r);
+    int64_t now = clock_now_ms();
+    apply_edit(r, edit, now, outcomes);
+    res = territory_save_deal(c->store, r, now, NULL);
     if (res == FS_OK)
         res = audit_superseded(c, r, edit, outcomes);
     if (res == FS_OK)
@@ -898,8 +956,9 @@ static fs_result create_once(struct api_call *c,
 
     r->org_id = c->user.org_id;
     r->connection_id = conn.id;
-    apply_edit(r, edit, clock_now_ms(), outcomes);
-    res = store_record_save(c->store, r);
+    int64_t now = clock_now_ms();
+    apply_edit(r, edit, now, outcomes);
+    res = territory_save_deal(c->store, r, now, NULL);
     if (res == FS_OK)
         res = store_commit(c->store);
     if (res == FS_OK)

@@ -19,6 +19,21 @@ struct app;
 void field_api_handle(struct app *app, const struct http_request *req,
                       struct http_response *resp);
 
+struct store;
+struct user;
+
+/* For the other handlers under /api/v1: checks the bearer token and fills
+ * *user (the caller clears it), or answers 401 (or 503/500) and returns
+ * false. */
+bool field_api_authenticate(struct app *app, struct store *store,
+                            const struct http_request *req,
+                            struct http_response *resp, struct user *user);
+/* Answers with {"error","message","field"} and logs it once (info for
+ * client errors, error for ours). */
+void field_api_fail(const struct http_request *req, struct http_response *resp,
+                    int64_t user_id, int status, const char *code,
+                    const char *field, const char *message);
+
 /* ---- the pure parts, exposed for tests ---- */
 
 #define FIELD_API_MAX_DEPTH 8       /* JSON nesting of a request body */
@@ -47,6 +62,8 @@ struct field_api_query {
     int limit;
     char *cursor; /* NULL: from the start */
     bool include_deleted;
+    bool has_bbox;  /* bbox=min_lng,min_lat,max_lng,max_lat: only deals */
+    double bbox[4]; /* whose point (location or postcode centroid) is in */
 };
 
 void field_api_query_clear(struct field_api_query *q);

@@ -12,7 +12,8 @@
 
 #define RECORD_COLUMNS                                                         \
     "r.rowid, r.id, r.org_id, r.connection_id, r.crm_id, r.deleted_at, "       \
-    "r.deleted_reason, r.merged_into, r.created_at, r.updated_at"
+    "r.deleted_reason, r.merged_into, r.created_at, r.updated_at, "            \
+    "r.territory_id, r.geo_lat, r.geo_lng"
 
 #define LIST_DEFAULT_LIMIT 100
 #define LIST_MAX_LIMIT 1000
@@ -47,6 +48,11 @@ static void read_record_row(sqlite3_stmt *st, struct record *r)
     r->merged_into = store_column_text(st, 7);
     r->created_at = sqlite3_column_int64(st, 8);
     r->updated_at = sqlite3_column_int64(st, 9);
+    r->territory_id = sqlite3_column_int64(st, 10);
+    r->located = sqlite3_column_type(st, 11) != SQLITE_NULL &&
+                 sqlite3_column_type(st, 12) != SQLITE_NULL;
+    r->lat = r->located ? sqlite3_column_double(st, 11) : 0;
+    r->lng = r->located ? sqlite3_column_double(st, 12) : 0;
 }
 
 static fs_result load_fields(struct store *s, struct record *r)
@@ -261,8 +267,8 @@ static bool record_pending(const struct record *r)
     return false;
 }
 
-static fs_result save_field(struct store *s, int64_t rowid, int field,
-                            const struct field_state *f)
+fs_result store_field_save(struct store *s, int64_t rowid, int field,
+                           const struct field_state *f)
 {
     static const char put[] =
         "INSERT OR REPLACE INTO record_fields (record, field, value, time, "
@@ -294,12 +300,14 @@ static fs_result save_row(struct store *s, struct record *rec, bool pending)
 {
     static const char insert[] =
         "INSERT INTO records (id, org_id, connection_id, crm_id, deleted_at, "
-        "deleted_reason, merged_into, created_at, updated_at, pending) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+        "deleted_reason, merged_into, created_at, updated_at, pending, "
+        "territory_id, geo_lat, geo_lng) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?12, ?13, ?14)";
     static const char update[] =
         "UPDATE records SET id = ?1, org_id = ?2, connection_id = ?3, "
         "crm_id = ?4, deleted_at = ?5, deleted_reason = ?6, merged_into = ?7, "
-        "created_at = ?8, updated_at = ?9, pending = ?10 WHERE rowid = ?11";
+        "created_at = ?8, updated_at = ?9, pending = ?10, territory_id = ?12, "
+        "geo_lat = ?13, geo_lng = ?14 WHERE rowid = ?11";
     sqlite3_stmt *st = NULL;
     bool is_new = rec->rowid == 0;
 
@@ -321,6 +329,14 @@ static fs_result save_row(struct store *s, struct record *rec, bool pending)
     sqlite3_bind_int(st, 10, pending ? 1 : 0);
     if (!is_new)
         sqlite3_bind_int64(st, 11, rec->rowid);
+    sqlite3_bind_int64(st, 12, rec->territory_id);
+    if (rec->located) {
+        sqlite3_bind_double(st, 13, rec->lat);
+        sqlite3_bind_double(st, 14, rec->lng);
+    } else {
+        sqlite3_bind_null(st, 13);
+        sqlite3_bind_null(st, 14);
+    }
     r = store_step_done(st);
     if (r != FS_OK)
         return r;
@@ -358,7 +374,7 @@ fs_result store_record_save(struct store *s, struct record *rec)
         goto out;
     r = save_row(s, rec, record_pending(rec));
     for (int i = 0; i < DEAL_FIELD_COUNT && r == FS_OK; i++)
-        r = save_field(s, rec->rowid, i, &rec->fields[i]);
+        r = store_field_save(s, rec->rowid, i, &rec->fields[i]);
     r = store_txn_leave(s, own, r);
 
 out:
@@ -387,6 +403,8 @@ fs_result store_records_list(struct store *s, const struct record_filter *f,
         "AND r.updated_at >= ?4 "
         "AND (?5 OR r.deleted_at = 0) "
         "AND (?6 IS NULL OR r.id > ?6) "
+        "AND (?10 = 0 OR (r.geo_lng BETWEEN ?11 AND ?13 "
+        "  AND r.geo_lat BETWEEN ?12 AND ?14)) "
         "ORDER BY r.id LIMIT ?7";
     sqlite3_stmt *st = NULL;
 
@@ -407,6 +425,9 @@ fs_result store_records_list(struct store *s, const struct record_filter *f,
     sqlite3_bind_int(st, 7, limit);
     sqlite3_bind_int(st, 8, DEAL_OWNER);
     sqlite3_bind_int(st, 9, DEAL_STAGE);
+    sqlite3_bind_int(st, 10, f->has_bbox ? 1 : 0);
+    for (int i = 0; i < 4; i++)
+        sqlite3_bind_double(st, 11 + i, f->has_bbox ? f->bbox[i] : 0);
     return record_query_all(s, st, out, n_out);
 }
 
