@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define CLI_EXIT_OK 0
 #define CLI_EXIT_FAIL 1  /* the command failed: one line on stderr */
@@ -37,6 +38,18 @@ struct cli_option {
 int cli_parse(int argc, char **argv, const char *usage, struct cli_option *opts,
               size_t n_opts, const char **positional, size_t n_positional);
 
+/* Prints "fieldsync: <message>" and the usage on stderr; returns
+ * CLI_EXIT_USAGE. */
+int cli_usage_error(const char *usage, const char *message);
+/* Checks that every named option was given; -1 when so, else the exit
+ * code after printing which is missing. */
+int cli_require(const char *usage, const struct cli_option *opts, size_t n_opts,
+                const char *const *names, size_t n_names);
+struct store;
+/* Opens the database and finds the org; CLI_EXIT_OK, or the exit code
+ * after printing why (nothing left open). */
+int cli_open_org(const char *org, struct store **s, int64_t *org_id);
+
 /* Prints "fieldsync: <message>" on stderr; returns CLI_EXIT_FAIL. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -46,6 +59,8 @@ int cli_connect(int argc, char **argv);
 int cli_user(int argc, char **argv);
 int cli_status(int argc, char **argv);
 int cli_retry(int argc, char **argv);
+/* Written apart: src/main/cli_territory.c. */
+int cli_territory(int argc, char **argv);
 
 /* Written apart: src/main/import_cmd.c and src/main/demo.c. */
 int cli_import(int argc, char **argv);

@@ -24,6 +24,7 @@ static const struct command commands[] = {
     {"import", run_import, "read an org's deals from its CRM"},
     {"status", cli_status, "show what waits to reach the CRM"},
     {"retry", cli_retry, "put failed deals back in line"},
+    {"territory", cli_territory, "import, edit and preview territories"},
     {"demo", demo_main, "run the demo against the CRM simulator"},
 };
 

@@ -405,6 +405,35 @@ static void add_repair(struct territory_plan *plan, char *text)
     plan->repairs[plan->n_repairs++] = text;
 }
 
+/* Where a problem the model found is, in the request's terms: an import
+ * joins its features' polygons into one MultiPolygon, so "coordinates[k]"
+ * there is a polygon of some feature. *field gets the feature's geometry
+ * (caller frees); the path returned stays the one in the joined
+ * geometry. */
+static const char *problem_field(const struct draft *d, const char *where,
+                                 char **field)
+{
+    static const char head[] = "coordinates[";
+    const struct territory_input *in = d->in;
+
+    if (!in) {
+        *field = xasprintf("territory %lld", (long long)d->t.id);
+        return where ? where : "";
+    }
+    if (in->polygon_feature && where &&
+        strncmp(where, head, sizeof(head) - 1) == 0) {
+        char *end = NULL;
+        unsigned long k = strtoul(where + sizeof(head) - 1, &end, 10);
+        if (end && *end == ']' && k < in->n_polygons) {
+            *field =
+                xasprintf("features[%zu].geometry", in->polygon_feature[k]);
+            return where;
+        }
+    }
+    *field = input_field(in, "geometry", false);
+    return where ? where : "";
+}
+
 /* Adds one territory to the index, its geometry checked (and repaired
  * when the change asks, or when it was stored so). */
 static fs_result index_draft(struct lookup *lk, const struct draft *d,
@@ -424,15 +453,14 @@ static fs_result index_draft(struct lookup *lk, const struct draft *d,
                             (const char *const *)d->t.postcodes,
                             d->t.n_postcodes, geom, repair || !d->in, &pb);
     json_decref(geom);
-    char *field = d->in ? input_field(d->in, "geometry", false)
-                        : xasprintf("territory %lld", (long long)d->t.id);
+    char *field = NULL;
+    const char *rest = problem_field(d, pb.where, &field);
     if (r == FS_OK && pb.message && plan)
-        add_repair(plan, xasprintf("%s: %s: %s", field,
-                                   pb.where ? pb.where : "", pb.message));
+        add_repair(plan, xasprintf("%s: %s: %s", field, rest, pb.message));
     if (r != FS_OK) {
         r = fail(err, r == FS_ERR_TOO_LARGE ? 413 : 422,
                  r == FS_ERR_TOO_LARGE ? "too_large" : "invalid_geometry",
-                 field, "%s: %s%s", pb.where ? pb.where : "geometry",
+                 field, "%s%s%s%s", rest, *rest ? ": " : "",
                  pb.message ? pb.message : "not usable",
                  r == FS_ERR_INVALID && !repair ? " (repair=true fixes open "
                                                   "rings and invalid polygons)"

@@ -51,6 +51,8 @@ struct territory_input {
     bool has_geometry;
     json_t *geometry; /* NULL (with has_geometry): cleared */
     char *where;      /* the input's place in the request, "features[3]" */
+    size_t *polygon_feature; /* import: the feature of each polygon */
+    size_t n_polygons;
 };
 
 struct territory_change {

@@ -56,6 +56,7 @@ static void input_clear(struct territory_input *in)
     free(in->postcodes);
     json_decref(in->geometry);
     free(in->where);
+    free(in->polygon_feature);
     memset(in, 0, sizeof(*in));
 }
 
@@ -173,7 +174,8 @@ static fs_result add_postcodes(struct territory_input *in, const json_t *v,
 
 /* Adds geometry's polygons to in's MultiPolygon (made on first use). */
 static fs_result add_polygons(struct territory_input *in, const json_t *geom,
-                              const char *where, struct territory_error *err)
+                              size_t feature, const char *where,
+                              struct territory_error *err)
 {
     const char *type = json_string_value(json_object_get(geom, "type"));
     json_t *coords = json_object_get(geom, "coordinates");
@@ -199,6 +201,12 @@ static fs_result add_polygons(struct territory_input *in, const json_t *geom,
         return fail(err, 413, "too_large", xstrdup(where),
                     "a territory has at most %d polygons",
                     TERRITORY_MAX_POLYGONS);
+    size_t n = json_array_size(all);
+    in->polygon_feature =
+        xrealloc(in->polygon_feature, n * sizeof(*in->polygon_feature));
+    for (size_t i = in->n_polygons; i < n; i++)
+        in->polygon_feature[i] = feature;
+    in->n_polygons = n;
     in->has_geometry = true;
     return FS_OK;
 }
@@ -345,7 +353,7 @@ static fs_result import_feature(struct territory_change *c, const json_t *f,
     }
     if (r == FS_OK && geom && !json_is_null(geom)) {
         char *g_path = xasprintf("%s.geometry", where);
-        r = add_polygons(in, geom, g_path, err);
+        r = add_polygons(in, geom, index, g_path, err);
         free(g_path);
     }
 
