@@ -170,8 +170,8 @@ static int run_change(struct store *s, int64_t org_id,
         return rc;
     }
     if (r != FS_OK)
-        return cli_fail("cannot change territories: %s (%s)",
-                        fs_result_name(r), store_last_error(s));
+        return cli_fail("cannot change territories: %s (%s)", fs_result_name(r),
+                        store_last_error(s));
     print_plan(&plan, !preview);
     territory_plan_clear(&plan);
     return rc;
@@ -220,8 +220,8 @@ static json_t *edit_body(const struct cli_option *o)
         json_object_set_new(body, "name", json_string(o[OPT_NAME].value));
     if (o[OPT_OWNER].given) {
         const char *v = o[OPT_OWNER].value;
-        bool digits = *v && strspn(v, "0123456789") == strlen(v) &&
-                      strlen(v) < 19;
+        bool digits =
+            *v && strspn(v, "0123456789") == strlen(v) && strlen(v) < 19;
         json_object_set_new(body, "owner",
                             digits ? json_integer(strtoll(v, NULL, 10))
                                    : json_string(v));
