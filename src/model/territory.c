@@ -422,8 +422,9 @@ fs_result territory_index_add(struct territory_index *ix, int64_t id,
     ix->terrs = xrealloc(ix->terrs, ix->n_terrs * sizeof(*ix->terrs));
     ix->terrs[t] = (struct terr){.id = id, .priority = priority};
 
-    ix->rules =
-        xrealloc(ix->rules, (ix->n_rules + n_postcodes) * sizeof(*ix->rules));
+    if (n_postcodes > 0)
+        ix->rules = xrealloc(ix->rules,
+                             (ix->n_rules + n_postcodes) * sizeof(*ix->rules));
     for (size_t i = 0; i < n_postcodes; i++) {
         struct rule *r = &ix->rules[ix->n_rules++];
         r->len = strlen(postcodes[i]);
@@ -431,8 +432,9 @@ fs_result territory_index_add(struct territory_index *ix, int64_t id,
         r->terr = t;
     }
 
-    ix->parts =
-        xrealloc(ix->parts, (ix->n_parts + parsed.n) * sizeof(*ix->parts));
+    if (parsed.n > 0)
+        ix->parts =
+            xrealloc(ix->parts, (ix->n_parts + parsed.n) * sizeof(*ix->parts));
     for (size_t i = 0; i < parsed.n; i++) {
         ix->parts[ix->n_parts++] =
             (struct part){.polygon = parsed.polygons[i], .terr = t};
@@ -452,7 +454,8 @@ fs_result territory_index_build(struct territory_index *ix)
 {
     if (ix->built)
         return FS_ERR_INVALID;
-    qsort(ix->rules, ix->n_rules, sizeof(*ix->rules), compare_rules);
+    if (ix->n_rules > 0)
+        qsort(ix->rules, ix->n_rules, sizeof(*ix->rules), compare_rules);
     ix->tree = GEOSSTRtree_create_r(ix->geos, STRTREE_NODE_CAPACITY);
     if (!ix->tree)
         abort(); /* out of memory */
