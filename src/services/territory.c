@@ -20,6 +20,10 @@
 #include <strings.h>
 #include <sys/types.h>
 
+/* Pages a pass over every deal keeps in memory: a million deals' records
+ * and owner, postcode and location rows fit. */
+#define SCAN_CACHE_MIB 256
+
 void territory_plan_clear(struct territory_plan *p)
 {
     if (!p)
@@ -308,9 +312,9 @@ static fs_result apply_input(struct compose *c,
             d->t.postcodes[i] = xstrdup(in->postcodes[i]);
     }
     if (in->has_geometry) {
+        /* Written out as text only when applied (write_territories). */
         free(d->t.geometry);
-        d->t.geometry =
-            in->geometry ? json_dumps(in->geometry, JSON_COMPACT) : NULL;
+        d->t.geometry = NULL;
     }
     return FS_OK;
 }
@@ -444,7 +448,9 @@ static fs_result index_draft(struct lookup *lk, const struct draft *d,
     json_t *geom = NULL;
     fs_result r = FS_OK;
 
-    if (d->t.geometry) {
+    if (d->in && d->in->has_geometry) {
+        geom = json_incref(d->in->geometry);
+    } else if (d->t.geometry) {
         geom = json_loads(d->t.geometry, 0, NULL);
         if (!geom)
             return FS_ERR_INVALID;
@@ -521,15 +527,102 @@ out:
 
 /* ---- placing every deal ---- */
 
+/* Deals share addresses (a site, a postcode): each distinct pair of
+ * postcode and location is placed once per pass. */
+struct memo_entry {
+    char *postcode; /* NULL and "" differ: NULL is no postcode */
+    char *location;
+    bool used;
+    bool located;
+    double lat, lng;
+    struct territory_match m;
+};
+
+struct memo {
+    struct memo_entry *slots;
+    size_t cap; /* a power of two */
+    size_t used;
+};
+
+static uint64_t hash_text(uint64_t h, const char *s)
+{
+    if (!s)
+        return h * 1099511628211u + 1;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211u;
+    return h * 1099511628211u + 2;
+}
+
+static void memo_free(struct memo *m)
+{
+    for (size_t i = 0; i < m->cap; i++) {
+        free(m->slots[i].postcode);
+        free(m->slots[i].location);
+    }
+    free(m->slots);
+    memset(m, 0, sizeof(*m));
+}
+
+static struct memo_entry *memo_slot(struct memo *m, const char *postcode,
+                                    const char *location)
+{
+    uint64_t h =
+        hash_text(hash_text(14695981039346656037u, postcode), location);
+    size_t i = (size_t)h & (m->cap - 1);
+
+    while (m->slots[i].used &&
+           !(merge_value_equal(m->slots[i].postcode, postcode) &&
+             merge_value_equal(m->slots[i].location, location)))
+        i = (i + 1) & (m->cap - 1);
+    return &m->slots[i];
+}
+
+static void memo_grow(struct memo *m)
+{
+    struct memo old = *m;
+
+    m->cap = old.cap ? old.cap * 2 : 4096;
+    m->slots = xcalloc(m->cap, sizeof(*m->slots));
+    m->used = old.used;
+    for (size_t i = 0; i < old.cap; i++) {
+        if (old.slots[i].used)
+            *memo_slot(m, old.slots[i].postcode, old.slots[i].location) =
+                old.slots[i];
+    }
+    free(old.slots);
+}
+
+static struct territory_match place_memo(struct lookup *lk, struct memo *m,
+                                         const char *postcode,
+                                         const char *location, bool *located,
+                                         double *lat, double *lng)
+{
+    if (m->used * 2 >= m->cap)
+        memo_grow(m);
+    struct memo_entry *e = memo_slot(m, postcode, location);
+    if (!e->used) {
+        e->m = place(lk, postcode, location, &e->located, &e->lat, &e->lng);
+        e->postcode = postcode ? xstrdup(postcode) : NULL;
+        e->location = location ? xstrdup(location) : NULL;
+        e->used = true;
+        m->used++;
+    }
+    *located = e->located;
+    *lat = e->lat;
+    *lng = e->lng;
+    return e->m;
+}
+
 struct scan {
     struct lookup *lk;
+    struct memo memo;
     struct territory_plan *plan;
-    bool apply;
-    struct deal_placement *writes; /* apply: placements to write */
-    size_t n_writes;
-    size_t cap_writes;
-    bool *moves; /* per write: the owner changes */
+    struct store *apply; /* NULL: a preview */
+    int64_t now;
 };
+
+static fs_result pending_after(struct store *s, const struct deal_placement *w,
+                               bool owner_was_pending, bool *out);
 
 static void plan_move(struct territory_plan *plan,
                       const struct deal_placement *p, int64_t to_territory,
@@ -552,8 +645,8 @@ static fs_result on_deal(void *ctx, struct deal_placement *p)
     struct territory_plan *plan = sc->plan;
     bool located;
     double lat, lng;
-    struct territory_match m =
-        place(sc->lk, p->postcode, p->location, &located, &lat, &lng);
+    struct territory_match m = place_memo(sc->lk, &sc->memo, p->postcode,
+                                          p->location, &located, &lat, &lng);
     const char *to_owner = NULL;
     bool touched = false;
 
@@ -587,24 +680,20 @@ static fs_result on_deal(void *ctx, struct deal_placement *p)
     if (!sc->apply)
         return FS_OK;
 
-    if (sc->n_writes == sc->cap_writes) {
-        sc->cap_writes = sc->cap_writes ? sc->cap_writes * 2 : 1024;
-        sc->writes = xrealloc(sc->writes, sc->cap_writes * sizeof(*sc->writes));
-        sc->moves = xrealloc(sc->moves, sc->cap_writes * sizeof(*sc->moves));
+    /* Written while the scan goes on: only rows it has passed change,
+     * in place, so it never meets them again. */
+    bool was_pending = merge_field_pending(&p->owner);
+    if (moved) {
+        merge_local_edit(&p->owner, to_owner, sc->now, 0);
+        if (p->owner.time > p->updated_at)
+            p->updated_at = p->owner.time;
     }
-    struct deal_placement *w = &sc->writes[sc->n_writes];
-    sc->moves[sc->n_writes++] = moved;
-    *w = *p;
-    memset(p, 0, sizeof(*p)); /* the write owns the strings now */
-    free(w->postcode);
-    free(w->location);
-    w->postcode = moved ? xstrdup(to_owner) : NULL; /* the new owner */
-    w->location = NULL;
-    w->territory_id = m.id;
-    w->located = located;
-    w->lat = lat;
-    w->lng = lng;
-    return FS_OK;
+    p->territory_id = m.id;
+    p->located = located;
+    p->lat = lat;
+    p->lng = lng;
+    fs_result r = pending_after(sc->apply, p, was_pending, &p->pending);
+    return r == FS_OK ? store_placement_save(sc->apply, p, moved) : r;
 }
 
 /* Whether a record is pending once its owner is as in owner: the other
@@ -632,25 +721,6 @@ static fs_result pending_after(struct store *s, const struct deal_placement *w,
     return res;
 }
 
-static fs_result write_placements(struct store *s, struct scan *sc, int64_t now)
-{
-    fs_result r = FS_OK;
-
-    for (size_t i = 0; i < sc->n_writes && r == FS_OK; i++) {
-        struct deal_placement *w = &sc->writes[i];
-        bool was_pending = merge_field_pending(&w->owner);
-        if (sc->moves[i]) {
-            merge_local_edit(&w->owner, w->postcode, now, 0);
-            if (w->owner.time > w->updated_at)
-                w->updated_at = w->owner.time;
-        }
-        r = pending_after(s, w, was_pending, &w->pending);
-        if (r == FS_OK)
-            r = store_placement_save(s, w, sc->moves[i]);
-    }
-    return r;
-}
-
 static fs_result write_territories(struct store *s, struct compose *c)
 {
     fs_result r = FS_OK;
@@ -664,6 +734,10 @@ static fs_result write_territories(struct store *s, struct compose *c)
         struct draft *d = &c->drafts[i];
         if (!d->keep || !d->in)
             continue;
+        if (d->in->has_geometry && d->in->geometry) {
+            free(d->t.geometry);
+            d->t.geometry = json_dumps(d->in->geometry, JSON_COMPACT);
+        }
         r = d->is_new ? store_territory_insert(s, &d->t)
                       : store_territory_update(s, &d->t);
     }
@@ -678,8 +752,15 @@ static void plan_territories(struct territory_plan *plan, struct compose *c)
         plan->territories =
             xrealloc(plan->territories,
                      (plan->n_territories + 1) * sizeof(*plan->territories));
-        territory_copy(&plan->territories[plan->n_territories++],
-                       &c->drafts[i].t);
+        const struct territory *t = &c->drafts[i].t;
+        /* What a plan shows of it: no geometry or rules. */
+        plan->territories[plan->n_territories++] = (struct territory){
+            .id = t->id,
+            .org_id = t->org_id,
+            .name = xstrdup(t->name),
+            .owner_user_id = t->owner_user_id,
+            .priority = t->priority,
+        };
     }
 }
 
@@ -688,17 +769,16 @@ static fs_result run_once(struct store *s, int64_t org_id,
                           struct territory_plan *plan,
                           struct territory_error *err)
 {
-    struct compose c = {.s = s, .org_id = org_id, .change = change};
-    struct scan sc = {.plan = plan, .apply = apply};
-    struct lookup *lk = NULL;
     int64_t now = clock_now_ms();
-    fs_result r = FS_OK;
+    struct compose c = {.s = s, .org_id = org_id, .change = change};
+    struct scan sc = {.plan = plan, .apply = apply ? s : NULL, .now = now};
+    struct lookup *lk = NULL;
+    fs_result r = store_set_cache_mib(s, SCAN_CACHE_MIB);
 
-    if (apply) {
+    if (r == FS_OK && apply)
         r = store_begin(s);
-        if (r != FS_OK)
-            return r;
-    }
+    if (r != FS_OK)
+        return r;
     r = compose_change(&c, err);
     if (r == FS_OK)
         r = build_lookup(s, &c, plan, err, &lk);
@@ -708,11 +788,10 @@ static fs_result run_once(struct store *s, int64_t org_id,
     plan_territories(plan, &c);
 
     sc.lk = lk;
-    r = store_placements_scan(s, org_id, on_deal, &sc);
-    if (r == FS_OK && apply)
+    if (apply)
         r = write_territories(s, &c);
-    if (r == FS_OK && apply)
-        r = write_placements(s, &sc, now);
+    if (r == FS_OK)
+        r = store_placements_scan(s, org_id, on_deal, &sc);
     if (r == FS_OK && apply)
         r = store_territory_bump(s, org_id);
     if (r == FS_OK && apply) {
@@ -730,10 +809,8 @@ static fs_result run_once(struct store *s, int64_t org_id,
 out:
     if (r != FS_OK && apply)
         store_rollback(s);
-    for (size_t i = 0; i < sc.n_writes; i++)
-        deal_placement_clear(&sc.writes[i]);
-    free(sc.writes);
-    free(sc.moves);
+    store_set_cache_mib(s, 0);
+    memo_free(&sc.memo);
     lookup_free(lk);
     compose_clear(&c);
     return r;

@@ -92,9 +92,10 @@ struct territory_move {
 
 struct territory_plan {
     char *provider;                /* whose owner ids the owners resolve to */
-    struct territory *territories; /* the org's territories after it */
+    struct territory *territories; /* the org's territories after it
+                                    * (name, owner, priority only) */
     size_t n_territories;
-    struct territory_move *moves; /* by deal id */
+    struct territory_move *moves; /* in the store's order */
     size_t n_moves;
     size_t deals;       /* live deals looked at */
     size_t by_postcode; /* placed by a postcode rule */

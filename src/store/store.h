@@ -31,6 +31,10 @@ fs_result store_begin(struct store *s);
 fs_result store_commit(struct store *s);
 fs_result store_rollback(struct store *s);
 
+/* Lets this connection keep up to mib MiB of pages in memory (0: back to
+ * SQLite's default), for a pass over every deal of a large org. */
+fs_result store_set_cache_mib(struct store *s, int mib);
+
 /* The schema version the database is at after store_open. */
 int store_schema_version(struct store *s);
 /* SQLite's message for the last failure on this connection, for logs. */
@@ -405,9 +409,11 @@ void deal_placement_clear(struct deal_placement *p);
 fs_result store_record_place_values(struct store *s, int64_t rowid,
                                     char **postcode_out, char **location_out);
 
-/* Calls on_deal for every live deal of the org, by id. on_deal may take
- * the strings it wants (setting them NULL); the rest is freed after the
- * call. It runs while the read is open: it must not write. */
+/* Calls on_deal for every live deal of the org, in storage order. on_deal
+ * may take the strings it wants (setting them NULL); the rest is freed
+ * after the call. It runs while the read is open: the only write it may
+ * make is store_placement_save of the deal it was given (a row the scan
+ * has passed, changed in place). */
 typedef fs_result (*store_on_placement)(void *ctx, struct deal_placement *p);
 fs_result store_placements_scan(struct store *s, int64_t org_id,
                                 store_on_placement on_deal, void *ctx);

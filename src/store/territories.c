@@ -433,7 +433,7 @@ fs_result store_placements_scan(struct store *s, int64_t org_id,
         "LEFT JOIN record_fields o ON o.record = r.rowid AND o.field = ?2 "
         "LEFT JOIN record_fields p ON p.record = r.rowid AND p.field = ?3 "
         "LEFT JOIN record_fields l ON l.record = r.rowid AND l.field = ?4 "
-        "WHERE r.org_id = ?1 AND r.deleted_at = 0 ORDER BY r.id";
+        "WHERE r.org_id = ?1 AND r.deleted_at = 0 ORDER BY r.rowid";
     sqlite3_stmt *st = NULL;
     struct deal_placement p;
     int rc;
@@ -456,6 +456,35 @@ fs_result store_placements_scan(struct store *s, int64_t org_id,
     if (r != FS_OK)
         return r;
     return rc == SQLITE_DONE ? FS_OK : store_map_rc(rc);
+}
+
+/* The owner row rewritten in place (cheaper than the insert-or-replace
+ * of a whole save), or inserted when the deal had none. */
+static fs_result save_owner(struct store *s, int64_t rowid,
+                            const struct field_state *f)
+{
+    static const char sql[] =
+        "UPDATE record_fields SET value = ?3, time = ?4, origin = ?5, "
+        "crm_value = ?6, crm_time = ?7, pushed_value = ?8, has_pushed = ?9 "
+        "WHERE record = ?1 AND field = ?2";
+    sqlite3_stmt *st = NULL;
+
+    fs_result r = store_prepare(s, sql, &st);
+    if (r != FS_OK)
+        return r;
+    sqlite3_bind_int64(st, 1, rowid);
+    sqlite3_bind_int(st, 2, DEAL_OWNER);
+    store_bind_text(st, 3, f->value);
+    sqlite3_bind_int64(st, 4, f->time);
+    sqlite3_bind_int(st, 5, (int)f->origin);
+    store_bind_text(st, 6, f->crm_value);
+    sqlite3_bind_int64(st, 7, f->crm_time);
+    store_bind_text(st, 8, f->pushed_value);
+    sqlite3_bind_int(st, 9, f->has_pushed ? 1 : 0);
+    r = store_step_done(st);
+    if (r == FS_OK && sqlite3_changes(s->db) == 0)
+        r = store_field_save(s, rowid, DEAL_OWNER, f);
+    return r;
 }
 
 fs_result store_placement_save(struct store *s, const struct deal_placement *p,
@@ -482,7 +511,7 @@ fs_result store_placement_save(struct store *s, const struct deal_placement *p,
     sqlite3_bind_int64(st, 6, p->updated_at);
     r = store_step_done(st);
     if (r == FS_OK && owner_changed)
-        r = store_field_save(s, p->rowid, DEAL_OWNER, &p->owner);
+        r = save_owner(s, p->rowid, &p->owner);
     return r;
 }
 
