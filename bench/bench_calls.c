@@ -93,8 +93,7 @@ static bool crm_holds(struct http_client *client, const char *url,
     long status = 0;
 
     bench_http(client, "GET", url, NULL, NULL, &status, &deal);
-    const char *name =
-        bench_json_str(json_object_get(deal, "properties"), "dealname");
+    const char *name = bench_json_str(json_object_get(deal, "fields"), "name");
     bool held = status == 200 && name && strcmp(name, want) == 0;
     json_decref(deal);
     return held;

@@ -20,16 +20,15 @@
 struct watch {
     const char *url;
     const char *const *headers;
-    bool crm_shape; /* HubSpot's properties.dealname, else the API's name */
+    bool crm_shape; /* the control API's fields.name, else the API's name */
     const char *want;
 };
 
 static bool shows(const struct watch *w, const json_t *deal)
 {
     const char *name =
-        w->crm_shape
-            ? bench_json_str(json_object_get(deal, "properties"), "dealname")
-            : bench_json_str(deal, "name");
+        w->crm_shape ? bench_json_str(json_object_get(deal, "fields"), "name")
+                     : bench_json_str(deal, "name");
     return name && strcmp(name, w->want) == 0;
 }
 
@@ -120,10 +119,9 @@ static fs_result change_and_watch(struct bench_env *env,
         char *sim_url =
             xasprintf("%s/_sim/deals/%s", env->sim_url, deal->crm_id);
         char *api_url = xasprintf("%s/api/v1/deals/%s", env->fs_url, deal->id);
-        json_t *body =
-            from == SIDE_CRM
-                ? json_pack("{s:{s:s}}", "properties", "dealname", value)
-                : json_pack("{s:{s:s}}", "fields", "name", value);
+        json_t *body = from == SIDE_CRM
+                           ? json_pack("{s:{s:s}}", "fields", "name", value)
+                           : json_pack("{s:{s:s}}", "fields", "name", value);
         char *text = json_dumps(body, JSON_COMPACT);
         struct watch w = {
             .url = from == SIDE_CRM ? api_url : sim_url,

@@ -1,16 +1,21 @@
-/* The simulated HubSpot CRM v3 API (deals, owners, pipelines) and the
- * /_sim control endpoint: routing, auth, rate limits, API faults, and the
- * HubSpot JSON shapes of objects, batches, searches and errors. */
+/* The simulated HubSpot CRM v3 API (deals, owners, pipelines) over the
+ * neutral simulator core: routing, auth, rate limits, API faults, and the
+ * HubSpot JSON shapes of objects, batches, searches and errors; and the
+ * `crmsim hubspot` command that starts it. */
 #include "hubspot_sim.h"
+
+#include "sim_control.h"
+#include "sim_limits.h"
+#include "sim_serve.h"
+#include "sim_util.h"
 
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/crypto.h"
-#include "base/log.h"
 
-#include <ctype.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,8 +30,11 @@
 #define SEARCH_FILTERS_PER_GROUP_MAX 6
 #define SEARCH_FILTERS_MAX 18
 #define OWNERS_MAX 500
-#define MAX_SEGMENTS 10
-#define DAY_MS 86400000LL
+
+/* Ids as HubSpot shows them in this portal. */
+#define DEAL_ID_BASE 20000000001ULL
+#define OWNER_ID_BASE 100001
+#define USER_ID_BASE 5100001
 
 enum call_kind {
     KIND_LIST,
@@ -45,44 +53,54 @@ enum call_kind {
     KIND_COUNT,
 };
 
-static const char *const kind_names[KIND_COUNT] = {
-    "list",   "get",          "batch_read",    "create", "batch_create",
-    "update", "batch_update", "batch_archive", "search", "archive",
-    "merge",  "owners",       "pipelines",
+static const struct sim_call_kind call_kinds[KIND_COUNT] = {
+    [KIND_LIST] = {"list", SIM_CALL_READ},
+    [KIND_GET] = {"get", SIM_CALL_READ},
+    [KIND_BATCH_READ] = {"batch_read", SIM_CALL_READ},
+    [KIND_CREATE] = {"create", SIM_CALL_WRITE},
+    [KIND_BATCH_CREATE] = {"batch_create", SIM_CALL_WRITE},
+    [KIND_UPDATE] = {"update", SIM_CALL_WRITE},
+    [KIND_BATCH_UPDATE] = {"batch_update", SIM_CALL_WRITE},
+    [KIND_BATCH_ARCHIVE] = {"batch_archive", SIM_CALL_WRITE},
+    [KIND_SEARCH] = {"search", SIM_CALL_SEARCH},
+    [KIND_ARCHIVE] = {"archive", SIM_CALL_WRITE},
+    [KIND_MERGE] = {"merge", SIM_CALL_WRITE},
+    [KIND_OWNERS] = {"owners", SIM_CALL_META},
+    [KIND_PIPELINES] = {"pipelines", SIM_CALL_META},
 };
 
-/* Call times inside a rolling window, oldest first. */
-struct window {
-    int64_t *stamps;
-    int cap;
-    int head;
-    int count;
-    int64_t length_ms;
+/* The one pipeline, "default"; the stages of the seed CSV. */
+static const struct sim_stage stages[] = {
+    {"prospecting", "Prospecting", "Prospecting", 0.1, false},
+    {"engaging", "Engaging", "Engaging", 0.4, false},
+    {"closedwon", "Won", "Won", 1.0, true},
+    {"closedlost", "Lost", "Lost", 0.0, true},
 };
 
-struct api_faults {
-    double api_5xx;
-    double api_timeout;
+static const struct sim_pipeline pipeline = {
+    "default", "Sales Pipeline", stages, sizeof(stages) / sizeof(stages[0])};
+
+struct hubspot_sim_config {
+    const char *token; /* expected bearer token */
+    const char *client_secret;
+    int64_t app_id;
+    int64_t portal_id;
+    int rate_10s;     /* calls per rolling 10 s */
+    int rate_daily;   /* calls per UTC day */
+    int search_per_s; /* search calls per rolling second */
 };
 
 struct hubspot_sim {
     struct hubspot_sim_config config;
-    char *token;
+    char app_id[32]; /* the integration's token id: sourceId of API changes */
+    struct hubspot_webhooks hooks;
     struct sim_store *store;
-    struct webhook_sender *sender;
+    struct sim_control *control;
 
-    pthread_mutex_t mu; /* guards everything below */
-    struct window ten_secondly;
-    struct window secondly_search;
-    int64_t day;
-    int daily_count;
-    uint64_t rng;
-    struct api_faults faults;
-    int64_t api_calls;
-    int64_t by_kind[KIND_COUNT];
-    int64_t rate_limited;
-    int64_t faults_5xx;
-    int64_t faults_timeout;
+    pthread_mutex_t mu; /* guards the limits */
+    struct sim_window ten_secondly;
+    struct sim_window secondly_search;
+    struct sim_daily daily;
 };
 
 /* One request on its way through a handler. */
@@ -90,9 +108,7 @@ struct call {
     struct hubspot_sim *sim;
     const struct http_request *req;
     struct http_response *resp;
-    char *path_copy;
-    char *seg[MAX_SEGMENTS];
-    size_t nseg;
+    struct sim_path path;
     const char *id;     /* object id from the path, if any */
     const char *sub_id; /* second id (stage), if any */
     json_t *body;       /* parsed JSON body for POST/PATCH */
@@ -100,31 +116,41 @@ struct call {
 
 typedef void (*handler_fn)(struct call *c);
 
+/* Why a write was refused, shaped like HubSpot's error body. */
+struct hs_error {
+    int status;           /* 400, 404, 409 */
+    const char *category; /* VALIDATION_ERROR, OBJECT_NOT_FOUND, CONFLICT */
+    char *message;
+    json_t *errors; /* array of {message, code, context}, or NULL */
+};
+
 /* ---- small helpers ---------------------------------------------------- */
 
-static uint64_t rng_next(uint64_t *state)
+static void hs_error_clear(struct hs_error *err)
 {
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
+    free(err->message);
+    json_decref(err->errors);
+    memset(err, 0, sizeof(*err));
 }
 
-static double rng_unit(uint64_t *state)
-{
-    return (double)(rng_next(state) >> 11) * (1.0 / 9007199254740992.0);
-}
+static void hs_error_set(struct hs_error *err, int status, const char *category,
+                         const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
-static char *uuid_new(void)
+static void hs_error_set(struct hs_error *err, int status, const char *category,
+                         const char *fmt, ...)
 {
-    uint8_t b[16];
-    crypto_random(b, sizeof(b));
-    b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
-    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
-    return xasprintf("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
-                     "%02x%02x%02x%02x%02x%02x",
-                     b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9],
-                     b[10], b[11], b[12], b[13], b[14], b[15]);
+    va_list ap;
+    char *msg = NULL;
+
+    va_start(ap, fmt);
+    if (vasprintf(&msg, fmt, ap) < 0)
+        abort();
+    va_end(ap);
+    free(err->message);
+    err->status = status;
+    err->category = category;
+    err->message = msg;
 }
 
 static json_t *iso_json(int64_t ms)
@@ -136,14 +162,12 @@ static json_t *iso_json(int64_t ms)
 
 static void reply(struct http_response *resp, int status, json_t *obj)
 {
-    char *body = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(obj);
-    http_response_set_body(resp, status, body);
+    sim_reply(resp, status, obj);
 }
 
 static json_t *error_body(const char *category, const char *message)
 {
-    char *cid = uuid_new();
+    char *cid = sim_uuid_new();
     json_t *obj =
         json_pack("{s:s, s:s, s:s, s:s}", "status", "error", "message", message,
                   "correlationId", cid, "category", category);
@@ -157,8 +181,8 @@ static void reply_error(struct http_response *resp, int status,
     reply(resp, status, error_body(category, message));
 }
 
-static void reply_sim_error(struct http_response *resp,
-                            const struct sim_error *err)
+static void reply_hs_error(struct http_response *resp,
+                           const struct hs_error *err)
 {
     json_t *obj = error_body(err->category ? err->category : "ERROR",
                              err->message ? err->message : "error");
@@ -216,55 +240,27 @@ static bool query_true(const struct http_request *req, const char *name)
 
 /* ---- rate limiting ---------------------------------------------------- */
 
-static void window_init(struct window *w, int cap, int64_t length_ms)
-{
-    w->cap = cap > 0 ? cap : 1;
-    w->stamps = xcalloc((size_t)w->cap, sizeof(*w->stamps));
-    w->length_ms = length_ms;
-}
-
-static void window_expire(struct window *w, int64_t now)
-{
-    while (w->count > 0 && w->stamps[w->head] <= now - w->length_ms) {
-        w->head = (w->head + 1) % w->cap;
-        w->count--;
-    }
-}
-
-static bool window_take(struct window *w, int64_t now)
-{
-    window_expire(w, now);
-    if (w->count >= w->cap)
-        return false;
-    w->stamps[(w->head + w->count) % w->cap] = now;
-    w->count++;
-    return true;
-}
-
 static void add_rate_headers(struct hubspot_sim *sim,
                              struct http_response *resp, int64_t now)
 {
     char v[32];
 
-    window_expire(&sim->ten_secondly, now);
     snprintf(v, sizeof(v), "%d", sim->ten_secondly.cap);
     http_response_add_header(resp, "X-HubSpot-RateLimit-Max", v);
-    snprintf(v, sizeof(v), "%d",
-             sim->ten_secondly.cap - sim->ten_secondly.count);
+    snprintf(v, sizeof(v), "%d", sim_window_remaining(&sim->ten_secondly, now));
     http_response_add_header(resp, "X-HubSpot-RateLimit-Remaining", v);
     http_response_add_header(resp, "X-HubSpot-RateLimit-Interval-Milliseconds",
                              "10000");
     snprintf(v, sizeof(v), "%d", sim->config.rate_daily);
     http_response_add_header(resp, "X-HubSpot-RateLimit-Daily", v);
-    int left = sim->config.rate_daily - sim->daily_count;
-    snprintf(v, sizeof(v), "%d", left > 0 ? left : 0);
+    snprintf(v, sizeof(v), "%" PRId64, sim_daily_remaining(&sim->daily));
     http_response_add_header(resp, "X-HubSpot-RateLimit-Daily-Remaining", v);
 }
 
 static void reply_rate_limited(struct hubspot_sim *sim,
                                struct http_response *resp, const char *policy)
 {
-    char *cid = uuid_new();
+    char *cid = sim_uuid_new();
     char *group = NULL;
     const char *message = "You have reached your ten_secondly_rolling limit.";
 
@@ -291,39 +287,37 @@ static void reply_rate_limited(struct hubspot_sim *sim,
     reply(resp, 429, obj);
 }
 
+/* The policy that refuses the call, or NULL when it is admitted (and
+ * counted against the budgets). Called with sim->mu held. Search has its
+ * own per-second limit and is exempt from the others. */
+static const char *limit_policy(struct hubspot_sim *sim, enum call_kind kind,
+                                int64_t now)
+{
+    if (kind == KIND_SEARCH)
+        return sim_window_take(&sim->secondly_search, now) ? NULL : "SECONDLY";
+    if (!sim_daily_allows(&sim->daily, now, 1))
+        return "DAILY";
+    if (!sim_window_take(&sim->ten_secondly, now))
+        return "TEN_SECONDLY_ROLLING";
+    sim_daily_count(&sim->daily, 1);
+    return NULL;
+}
+
 /* Takes the call from its budget; on refusal answers 429 and returns
- * false. Called with sim->mu held. */
+ * false. */
 static bool admit(struct hubspot_sim *sim, enum call_kind kind,
                   struct http_response *resp)
 {
     int64_t now = clock_now_ms();
 
-    sim->api_calls++;
-    sim->by_kind[kind]++;
-    if (kind == KIND_SEARCH) {
-        if (window_take(&sim->secondly_search, now))
-            return true;
-        sim->rate_limited++;
-        reply_rate_limited(sim, resp, "SECONDLY");
-        return false;
-    }
-
-    if (now / DAY_MS != sim->day) {
-        sim->day = now / DAY_MS;
-        sim->daily_count = 0;
-    }
-    const char *policy = NULL;
-    if (sim->daily_count >= sim->config.rate_daily)
-        policy = "DAILY";
-    else if (!window_take(&sim->ten_secondly, now))
-        policy = "TEN_SECONDLY_ROLLING";
-    else
-        sim->daily_count++;
-    if (policy) {
-        sim->rate_limited++;
+    pthread_mutex_lock(&sim->mu);
+    const char *policy = limit_policy(sim, kind, now);
+    if (policy)
         reply_rate_limited(sim, resp, policy);
-    }
-    add_rate_headers(sim, resp, now);
+    if (kind != KIND_SEARCH)
+        add_rate_headers(sim, resp, now);
+    pthread_mutex_unlock(&sim->mu);
+    sim_control_count_call(sim->control, kind, policy != NULL);
     return policy == NULL;
 }
 
@@ -340,33 +334,86 @@ static const char *const always_props[] = {"createdate", "hs_lastmodifieddate",
 struct select {
     const json_t *props;   /* array of names; NULL = the default set */
     const json_t *history; /* array of names, or NULL */
-    bool all;              /* every property (control endpoint) */
+    bool all;              /* every property (write answers) */
 };
+
+/* A property's value as REST shows it (times ISO), or NULL when empty or
+ * not a property; buf is scratch space. */
+static const char *rest_value(const struct sim_deal *deal, const char *name,
+                              char buf[32])
+{
+    const struct hubspot_prop *p = hubspot_prop_named(name);
+
+    if (!p)
+        return NULL;
+    if (p->kind != HUBSPOT_DERIVED)
+        return hubspot_shown(p, sim_deal_value(deal, p->field), false, buf);
+    if (strcmp(name, "hs_object_id") == 0)
+        return deal->id;
+    clock_format_iso(strcmp(name, "createdate") == 0 ? deal->created_ms
+                                                     : deal->modified_ms,
+                     buf);
+    return buf;
+}
+
+/* The value as a sortable number (times and dates epoch ms, amounts,
+ * ids); false when empty or not numeric. */
+static bool deal_number(const struct sim_deal *deal, const char *name,
+                        double *out)
+{
+    const struct hubspot_prop *p = hubspot_prop_named(name);
+    const char *v = NULL;
+    char *end = NULL;
+    int64_t ms;
+
+    if (!p)
+        return false;
+    if (strcmp(name, "createdate") == 0 ||
+        strcmp(name, "hs_lastmodifieddate") == 0) {
+        *out = (double)(name[0] == 'c' ? deal->created_ms : deal->modified_ms);
+        return true;
+    }
+    v = p->kind == HUBSPOT_DERIVED ? deal->id : sim_deal_value(deal, p->field);
+    if (!v)
+        return false;
+    if (p->kind == HUBSPOT_DATE || p->kind == HUBSPOT_DATETIME) {
+        if (clock_parse_iso(v, &ms) != 0)
+            return false;
+        *out = (double)ms;
+        return true;
+    }
+    *out = strtod(v, &end);
+    return end != v && *end == '\0';
+}
+
+static bool prop_known(const char *name)
+{
+    return hubspot_prop_named(name) != NULL;
+}
 
 static void put_prop(json_t *obj, const struct sim_deal *deal, const char *name)
 {
-    char buf[64];
-    const char *v = sim_deal_rest_value(deal, name, buf);
+    char buf[32];
+    const char *v = rest_value(deal, name, buf);
     json_object_set_new(obj, name, v ? json_string(v) : json_null());
 }
 
-static json_t *history_json(const struct sim_deal *deal, int prop)
+static json_t *history_json(const struct sim_deal *deal,
+                            const struct hubspot_prop *p)
 {
     json_t *arr = json_array();
-    char buf[32];
+    char buf[32], src[80];
 
-    for (const struct sim_value *v = deal->props[prop]; v; v = v->prev) {
-        const char *value = v->value ? v->value : "";
-        if (v->value && prop == SIM_P_CLOSEDATE) {
-            clock_format_iso(strtoll(v->value, NULL, 10), buf);
-            value = buf;
-        }
+    for (const struct sim_value *v = deal->fields[p->field]; v; v = v->prev) {
+        const char *value = hubspot_shown(p, v->value, false, buf);
         json_t *entry = json_object();
-        json_object_set_new(entry, "value", json_string(value));
-        json_object_set_new(entry, "timestamp", iso_json(v->ts));
+        json_object_set_new(entry, "value", json_string(value ? value : ""));
+        json_object_set_new(entry, "timestamp", iso_json(v->time_ms));
         json_object_set_new(entry, "sourceType",
-                            json_string(sim_source_name(v->source)));
-        json_object_set_new(entry, "sourceId", json_string(v->source_id));
+                            json_string(hubspot_source_type(v->actor)));
+        json_object_set_new(
+            entry, "sourceId",
+            json_string(hubspot_source_id(v->actor, v->actor_id, src)));
         json_array_append_new(arr, entry);
     }
     return arr;
@@ -380,10 +427,8 @@ static json_t *properties_json(const struct sim_deal *deal,
     json_t *name;
 
     if (sel->all) {
-        for (int p = 0; p < SIM_PROP_COUNT; p++)
-            put_prop(props, deal, sim_prop_name(p));
-        for (i = 0; i < sizeof(always_props) / sizeof(always_props[0]); i++)
-            put_prop(props, deal, always_props[i]);
+        for (i = 0; i < hubspot_prop_count; i++)
+            put_prop(props, deal, hubspot_props[i].name);
         return props;
     }
     if (!sel->props) {
@@ -394,7 +439,7 @@ static json_t *properties_json(const struct sim_deal *deal,
     json_array_foreach(sel->props, i, name)
     {
         const char *n = json_string_value(name);
-        if (n && sim_prop_known(n))
+        if (n && prop_known(n))
             put_prop(props, deal, n);
     }
     for (i = 0; i < sizeof(always_props) / sizeof(always_props[0]); i++)
@@ -404,11 +449,9 @@ static json_t *properties_json(const struct sim_deal *deal,
 
 static json_t *deal_json(const struct sim_deal *deal, const struct select *sel)
 {
-    char id[32];
     json_t *obj = json_object();
 
-    snprintf(id, sizeof(id), "%" PRIu64, deal->id);
-    json_object_set_new(obj, "id", json_string(id));
+    json_object_set_new(obj, "id", json_string(deal->id));
     json_object_set_new(obj, "properties", properties_json(deal, sel));
     if (sel->history && json_array_size(sel->history) > 0) {
         json_t *hist = json_object();
@@ -416,16 +459,15 @@ static json_t *deal_json(const struct sim_deal *deal, const struct select *sel)
         json_t *name;
         json_array_foreach(sel->history, i, name)
         {
-            int prop = sim_prop_index(
-                json_string_value(name) ? json_string_value(name) : "");
-            if (prop >= 0)
-                json_object_set_new(hist, sim_prop_name(prop),
-                                    history_json(deal, prop));
+            const struct hubspot_prop *p =
+                hubspot_prop_named(json_string_value(name));
+            if (p && p->kind != HUBSPOT_DERIVED)
+                json_object_set_new(hist, p->name, history_json(deal, p));
         }
         json_object_set_new(obj, "propertiesWithHistory", hist);
     }
     json_object_set_new(obj, "createdAt", iso_json(deal->created_ms));
-    json_object_set_new(obj, "updatedAt", iso_json(deal->updated_ms));
+    json_object_set_new(obj, "updatedAt", iso_json(deal->modified_ms));
     json_object_set_new(obj, "archived", json_boolean(deal->archived));
     if (deal->archived)
         json_object_set_new(obj, "archivedAt", iso_json(deal->archived_ms));
@@ -461,13 +503,106 @@ static json_t *batch_error(const char *category, const char *message,
 
 /* ---- deal REST handlers ----------------------------------------------- */
 
-static const struct sim_actor *api_actor(struct hubspot_sim *sim,
-                                         struct sim_actor *actor, char *buf)
+/* Changes through the API are the integration's: sourceId is the app. */
+static struct sim_actor api_actor(const struct hubspot_sim *sim)
 {
-    snprintf(buf, 32, "%" PRId64, sim->config.app_id);
-    actor->source = SIM_SRC_INTEGRATION;
-    actor->source_id = buf;
-    return actor;
+    return (struct sim_actor){SIM_ACTOR_TOKEN, sim->app_id};
+}
+
+/* The deal an id (or, with idProperty fieldsync_id, our record id)
+ * stands for: merged-away ids lead to the survivor. */
+static struct sim_deal *find_deal(struct hubspot_sim *sim, const char *id,
+                                  const char *id_property)
+{
+    if (id_property && strcmp(id_property, "fieldsync_id") == 0)
+        return *id ? sim_store_find_our_id(sim->store, id) : NULL;
+    if (id_property && *id_property && strcmp(id_property, "hs_object_id") != 0)
+        return NULL;
+    return sim_store_resolve(sim->store, id);
+}
+
+static void add_value_error(struct hs_error *err, const char *prop,
+                            const char *code, const char *message)
+{
+    if (!err->errors)
+        err->errors = json_array();
+    json_array_append_new(
+        err->errors, json_pack("{s:s, s:s, s:{s:[s]}}", "message", message,
+                               "code", code, "context", "propertyName", prop));
+}
+
+/* A JSON property value as text, the way HubSpot coerces it; NULL when it
+ * is an object or array. */
+static char *value_text(const json_t *v)
+{
+    if (json_is_string(v))
+        return xstrdup(json_string_value(v));
+    if (json_is_integer(v))
+        return xasprintf("%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    if (json_is_real(v))
+        return xasprintf("%.17g", json_real_value(v));
+    if (json_is_true(v))
+        return xstrdup("true");
+    if (json_is_false(v))
+        return xstrdup("false");
+    if (json_is_null(v))
+        return xstrdup("");
+    return NULL;
+}
+
+/* Checks a JSON object of property values into canonical writes. Unknown
+ * or read-only properties and bad values fail with a VALIDATION_ERROR
+ * naming each. */
+static fs_result parse_write(struct hubspot_sim *sim, json_t *props,
+                             struct sim_write *w, struct hs_error *err)
+{
+    const char *name;
+    json_t *v;
+
+    memset(w, 0, sizeof(*w));
+    if (!json_is_object(props)) {
+        hs_error_set(err, 400, "VALIDATION_ERROR",
+                     "Invalid input JSON: \"properties\" must be an object");
+        return FS_ERR_INVALID;
+    }
+    json_object_foreach(props, name, v)
+    {
+        const struct hubspot_prop *p = hubspot_prop_named(name);
+        if (!p || p->kind == HUBSPOT_DERIVED) {
+            char *msg = xasprintf("Property \"%s\" %s", name,
+                                  p ? "is read-only" : "does not exist");
+            add_value_error(err, name,
+                            p ? "READ_ONLY_VALUE" : "PROPERTY_DOESNT_EXIST",
+                            msg);
+            free(msg);
+            continue;
+        }
+        char *text = value_text(v);
+        const char *code =
+            text ? hubspot_take(sim->store, p, text, w) : "INVALID_VALUE";
+        if (code) {
+            char *msg = xasprintf("%s was not a valid value for %s",
+                                  text ? text : "(object)", name);
+            add_value_error(err, name, code, msg);
+            free(msg);
+        }
+        free(text);
+    }
+    if (err->errors) {
+        hs_error_set(err, 400, "VALIDATION_ERROR",
+                     "Property values were not valid");
+        sim_write_clear(w);
+        return FS_ERR_INVALID;
+    }
+    return FS_OK;
+}
+
+static void conflict_error(struct hs_error *err, const struct sim_deal *other)
+{
+    hs_error_set(err, 409, "CONFLICT",
+                 "A deal already has that value for property fieldsync_id. "
+                 "Existing ID: %s",
+                 other->id);
 }
 
 static bool need_body(struct call *c)
@@ -542,7 +677,7 @@ static void h_get(struct call *c)
     bool archived = query_true(c->req, "archived");
 
     sim_store_lock(sim->store);
-    struct sim_deal *d = sim_store_find(sim->store, c->id, id_prop);
+    struct sim_deal *d = find_deal(sim, c->id, id_prop);
     json_t *obj = d && (!d->archived || archived) ? deal_json(d, &sel) : NULL;
     sim_store_unlock(sim->store);
     if (obj)
@@ -587,8 +722,7 @@ static void h_batch_read(struct call *c)
     {
         char buf[32];
         const char *id = id_text(json_object_get(input, "id"), buf);
-        struct sim_deal *d =
-            id ? sim_store_find(sim->store, id, id_prop) : NULL;
+        struct sim_deal *d = id ? find_deal(sim, id, id_prop) : NULL;
         if (d && !d->archived)
             json_array_append_new(results, deal_json(d, &sel));
         else
@@ -612,25 +746,25 @@ static void h_batch_read(struct call *c)
 /* Creates one deal from {"properties":{...}}; returns the object or NULL
  * with err filled. Called with the store locked. */
 static json_t *create_one(struct hubspot_sim *sim, json_t *props,
-                          struct sim_error *err)
+                          struct hs_error *err)
 {
     struct sim_write w;
-    struct sim_actor actor;
-    char app[32];
-    struct sim_deal *deal = NULL;
+    struct sim_actor actor = api_actor(sim);
+    struct sim_deal *deal = NULL, *clash = NULL;
     struct select all = {NULL, NULL, true};
 
-    if (sim_store_parse_write(sim->store, props, &w, err) != FS_OK)
+    if (parse_write(sim, props, &w, err) != FS_OK)
         return NULL;
-    fs_result r = sim_store_create(sim->store, &w, api_actor(sim, &actor, app),
-                                   &deal, err);
+    fs_result r = sim_store_create(sim->store, &w, &actor, &deal, &clash);
     sim_write_clear(&w);
+    if (r != FS_OK)
+        conflict_error(err, clash);
     return r == FS_OK ? deal_json(deal, &all) : NULL;
 }
 
 static void h_create(struct call *c)
 {
-    struct sim_error err = {0};
+    struct hs_error err = {0};
 
     if (!need_body(c))
         return;
@@ -641,8 +775,8 @@ static void h_create(struct call *c)
     if (obj)
         reply(c->resp, 201, obj);
     else
-        reply_sim_error(c->resp, &err);
-    sim_error_clear(&err);
+        reply_hs_error(c->resp, &err);
+    hs_error_clear(&err);
 }
 
 static void h_batch_create(struct call *c)
@@ -665,7 +799,7 @@ static void h_batch_create(struct call *c)
     sim_store_lock(c->sim->store);
     json_array_foreach(inputs, i, input)
     {
-        struct sim_error err = {0};
+        struct hs_error err = {0};
         const char *trace =
             json_string_value(json_object_get(input, "objectWriteTraceId"));
         json_t *obj =
@@ -682,7 +816,7 @@ static void h_batch_create(struct call *c)
                 json_object_set(e, "errors", err.errors);
             json_array_append_new(errors, e);
         }
-        sim_error_clear(&err);
+        hs_error_clear(&err);
     }
     sim_store_unlock(c->sim->store);
     int status = json_array_size(errors) > 0 ? 207 : 201;
@@ -692,33 +826,34 @@ static void h_batch_create(struct call *c)
 /* Applies one update; returns the object or NULL with err filled. Called
  * with the store locked. */
 static json_t *update_one(struct hubspot_sim *sim, struct sim_deal *deal,
-                          json_t *props, struct sim_error *err)
+                          json_t *props, struct hs_error *err)
 {
     struct sim_write w;
-    struct sim_actor actor;
-    char app[32];
+    struct sim_actor actor = api_actor(sim);
+    struct sim_deal *clash = NULL;
     struct select all = {NULL, NULL, true};
 
-    if (sim_store_parse_write(sim->store, props, &w, err) != FS_OK)
+    if (parse_write(sim, props, &w, err) != FS_OK)
         return NULL;
-    fs_result r = sim_store_update(sim->store, deal, &w,
-                                   api_actor(sim, &actor, app), err);
+    fs_result r = sim_store_update(sim->store, deal, &w, &actor, &clash);
     sim_write_clear(&w);
+    if (r != FS_OK)
+        conflict_error(err, clash);
     return r == FS_OK ? deal_json(deal, &all) : NULL;
 }
 
 static void h_update(struct call *c)
 {
-    struct sim_error err = {0};
+    struct hs_error err = {0};
     const char *id_prop = http_request_query(c->req, "idProperty");
 
     if (!need_body(c))
         return;
     sim_store_lock(c->sim->store);
-    struct sim_deal *d = sim_store_find(c->sim->store, c->id, id_prop);
+    struct sim_deal *d = find_deal(c->sim, c->id, id_prop);
     json_t *obj = NULL;
     if (!d || d->archived)
-        sim_error_set(&err, 404, "OBJECT_NOT_FOUND", "resource not found");
+        hs_error_set(&err, 404, "OBJECT_NOT_FOUND", "resource not found");
     else
         obj =
             update_one(c->sim, d, json_object_get(c->body, "properties"), &err);
@@ -726,8 +861,8 @@ static void h_update(struct call *c)
     if (obj)
         reply(c->resp, 200, obj);
     else
-        reply_sim_error(c->resp, &err);
-    sim_error_clear(&err);
+        reply_hs_error(c->resp, &err);
+    hs_error_clear(&err);
 }
 
 static bool has_duplicate_ids(const json_t *inputs)
@@ -778,14 +913,12 @@ static void h_batch_update(struct call *c)
     json_array_foreach(inputs, i, input)
     {
         char buf[32];
-        struct sim_error err = {0};
+        struct hs_error err = {0};
         const char *id = id_text(json_object_get(input, "id"), buf);
         const char *id_prop =
             json_string_value(json_object_get(input, "idProperty"));
         struct sim_deal *d =
-            id ? sim_store_find(c->sim->store, id,
-                                id_prop ? id_prop : top_id_prop)
-               : NULL;
+            id ? find_deal(c->sim, id, id_prop ? id_prop : top_id_prop) : NULL;
         if (!d || d->archived) {
             json_array_append_new(missing, json_string(id ? id : ""));
             continue;
@@ -800,7 +933,7 @@ static void h_batch_update(struct call *c)
                 json_object_set(e, "errors", err.errors);
             json_array_append_new(errors, e);
         }
-        sim_error_clear(&err);
+        hs_error_clear(&err);
     }
     sim_store_unlock(c->sim->store);
     if (json_array_size(missing) > 0)
@@ -816,13 +949,12 @@ static void h_batch_update(struct call *c)
 
 static void h_archive(struct call *c)
 {
-    struct sim_actor actor;
-    char app[32];
+    struct sim_actor actor = api_actor(c->sim);
 
     sim_store_lock(c->sim->store);
-    struct sim_deal *d = sim_store_find(c->sim->store, c->id, NULL);
+    struct sim_deal *d = find_deal(c->sim, c->id, NULL);
     if (d)
-        sim_store_archive(c->sim->store, d, api_actor(c->sim, &actor, app));
+        sim_store_delete(c->sim->store, d, &actor);
     sim_store_unlock(c->sim->store);
     if (d)
         http_response_set_body(c->resp, 204, NULL);
@@ -832,8 +964,7 @@ static void h_archive(struct call *c)
 
 static void h_batch_archive(struct call *c)
 {
-    struct sim_actor actor;
-    char app[32];
+    struct sim_actor actor = api_actor(c->sim);
 
     if (!need_body(c))
         return;
@@ -850,20 +981,29 @@ static void h_batch_archive(struct call *c)
     {
         char buf[32];
         const char *id = id_text(json_object_get(input, "id"), buf);
-        struct sim_deal *d =
-            id ? sim_store_find(c->sim->store, id, NULL) : NULL;
+        struct sim_deal *d = id ? find_deal(c->sim, id, NULL) : NULL;
         if (d)
-            sim_store_archive(c->sim->store, d, api_actor(c->sim, &actor, app));
+            sim_store_delete(c->sim->store, d, &actor);
     }
     sim_store_unlock(c->sim->store);
     http_response_set_body(c->resp, 204, NULL);
 }
 
-/* Merges under the given actor and answers with the surviving deal. */
-static void do_merge(struct call *c, const struct sim_actor *actor)
+static void merge_error(struct hs_error *err, fs_result r)
 {
-    struct sim_error err = {0};
+    if (r == FS_ERR_INVALID)
+        hs_error_set(err, 400, "VALIDATION_ERROR",
+                     "Cannot merge a deal with itself");
+    else
+        hs_error_set(err, 404, "OBJECT_NOT_FOUND",
+                     "One of the deals to merge is archived");
+}
+
+static void h_merge(struct call *c)
+{
+    struct hs_error err = {0};
     struct select all = {NULL, NULL, true};
+    struct sim_actor actor = api_actor(c->sim);
     char b1[32], b2[32];
 
     if (!need_body(c))
@@ -880,26 +1020,25 @@ static void do_merge(struct call *c, const struct sim_actor *actor)
 
     json_t *obj = NULL;
     sim_store_lock(c->sim->store);
-    struct sim_deal *primary = sim_store_find(c->sim->store, primary_id, NULL);
-    struct sim_deal *other = sim_store_find(c->sim->store, other_id, NULL);
-    if (!primary || !other)
-        sim_error_set(&err, 404, "OBJECT_NOT_FOUND", "resource not found");
-    else if (sim_store_merge(c->sim->store, primary, other, actor, &err) ==
-             FS_OK)
-        obj = deal_json(primary, &all);
+    struct sim_deal *primary = find_deal(c->sim, primary_id, NULL);
+    struct sim_deal *other = find_deal(c->sim, other_id, NULL);
+    struct sim_deal *result = NULL;
+    if (!primary || !other) {
+        hs_error_set(&err, 404, "OBJECT_NOT_FOUND", "resource not found");
+    } else {
+        fs_result r =
+            sim_store_merge(c->sim->store, primary, &other, 1, &actor, &result);
+        if (r == FS_OK)
+            obj = deal_json(result, &all);
+        else
+            merge_error(&err, r);
+    }
     sim_store_unlock(c->sim->store);
     if (obj)
         reply(c->resp, 200, obj);
     else
-        reply_sim_error(c->resp, &err);
-    sim_error_clear(&err);
-}
-
-static void h_merge(struct call *c)
-{
-    struct sim_actor actor;
-    char app[32];
-    do_merge(c, api_actor(c->sim, &actor, app));
+        reply_hs_error(c->resp, &err);
+    hs_error_clear(&err);
 }
 
 /* ---- search ----------------------------------------------------------- */
@@ -997,7 +1136,7 @@ static bool in_values(const struct filter *f, const struct sim_deal *d,
     size_t i;
     json_t *item;
     double dv, iv;
-    bool have = f->numeric && sim_deal_number(d, f->prop, &dv);
+    bool have = f->numeric && deal_number(d, f->prop, &dv);
 
     json_array_foreach(f->values, i, item)
     {
@@ -1017,7 +1156,7 @@ static bool in_values(const struct filter *f, const struct sim_deal *d,
 static bool filter_match(const struct filter *f, const struct sim_deal *d)
 {
     char buf[64];
-    const char *v = sim_deal_rest_value(d, f->prop, buf);
+    const char *v = rest_value(d, f->prop, buf);
     double dv = 0;
     bool have = false;
     int cmp = 0;
@@ -1039,7 +1178,7 @@ static bool filter_match(const struct filter *f, const struct sim_deal *d)
         break;
     }
     if (f->numeric) {
-        have = sim_deal_number(d, f->prop, &dv);
+        have = deal_number(d, f->prop, &dv);
         cmp = dv < f->num ? -1 : dv > f->num ? 1 : 0;
     } else {
         have = v != NULL;
@@ -1075,7 +1214,7 @@ static const char *parse_filter(const json_t *j, struct filter *f)
 
     memset(f, 0, sizeof(*f));
     f->prop = json_string_value(json_object_get(j, "propertyName"));
-    if (!f->prop || !sim_prop_known(f->prop))
+    if (!f->prop || !prop_known(f->prop))
         return "filter propertyName is missing or not a deal property";
     if (!op)
         return "filter operator is missing";
@@ -1125,14 +1264,14 @@ static int compare_deals(const void *a, const void *b, void *ctx)
 
     if (s->prop) {
         double na, nb;
-        bool ha = sim_deal_number(da, s->prop, &na);
-        bool hb = sim_deal_number(db, s->prop, &nb);
+        bool ha = deal_number(da, s->prop, &na);
+        bool hb = deal_number(db, s->prop, &nb);
         if (ha && hb) {
             cmp = na < nb ? -1 : na > nb ? 1 : 0;
         } else {
             char ba[64], bb[64];
-            const char *va = sim_deal_rest_value(da, s->prop, ba);
-            const char *vb = sim_deal_rest_value(db, s->prop, bb);
+            const char *va = rest_value(da, s->prop, ba);
+            const char *vb = rest_value(db, s->prop, bb);
             if (va && vb)
                 cmp = strcmp(va, vb);
             else
@@ -1202,8 +1341,7 @@ static bool deal_matches(const struct sim_deal *d, const struct filter *fs,
                          const char *query)
 {
     if (query && *query) {
-        const char *name =
-            d->props[SIM_P_DEALNAME] ? d->props[SIM_P_DEALNAME]->value : NULL;
+        const char *name = sim_deal_value(d, DEAL_NAME);
         if (!name || !strcasestr(name, query))
             return false;
     }
@@ -1258,7 +1396,7 @@ static void h_search(struct call *c)
         const char *dir = json_string_value(json_object_get(s0, "direction"));
         sort.prop = json_string_value(json_object_get(s0, "propertyName"));
         sort.descending = dir && strncmp(dir, "DESC", 4) == 0;
-        if (!sort.prop || !sim_prop_known(sort.prop))
+        if (!sort.prop || !prop_known(sort.prop))
             msg = "sort propertyName is not a deal property";
     }
     if (!msg)
@@ -1309,8 +1447,9 @@ static json_t *owner_json(const struct sim_owner *o)
     return json_pack(
         "{s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:b, s:s, s:s}", "id", o->id,
         "email", o->email, "firstName", o->first_name, "lastName", o->last_name,
-        "userId", (json_int_t)o->user_id, "userIdIncludingInactive",
-        (json_int_t)o->user_id, "type", "PERSON", "archived", 0, "createdAt",
+        "userId", (json_int_t)strtoll(o->user_id, NULL, 10),
+        "userIdIncludingInactive", (json_int_t)strtoll(o->user_id, NULL, 10),
+        "type", "PERSON", "archived", 0, "createdAt",
         "2016-01-04T09:00:00.000Z", "updatedAt", "2016-01-04T09:00:00.000Z");
 }
 
@@ -1366,9 +1505,12 @@ static void h_owners(struct call *c)
 
 static json_t *stage_json(const struct sim_stage *s, size_t order)
 {
+    char probability[16];
+
+    snprintf(probability, sizeof(probability), "%.1f", s->probability);
     return json_pack("{s:s, s:s, s:i, s:{s:s, s:s}, s:b, s:s, s:s, s:s}", "id",
                      s->id, "label", s->label, "displayOrder", (int)order,
-                     "metadata", "probability", s->probability, "isClosed",
+                     "metadata", "probability", probability, "isClosed",
                      s->closed ? "true" : "false", "archived", 0,
                      "writePermissions", "CRM_PERMISSIONS_ENFORCEMENT",
                      "createdAt", "1970-01-01T00:00:00.000Z", "updatedAt",
@@ -1378,16 +1520,15 @@ static json_t *stage_json(const struct sim_stage *s, size_t order)
 static json_t *stages_json(void)
 {
     json_t *arr = json_array();
-    const struct sim_stage *s;
-    for (size_t i = 0; (s = sim_stage_at(i)) != NULL; i++)
-        json_array_append_new(arr, stage_json(s, i));
+    for (size_t i = 0; i < pipeline.stage_count; i++)
+        json_array_append_new(arr, stage_json(&pipeline.stages[i], i));
     return arr;
 }
 
 static json_t *pipeline_json(void)
 {
-    return json_pack("{s:s, s:s, s:i, s:o, s:b, s:s, s:s}", "id", "default",
-                     "label", "Sales Pipeline", "displayOrder", 0, "stages",
+    return json_pack("{s:s, s:s, s:i, s:o, s:b, s:s, s:s}", "id", pipeline.id,
+                     "label", pipeline.label, "displayOrder", 0, "stages",
                      stages_json(), "archived", 0, "createdAt",
                      "1970-01-01T00:00:00.000Z", "updatedAt",
                      "1970-01-01T00:00:00.000Z");
@@ -1399,22 +1540,21 @@ static void h_pipelines(struct call *c)
         reply(c->resp, 200, json_pack("{s:[o]}", "results", pipeline_json()));
         return;
     }
-    if (strcmp(c->id, "default") != 0) {
+    if (strcmp(c->id, pipeline.id) != 0) {
         reply_error(c->resp, 404, "OBJECT_NOT_FOUND", "pipeline not found");
         return;
     }
-    if (c->nseg == 5) {
+    if (c->path.count == 5) {
         reply(c->resp, 200, pipeline_json());
         return;
     }
-    if (c->nseg == 6) {
+    if (c->path.count == 6) {
         reply(c->resp, 200, json_pack("{s:o}", "results", stages_json()));
         return;
     }
-    const struct sim_stage *s;
-    for (size_t i = 0; (s = sim_stage_at(i)) != NULL; i++) {
-        if (strcmp(s->id, c->sub_id) == 0) {
-            reply(c->resp, 200, stage_json(s, i));
+    for (size_t i = 0; i < pipeline.stage_count; i++) {
+        if (strcmp(pipeline.stages[i].id, c->sub_id) == 0) {
+            reply(c->resp, 200, stage_json(&pipeline.stages[i], i));
             return;
         }
     }
@@ -1422,29 +1562,6 @@ static void h_pipelines(struct call *c)
 }
 
 /* ---- routing ---------------------------------------------------------- */
-
-static void split_path(struct call *c)
-{
-    char *p = c->path_copy;
-    c->nseg = 0;
-    while (*p && c->nseg < MAX_SEGMENTS) {
-        while (*p == '/')
-            p++;
-        if (!*p)
-            break;
-        c->seg[c->nseg++] = p;
-        char *slash = strchr(p, '/');
-        if (!slash)
-            break;
-        *slash = '\0';
-        p = slash + 1;
-    }
-}
-
-static bool seg_is(const struct call *c, size_t i, const char *s)
-{
-    return i < c->nseg && strcmp(c->seg[i], s) == 0;
-}
 
 struct route_result {
     handler_fn fn;
@@ -1468,31 +1585,31 @@ static struct route_result route_deals(struct call *c, const char *m)
 {
     static const struct route_result not_found = {NULL, -1, 404};
 
-    if (c->nseg == 4) {
+    if (c->path.count == 4) {
         if (strcmp(m, "GET") == 0)
             return pick(m, "GET", h_list, KIND_LIST);
         return pick(m, "POST", h_create, KIND_CREATE);
     }
-    if (c->nseg == 5 && seg_is(c, 4, "search"))
+    if (c->path.count == 5 && sim_path_is(&c->path, 4, "search"))
         return pick(m, "POST", h_search, KIND_SEARCH);
-    if (c->nseg == 5 && seg_is(c, 4, "merge"))
+    if (c->path.count == 5 && sim_path_is(&c->path, 4, "merge"))
         return pick(m, "POST", h_merge, KIND_MERGE);
-    if (c->nseg == 5) {
-        c->id = c->seg[4];
+    if (c->path.count == 5) {
+        c->id = c->path.seg[4];
         if (strcmp(m, "GET") == 0)
             return pick(m, "GET", h_get, KIND_GET);
         if (strcmp(m, "PATCH") == 0)
             return pick(m, "PATCH", h_update, KIND_UPDATE);
         return pick(m, "DELETE", h_archive, KIND_ARCHIVE);
     }
-    if (c->nseg == 6 && seg_is(c, 4, "batch")) {
-        if (seg_is(c, 5, "read"))
+    if (c->path.count == 6 && sim_path_is(&c->path, 4, "batch")) {
+        if (sim_path_is(&c->path, 5, "read"))
             return pick(m, "POST", h_batch_read, KIND_BATCH_READ);
-        if (seg_is(c, 5, "create"))
+        if (sim_path_is(&c->path, 5, "create"))
             return pick(m, "POST", h_batch_create, KIND_BATCH_CREATE);
-        if (seg_is(c, 5, "update"))
+        if (sim_path_is(&c->path, 5, "update"))
             return pick(m, "POST", h_batch_update, KIND_BATCH_UPDATE);
-        if (seg_is(c, 5, "archive"))
+        if (sim_path_is(&c->path, 5, "archive"))
             return pick(m, "POST", h_batch_archive, KIND_BATCH_ARCHIVE);
     }
     return not_found;
@@ -1502,19 +1619,20 @@ static struct route_result route_api(struct call *c, const char *m)
 {
     static const struct route_result not_found = {NULL, -1, 404};
 
-    if (!seg_is(c, 0, "crm") || !seg_is(c, 1, "v3"))
+    if (!sim_path_is(&c->path, 0, "crm") || !sim_path_is(&c->path, 1, "v3"))
         return not_found;
-    if (seg_is(c, 2, "objects") &&
-        (seg_is(c, 3, "deals") || seg_is(c, 3, "0-3")))
+    if (sim_path_is(&c->path, 2, "objects") &&
+        (sim_path_is(&c->path, 3, "deals") || sim_path_is(&c->path, 3, "0-3")))
         return route_deals(c, m);
-    if (seg_is(c, 2, "owners") && c->nseg <= 4) {
-        c->id = c->nseg == 4 ? c->seg[3] : NULL;
+    if (sim_path_is(&c->path, 2, "owners") && c->path.count <= 4) {
+        c->id = c->path.count == 4 ? c->path.seg[3] : NULL;
         return pick(m, "GET", h_owners, KIND_OWNERS);
     }
-    if (seg_is(c, 2, "pipelines") && seg_is(c, 3, "deals") && c->nseg <= 7 &&
-        (c->nseg < 6 || seg_is(c, 5, "stages"))) {
-        c->id = c->nseg >= 5 ? c->seg[4] : NULL;
-        c->sub_id = c->nseg == 7 ? c->seg[6] : NULL;
+    if (sim_path_is(&c->path, 2, "pipelines") &&
+        sim_path_is(&c->path, 3, "deals") && c->path.count <= 7 &&
+        (c->path.count < 6 || sim_path_is(&c->path, 5, "stages"))) {
+        c->id = c->path.count >= 5 ? c->path.seg[4] : NULL;
+        c->sub_id = c->path.count == 7 ? c->path.seg[6] : NULL;
         return pick(m, "GET", h_pipelines, KIND_PIPELINES);
     }
     return not_found;
@@ -1528,26 +1646,8 @@ static bool authorised(struct hubspot_sim *sim, const struct http_request *req)
     if (!auth || strncasecmp(auth, prefix, strlen(prefix)) != 0)
         return false;
     auth += strlen(prefix);
-    return crypto_equal(auth, strlen(auth), sim->token, strlen(sim->token));
-}
-
-/* Rolls the API fault dice: 0 none, 1 a 5xx answer, 2 a hang. */
-static int roll_api_fault(struct hubspot_sim *sim, int *status)
-{
-    int fault = 0;
-
-    pthread_mutex_lock(&sim->mu);
-    if (sim->faults.api_5xx > 0 && rng_unit(&sim->rng) < sim->faults.api_5xx) {
-        fault = 1;
-        *status = rng_next(&sim->rng) % 2 ? 502 : 503;
-        sim->faults_5xx++;
-    } else if (sim->faults.api_timeout > 0 &&
-               rng_unit(&sim->rng) < sim->faults.api_timeout) {
-        fault = 2;
-        sim->faults_timeout++;
-    }
-    pthread_mutex_unlock(&sim->mu);
-    return fault;
+    return crypto_equal(auth, strlen(auth), sim->config.token,
+                        strlen(sim->config.token));
 }
 
 static bool parse_body(struct call *c)
@@ -1588,401 +1688,219 @@ static void serve_api(struct call *c)
         return;
     }
 
-    pthread_mutex_lock(&sim->mu);
-    bool admitted = admit(sim, (enum call_kind)r.kind, c->resp);
-    pthread_mutex_unlock(&sim->mu);
-    if (!admitted)
+    if (!admit(sim, (enum call_kind)r.kind, c->resp))
         return;
 
-    int fault = roll_api_fault(sim, &status);
-    if (fault == 1) {
+    enum sim_api_fault fault = sim_control_roll_fault(sim->control, &status);
+    if (fault == SIM_FAULT_5XX) {
         reply_error(c->resp, status, "SERVICE_UNAVAILABLE",
                     "The service is temporarily unavailable.");
         return;
     }
     if (parse_body(c))
         r.fn(c);
-    if (fault == 2) {
+    if (fault == SIM_FAULT_HANG) {
         clock_sleep_ms(HUBSPOT_SIM_HANG_MS);
         reply_error(c->resp, 504, "GATEWAY_TIMEOUT",
                     "The request timed out at the gateway.");
     }
 }
 
-/* ---- control endpoint ------------------------------------------------- */
-
-static const struct sim_actor *ui_actor(const struct call *c,
-                                        struct sim_actor *actor, char *buf)
-{
-    json_t *user = json_object_get(c->body, "userId");
-    json_int_t uid =
-        json_is_integer(user) ? json_integer_value(user) : SIM_USER_ID_BASE;
-    if (json_is_string(user))
-        uid = strtoll(json_string_value(user), NULL, 10);
-    snprintf(buf, 48, "userId:%" JSON_INTEGER_FORMAT, uid);
-    actor->source = SIM_SRC_CRM_UI;
-    actor->source_id = buf;
-    return actor;
-}
-
-static json_t *control_deal_json(const struct sim_deal *d)
-{
-    struct select all = {NULL, NULL, true};
-    json_t *obj = deal_json(d, &all);
-    if (d->merged_into) {
-        char id[32];
-        snprintf(id, sizeof(id), "%" PRIu64, d->merged_into);
-        json_object_set_new(obj, "mergedInto", json_string(id));
-    }
-    return obj;
-}
-
-static void c_list_deals(struct call *c)
-{
-    json_t *results = json_array();
-    struct sim_store *store = c->sim->store;
-
-    sim_store_lock(store);
-    for (size_t i = 0; i < sim_store_deal_count(store); i++)
-        json_array_append_new(results,
-                              control_deal_json(sim_store_deal_at(store, i)));
-    sim_store_unlock(store);
-    reply(c->resp, 200, json_pack("{s:o}", "results", results));
-}
-
-static void c_create_deal(struct call *c)
-{
-    struct sim_error err = {0};
-    struct sim_write w;
-    struct sim_actor actor;
-    char user[48];
-    struct sim_deal *deal = NULL;
-    json_t *obj = NULL;
-
-    if (!need_body(c))
-        return;
-    sim_store_lock(c->sim->store);
-    if (sim_store_parse_write(c->sim->store,
-                              json_object_get(c->body, "properties"), &w,
-                              &err) == FS_OK) {
-        if (sim_store_create(c->sim->store, &w, ui_actor(c, &actor, user),
-                             &deal, &err) == FS_OK)
-            obj = control_deal_json(deal);
-        sim_write_clear(&w);
-    }
-    sim_store_unlock(c->sim->store);
-    if (obj)
-        reply(c->resp, 201, obj);
-    else
-        reply_sim_error(c->resp, &err);
-    sim_error_clear(&err);
-}
-
-/* PATCH, DELETE and restore of one deal as a CRM user. */
-static void c_change_deal(struct call *c, const char *what)
-{
-    struct sim_error err = {0};
-    struct sim_write w;
-    struct sim_actor actor;
-    char user[48];
-    json_t *obj = NULL;
-    fs_result r = FS_OK;
-
-    if (strcmp(what, "delete") != 0 && !need_body(c))
-        return;
-    ui_actor(c, &actor, user);
-    sim_store_lock(c->sim->store);
-    struct sim_deal *d = sim_store_find(c->sim->store, c->id, NULL);
-    if (!d) {
-        sim_error_set(&err, 404, "OBJECT_NOT_FOUND", "resource not found");
-        r = FS_ERR_NOT_FOUND;
-    } else if (strcmp(what, "delete") == 0) {
-        sim_store_archive(c->sim->store, d, &actor);
-    } else if (strcmp(what, "restore") == 0) {
-        r = sim_store_restore(c->sim->store, d, &actor, &err);
-    } else if (d->archived) {
-        sim_error_set(&err, 404, "OBJECT_NOT_FOUND", "deal is archived");
-        r = FS_ERR_NOT_FOUND;
-    } else {
-        r = sim_store_parse_write(
-            c->sim->store, json_object_get(c->body, "properties"), &w, &err);
-        if (r == FS_OK)
-            r = sim_store_update(c->sim->store, d, &w, &actor, &err);
-        sim_write_clear(&w);
-    }
-    if (r == FS_OK)
-        obj = control_deal_json(d);
-    sim_store_unlock(c->sim->store);
-    if (obj)
-        reply(c->resp, 200, obj);
-    else
-        reply_sim_error(c->resp, &err);
-    sim_error_clear(&err);
-}
-
-static void c_get_deal(struct call *c)
-{
-    sim_store_lock(c->sim->store);
-    struct sim_deal *d = sim_store_find(c->sim->store, c->id, NULL);
-    json_t *obj = d ? control_deal_json(d) : NULL;
-    sim_store_unlock(c->sim->store);
-    if (obj)
-        reply(c->resp, 200, obj);
-    else
-        reply_error(c->resp, 404, "OBJECT_NOT_FOUND", "resource not found");
-}
-
-static json_t *faults_json(struct hubspot_sim *sim)
-{
-    struct webhook_faults wf;
-    webhook_sender_get_faults(sim->sender, &wf);
-    pthread_mutex_lock(&sim->mu);
-    json_t *obj = json_pack(
-        "{s:f, s:f, s:b, s:I, s:f, s:f, s:b}", "drop", wf.drop, "duplicate",
-        wf.duplicate, "reorder", wf.reorder, "delay_ms",
-        (json_int_t)wf.delay_ms, "api_5xx", sim->faults.api_5xx, "api_timeout",
-        sim->faults.api_timeout, "webhooks_paused", wf.paused);
-    pthread_mutex_unlock(&sim->mu);
-    return obj;
-}
-
-/* Reads an optional probability; false when present but out of [0, 1]. */
-static bool read_prob(const json_t *body, const char *key, double *out)
-{
-    json_t *v = json_object_get(body, key);
-    if (!v)
-        return true;
-    if (!json_is_number(v) || json_number_value(v) < 0 ||
-        json_number_value(v) > 1)
-        return false;
-    *out = json_number_value(v);
-    return true;
-}
-
-static bool read_bool(const json_t *body, const char *key, bool *out)
-{
-    json_t *v = json_object_get(body, key);
-    if (!v)
-        return true;
-    if (!json_is_boolean(v))
-        return false;
-    *out = json_is_true(v);
-    return true;
-}
-
-static void c_set_faults(struct call *c)
-{
-    struct webhook_faults wf;
-    struct api_faults af;
-
-    if (!need_body(c))
-        return;
-    webhook_sender_get_faults(c->sim->sender, &wf);
-    pthread_mutex_lock(&c->sim->mu);
-    af = c->sim->faults;
-    pthread_mutex_unlock(&c->sim->mu);
-
-    json_t *delay = json_object_get(c->body, "delay_ms");
-    bool ok = read_prob(c->body, "drop", &wf.drop) &&
-              read_prob(c->body, "duplicate", &wf.duplicate) &&
-              read_prob(c->body, "api_5xx", &af.api_5xx) &&
-              read_prob(c->body, "api_timeout", &af.api_timeout) &&
-              read_bool(c->body, "reorder", &wf.reorder) &&
-              read_bool(c->body, "webhooks_paused", &wf.paused);
-    if (delay && (!json_is_integer(delay) || json_integer_value(delay) < 0 ||
-                  json_integer_value(delay) > 600000))
-        ok = false;
-    if (!ok) {
-        reply_error(c->resp, 400, "VALIDATION_ERROR",
-                    "fault probabilities are numbers in [0, 1], reorder and "
-                    "webhooks_paused booleans, delay_ms 0..600000");
-        return;
-    }
-    if (delay)
-        wf.delay_ms = json_integer_value(delay);
-    webhook_sender_set_faults(c->sim->sender, &wf);
-    pthread_mutex_lock(&c->sim->mu);
-    c->sim->faults = af;
-    pthread_mutex_unlock(&c->sim->mu);
-    log_notice("event=faults_set drop=%.3f duplicate=%.3f reorder=%d "
-               "delay_ms=%" PRId64 " api_5xx=%.3f api_timeout=%.3f paused=%d",
-               wf.drop, wf.duplicate, wf.reorder, wf.delay_ms, af.api_5xx,
-               af.api_timeout, wf.paused);
-    reply(c->resp, 200, faults_json(c->sim));
-}
-
-static void c_stats(struct call *c)
-{
-    struct webhook_stats ws;
-    json_t *kinds = json_object();
-    struct hubspot_sim *sim = c->sim;
-
-    webhook_sender_get_stats(sim->sender, &ws);
-    pthread_mutex_lock(&sim->mu);
-    for (int k = 0; k < KIND_COUNT; k++)
-        json_object_set_new(kinds, kind_names[k],
-                            json_integer(sim->by_kind[k]));
-    json_t *obj = json_pack(
-        "{s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
-        "api_calls", (json_int_t)sim->api_calls, "api_calls_by_kind", kinds,
-        "rate_limited", (json_int_t)sim->rate_limited, "api_faults_5xx",
-        (json_int_t)sim->faults_5xx, "api_faults_timeout",
-        (json_int_t)sim->faults_timeout, "webhooks_sent",
-        (json_int_t)ws.webhooks_sent, "webhooks_failed",
-        (json_int_t)ws.webhooks_failed, "webhooks_given_up",
-        (json_int_t)ws.webhooks_given_up, "events_queued",
-        (json_int_t)ws.events_queued, "events_sent", (json_int_t)ws.events_sent,
-        "events_dropped", (json_int_t)ws.events_dropped, "events_duplicated",
-        (json_int_t)ws.events_duplicated, "pending_deliveries",
-        (json_int_t)ws.pending_deliveries);
-    pthread_mutex_unlock(&sim->mu);
-    reply(c->resp, 200, obj);
-}
-
-static void c_reset_stats(struct call *c)
-{
-    struct hubspot_sim *sim = c->sim;
-
-    webhook_sender_reset_stats(sim->sender);
-    pthread_mutex_lock(&sim->mu);
-    sim->api_calls = 0;
-    memset(sim->by_kind, 0, sizeof(sim->by_kind));
-    sim->rate_limited = 0;
-    sim->faults_5xx = 0;
-    sim->faults_timeout = 0;
-    pthread_mutex_unlock(&sim->mu);
-    c_stats(c);
-}
-
-static void c_idle(struct call *c)
-{
-    bool idle = webhook_sender_idle(c->sim->sender);
-    reply(c->resp, 200, json_pack("{s:b}", "idle", idle));
-}
-
-static void c_merge(struct call *c)
-{
-    struct sim_actor actor;
-    char user[48];
-    ui_actor(c, &actor, user);
-    do_merge(c, &actor);
-}
-
-static void serve_control(struct call *c)
-{
-    const char *m = c->req->method;
-    bool get = strcmp(m, "GET") == 0;
-    bool post = strcmp(m, "POST") == 0;
-
-    if (!parse_body(c))
-        return;
-    if (seg_is(c, 1, "deals") && c->nseg == 2) {
-        if (get)
-            c_list_deals(c);
-        else if (post)
-            c_create_deal(c);
-        else
-            goto not_allowed;
-        return;
-    }
-    if (seg_is(c, 1, "deals") && c->nseg == 3) {
-        c->id = c->seg[2];
-        if (get)
-            c_get_deal(c);
-        else if (strcmp(m, "PATCH") == 0)
-            c_change_deal(c, "update");
-        else if (strcmp(m, "DELETE") == 0)
-            c_change_deal(c, "delete");
-        else
-            goto not_allowed;
-        return;
-    }
-    if (seg_is(c, 1, "deals") && c->nseg == 4 && seg_is(c, 3, "restore")) {
-        c->id = c->seg[2];
-        if (!post)
-            goto not_allowed;
-        c_change_deal(c, "restore");
-        return;
-    }
-    if (seg_is(c, 1, "merge") && c->nseg == 2) {
-        if (!post)
-            goto not_allowed;
-        c_merge(c);
-        return;
-    }
-    if (seg_is(c, 1, "faults") && c->nseg == 2) {
-        if (get)
-            reply(c->resp, 200, faults_json(c->sim));
-        else if (post)
-            c_set_faults(c);
-        else
-            goto not_allowed;
-        return;
-    }
-    if (seg_is(c, 1, "stats") && c->nseg == 2 && get) {
-        c_stats(c);
-        return;
-    }
-    if (seg_is(c, 1, "stats") && seg_is(c, 2, "reset") && c->nseg == 3 &&
-        post) {
-        c_reset_stats(c);
-        return;
-    }
-    if (seg_is(c, 1, "idle") && c->nseg == 2 && get) {
-        c_idle(c);
-        return;
-    }
-    reply_error(c->resp, 404, "OBJECT_NOT_FOUND", "no such control resource");
-    return;
-not_allowed:
-    reply_error(c->resp, 405, "METHOD_NOT_ALLOWED",
-                "method not allowed on this resource");
-}
-
-void hubspot_sim_on_request(void *ctx, const struct http_request *req,
-                            struct http_response *resp)
+/* The http_on_request callback of the REST API; ctx is the hubspot_sim. */
+static void on_request(void *ctx, const struct http_request *req,
+                       struct http_response *resp)
 {
     struct call c = {.sim = ctx, .req = req, .resp = resp};
-    int64_t started = clock_mono_ms();
 
-    c.path_copy = xstrdup(req->path);
-    split_path(&c);
-    if (seg_is(&c, 0, "_sim"))
-        serve_control(&c);
-    else
-        serve_api(&c);
-    log_info("event=request method=%s path=%s status=%d ms=%" PRId64,
-             req->method, req->path, resp->status, clock_mono_ms() - started);
+    sim_path_split(&c.path, req->path);
+    serve_api(&c);
     json_decref(c.body);
-    free(c.path_copy);
+    sim_path_free(&c.path);
 }
 
-struct hubspot_sim *hubspot_sim_new(const struct hubspot_sim_config *config,
-                                    struct sim_store *store,
-                                    struct webhook_sender *sender)
-{
-    struct hubspot_sim *sim = xcalloc(1, sizeof(*sim));
+/* ---- the crmsim hubspot command --------------------------------------- */
 
-    sim->config = *config;
-    sim->token = xstrdup(config->token);
-    sim->config.token = NULL;
-    sim->store = store;
-    sim->sender = sender;
-    sim->rng = config->seed ^ 0x5DEECE66DULL;
-    pthread_mutex_init(&sim->mu, NULL);
-    window_init(&sim->ten_secondly, config->rate_10s, 10000);
-    window_init(&sim->secondly_search, config->search_per_s, 1000);
-    sim->day = clock_now_ms() / DAY_MS;
-    return sim;
+static char *numbered(uint64_t base, size_t n)
+{
+    return xasprintf("%" PRIu64, base + (uint64_t)n);
 }
 
-void hubspot_sim_free(struct hubspot_sim *sim)
+static char *deal_id(void *ctx, size_t n)
 {
-    if (!sim)
-        return;
-    free(sim->ten_secondly.stamps);
-    free(sim->secondly_search.stamps);
-    pthread_mutex_destroy(&sim->mu);
-    free(sim->token);
-    free(sim);
+    return numbered(DEAL_ID_BASE, n);
+}
+
+static char *owner_id(void *ctx, size_t n)
+{
+    return numbered(OWNER_ID_BASE, n);
+}
+
+static char *user_id(void *ctx, size_t n)
+{
+    return numbered(USER_ID_BASE, n);
+}
+
+static void on_start(void *ctx, const struct sim_core *core)
+{
+    struct hubspot_sim *sim = ctx;
+    sim->store = core->store;
+    sim->control = core->control;
+}
+
+static void usage(FILE *out)
+{
+    fputs("usage: crmsim hubspot --listen HOST:PORT --data DIR\n"
+          "         --webhook-url URL --client-secret S --app-id N\n"
+          "         --portal-id N --token T [options]\n"
+          "\n"
+          "Serves the HubSpot CRM v3 API for deals, owners and pipelines,\n"
+          "seeded from DIR/sales_pipeline.csv and DIR/sales_teams.csv, and\n"
+          "POSTs signed webhooks for every change to URL. The /_sim control\n"
+          "endpoint (no auth) changes deals as a CRM user and injects\n"
+          "faults; see docs/SIMULATOR.md.\n"
+          "\n"
+          "options:\n",
+          out);
+    fputs(sim_common_help, out);
+    fputs("  --client-secret S     app client secret that signs webhooks\n"
+          "  --app-id N            app id (sourceId of API changes)\n"
+          "  --portal-id N         portal (account) id\n"
+          "  --token T             bearer token the API accepts\n"
+          "  --rate-10s N          API calls per rolling 10 s (default 100)\n"
+          "  --rate-daily N        API calls per UTC day (default 250000)\n"
+          "  --search-per-s N      search calls per second (default 5)\n"
+          "  --help                show this help\n",
+          out);
+}
+
+/* Returns 0 to run, 1 when help was shown, -1 on a usage error. */
+static int parse_options(int argc, char **argv, struct sim_common_options *o,
+                         struct hubspot_sim_config *h)
+{
+    enum {
+        OPT_SECRET = 256,
+        OPT_APP_ID,
+        OPT_PORTAL_ID,
+        OPT_TOKEN,
+        OPT_RATE_10S,
+        OPT_RATE_DAILY,
+        OPT_SEARCH,
+        OPT_HELP,
+    };
+    static const struct option own[] = {
+        {"client-secret", required_argument, NULL, OPT_SECRET},
+        {"app-id", required_argument, NULL, OPT_APP_ID},
+        {"portal-id", required_argument, NULL, OPT_PORTAL_ID},
+        {"token", required_argument, NULL, OPT_TOKEN},
+        {"rate-10s", required_argument, NULL, OPT_RATE_10S},
+        {"rate-daily", required_argument, NULL, OPT_RATE_DAILY},
+        {"search-per-s", required_argument, NULL, OPT_SEARCH},
+        {"help", no_argument, NULL, OPT_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    struct option *longopts = sim_longopts(own);
+    int64_t rate_10s = 100, rate_daily = 250000, search = 5;
+    int c, rc = 0;
+
+    sim_common_defaults(o);
+    optind = 1;
+    while (rc == 0 && (c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (c) {
+        case OPT_SECRET:
+            h->client_secret = optarg;
+            break;
+        case OPT_TOKEN:
+            h->token = optarg;
+            break;
+        case OPT_APP_ID:
+            rc = sim_parse_number("--app-id", optarg, 1, INT64_MAX, &h->app_id);
+            break;
+        case OPT_PORTAL_ID:
+            rc = sim_parse_number("--portal-id", optarg, 1, INT64_MAX,
+                                  &h->portal_id);
+            break;
+        case OPT_RATE_10S:
+            rc = sim_parse_number("--rate-10s", optarg, 1, 1000000, &rate_10s);
+            break;
+        case OPT_RATE_DAILY:
+            rc = sim_parse_number("--rate-daily", optarg, 1, 1000000000,
+                                  &rate_daily);
+            break;
+        case OPT_SEARCH:
+            rc = sim_parse_number("--search-per-s", optarg, 1, 100000, &search);
+            break;
+        case OPT_HELP:
+            usage(stdout);
+            rc = 1;
+            break;
+        default:
+            rc = sim_common_option(o, c, optarg) > 0 ? 0 : -1;
+        }
+    }
+    free(longopts);
+    if (rc != 0)
+        return rc;
+    h->rate_10s = (int)rate_10s;
+    h->rate_daily = (int)rate_daily;
+    h->search_per_s = (int)search;
+    if (optind < argc) {
+        fprintf(stderr, "crmsim: unexpected argument '%s'\n", argv[optind]);
+        return -1;
+    }
+    if (sim_common_check(o) != 0)
+        return -1;
+    if (!h->client_secret || !h->token || !h->app_id || !h->portal_id) {
+        fprintf(stderr, "crmsim: --client-secret, --app-id, --portal-id and "
+                        "--token are required\n");
+        return -1;
+    }
+    return 0;
+}
+
+int hubspot_sim_main(int argc, char **argv)
+{
+    struct sim_common_options o;
+    struct hubspot_sim sim = {0};
+    struct webhook_format format;
+
+    int rc = parse_options(argc, argv, &o, &sim.config);
+    if (rc != 0)
+        return rc > 0 ? 0 : 2;
+
+    snprintf(sim.app_id, sizeof(sim.app_id), "%" PRId64, sim.config.app_id);
+    sim.hooks = (struct hubspot_webhooks){
+        .client_secret = sim.config.client_secret,
+        .app_id = sim.config.app_id,
+        .portal_id = sim.config.portal_id,
+        .next_event_id = 1000001,
+    };
+    hubspot_webhook_format(&sim.hooks, &format);
+    pthread_mutex_init(&sim.mu, NULL);
+    int64_t now = clock_now_ms();
+    sim_window_init(&sim.ten_secondly, sim.config.rate_10s, 10000);
+    sim_window_init(&sim.secondly_search, sim.config.search_per_s, 1000);
+    sim_daily_init(&sim.daily, sim.config.rate_daily, now);
+
+    struct sim_store_config store = {
+        .pipeline = &pipeline,
+        .deal_id = deal_id,
+        .owner_id = owner_id,
+        .user_id = user_id,
+    };
+    struct sim_frontend fe = {
+        .name = "hubspot",
+        .store = &store,
+        .webhook = &format,
+        .call_kinds = call_kinds,
+        .call_kind_count = KIND_COUNT,
+        .on_start = on_start,
+        .on_request = on_request,
+        .ctx = &sim,
+    };
+    rc = sim_serve(&o, &fe);
+
+    sim_window_free(&sim.ten_secondly);
+    sim_window_free(&sim.secondly_search);
+    pthread_mutex_destroy(&sim.mu);
+    return rc;
 }

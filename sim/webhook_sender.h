@@ -1,6 +1,9 @@
-/* Delivers the simulated CRM's change events as signed HubSpot webhook
- * batches, with retries and injectable faults (drop, duplicate, reorder,
- * delay, pause). */
+/* Webhook delivery for every simulated CRM: the front-end turns each store
+ * change into its wire events, which are queued, gathered into batches by
+ * the front-end's rule (HubSpot: up to 100 in a few ms; Pipedrive and
+ * Attio: one a POST), formatted and signed by the front-end, and POSTed by
+ * worker threads with retries and injectable faults (drop, duplicate,
+ * reorder, delay, pause). */
 #ifndef FIELDSYNC_SIM_WEBHOOK_SENDER_H
 #define FIELDSYNC_SIM_WEBHOOK_SENDER_H
 
@@ -8,22 +11,64 @@
 
 #include "base/result.h"
 
+#include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
-/* Events per POST, collection window, concurrent deliveries, attempts. */
-#define WEBHOOK_BATCH_MAX 100
-#define WEBHOOK_COLLECT_MS 5
+/* Concurrent deliveries, and the defaults of struct webhook_format. */
 #define WEBHOOK_IN_FLIGHT 4
 #define WEBHOOK_MAX_ATTEMPTS 10
 #define WEBHOOK_TIMEOUT_MS 5000
+/* Most headers one POST carries. */
+#define WEBHOOK_HEADERS_MAX 16
+
+/* One POST as the front-end formats it: body and "Name: value" headers,
+ * all owned by the post (the sender frees them). */
+struct webhook_post {
+    char *body;
+    size_t body_len;
+    char *headers[WEBHOOK_HEADERS_MAX + 1]; /* NULL-terminated */
+    size_t header_count;
+};
+
+/* Adds a header (a printf format giving "Name: value"); past
+ * WEBHOOK_HEADERS_MAX it is left out. */
+void webhook_post_add_header(struct webhook_post *post, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* How one CRM delivers its webhooks. */
+struct webhook_format {
+    size_t batch_max;   /* events in one POST at most (1: one a POST) */
+    int64_t collect_ms; /* after the first event of a batch, wait this long
+                           for more unless the batch is full */
+    int max_attempts;   /* 0: WEBHOOK_MAX_ATTEMPTS */
+    int64_t timeout_ms; /* 0: WEBHOOK_TIMEOUT_MS */
+    /* The wait before attempt n + 1 after failed attempt n (from 1); the
+     * last entry repeats. NULL: 200, 500, 1000, 2000, 5000 ms. */
+    const int64_t *retry_delays_ms;
+    size_t retry_delay_count;
+    /* Appends the CRM's wire events for a store change to events (a JSON
+     * array), one JSON value per event as the CRM counts them; nothing
+     * for a change it does not report. Called from the store's sink with
+     * the store locked, so calls come in the store's order, one at a
+     * time; snapshot here whatever the event must show of the deal. */
+    void (*on_event)(void *ctx, const struct sim_event *event, json_t *events);
+    /* Fills one POST of a batch (events: a JSON array of what on_event
+     * made, which it may change, e.g. an attempt counter). attempt is 0
+     * on the first try; delivery_id (a UUID) is the same for every try
+     * and every duplicate of the batch, for idempotency keys. Called from
+     * a worker thread, without any lock held. */
+    void (*on_format)(void *ctx, json_t *events, int attempt,
+                      const char *delivery_id, const char *url,
+                      struct webhook_post *out);
+    void *ctx;
+};
 
 struct webhook_sender_config {
     const char *url;
-    const char *client_secret;
-    int64_t app_id;
-    int64_t portal_id;
-    uint64_t seed;
+    uint64_t seed;                       /* of the fault dice */
+    const struct webhook_format *format; /* copied */
 };
 
 struct webhook_faults {
@@ -53,7 +98,8 @@ fs_result webhook_sender_start(const struct webhook_sender_config *config,
 /* Stops the threads; undelivered events are discarded. NULL is fine. */
 void webhook_sender_stop(struct webhook_sender *ws);
 
-/* Queues the HubSpot event for a store change (a sim_on_event sink). */
+/* The store's sink (sim_on_event): queues the front-end's wire events for
+ * the change. */
 void webhook_sender_on_event(void *ctx, const struct sim_event *event);
 
 void webhook_sender_get_faults(struct webhook_sender *ws,
@@ -65,10 +111,5 @@ void webhook_sender_get_stats(struct webhook_sender *ws,
 void webhook_sender_reset_stats(struct webhook_sender *ws);
 /* True when no event is queued and no delivery waits or is in flight. */
 bool webhook_sender_idle(struct webhook_sender *ws);
-
-/* The v3 signature: base64 HMAC-SHA256(secret, method+url+body+ts). The
- * caller frees. */
-char *webhook_sign_v3(const char *secret, const char *method, const char *url,
-                      const char *body, size_t body_len, const char *timestamp);
 
 #endif

@@ -19,8 +19,6 @@
 #include <string.h>
 
 #define ORG_LIST_MAX_GAP 16
-#define SECRET_FILE_MAX 4096
-#define CONNECTIONS_MAX 1000
 
 static const char *db_path = CLI_DEFAULT_DB;
 
@@ -67,10 +65,7 @@ bool cli_global_option(const char *name, const char *value, bool *bad)
     return false;
 }
 
-static int usage_error(const char *usage, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static int usage_error(const char *usage, const char *fmt, ...)
+int cli_usage_error(const char *usage, const char *fmt, ...)
 {
     va_list ap;
 
@@ -110,7 +105,7 @@ int cli_parse(int argc, char **argv, const char *usage, struct cli_option *opts,
 
         if (only_positional || arg[0] != '-' || arg[1] == '\0') {
             if (n_pos == n_positional)
-                return usage_error(usage, "unexpected argument '%s'", arg);
+                return cli_usage_error(usage, "unexpected argument '%s'", arg);
             positional[n_pos++] = arg;
             continue;
         }
@@ -123,7 +118,7 @@ int cli_parse(int argc, char **argv, const char *usage, struct cli_option *opts,
             return CLI_EXIT_OK;
         }
         if (arg[1] != '-')
-            return usage_error(usage, "unknown option '%s'", arg);
+            return cli_usage_error(usage, "unknown option '%s'", arg);
 
         const char *name = arg + 2;
         const char *eq = strchr(name, '=');
@@ -131,8 +126,8 @@ int cli_parse(int argc, char **argv, const char *usage, struct cli_option *opts,
         struct cli_option *opt = find_option(opts, n_opts, name, name_len);
         bool global = !opt && is_global(name, name_len);
         if (!opt && !global)
-            return usage_error(usage, "unknown option '--%.*s'", (int)name_len,
-                               name);
+            return cli_usage_error(usage, "unknown option '--%.*s'",
+                                   (int)name_len, name);
 
         const char *value = NULL;
         if (global || opt->metavar) {
@@ -141,10 +136,10 @@ int cli_parse(int argc, char **argv, const char *usage, struct cli_option *opts,
             else if (i + 1 < argc)
                 value = argv[++i];
             else
-                return usage_error(usage, "--%.*s needs a value", (int)name_len,
-                                   name);
+                return cli_usage_error(usage, "--%.*s needs a value",
+                                       (int)name_len, name);
         } else if (eq) {
-            return usage_error(usage, "--%s takes no value", opt->name);
+            return cli_usage_error(usage, "--%s takes no value", opt->name);
         }
 
         if (global) {
@@ -157,29 +152,29 @@ int cli_parse(int argc, char **argv, const char *usage, struct cli_option *opts,
             continue;
         }
         if (opt->given)
-            return usage_error(usage, "--%s given twice", opt->name);
+            return cli_usage_error(usage, "--%s given twice", opt->name);
         opt->given = true;
         opt->value = value;
     }
     if (n_pos < n_positional)
-        return usage_error(usage, "missing argument");
+        return cli_usage_error(usage, "missing argument");
     return -1;
 }
 
 /* Checks that every named option was given. */
-static int require(const char *usage, const struct cli_option *opts,
-                   size_t n_opts, const char *const *names, size_t n_names)
+int cli_require(const char *usage, const struct cli_option *opts, size_t n_opts,
+                const char *const *names, size_t n_names)
 {
     for (size_t i = 0; i < n_names; i++) {
         for (size_t j = 0; j < n_opts; j++) {
             if (strcmp(opts[j].name, names[i]) == 0 && !opts[j].given)
-                return usage_error(usage, "--%s is required", names[i]);
+                return cli_usage_error(usage, "--%s is required", names[i]);
         }
     }
     return -1;
 }
 
-static bool parse_count(const char *s, int64_t min, int64_t max, int64_t *out)
+bool cli_parse_count(const char *s, int64_t min, int64_t max, int64_t *out)
 {
     char *end = NULL;
 
@@ -193,18 +188,7 @@ static bool parse_count(const char *s, int64_t min, int64_t max, int64_t *out)
     return true;
 }
 
-static bool all_digits(const char *s)
-{
-    if (!s || *s == '\0')
-        return false;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9')
-            return false;
-    }
-    return true;
-}
-
-static int open_store(struct store **out)
+int cli_open_store(struct store **out)
 {
     fs_result r = store_open(cli_db_path(), out);
 
@@ -214,7 +198,7 @@ static int open_store(struct store **out)
     return CLI_EXIT_OK;
 }
 
-static int find_org(struct store *s, const char *name, int64_t *id)
+int cli_find_org(struct store *s, const char *name, int64_t *id)
 {
     fs_result r = store_org_find(s, name, id);
 
@@ -223,31 +207,6 @@ static int find_org(struct store *s, const char *name, int64_t *id)
     if (r != FS_OK)
         return cli_fail("cannot read orgs: %s", fs_result_name(r));
     return CLI_EXIT_OK;
-}
-
-int cli_usage_error(const char *usage, const char *message)
-{
-    return usage_error(usage, "%s", message);
-}
-
-int cli_require(const char *usage, const struct cli_option *opts, size_t n_opts,
-                const char *const *names, size_t n_names)
-{
-    return require(usage, opts, n_opts, names, n_names);
-}
-
-int cli_open_org(const char *org, struct store **s, int64_t *org_id)
-{
-    int rc = open_store(s);
-
-    if (rc != CLI_EXIT_OK)
-        return rc;
-    rc = find_org(*s, org, org_id);
-    if (rc != CLI_EXIT_OK) {
-        store_close(*s);
-        *s = NULL;
-    }
-    return rc;
 }
 
 /* ---- serve ---- */
@@ -312,11 +271,11 @@ int cli_serve(int argc, char **argv)
                           &config.push_window_ms};
     for (size_t i = 0; i < 3; i++) {
         if (opts[2 + i].given &&
-            !parse_count(opts[2 + i].value, 0, INT64_C(86400000) * 365,
-                         targets[i]))
-            return usage_error(serve_usage,
-                               "--%s takes a number of milliseconds",
-                               opts[2 + i].name);
+            !cli_parse_count(opts[2 + i].value, 0, INT64_C(86400000) * 365,
+                             targets[i]))
+            return cli_usage_error(serve_usage,
+                                   "--%s takes a number of milliseconds",
+                                   opts[2 + i].name);
     }
 
     /* Blocked before any thread starts, so every thread inherits the mask
@@ -389,21 +348,21 @@ int cli_org(int argc, char **argv)
     int rc;
 
     if (argc < 2)
-        return usage_error(org_usage, "org needs add or list");
+        return cli_usage_error(org_usage, "org needs add or list");
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         fputs(org_usage, stdout);
         return CLI_EXIT_OK;
     }
     bool add = strcmp(argv[1], "add") == 0;
     if (!add && strcmp(argv[1], "list") != 0)
-        return usage_error(org_usage, "unknown org command '%s'", argv[1]);
+        return cli_usage_error(org_usage, "unknown org command '%s'", argv[1]);
 
     rc = cli_parse(argc - 1, argv + 1, org_usage, NULL, 0, pos, add ? 1 : 0);
     if (rc >= 0)
         return rc;
     if (add && (pos[0][0] == '\0' || strlen(pos[0]) > 255))
-        return usage_error(org_usage, "an org name is 1 to 255 bytes");
-    if ((rc = open_store(&s)) != CLI_EXIT_OK)
+        return cli_usage_error(org_usage, "an org name is 1 to 255 bytes");
+    if ((rc = cli_open_store(&s)) != CLI_EXIT_OK)
         return rc;
 
     if (add) {
@@ -418,153 +377,6 @@ int cli_org(int argc, char **argv)
     } else {
         rc = org_list(s);
     }
-    store_close(s);
-    return rc;
-}
-
-/* ---- connect ---- */
-
-static const char connect_usage[] =
-    "usage: fieldsync connect hubspot --org NAME (--token T | --token-file "
-    "PATH)\n"
-    "         (--client-secret S | --client-secret-file PATH)\n"
-    "         --app-id N --portal-id N [--base-url URL]\n"
-    "         [--rate-10s N] [--rate-daily N]\n"
-    "Connects the org to its CRM account. The org's previous connection is\n"
-    "deactivated: an org has one primary CRM. Secrets are never printed.\n"
-    "  --base-url URL   default https://api.hubapi.com\n"
-    "  --rate-10s N     calls allowed per rolling 10 s (default 100)\n"
-    "  --rate-daily N   calls allowed per day (default 250000)\n";
-
-/* A secret from the option or from the first line of a file, so it need
- * not appear in the process list. */
-static int read_secret(const struct cli_option *direct,
-                       const struct cli_option *file, char **out)
-{
-    if (direct->given == file->given)
-        return usage_error(connect_usage, "give exactly one of --%s and --%s",
-                           direct->name, file->name);
-    if (direct->given) {
-        *out = xstrdup(direct->value);
-    } else {
-        FILE *f = fopen(file->value, "r");
-        char line[SECRET_FILE_MAX];
-        if (!f)
-            return cli_fail("cannot read %s: %s", file->value, strerror(errno));
-        bool ok = fgets(line, sizeof(line), f) != NULL;
-        fclose(f);
-        if (!ok)
-            return cli_fail("%s is empty", file->value);
-        line[strcspn(line, "\r\n")] = '\0';
-        *out = xstrdup(line);
-    }
-    if (**out == '\0') {
-        free(*out);
-        *out = NULL;
-        return usage_error(connect_usage, "--%s is empty", direct->name);
-    }
-    return CLI_EXIT_OK;
-}
-
-/* Deactivates the org's active connections and adds the new one, in one
- * transaction. */
-static fs_result replace_connection(struct store *s, const struct connection *c,
-                                    int64_t *id_out, int *replaced)
-{
-    struct connection old = {0};
-    fs_result r = store_begin(s);
-
-    *replaced = 0;
-    while (r == FS_OK && *replaced < CONNECTIONS_MAX) {
-        r = store_connection_for_org(s, c->org_id, &old);
-        if (r == FS_ERR_NOT_FOUND) {
-            r = FS_OK;
-            break;
-        }
-        if (r == FS_OK)
-            r = store_connection_set_active(s, old.id, false);
-        connection_clear(&old);
-        memset(&old, 0, sizeof(old));
-        (*replaced)++;
-    }
-    if (r == FS_OK)
-        r = store_connection_add(s, c, id_out);
-    if (r == FS_OK)
-        r = store_commit(s);
-    if (r != FS_OK)
-        store_rollback(s);
-    return r;
-}
-
-int cli_connect(int argc, char **argv)
-{
-    struct cli_option opts[] = {
-        {"org", "NAME", NULL, false},
-        {"token", "T", NULL, false},
-        {"token-file", "PATH", NULL, false},
-        {"client-secret", "S", NULL, false},
-        {"client-secret-file", "PATH", NULL, false},
-        {"app-id", "N", NULL, false},
-        {"portal-id", "N", NULL, false},
-        {"base-url", "URL", NULL, false},
-        {"rate-10s", "N", NULL, false},
-        {"rate-daily", "N", NULL, false},
-    };
-    static const char *const required[] = {"org", "app-id", "portal-id"};
-    const char *pos[1] = {NULL};
-    struct connection c = {0};
-    struct store *s = NULL;
-    int64_t rate_10s = 100;
-    int64_t rate_daily = 250000;
-
-    int rc = cli_parse(argc, argv, connect_usage, opts, 10, pos, 1);
-    if (rc >= 0)
-        return rc;
-    if ((rc = require(connect_usage, opts, 10, required, 3)) >= 0)
-        return rc;
-    if (strcmp(pos[0], "hubspot") != 0)
-        return usage_error(connect_usage, "unsupported CRM '%s'", pos[0]);
-    if (!all_digits(opts[5].value) || !all_digits(opts[6].value))
-        return usage_error(connect_usage,
-                           "--app-id and --portal-id are numbers");
-    if ((opts[8].given && !parse_count(opts[8].value, 1, 1000000, &rate_10s)) ||
-        (opts[9].given &&
-         !parse_count(opts[9].value, 0, INT32_MAX, &rate_daily)))
-        return usage_error(connect_usage,
-                           "--rate-10s and --rate-daily are counts");
-
-    if ((rc = read_secret(&opts[1], &opts[2], &c.token)) != CLI_EXIT_OK ||
-        (rc = read_secret(&opts[3], &opts[4], &c.client_secret)) != CLI_EXIT_OK)
-        goto out;
-    c.provider = xstrdup("hubspot");
-    c.base_url =
-        xstrdup(opts[7].given ? opts[7].value : "https://api.hubapi.com");
-    c.account_id = xstrdup(opts[6].value);
-    c.app_id = xstrdup(opts[5].value);
-    c.rate_window = (int)rate_10s;
-    c.rate_daily = (int)rate_daily;
-    c.active = true;
-
-    if ((rc = open_store(&s)) != CLI_EXIT_OK)
-        goto out;
-    if ((rc = find_org(s, opts[0].value, &c.org_id)) != CLI_EXIT_OK)
-        goto out;
-
-    int64_t id = 0;
-    int replaced = 0;
-    fs_result r = replace_connection(s, &c, &id, &replaced);
-    if (r != FS_OK) {
-        rc = cli_fail("cannot add the connection: %s", fs_result_name(r));
-        goto out;
-    }
-    printf("connection %" PRId64 " added for org %s (hubspot portal %s, "
-           "app %s)\n",
-           id, opts[0].value, c.account_id, c.app_id);
-    if (replaced)
-        printf("the org's previous connection was deactivated\n");
-
-out:
-    connection_clear(&c);
     store_close(s);
     return rc;
 }
@@ -592,7 +404,7 @@ static int user_add(struct store *s, int64_t org_id, struct cli_option *opts)
     char *token = NULL;
 
     if (store_role_parse(opts[2].value, &role) != FS_OK)
-        return usage_error(user_usage, "--role is rep or admin");
+        return cli_usage_error(user_usage, "--role is rep or admin");
     fs_result r = store_user_add(s, org_id, opts[1].value, opts[3].value, role,
                                  opts[4].value, &id, &token);
     if (r == FS_ERR_CONFLICT)
@@ -628,8 +440,8 @@ static int user_revoke(struct store *s, int64_t org_id, const char *id_text)
 {
     int64_t id = 0;
 
-    if (!parse_count(id_text, 1, INT64_MAX, &id))
-        return usage_error(user_usage, "--id takes a user id");
+    if (!cli_parse_count(id_text, 1, INT64_MAX, &id))
+        return cli_usage_error(user_usage, "--id takes a user id");
     fs_result r = store_user_revoke(s, org_id, id);
     if (r == FS_ERR_NOT_FOUND)
         return cli_fail("no user %" PRId64 " in that org", id);
@@ -645,10 +457,10 @@ static int user_set_owner(struct store *s, int64_t org_id,
     int64_t id = 0;
     const char *owner = opts[4].value;
 
-    if (!parse_count(opts[5].value, 1, INT64_MAX, &id))
-        return usage_error(user_usage, "--id takes a user id");
+    if (!cli_parse_count(opts[5].value, 1, INT64_MAX, &id))
+        return cli_usage_error(user_usage, "--id takes a user id");
     if (strlen(owner) > 255)
-        return usage_error(user_usage, "an owner id is at most 255 bytes");
+        return cli_usage_error(user_usage, "an owner id is at most 255 bytes");
     fs_result r = store_user_set_owner_id(s, org_id, id, opts[6].value,
                                           *owner ? owner : NULL);
     if (r == FS_ERR_NOT_FOUND)
@@ -677,7 +489,7 @@ int cli_user(int argc, char **argv)
     int rc;
 
     if (argc < 2)
-        return usage_error(user_usage, "user needs add, list or revoke");
+        return cli_usage_error(user_usage, "user needs add, list or revoke");
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         fputs(user_usage, stdout);
         return CLI_EXIT_OK;
@@ -685,28 +497,28 @@ int cli_user(int argc, char **argv)
     const char *cmd = argv[1];
     if (strcmp(cmd, "add") != 0 && strcmp(cmd, "list") != 0 &&
         strcmp(cmd, "revoke") != 0 && strcmp(cmd, "set-owner") != 0)
-        return usage_error(user_usage, "unknown user command '%s'", cmd);
+        return cli_usage_error(user_usage, "unknown user command '%s'", cmd);
 
     rc = cli_parse(argc - 1, argv + 1, user_usage, opts, 7, pos, 0);
     if (rc >= 0)
         return rc;
     if (strcmp(cmd, "add") == 0)
-        rc = require(user_usage, opts, 7, add_required, 3);
+        rc = cli_require(user_usage, opts, 7, add_required, 3);
     else if (strcmp(cmd, "list") == 0)
-        rc = require(user_usage, opts, 7, list_required, 1);
+        rc = cli_require(user_usage, opts, 7, list_required, 1);
     else if (strcmp(cmd, "set-owner") == 0)
-        rc = require(user_usage, opts, 7, set_owner_required, 3);
+        rc = cli_require(user_usage, opts, 7, set_owner_required, 3);
     else
-        rc = require(user_usage, opts, 7, revoke_required, 2);
+        rc = cli_require(user_usage, opts, 7, revoke_required, 2);
     if (rc >= 0)
         return rc;
     if (opts[1].given &&
         (opts[1].value[0] == '\0' || strlen(opts[1].value) > 255))
-        return usage_error(user_usage, "a user name is 1 to 255 bytes");
+        return cli_usage_error(user_usage, "a user name is 1 to 255 bytes");
 
-    if ((rc = open_store(&s)) != CLI_EXIT_OK)
+    if ((rc = cli_open_store(&s)) != CLI_EXIT_OK)
         return rc;
-    if ((rc = find_org(s, opts[0].value, &org_id)) == CLI_EXIT_OK) {
+    if ((rc = cli_find_org(s, opts[0].value, &org_id)) == CLI_EXIT_OK) {
         if (strcmp(cmd, "add") == 0)
             rc = user_add(s, org_id, opts);
         else if (strcmp(cmd, "list") == 0)
@@ -742,11 +554,11 @@ static int org_command_setup(int argc, char **argv, const char *usage,
     int rc = cli_parse(argc, argv, usage, opts, 1, NULL, 0);
     if (rc >= 0)
         return rc;
-    if ((rc = require(usage, opts, 1, required, 1)) >= 0)
+    if ((rc = cli_require(usage, opts, 1, required, 1)) >= 0)
         return rc;
-    if ((rc = open_store(s)) != CLI_EXIT_OK)
+    if ((rc = cli_open_store(s)) != CLI_EXIT_OK)
         return rc;
-    if ((rc = find_org(*s, opts[0].value, org_id)) != CLI_EXIT_OK) {
+    if ((rc = cli_find_org(*s, opts[0].value, org_id)) != CLI_EXIT_OK) {
         store_close(*s);
         *s = NULL;
         return rc;

@@ -38,32 +38,41 @@ struct cli_option {
 int cli_parse(int argc, char **argv, const char *usage, struct cli_option *opts,
               size_t n_opts, const char **positional, size_t n_positional);
 
+struct store;
+
+/* Opens the --db database; on failure prints why and returns
+ * CLI_EXIT_FAIL. */
+int cli_open_store(struct store **out);
+/* The org's id by name; prints why and returns CLI_EXIT_FAIL when none. */
+int cli_find_org(struct store *s, const char *name, int64_t *id);
+
 /* Prints "fieldsync: <message>" and the usage on stderr; returns
  * CLI_EXIT_USAGE. */
-int cli_usage_error(const char *usage, const char *message);
-/* Checks that every named option was given; -1 when so, else the exit
- * code after printing which is missing. */
+int cli_usage_error(const char *usage, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Checks that every named option was given; -1 when they were, else the
+ * exit code after the usage error. */
 int cli_require(const char *usage, const struct cli_option *opts, size_t n_opts,
                 const char *const *names, size_t n_names);
-struct store;
-/* Opens the database and finds the org; CLI_EXIT_OK, or the exit code
- * after printing why (nothing left open). */
-int cli_open_org(const char *org, struct store **s, int64_t *org_id);
+/* A whole decimal number within [min, max]. */
+bool cli_parse_count(const char *s, int64_t min, int64_t max, int64_t *out);
 
 /* Prints "fieldsync: <message>" on stderr; returns CLI_EXIT_FAIL. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 int cli_serve(int argc, char **argv);
 int cli_org(int argc, char **argv);
-int cli_connect(int argc, char **argv);
 int cli_user(int argc, char **argv);
 int cli_status(int argc, char **argv);
 int cli_retry(int argc, char **argv);
 /* Written apart: src/main/cli_territory.c. */
 int cli_territory(int argc, char **argv);
 
-/* Written apart: src/main/import_cmd.c and src/main/demo.c. */
+/* Written apart: src/main/import_cmd.c, src/main/cli_connect.c,
+ * src/main/cli_stages.c and src/main/demo.c. */
 int cli_import(int argc, char **argv);
+int cli_connect(int argc, char **argv);
+int cli_stages(int argc, char **argv);
 int demo_main(int argc, char **argv);
 
 #endif

@@ -97,6 +97,21 @@ static int read_file(const char *path, char **out, size_t *len)
     return CLI_EXIT_OK;
 }
 
+/* Opens the database and finds the org; nothing is left open on failure. */
+static int open_org(const char *org, struct store **s, int64_t *org_id)
+{
+    int rc = cli_open_store(s);
+
+    if (rc != CLI_EXIT_OK)
+        return rc;
+    rc = cli_find_org(*s, org, org_id);
+    if (rc != CLI_EXIT_OK) {
+        store_close(*s);
+        *s = NULL;
+    }
+    return rc;
+}
+
 static int report_error(const struct territory_error *err)
 {
     return cli_fail("%s%s%s (%d %s)", err->field ? err->field : "",
@@ -370,7 +385,7 @@ int cli_territory(int argc, char **argv)
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         known = known || strcmp(cmd, commands[i]) == 0;
     if (!known)
-        return cli_usage_error(usage, "unknown territory command");
+        return cli_usage_error(usage, "unknown territory command '%s'", cmd);
 
     bool takes_file =
         strcmp(cmd, "import") == 0 || strcmp(cmd, "centroids") == 0;
@@ -383,7 +398,7 @@ int cli_territory(int argc, char **argv)
                      needs_id ? 2 : 1);
     if (rc >= 0)
         return rc;
-    if ((rc = cli_open_org(o[OPT_ORG].value, &s, &org_id)) != CLI_EXIT_OK)
+    if ((rc = open_org(o[OPT_ORG].value, &s, &org_id)) != CLI_EXIT_OK)
         return rc;
 
     if (strcmp(cmd, "list") == 0)

@@ -12,6 +12,7 @@
 #include "providers/provider.h"
 #include "services/app.h"
 #include "services/backstop.h"
+#include "services/stages.h"
 #include "store/store.h"
 
 #include <errno.h>
@@ -466,10 +467,72 @@ static fs_result load_deals(struct demo *d, struct store *store)
         result = store_crm_stages_list(store, d->conn_id, &stages, &n_stages);
     if (result == FS_OK) {
         d->stages = xcalloc(n_stages + 1, sizeof(*d->stages));
-        for (size_t i = 0; i < n_stages; i++)
+        d->stage_keys = xcalloc(n_stages + 1, sizeof(*d->stage_keys));
+        for (size_t i = 0; i < n_stages; i++) {
+            d->stage_keys[d->n_stages] =
+                xstrdup(demo_stage_key_of(stages[i].label));
             d->stages[d->n_stages++] = xstrdup(stages[i].id);
+        }
     }
     store_stages_free(stages, n_stages);
+    return result;
+}
+
+const char *demo_api_value(const struct demo *d, int field, const char *value)
+{
+    for (size_t i = 0; field == DEAL_STAGE && value && i < d->n_stages; i++) {
+        if (strcmp(d->stages[i], value) == 0)
+            return d->stage_keys[i];
+    }
+    return value;
+}
+
+/* The org's stage each of the pipeline's stages stands for, by label. */
+const char *demo_stage_key_of(const char *label)
+{
+    static const struct {
+        const char *label;
+        const char *key;
+    } keys[] = {{"Prospecting", "new"},
+                {"Engaging", "qualified"},
+                {"Won", "won"},
+                {"Lost", "lost"}};
+
+    for (size_t i = 0; label && i < sizeof(keys) / sizeof(keys[0]); i++) {
+        if (strcmp(keys[i].label, label) == 0)
+            return keys[i].key;
+    }
+    return "new";
+}
+
+/* Maps the CRM's stages onto the org's default ones as an admin would: by
+ * label, and In Quote written as the stage Qualified maps from. */
+static fs_result map_stages(struct demo *d, struct store *store)
+{
+    struct store_stage *stages = NULL;
+    size_t n = 0;
+    char *error = NULL;
+
+    fs_result result = store_crm_stages_list(store, d->conn_id, &stages, &n);
+    if (result != FS_OK)
+        return result;
+    json_t *map = json_object();
+    json_t *defaults = json_object();
+    for (size_t i = 0; i < n; i++) {
+        const char *key = demo_stage_key_of(stages[i].label);
+        json_object_set_new(map, stages[i].id, json_string(key));
+        if (strcmp(key, "qualified") == 0)
+            json_object_set_new(defaults, stages[i].pipeline_id,
+                                json_pack("{s:s}", "in_quote", stages[i].id));
+    }
+    json_t *body = json_pack("{s:o, s:o}", "map", map, "defaults", defaults);
+    result = stages_map(store, d->org_id, body, &error);
+    if (result != FS_OK)
+        fprintf(stderr, "fieldsync demo: stage map refused: %s\n",
+                error ? error : fs_result_name(result));
+    free(error);
+    json_decref(body);
+    store_stages_free(stages, n);
     return result;
 }
 
@@ -497,6 +560,8 @@ static fs_result set_up(struct demo *d)
     result = add_connection(d, store, token, secret);
     if (result == FS_OK)
         result = import_and_activate(d, store);
+    if (result == FS_OK)
+        result = map_stages(d, store);
     if (result == FS_OK)
         result = add_users(d, store);
     if (result == FS_OK)
@@ -551,9 +616,12 @@ static void demo_free(struct demo *d)
         free(d->deals[i].crm_id);
     }
     free(d->deals);
-    for (size_t i = 0; i < d->n_stages; i++)
+    for (size_t i = 0; i < d->n_stages; i++) {
         free(d->stages[i]);
+        free(d->stage_keys[i]);
+    }
     free(d->stages);
+    free(d->stage_keys);
     for (size_t i = 0; i < d->n_conflict_log; i++) {
         free(d->conflict_log[i].local_value);
         free(d->conflict_log[i].crm_value);

@@ -8,7 +8,6 @@
 #include "base/clock.h"
 #include "model/deal.h"
 #include "model/merge.h"
-#include "providers/hubspot.h"
 #include "services/app.h"
 #include "services/metrics.h"
 
@@ -108,7 +107,7 @@ static void difference(struct check *c, const char *id, const char *crm_id,
 {
     if (c->differences++ < SHOW_DIFFERENCES)
         printf("  difference: deal %s (CRM %s) %s: fieldsync \"%s\", "
-               "HubSpot \"%s\"\n",
+               "CRM \"%s\"\n",
                id ? id : "-", crm_id ? crm_id : "-", field,
                ours ? ours : "(empty)", theirs ? theirs : "(empty)");
 }
@@ -133,7 +132,7 @@ static void compare_deal(struct check *c, const json_t *deal, json_t *index)
         if (demo_crm_value(crm, f, &theirs) != FS_OK ||
             !merge_value_equal(ours, theirs)) {
             const char *raw = json_string_value(json_object_get(
-                json_object_get(crm, "properties"), hubspot_property(f)));
+                json_object_get(crm, "fields"), deal_fields[f].name));
             difference(c, id, crm_id, deal_fields[f].name, ours,
                        theirs ? theirs : raw);
         }
@@ -142,25 +141,33 @@ static void compare_deal(struct check *c, const json_t *deal, json_t *index)
     json_object_del(index, crm_id);
 }
 
-/* The simulator's live deals by id. */
+/* The simulator's live deals by id, read a page at a time. */
 static json_t *crm_index(struct demo *d, struct http_client *http)
 {
-    json_t *all = get_json(http, d->sim_base, "/_sim/deals", NULL);
     json_t *index = json_object();
-    size_t i;
-    json_t *deal;
+    json_int_t offset = 0;
 
-    if (!all) {
-        json_decref(index);
-        return NULL;
+    while (offset >= 0) {
+        char *path = xasprintf(
+            "/_sim/deals?limit=%d&offset=%" JSON_INTEGER_FORMAT, PAGE, offset);
+        json_t *page = get_json(http, d->sim_base, path, NULL);
+        free(path);
+        if (!page) {
+            json_decref(index);
+            return NULL;
+        }
+        size_t i;
+        json_t *deal;
+        json_array_foreach(json_object_get(page, "deals"), i, deal)
+        {
+            const char *id = json_string_value(json_object_get(deal, "id"));
+            if (id && !json_is_true(json_object_get(deal, "archived")))
+                json_object_set(index, id, deal);
+        }
+        json_t *next = json_object_get(page, "next_offset");
+        offset = json_is_integer(next) ? json_integer_value(next) : -1;
+        json_decref(page);
     }
-    json_array_foreach(json_object_get(all, "results"), i, deal)
-    {
-        const char *id = json_string_value(json_object_get(deal, "id"));
-        if (id && !json_is_true(json_object_get(deal, "archived")))
-            json_object_set(index, id, deal);
-    }
-    json_decref(all);
     return index;
 }
 
@@ -234,7 +241,7 @@ static void check_conflict(struct check *c, const struct demo_conflict *k)
         if (d->won_earlier++ < SHOW_DIFFERENCES)
             printf("  conflict lost by the later edit: deal %s %s: field "
                    "\"%s\" at %" PRId64 ", CRM \"%s\" at %" PRId64
-                   "; ended fieldsync \"%s\", HubSpot \"%s\"\n",
+                   "; ended fieldsync \"%s\", CRM \"%s\"\n",
                    deal->id, deal_fields[k->field].name, k->local_value,
                    k->local_time, k->crm_value, k->crm_time,
                    value ? value : "(empty)", theirs ? theirs : "(empty)");

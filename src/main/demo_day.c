@@ -1,5 +1,5 @@
 /* The demo's working day: reps editing through the field API and admins
- * editing in the simulated HubSpot, in several threads at once, with
+ * editing in the simulated CRM, in several threads at once, with
  * webhooks dropped, duplicated and reordered; each edit's trip to the
  * other side is timed, and same-field conflicts are kept for the check. */
 #include "demo_internal.h"
@@ -8,7 +8,6 @@
 #include "base/clock.h"
 #include "model/deal.h"
 #include "model/merge.h"
-#include "providers/hubspot.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -67,16 +66,19 @@ static size_t rng_below(uint64_t *state, size_t n)
 
 const char *demo_field_value(const json_t *deal, int field)
 {
-    return json_string_value(json_object_get(deal, deal_fields[field].name));
+    /* The CRM's own stage, to compare with the CRM. */
+    const char *name =
+        field == DEAL_STAGE ? "crm_stage" : deal_fields[field].name;
+    return json_string_value(json_object_get(deal, name));
 }
 
 fs_result demo_crm_value(const json_t *sim_deal, int field, char **out)
 {
-    json_t *props = json_object_get(sim_deal, "properties");
-    const char *raw =
-        json_string_value(json_object_get(props, hubspot_property(field)));
+    json_t *fields = json_object_get(sim_deal, "fields");
+    const char *value =
+        json_string_value(json_object_get(fields, deal_fields[field].name));
 
-    return hubspot_value_in(field, raw, out);
+    return deal_field_canonical((enum deal_field)field, value, out);
 }
 
 static bool crm_shows(const json_t *sim_deal, int field, const char *value)
@@ -240,7 +242,8 @@ static bool patch_field(struct day_worker *w, const struct demo_deal *deal,
     struct demo *d = w->d;
     const char *name = deal_fields[field].name;
     char *url = xasprintf("%s/api/v1/deals/%s", d->api_base, deal->id);
-    json_t *body = json_pack("{s:{s:s?}}", "fields", name, value);
+    json_t *body = json_pack("{s:{s:s?}}", "fields", name,
+                             demo_api_value(d, field, value));
     json_t *reply = NULL;
     long status = 0;
 
@@ -269,37 +272,31 @@ static bool patch_field(struct day_worker *w, const struct demo_deal *deal,
     return ok && applied;
 }
 
-/* PATCHes the property in the simulator as a CRM user. True when done;
+/* PATCHes the field in the simulator as a CRM user. True when done;
  * *time_out gets the CRM's modification time. */
 static bool patch_crm(struct day_worker *w, const struct demo_deal *deal,
                       int field, const char *value, int64_t *time_out)
 {
     struct demo *d = w->d;
-    char *raw = NULL;
     char *url = xasprintf("%s/_sim/deals/%s", d->sim_base, deal->crm_id);
     json_t *reply = NULL;
     long status = 0;
-    int64_t ms = 0;
 
-    hubspot_value_out(field, value, &raw);
-    json_t *body =
-        json_pack("{s:{s:s}}", "properties", hubspot_property(field), raw);
+    json_t *body = json_pack("{s:{s:o}}", "fields", deal_fields[field].name,
+                             value ? json_string(value) : json_null());
     fs_result result =
         demo_http_json(w->http, "PATCH", url, NULL, body, &status, &reply);
-    bool ok =
-        result == FS_OK && status == 200 &&
-        clock_parse_iso(json_string_value(json_object_get(reply, "updatedAt")),
-                        &ms) == 0;
+    json_t *modified = json_object_get(reply, "modified");
+    bool ok = result == FS_OK && status == 200 && json_is_integer(modified);
     if (ok) {
         atomic_fetch_add(&d->edits_crm, 1);
-        *time_out = ms;
+        *time_out = json_integer_value(modified);
     } else {
         atomic_fetch_add(&d->failed_calls, 1);
     }
     json_decref(reply);
     json_decref(body);
     free(url);
-    free(raw);
     return ok;
 }
 
@@ -395,9 +392,9 @@ static void create_deal(struct day_worker *w)
     char *stage = new_value(w, DEAL_STAGE);
     char *close = new_value(w, DEAL_CLOSE_DATE);
     char *url = xasprintf("%s/api/v1/deals", d->api_base);
-    json_t *body =
-        json_pack("{s:{s:s, s:s, s:s, s:s}}", "fields", "name", name, "amount",
-                  amount, "stage", stage, "close_date", close);
+    json_t *body = json_pack(
+        "{s:{s:s, s:s, s:s, s:s}}", "fields", "name", name, "amount", amount,
+        "stage", demo_api_value(d, DEAL_STAGE, stage), "close_date", close);
     long status = 0;
 
     if (demo_http_json(w->http, "POST", url, token, body, &status, NULL) ==

@@ -119,7 +119,8 @@ struct demo {
     size_t n_reps;
     struct demo_deal *deals;
     size_t n_deals;
-    char **stages;
+    char **stages;     /* the CRM's stage ids */
+    char **stage_keys; /* the org's stage each maps to, for the field API */
     size_t n_stages;
 
     size_t imported;
@@ -169,8 +170,13 @@ bool demo_sleep(struct demo *d, int64_t ms);
 
 /* The index into reps of the rep with that CRM owner id, or -1. */
 int demo_rep_of(const struct demo *d, const char *owner_id);
+/* The org's stage a pipeline stage of that label maps to in the demo. */
+const char *demo_stage_key_of(const char *label);
+/* A value as the field API takes it: a CRM stage id as its org stage. */
+const char *demo_api_value(const struct demo *d, int field, const char *value);
 
-/* A field's value in a deal of the field API, or NULL when empty. */
+/* A field's value in a deal of the field API as the CRM holds it (the
+ * stage as the CRM's stage id), or NULL when empty. */
 const char *demo_field_value(const json_t *deal, int field);
 /* A field's value, canonical, in a deal as GET /_sim/deals shows it; *out
  * NULL when empty. The caller frees. */

@@ -6,14 +6,14 @@
 #include "base/log.h"
 #include "net/http_server.h"
 #include "services/backstop.h"
-#include "services/field_api.h"
+#include "services/api_call.h"
 #include "services/ingest.h"
 #include "services/live_stream.h"
 #include "services/metrics.h"
 #include "services/pusher.h"
 #include "services/reconciler.h"
+#include "services/stage_cache.h"
 #include "services/territory.h"
-#include "services/territory_api.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -43,6 +43,7 @@ struct app {
     struct governor_entry *governors;
 
     struct live_stream *live;
+    struct stage_cache *stages;
     struct metrics *metrics;
     struct ingest *ingest;
     struct reconciler *reconciler;
@@ -106,6 +107,11 @@ void app_store_release(struct app *app, struct store *store)
 struct live_stream *app_live_stream(struct app *app)
 {
     return app->live;
+}
+
+struct stage_cache *app_stage_cache(struct app *app)
+{
+    return app->stages;
 }
 
 struct metrics *app_metrics(struct app *app)
@@ -190,11 +196,9 @@ static void on_request(void *ctx, const struct http_request *req,
             return;
         }
         ingest_handle_webhook(app, app->ingest, req->path + 10, req, resp);
-    } else if (territory_api_owns(req->path)) {
-        territory_api_handle(app, req, resp);
     } else if (starts_with(req->path, "/api/v1/") ||
                strcmp(req->path, "/api/v1") == 0) {
-        field_api_handle(app, req, resp);
+        api_handle(app, req, resp);
     } else if (strcmp(req->path, "/metrics") == 0) {
         metrics_handle(app, req, resp);
     } else if (strcmp(req->path, "/healthz") == 0) {
@@ -229,6 +233,7 @@ fs_result app_start(const struct app_config *config, struct app **out)
     app_store_release(app, store);
 
     app->live = live_stream_new(LIVE_STREAM_CAPACITY);
+    app->stages = stage_cache_new();
     app->metrics = metrics_new();
     app->reconciler = reconciler_new(app);
     app->pusher = pusher_new(app);
@@ -273,6 +278,7 @@ void app_stop(struct app *app)
     pusher_free(app->pusher);
     reconciler_free(app->reconciler);
     live_stream_free(app->live);
+    stage_cache_free(app->stages);
     metrics_free(app->metrics);
     territory_cache_clear();
     while (app->governors) {

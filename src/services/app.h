@@ -43,6 +43,7 @@ struct store *app_store_acquire(struct app *app);
 void app_store_release(struct app *app, struct store *store);
 
 struct live_stream *app_live_stream(struct app *app);
+struct stage_cache *app_stage_cache(struct app *app);
 struct metrics *app_metrics(struct app *app);
 /* The connection's rate governor for a class of call, made on first use
  * from its provider's budget; shared by every thread. */

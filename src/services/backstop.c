@@ -48,6 +48,7 @@ static fs_result merge_page(struct store *store,
     result = result == FS_OK ? store_commit(store) : result;
     if (result != FS_OK)
         store_rollback(store);
+    reconcile_effects_flush(fx, store, result == FS_OK);
     if (result == FS_OK && n_reread > 0)
         result = reconcile_read(store, session, reread, n_reread, fx);
     free(reread);
@@ -159,6 +160,7 @@ static void run_pass(struct backstop *b, struct store *store,
     struct connection *conns = NULL;
     size_t n = 0;
     struct reconcile_effects fx = {.live = app_live_stream(b->app),
+                                   .stages = app_stage_cache(b->app),
                                    .metrics = app_metrics(b->app)};
 
     if (store_connections_active(store, &conns, &n) != FS_OK)

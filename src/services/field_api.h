@@ -7,52 +7,22 @@
 
 #include "base/result.h"
 #include "model/deal.h"
-#include "net/http_server.h"
+#include "services/api_call.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-struct app;
-
-/* Answers any request whose path starts with /api/v1. */
-void field_api_handle(struct app *app, const struct http_request *req,
-                      struct http_response *resp);
-
-struct store;
-struct user;
-
-/* For the other handlers under /api/v1: checks the bearer token and fills
- * *user (the caller clears it), or answers 401 (or 503/500) and returns
- * false. */
-bool field_api_authenticate(struct app *app, struct store *store,
-                            const struct http_request *req,
-                            struct http_response *resp, struct user *user);
-/* Answers with {"error","message","field"} and logs it once (info for
- * client errors, error for ours). */
-void field_api_fail(const struct http_request *req, struct http_response *resp,
-                    int64_t user_id, int status, const char *code,
-                    const char *field, const char *message);
+/* The deal, sync and live stream endpoints under /api/v1. */
+extern const struct api_route field_api_routes[];
+extern const size_t field_api_route_count;
 
 /* ---- the pure parts, exposed for tests ---- */
 
-#define FIELD_API_MAX_DEPTH 8       /* JSON nesting of a request body */
-#define FIELD_API_MAX_STRING 4096   /* bytes of one JSON string */
 #define FIELD_API_MAX_FIELDS 32     /* entries in "fields" */
 #define FIELD_API_DEFAULT_LIMIT 100 /* deals per page */
 #define FIELD_API_MAX_LIMIT 1000
 #define FIELD_API_MAX_PARAM 255 /* bytes of a query value */
-
-/* A client error: the HTTP status, a stable code, the offending field or
- * parameter (or NULL) and a message. */
-struct field_api_error {
-    int status;
-    const char *code;
-    char *field;
-    char *message;
-};
-
-void field_api_error_clear(struct field_api_error *err);
 
 /* GET /api/v1/deals query parameters. */
 struct field_api_query {
@@ -71,7 +41,7 @@ void field_api_query_clear(struct field_api_query *q);
  * parameters are 400 errors naming the parameter. */
 fs_result field_api_parse_query(const char *raw_url,
                                 struct field_api_query *out,
-                                struct field_api_error *err);
+                                struct api_error *err);
 
 /* A validated edit body: {"fields":{...},"client_time"?:ms}. */
 struct field_api_edit {
@@ -86,10 +56,6 @@ void field_api_edit_clear(struct field_api_edit *edit);
  * depth, sizes, keys, field names, JSON types and values. */
 fs_result field_api_parse_edit(const char *body, size_t len,
                                struct field_api_edit *out,
-                               struct field_api_error *err);
-
-/* The deepest nesting of objects and arrays in JSON text (strings are
- * skipped), without parsing it. */
-int field_api_json_depth(const char *body, size_t len);
+                               struct api_error *err);
 
 #endif

@@ -64,24 +64,6 @@ static int64_t backoff_ms(const struct app_config *cfg, int attempts)
     return delay * 3 / 4 + (int64_t)(noise % (uint32_t)(delay / 2 + 1));
 }
 
-static void publish(struct app *app, struct store *store, int64_t rowid,
-                    const char *type)
-{
-    struct record r = {0};
-    struct sync_state st = {0};
-
-    if (store_record_by_rowid(store, rowid, &r) != FS_OK)
-        return;
-    bool has_sync = store_sync_get(store, rowid, &st) == FS_OK;
-    json_t *obj = deal_json(&r, has_sync ? &st : NULL);
-    char *text = json_dumps(obj, JSON_COMPACT);
-    live_stream_publish(app_live_stream(app), r.org_id, type, text);
-    free(text);
-    json_decref(obj);
-    sync_state_clear(&st);
-    record_clear(&r);
-}
-
 /* Notes a failed write of the record; after fail_after_ms of failures the
  * record is failed until retried. */
 static void note_failure(struct app *app, struct store *store,
@@ -107,7 +89,8 @@ static void note_failure(struct app *app, struct store *store,
     store_sync_put(store, r->rowid, &st);
     sync_state_clear(&st);
     if (newly_failed)
-        publish(app, store, r->rowid, "deal.sync_failed");
+        deal_publish(app_live_stream(app), app_stage_cache(app), store, r,
+                     "deal.sync_failed");
 }
 
 /* Records a successful write as the CRM change it is, through the merge

@@ -58,23 +58,37 @@ static void id_list_clear(struct id_list *l)
     memset(l, 0, sizeof(*l));
 }
 
-/* Publishes the record's current state on the live stream. */
-static void publish_record(struct store *store, struct live_stream *live,
-                           int64_t rowid, const char *type)
+/* Takes the saved record over for publishing after the commit. */
+static void hold_for_publish(struct reconcile_effects *fx, struct record *r,
+                             const char *type)
 {
-    struct record r = {0};
-    struct sync_state st = {0};
-
-    if (!live || store_record_by_rowid(store, rowid, &r) != FS_OK)
+    if (!fx->live)
         return;
-    bool has_sync = store_sync_get(store, rowid, &st) == FS_OK;
-    json_t *obj = deal_json(&r, has_sync ? &st : NULL);
-    char *text = json_dumps(obj, JSON_COMPACT);
-    live_stream_publish(live, r.org_id, type, text);
-    free(text);
-    json_decref(obj);
-    sync_state_clear(&st);
-    record_clear(&r);
+    if (fx->n_held == fx->cap_held) {
+        fx->cap_held = fx->cap_held ? fx->cap_held * 2 : 16;
+        fx->held = xrealloc(fx->held, fx->cap_held * sizeof(*fx->held));
+        fx->held_types =
+            xrealloc(fx->held_types, fx->cap_held * sizeof(*fx->held_types));
+    }
+    fx->held[fx->n_held] = *r;
+    fx->held_types[fx->n_held++] = type;
+    memset(r, 0, sizeof(*r));
+}
+
+void reconcile_effects_flush(struct reconcile_effects *fx, struct store *store,
+                             bool committed)
+{
+    for (size_t i = 0; i < fx->n_held; i++) {
+        if (committed)
+            deal_publish(fx->live, fx->stages, store, &fx->held[i],
+                         fx->held_types[i]);
+        record_clear(&fx->held[i]);
+    }
+    free(fx->held);
+    free(fx->held_types);
+    fx->held = NULL;
+    fx->held_types = NULL;
+    fx->n_held = fx->cap_held = 0;
 }
 
 /* Ends the record's pending local edits, leaving a trace of each. */
@@ -234,7 +248,7 @@ fs_result reconcile_deal(struct store *store, const struct connection *conn,
     if (changed) {
         result = territory_save_deal(store, &r, clock_now_ms(), NULL);
         if (result == FS_OK)
-            publish_record(store, fx->live, r.rowid, type);
+            hold_for_publish(fx, &r, type);
     }
     record_clear(&r);
     return result;
@@ -283,7 +297,7 @@ static fs_result apply_merge(struct store *store, const struct connection *conn,
             result = store_record_save(store, &r);
             if (result != FS_OK)
                 goto out;
-            publish_record(store, fx->live, r.rowid, "deal.deleted");
+            hold_for_publish(fx, &r, "deal.deleted");
         }
         record_clear(&r);
         result = store_crm_alias_add(store, conn->id, loser, ev->new_id);
@@ -388,7 +402,7 @@ static fs_result apply_event(struct store *store, const struct connection *conn,
     if (changed) {
         result = territory_save_deal(store, &r, clock_now_ms(), NULL);
         if (result == FS_OK)
-            publish_record(store, fx->live, r.rowid, type);
+            hold_for_publish(fx, &r, type);
     }
 out:
     record_clear(&r);
@@ -421,6 +435,7 @@ fs_result reconcile_read(struct store *store, struct provider_session *session,
         result = result == FS_OK ? store_commit(store) : result;
         if (result != FS_OK)
             store_rollback(store);
+        reconcile_effects_flush(fx, store, result == FS_OK);
         crm_deals_free(deals, got);
         if (result != FS_OK)
             return result;
@@ -466,6 +481,7 @@ static size_t reconcile_batch(struct reconciler *rc, struct store *store,
     struct inbox_event *events = NULL;
     size_t n = 0;
     struct reconcile_effects fx = {.live = app_live_stream(rc->app),
+                                   .stages = app_stage_cache(rc->app),
                                    .metrics = app_metrics(rc->app)};
 
     if (store_inbox_next(store, INBOX_BATCH, &events, &n) != FS_OK || n == 0)
@@ -474,24 +490,30 @@ static size_t reconcile_batch(struct reconciler *rc, struct store *store,
     /* Reads are grouped per connection; most batches have one. */
     struct id_list *to_read = xcalloc(n, sizeof(*to_read));
     const struct connection **read_conn = xcalloc(n, sizeof(*read_conn));
+    const struct connection **conns = xcalloc(n, sizeof(*conns));
+    struct crm_event *evs = xcalloc(n, sizeof(*evs));
+    fs_result *parsed = xcalloc(n, sizeof(*parsed));
     size_t n_read = 0;
+
+    /* Parsing needs no lock: it is done before the write transaction, so
+     * the webhook committer waits only for the merges themselves. */
+    for (size_t i = 0; i < n; i++) {
+        conns[i] = cached_connection(store, cache, events[i].connection_id);
+        const struct provider *provider =
+            conns[i] ? provider_by_name(conns[i]->provider) : NULL;
+        parsed[i] =
+            provider ? provider->parse_event(conns[i], events[i].body, &evs[i])
+                     : FS_ERR_NOT_FOUND;
+    }
 
     fs_result result = store_begin(store);
     for (size_t i = 0; result == FS_OK && i < n; i++) {
-        const struct connection *conn =
-            cached_connection(store, cache, events[i].connection_id);
-        const struct provider *provider =
-            conn ? provider_by_name(conn->provider) : NULL;
-        struct crm_event ev = {0};
-
-        fs_result parsed =
-            provider ? provider->parse_event(conn, events[i].body, &ev)
-                     : FS_ERR_NOT_FOUND;
-        if (parsed != FS_OK) {
+        const struct connection *conn = conns[i];
+        if (parsed[i] != FS_OK) {
             log_warn("event=inbox_event_unparsed id=%lld result=%s",
-                     (long long)events[i].id, fs_result_name(parsed));
+                     (long long)events[i].id, fs_result_name(parsed[i]));
             result = store_inbox_mark(store, events[i].id, INBOX_FAILED,
-                                      fs_result_name(parsed));
+                                      fs_result_name(parsed[i]));
             continue;
         }
         size_t slot = 0;
@@ -499,17 +521,16 @@ static size_t reconcile_batch(struct reconciler *rc, struct store *store,
             slot++;
         if (slot == n_read)
             read_conn[n_read++] = conn;
-        if (ev.kind == CRM_EVENT_IGNORED) {
+        if (evs[i].kind == CRM_EVENT_IGNORED) {
             log_info("event=crm_event_ignored type=%s",
-                     ev.ignored_type ? ev.ignored_type : "-");
+                     evs[i].ignored_type ? evs[i].ignored_type : "-");
             metrics_add(fx.metrics, METRIC_EVENTS_IGNORED, conn->id, 1);
         }
-        result = apply_event(store, conn, &ev, &to_read[slot], &fx);
+        result = apply_event(store, conn, &evs[i], &to_read[slot], &fx);
         if (result == FS_OK)
             result = store_inbox_mark(store, events[i].id, INBOX_DONE, NULL);
         if (result == FS_OK)
             metrics_add(fx.metrics, METRIC_EVENTS_APPLIED, conn->id, 1);
-        crm_event_clear(&ev);
     }
     if (result == FS_OK)
         result = store_commit(store);
@@ -517,6 +538,12 @@ static size_t reconcile_batch(struct reconciler *rc, struct store *store,
         store_rollback(store);
         log_error("event=reconcile_failed result=%s", fs_result_name(result));
     }
+    reconcile_effects_flush(&fx, store, result == FS_OK);
+    for (size_t i = 0; i < n; i++)
+        crm_event_clear(&evs[i]);
+    free(evs);
+    free(parsed);
+    free(conns);
 
     for (size_t i = 0; i < n_read; i++) {
         if (result == FS_OK && to_read[i].len > 0) {
@@ -543,10 +570,33 @@ static size_t reconcile_batch(struct reconciler *rc, struct store *store,
     return result == FS_OK ? n : 0;
 }
 
+/* The reconciler's connection does not wait for the disk at each commit:
+ * everything it writes is derived from inbox events, which stay 'new'
+ * until its commit lands, and from CRM reads it can make again. */
+static struct store *acquire_store(struct reconciler *rc)
+{
+    struct store *store = app_store_acquire(rc->app);
+
+    if (store && store_set_flush(store, false) != FS_OK) {
+        app_store_release(rc->app, store);
+        store = NULL;
+    }
+    return store;
+}
+
+static void release_store(struct reconciler *rc, struct store *store)
+{
+    if (store && store_set_flush(store, true) != FS_OK) {
+        store_close(store);
+        store = NULL;
+    }
+    app_store_release(rc->app, store);
+}
+
 static void *reconciler_main(void *arg)
 {
     struct reconciler *rc = arg;
-    struct store *store = app_store_acquire(rc->app);
+    struct store *store = acquire_store(rc);
     struct http_client *http = http_client_new();
     struct conn_cache cache = {0};
 
@@ -564,7 +614,7 @@ static void *reconciler_main(void *arg)
         if (stopping)
             break;
         if (!store)
-            store = app_store_acquire(rc->app);
+            store = acquire_store(rc);
         while (store && reconcile_batch(rc, store, http, &cache) > 0)
             ;
         /* Connections may change settings; reload them each idle pass. */
@@ -572,7 +622,7 @@ static void *reconciler_main(void *arg)
     }
     conn_cache_clear(&cache);
     http_client_free(http);
-    app_store_release(rc->app, store);
+    release_store(rc, store);
     return NULL;
 }
 

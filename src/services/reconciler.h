@@ -16,15 +16,27 @@ struct live_stream;
 struct metrics;
 struct reconciler;
 
-/* What one merge pass changed, for the live stream and counters. */
+/* What one merge pass changed, for the live stream and counters. Records
+ * changed inside a transaction are held and published by
+ * reconcile_effects_flush once it commits, so subscribers never see a
+ * change that is then rolled back. */
 struct reconcile_effects {
-    struct live_stream *live; /* may be NULL */
-    struct metrics *metrics;  /* may be NULL */
+    struct live_stream *live;   /* may be NULL */
+    struct stage_cache *stages; /* may be NULL: stages shown raw */
+    struct metrics *metrics;    /* may be NULL */
     int64_t applied;
     int64_t conflicts;
     int64_t echoes;
     int64_t repushes; /* fields that must be written back to the CRM */
+    struct record *held;
+    const char **held_types;
+    size_t n_held;
+    size_t cap_held;
 };
+
+/* Publishes the held records when committed, else drops them. */
+void reconcile_effects_flush(struct reconcile_effects *fx, struct store *store,
+                             bool committed);
 
 /* Merges a deal read from the CRM into the store, inside the caller's
  * transaction. field_times says whether deal->times[] are per-field

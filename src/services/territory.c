@@ -1001,7 +1001,8 @@ fs_result territory_load_centroids(struct store *s, int64_t org_id,
 }
 
 void territory_announce(struct store *s, struct live_stream *live,
-                        int64_t org_id, const struct territory_plan *plan)
+                        struct stage_cache *stages, int64_t org_id,
+                        const struct territory_plan *plan)
 {
     if (!live || plan->n_moves == 0)
         return;
@@ -1014,16 +1015,8 @@ void territory_announce(struct store *s, struct live_stream *live,
     }
     for (size_t i = 0; i < plan->n_moves; i++) {
         struct record r = {0};
-        struct sync_state st = {0};
-        if (store_record_get(s, org_id, plan->moves[i].deal_id, &r) != FS_OK)
-            continue;
-        bool has_sync = store_sync_get(s, r.rowid, &st) == FS_OK;
-        json_t *obj = deal_json(&r, has_sync ? &st : NULL);
-        char *text = json_dumps(obj, JSON_COMPACT);
-        live_stream_publish(live, org_id, "deal.updated", text);
-        free(text);
-        json_decref(obj);
-        sync_state_clear(&st);
+        if (store_record_get(s, org_id, plan->moves[i].deal_id, &r) == FS_OK)
+            deal_publish(live, stages, s, &r, "deal.updated");
         record_clear(&r);
     }
 }

@@ -150,10 +150,12 @@ fs_result territory_load_centroids(struct store *s, int64_t org_id,
                                    bool replace);
 
 struct live_stream;
+struct stage_cache;
 /* Publishes an applied plan: each moved deal as deal.updated (up to
  * TERRITORY_LIVE_DETAIL_MAX), else one territories.reassigned event. */
 void territory_announce(struct store *s, struct live_stream *live,
-                        int64_t org_id, const struct territory_plan *plan);
+                        struct stage_cache *stages, int64_t org_id,
+                        const struct territory_plan *plan);
 
 /* Forgets every org's cached lookup (at shutdown). */
 void territory_cache_clear(void);

@@ -7,7 +7,7 @@
 #include "base/alloc.h"
 #include "base/log.h"
 #include "services/app.h"
-#include "services/field_api.h"
+#include "services/api_call.h"
 #include "services/territory.h"
 #include "store/store.h"
 
@@ -20,39 +20,8 @@
 #define PLAN_LIST_MAX 1000
 #define ID_MAX_LEN 19
 
-struct call {
-    struct app *app;
-    const struct http_request *req;
-    struct http_response *resp;
-    struct store *store;
-    struct user user;
-};
-
-static void fail(struct call *c, int status, const char *code,
-                 const char *field, const char *message)
-{
-    field_api_fail(c->req, c->resp, c->user.id, status, code, field, message);
-}
-
-static void fail_store(struct call *c, fs_result r)
-{
-    if (r == FS_ERR_BUSY) {
-        fail(c, 503, "busy", NULL, "the database is busy; try again");
-        return;
-    }
-    log_error("api_store_failed result=%s detail=\"%s\"", fs_result_name(r),
-              store_last_error(c->store));
-    fail(c, 500, "internal", NULL, "the store failed");
-}
-
-static void respond(struct call *c, int status, json_t *obj)
-{
-    http_response_set_body(c->resp, status, json_dumps(obj, JSON_COMPACT));
-    json_decref(obj);
-}
-
 /* A boolean query parameter; false when absent, -1 when malformed. */
-static int flag(struct call *c, const char *name)
+static int flag(struct api_call *c, const char *name)
 {
     const char *v = http_request_query(c->req, name);
 
@@ -62,13 +31,13 @@ static int flag(struct call *c, const char *name)
         return 1;
     if (strcmp(v, "false") == 0 || strcmp(v, "0") == 0)
         return 0;
-    fail(c, 400, "invalid_param", name, "expected true or false");
+    api_fail(c, 400, "invalid_param", name, "expected true or false");
     return -1;
 }
 
 /* ---- answers ---- */
 
-static json_t *owner_json(struct call *c, int64_t user_id)
+static json_t *owner_json(struct api_call *c, int64_t user_id)
 {
     struct user u = {0};
     json_t *obj;
@@ -83,7 +52,7 @@ static json_t *owner_json(struct call *c, int64_t user_id)
     return obj;
 }
 
-static json_t *territory_feature(struct call *c, const struct territory *t,
+static json_t *territory_feature(struct api_call *c, const struct territory *t,
                                  int64_t deals)
 {
     json_t *postcodes = json_array();
@@ -110,7 +79,7 @@ static int64_t count_of(const int64_t *ids, const int64_t *counts, size_t n,
 }
 
 /* GET /api/v1/territories */
-static void handle_list(struct call *c)
+static void handle_list(struct api_call *c)
 {
     struct territory *list = NULL;
     size_t n = 0, n_counts = 0;
@@ -121,7 +90,7 @@ static void handle_list(struct call *c)
         r = store_territory_deal_counts(c->store, c->user.org_id, &ids, &counts,
                                         &n_counts);
     if (r != FS_OK) {
-        fail_store(c, r);
+        api_fail_store(c, r);
         goto out;
     }
     json_t *features = json_array();
@@ -130,10 +99,10 @@ static void handle_list(struct call *c)
             features,
             territory_feature(c, &list[i],
                               count_of(ids, counts, n_counts, list[i].id)));
-    respond(c, 200,
-            json_pack("{s:s, s:o, s:I}", "type", "FeatureCollection",
-                      "features", features, "unplaced_deals",
-                      (json_int_t)count_of(ids, counts, n_counts, 0)));
+    api_respond(c, 200,
+                json_pack("{s:s, s:o, s:I}", "type", "FeatureCollection",
+                          "features", features, "unplaced_deals",
+                          (json_int_t)count_of(ids, counts, n_counts, 0)));
 
 out:
     store_territories_free(list, n);
@@ -205,7 +174,7 @@ static json_t *plan_json(const struct territory_plan *p, bool applied)
 }
 
 /* Runs a parsed change (preview or apply) and answers with its plan. */
-static void run_change(struct call *c, struct territory_change *change,
+static void run_change(struct api_call *c, struct territory_change *change,
                        bool preview)
 {
     struct territory_plan plan;
@@ -214,23 +183,23 @@ static void run_change(struct call *c, struct territory_change *change,
     fs_result r = territory_change_run(c->store, c->user.org_id, change,
                                        !preview, &plan, &err);
     if (r == FS_ERR_INVALID && err.status) {
-        fail(c, err.status, err.code, err.field, err.message);
+        api_fail(c, err.status, err.code, err.field, err.message);
         territory_error_clear(&err);
         return;
     }
     if (r != FS_OK) {
-        fail_store(c, r);
+        api_fail_store(c, r);
         return;
     }
     if (!preview) {
         log_info("api_territory_change org=%lld user=%lld moves=%zu",
                  (long long)c->user.org_id, (long long)c->user.id,
                  plan.n_moves);
-        territory_announce(c->store, app_live_stream(c->app), c->user.org_id,
-                           &plan);
+        territory_announce(c->store, app_live_stream(c->app),
+                           app_stage_cache(c->app), c->user.org_id, &plan);
         app_wake_pusher(c->app);
     }
-    respond(c, 200, plan_json(&plan, !preview));
+    api_respond(c, 200, plan_json(&plan, !preview));
     territory_plan_clear(&plan);
 }
 
@@ -250,7 +219,7 @@ static bool parse_id(const char *s, int64_t *out)
 
 /* POST /api/v1/territories, PATCH and DELETE /api/v1/territories/{id},
  * POST .../import, .../reassign */
-static void handle_change(struct call *c, const char *what, int64_t id)
+static void handle_change(struct api_call *c, const char *what, int64_t id)
 {
     struct territory_change change = {0};
     struct territory_error err = {0};
@@ -265,8 +234,8 @@ static void handle_change(struct call *c, const char *what, int64_t id)
         const char *group_by = http_request_query(c->req, "group_by");
         if (group_by &&
             (!*group_by || strlen(group_by) > TERRITORY_MAX_PROPERTY)) {
-            fail(c, 400, "invalid_param", "group_by",
-                 "group_by names a feature property");
+            api_fail(c, 400, "invalid_param", "group_by",
+                     "group_by names a feature property");
             return;
         }
         r = territory_parse_import(c->req->body, c->req->body_len, group_by,
@@ -280,7 +249,7 @@ static void handle_change(struct call *c, const char *what, int64_t id)
                                 &err);
     }
     if (r == FS_ERR_INVALID) {
-        fail(c, err.status, err.code, err.field, err.message);
+        api_fail(c, err.status, err.code, err.field, err.message);
         territory_error_clear(&err);
         return;
     }
@@ -291,7 +260,7 @@ static void handle_change(struct call *c, const char *what, int64_t id)
 }
 
 /* POST /api/v1/territories/centroids: a CSV body. */
-static void handle_centroids(struct call *c)
+static void handle_centroids(struct api_call *c)
 {
     struct store_centroid *list = NULL;
     size_t n = 0;
@@ -303,7 +272,7 @@ static void handle_centroids(struct call *c)
         return;
     if (territory_parse_centroids(c->req->body, c->req->body_len, &list, &n,
                                   &err) != FS_OK) {
-        fail(c, err.status, err.code, err.field, err.message);
+        api_fail(c, err.status, err.code, err.field, err.message);
         territory_error_clear(&err);
         return;
     }
@@ -312,72 +281,61 @@ static void handle_centroids(struct call *c)
     if (r == FS_OK)
         r = store_centroids_count(c->store, c->user.org_id, &total);
     if (r != FS_OK)
-        fail_store(c, r);
+        api_fail_store(c, r);
     else
-        respond(c, 200,
-                json_pack("{s:I, s:I}", "loaded", (json_int_t)n, "centroids",
-                          (json_int_t)total));
+        api_respond(c, 200,
+                    json_pack("{s:I, s:I}", "loaded", (json_int_t)n,
+                              "centroids", (json_int_t)total));
     territory_centroids_free(list, n);
 }
 
-static const char prefix[] = "/api/v1/territories";
-
-static void dispatch(struct call *c)
+static void on_territories(struct api_call *c, const char *id)
 {
-    const char *rest = c->req->path + sizeof(prefix) - 1;
-    const char *m = c->req->method;
-    bool admin = c->user.role == USER_ROLE_ADMIN;
-    int64_t id = 0;
-
-    if (*rest == '\0' && strcmp(m, "GET") == 0) {
+    if (strcmp(c->req->method, "GET") == 0)
         handle_list(c);
-        return;
-    }
-    bool known = (*rest == '\0' && strcmp(m, "POST") == 0) ||
-                 (strcmp(rest, "/import") == 0 && strcmp(m, "POST") == 0) ||
-                 (strcmp(rest, "/reassign") == 0 && strcmp(m, "POST") == 0) ||
-                 (strcmp(rest, "/centroids") == 0 && strcmp(m, "POST") == 0) ||
-                 (rest[0] == '/' && parse_id(rest + 1, &id) &&
-                  (strcmp(m, "PATCH") == 0 || strcmp(m, "DELETE") == 0));
-    if (!known) {
-        fail(c, 404, "not_found", NULL, "no such endpoint or method");
-        return;
-    }
-    if (!admin) {
-        fail(c, 403, "forbidden", NULL, "only admins change territories");
-        return;
-    }
-    if (strcmp(rest, "/centroids") == 0)
-        handle_centroids(c);
-    else if (strcmp(rest, "/import") == 0)
+    else if (api_require_admin(c))
+        handle_change(c, "one", 0);
+}
+
+static void on_import(struct api_call *c, const char *id)
+{
+    if (api_require_admin(c))
         handle_change(c, "import", 0);
-    else if (strcmp(rest, "/reassign") == 0)
+}
+
+static void on_reassign(struct api_call *c, const char *id)
+{
+    if (api_require_admin(c))
         handle_change(c, "reassign", 0);
-    else if (strcmp(m, "DELETE") == 0)
-        handle_change(c, "delete", id);
-    else
-        handle_change(c, "one", id);
 }
 
-bool territory_api_owns(const char *path)
+static void on_centroids(struct api_call *c, const char *id)
 {
-    size_t n = sizeof(prefix) - 1;
-
-    return strncmp(path, prefix, n) == 0 && (path[n] == '\0' || path[n] == '/');
+    if (api_require_admin(c))
+        handle_centroids(c);
 }
 
-void territory_api_handle(struct app *app, const struct http_request *req,
-                          struct http_response *resp)
+static void on_territory(struct api_call *c, const char *id)
 {
-    struct call c = {.app = app, .req = req, .resp = resp};
+    int64_t tid = 0;
 
-    c.store = app_store_acquire(app);
-    if (!c.store) {
-        fail(&c, 503, "unavailable", NULL, "the database is unavailable");
+    if (!parse_id(id, &tid)) {
+        api_fail(c, 404, "not_found", NULL, "no such territory");
         return;
     }
-    if (field_api_authenticate(app, c.store, req, resp, &c.user))
-        dispatch(&c);
-    app_store_release(app, c.store);
-    user_clear(&c.user);
+    if (api_require_admin(c))
+        handle_change(
+            c, strcmp(c->req->method, "DELETE") == 0 ? "delete" : "one", tid);
 }
+
+/* The literal paths before the one with an id. */
+const struct api_route territory_api_routes[] = {
+    {"/api/v1/territories", "GET, POST", on_territories},
+    {"/api/v1/territories/import", "POST", on_import},
+    {"/api/v1/territories/reassign", "POST", on_reassign},
+    {"/api/v1/territories/centroids", "POST", on_centroids},
+    {"/api/v1/territories/{id}", "PATCH, DELETE", on_territory},
+};
+
+const size_t territory_api_route_count =
+    sizeof(territory_api_routes) / sizeof(territory_api_routes[0]);

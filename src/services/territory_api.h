@@ -5,16 +5,11 @@
 #ifndef FIELDSYNC_SERVICES_TERRITORY_API_H
 #define FIELDSYNC_SERVICES_TERRITORY_API_H
 
-#include "net/http_server.h"
+#include "services/api_call.h"
 
-#include <stdbool.h>
+#include <stddef.h>
 
-struct app;
-
-/* Whether path is /api/v1/territories or below it. */
-bool territory_api_owns(const char *path);
-/* Answers a request whose path territory_api_owns. */
-void territory_api_handle(struct app *app, const struct http_request *req,
-                          struct http_response *resp);
+extern const struct api_route territory_api_routes[];
+extern const size_t territory_api_route_count;
 
 #endif

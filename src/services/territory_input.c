@@ -7,7 +7,7 @@
 #include "base/alloc.h"
 #include "model/postcode.h"
 #include "model/territory.h"
-#include "services/field_api.h"
+#include "services/api_call.h"
 
 #include <errno.h>
 #include <math.h>
@@ -81,7 +81,7 @@ static fs_result load_json(const char *body, size_t len, json_t **out,
     if (len > TERRITORY_MAX_IMPORT_BYTES)
         return fail(err, 413, "too_large", NULL, "the body is over %u bytes",
                     TERRITORY_MAX_IMPORT_BYTES);
-    if (field_api_json_depth(body, len) > TERRITORY_MAX_DEPTH)
+    if (api_json_depth(body, len) > TERRITORY_MAX_DEPTH)
         return fail(err, 400, "too_deep", NULL,
                     "JSON nested deeper than %d levels", TERRITORY_MAX_DEPTH);
     *out = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);

@@ -122,6 +122,8 @@ fs_result store_connection_add(struct store *s, const struct connection *c,
     if (r != FS_OK)
         goto out;
     r = put_secret(s, id, secret_webhook_user, c->webhook_user);
+    if (r == FS_OK)
+        r = store_stage_version_bump_for(s, id);
 
 out:
     r = store_txn_leave(s, own, r);
@@ -269,16 +271,23 @@ fs_result store_connection_set_active(struct store *s, int64_t id, bool active)
     static const char sql[] =
         "UPDATE connections SET active = ?2 WHERE id = ?1";
     sqlite3_stmt *st = NULL;
+    bool own = false;
 
-    fs_result r = store_prepare(s, sql, &st);
+    fs_result r = store_txn_enter(s, &own);
     if (r != FS_OK)
         return r;
-    sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_int(st, 2, active ? 1 : 0);
-    r = store_step_done(st);
+    r = store_prepare(s, sql, &st);
+    if (r == FS_OK) {
+        sqlite3_bind_int64(st, 1, id);
+        sqlite3_bind_int(st, 2, active ? 1 : 0);
+        r = store_step_done(st);
+    }
     if (r == FS_OK && sqlite3_changes(s->db) == 0)
         r = FS_ERR_NOT_FOUND;
-    return r;
+    /* Which connection is active decides which map the org's deals show. */
+    if (r == FS_OK)
+        r = store_stage_version_bump_for(s, id);
+    return store_txn_leave(s, own, r);
 }
 
 fs_result store_connection_set_settings(struct store *s, int64_t id,

@@ -132,7 +132,7 @@ fs_result store_crm_stages_replace(struct store *s, int64_t connection_id,
     static const char del[] = "DELETE FROM crm_stages WHERE connection_id = ?1";
     static const char ins[] =
         "INSERT OR REPLACE INTO crm_stages (connection_id, pipeline_id, id, "
-        "label) VALUES (?1, ?2, ?3, ?4)";
+        "label, position) VALUES (?1, ?2, ?3, ?4, ?5)";
     sqlite3_stmt *st = NULL;
     bool own = false;
 
@@ -152,17 +152,19 @@ fs_result store_crm_stages_replace(struct store *s, int64_t connection_id,
             st, 2, stages[i].pipeline_id ? stages[i].pipeline_id : "default");
         store_bind_text(st, 3, stages[i].id);
         store_bind_text(st, 4, stages[i].label);
+        sqlite3_bind_int64(st, 5, (sqlite3_int64)i);
         r = store_step_done(st);
     }
+    if (r == FS_OK)
+        r = store_stage_version_bump_for(s, connection_id);
     return store_txn_leave(s, own, r);
 }
 
 fs_result store_crm_stages_list(struct store *s, int64_t connection_id,
                                 struct store_stage **out, size_t *n_out)
 {
-    static const char sql[] =
-        "SELECT pipeline_id, id, label FROM crm_stages "
-        "WHERE connection_id = ?1 ORDER BY pipeline_id, id";
+    static const char sql[] = "SELECT pipeline_id, id, label FROM crm_stages "
+                              "WHERE connection_id = ?1 ORDER BY position";
     sqlite3_stmt *st = NULL;
     struct store_stage *list = NULL;
     size_t n = 0;

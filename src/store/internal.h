@@ -52,4 +52,8 @@ fs_result store_field_save(struct store *s, int64_t rowid, int field,
 fs_result store_txn_enter(struct store *s, bool *own);
 fs_result store_txn_leave(struct store *s, bool own, fs_result result);
 
+/* Bumps the stage version of the connection's org (see
+ * store_stage_version). */
+fs_result store_stage_version_bump_for(struct store *s, int64_t connection_id);
+
 #endif

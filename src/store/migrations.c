@@ -124,9 +124,33 @@ const char *const store_migrations[] = {
     "  pipeline_id TEXT NOT NULL,"
     "  id TEXT NOT NULL,"
     "  label TEXT,"
+    "  position INTEGER NOT NULL DEFAULT 0,"
     "  PRIMARY KEY (connection_id, pipeline_id, id)) WITHOUT ROWID;",
 
-    /* 2: territories and where each deal stands with them; postcode
+    /* 2: the org's own stages and each connection's map onto them. */
+    "ALTER TABLE orgs ADD COLUMN stage_version INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE org_stages ("
+    "  org_id INTEGER NOT NULL REFERENCES orgs(id),"
+    "  key TEXT NOT NULL,"
+    "  label TEXT NOT NULL,"
+    "  kind TEXT NOT NULL CHECK (kind IN ('open', 'won', 'lost')),"
+    "  position INTEGER NOT NULL,"
+    "  PRIMARY KEY (org_id, key)) WITHOUT ROWID;"
+
+    "CREATE TABLE stage_links ("
+    "  connection_id INTEGER NOT NULL REFERENCES connections(id),"
+    "  crm_stage TEXT NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  PRIMARY KEY (connection_id, crm_stage)) WITHOUT ROWID;"
+
+    "CREATE TABLE stage_defaults ("
+    "  connection_id INTEGER NOT NULL REFERENCES connections(id),"
+    "  pipeline_id TEXT NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  crm_stage TEXT NOT NULL,"
+    "  PRIMARY KEY (connection_id, pipeline_id, key)) WITHOUT ROWID;",
+
+    /* 3: territories and where each deal stands with them; postcode
      * centroids; a user's owner id per CRM provider (the one owner id of
      * migration 1 moves over under the org's active provider). */
     "CREATE TABLE territories ("

@@ -7,6 +7,7 @@
 #include "base/crypto.h"
 #include "store/internal.h"
 
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -254,7 +255,7 @@ static bool field_is_empty(const struct field_state *f)
            !f->has_pushed;
 }
 
-static bool record_pending(const struct record *r)
+bool store_record_pending(const struct record *r)
 {
     if (r->deleted_at != 0)
         return false;
@@ -267,18 +268,32 @@ static bool record_pending(const struct record *r)
     return false;
 }
 
-fs_result store_field_save(struct store *s, int64_t rowid, int field,
-                           const struct field_state *f)
+static fs_result save_field(struct store *s, int64_t rowid, int field,
+                            const struct field_state *f, bool is_new)
 {
+    /* An unchanged field is left as it is: no page or index is written for
+     * it, so saving a record after a one-field merge costs one row. */
     static const char put[] =
-        "INSERT OR REPLACE INTO record_fields (record, field, value, time, "
-        "origin, crm_value, crm_time, pushed_value, has_pushed) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+        "INSERT INTO record_fields (record, field, value, time, origin, "
+        "crm_value, crm_time, pushed_value, has_pushed) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
+        "ON CONFLICT (record, field) DO UPDATE SET value = excluded.value, "
+        "time = excluded.time, origin = excluded.origin, "
+        "crm_value = excluded.crm_value, crm_time = excluded.crm_time, "
+        "pushed_value = excluded.pushed_value, "
+        "has_pushed = excluded.has_pushed "
+        "WHERE value IS NOT excluded.value OR time <> excluded.time "
+        "OR origin <> excluded.origin OR crm_value IS NOT excluded.crm_value "
+        "OR crm_time <> excluded.crm_time "
+        "OR pushed_value IS NOT excluded.pushed_value "
+        "OR has_pushed <> excluded.has_pushed";
     static const char del[] =
         "DELETE FROM record_fields WHERE record = ?1 AND field = ?2";
     sqlite3_stmt *st = NULL;
     bool empty = field_is_empty(f);
 
+    if (empty && is_new)
+        return FS_OK;
     fs_result r = store_prepare(s, empty ? del : put, &st);
     if (r != FS_OK)
         return r;
@@ -347,6 +362,12 @@ static fs_result save_row(struct store *s, struct record *rec, bool pending)
     return FS_OK;
 }
 
+fs_result store_field_save(struct store *s, int64_t rowid, int field,
+                           const struct field_state *f)
+{
+    return save_field(s, rowid, field, f, false);
+}
+
 fs_result store_record_save(struct store *s, struct record *rec)
 {
     bool own = false;
@@ -372,9 +393,9 @@ fs_result store_record_save(struct store *s, struct record *rec)
     fs_result r = store_txn_enter(s, &own);
     if (r != FS_OK)
         goto out;
-    r = save_row(s, rec, record_pending(rec));
+    r = save_row(s, rec, store_record_pending(rec));
     for (int i = 0; i < DEAL_FIELD_COUNT && r == FS_OK; i++)
-        r = store_field_save(s, rec->rowid, i, &rec->fields[i]);
+        r = save_field(s, rec->rowid, i, &rec->fields[i], old_rowid == 0);
     r = store_txn_leave(s, own, r);
 
 out:
@@ -390,21 +411,51 @@ out:
     return r;
 }
 
+/* The filter's conditions, bound by bind_filter. */
+#define RECORD_FILTER_WHERE                                                    \
+    "WHERE r.org_id = ?1 "                                                     \
+    "AND (?2 IS NULL OR EXISTS (SELECT 1 FROM record_fields f "                \
+    "  WHERE f.record = r.rowid AND f.field = ?8 AND f.value = ?2)) "          \
+    "AND (?3 IS NULL OR EXISTS (SELECT 1 FROM record_fields f "                \
+    "  WHERE f.record = r.rowid AND f.field = ?9 AND f.value IS NOT NULL "     \
+    "  AND (f.value IN (SELECT value FROM json_each(?3))) = ?10)) "            \
+    "AND r.updated_at >= ?4 "                                                  \
+    "AND (?5 OR r.deleted_at = 0) "                                            \
+    "AND (?6 IS NULL OR r.id > ?6) "                                           \
+    "AND (?11 = 0 OR (r.geo_lng BETWEEN ?12 AND ?14 "                          \
+    "  AND r.geo_lat BETWEEN ?13 AND ?15)) "
+
+static void bind_filter(sqlite3_stmt *st, const struct record_filter *f)
+{
+    char *stages = NULL;
+
+    sqlite3_bind_int64(st, 1, f->org_id);
+    store_bind_text(st, 2, f->owner);
+    if (f->by_stage) {
+        json_t *list = json_array();
+        for (size_t i = 0; i < f->n_stages; i++)
+            json_array_append_new(list, json_string(f->stages[i]));
+        stages = json_dumps(list, JSON_COMPACT);
+        json_decref(list);
+    }
+    store_bind_text(st, 3, stages);
+    free(stages);
+    sqlite3_bind_int64(st, 4, f->updated_since);
+    sqlite3_bind_int(st, 5, f->include_deleted ? 1 : 0);
+    store_bind_text(st, 6, f->after_id);
+    sqlite3_bind_int(st, 8, DEAL_OWNER);
+    sqlite3_bind_int(st, 9, DEAL_STAGE);
+    sqlite3_bind_int(st, 10, f->stage_not_in ? 0 : 1);
+    sqlite3_bind_int(st, 11, f->has_bbox ? 1 : 0);
+    for (int i = 0; i < 4; i++)
+        sqlite3_bind_double(st, 12 + i, f->has_bbox ? f->bbox[i] : 0);
+}
+
 fs_result store_records_list(struct store *s, const struct record_filter *f,
                              struct record **out, size_t *n_out)
 {
     static const char sql[] =
-        "SELECT " RECORD_COLUMNS " FROM records r "
-        "WHERE r.org_id = ?1 "
-        "AND (?2 IS NULL OR EXISTS (SELECT 1 FROM record_fields f "
-        "  WHERE f.record = r.rowid AND f.field = ?8 AND f.value = ?2)) "
-        "AND (?3 IS NULL OR EXISTS (SELECT 1 FROM record_fields f "
-        "  WHERE f.record = r.rowid AND f.field = ?9 AND f.value = ?3)) "
-        "AND r.updated_at >= ?4 "
-        "AND (?5 OR r.deleted_at = 0) "
-        "AND (?6 IS NULL OR r.id > ?6) "
-        "AND (?10 = 0 OR (r.geo_lng BETWEEN ?11 AND ?13 "
-        "  AND r.geo_lat BETWEEN ?12 AND ?14)) "
+        "SELECT " RECORD_COLUMNS " FROM records r " RECORD_FILTER_WHERE
         "ORDER BY r.id LIMIT ?7";
     sqlite3_stmt *st = NULL;
 
@@ -416,19 +467,28 @@ fs_result store_records_list(struct store *s, const struct record_filter *f,
     fs_result r = store_prepare(s, sql, &st);
     if (r != FS_OK)
         return r;
-    sqlite3_bind_int64(st, 1, f->org_id);
-    store_bind_text(st, 2, f->owner);
-    store_bind_text(st, 3, f->stage);
-    sqlite3_bind_int64(st, 4, f->updated_since);
-    sqlite3_bind_int(st, 5, f->include_deleted ? 1 : 0);
-    store_bind_text(st, 6, f->after_id);
+    bind_filter(st, f);
     sqlite3_bind_int(st, 7, limit);
-    sqlite3_bind_int(st, 8, DEAL_OWNER);
-    sqlite3_bind_int(st, 9, DEAL_STAGE);
-    sqlite3_bind_int(st, 10, f->has_bbox ? 1 : 0);
-    for (int i = 0; i < 4; i++)
-        sqlite3_bind_double(st, 11 + i, f->has_bbox ? f->bbox[i] : 0);
     return record_query_all(s, st, out, n_out);
+}
+
+fs_result store_records_count(struct store *s, const struct record_filter *f,
+                              int64_t *n_out)
+{
+    static const char sql[] =
+        "SELECT count(*) FROM records r " RECORD_FILTER_WHERE;
+    sqlite3_stmt *st = NULL;
+
+    *n_out = 0;
+    fs_result r = store_prepare(s, sql, &st);
+    if (r != FS_OK)
+        return r;
+    bind_filter(st, f);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *n_out = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW ? FS_OK : store_map_rc(rc);
 }
 
 fs_result store_records_pending(struct store *s, int64_t connection_id,

@@ -213,6 +213,12 @@ static int on_busy(void *ctx, int tries)
     return 1;
 }
 
+fs_result store_set_flush(struct store *s, bool flush)
+{
+    return store_exec(s, flush ? "PRAGMA synchronous=FULL"
+                               : "PRAGMA synchronous=NORMAL");
+}
+
 fs_result store_open(const char *path, struct store **out)
 {
     struct store *s = xcalloc(1, sizeof(*s));
@@ -262,16 +268,36 @@ fs_result store_org_add(struct store *s, const char *name, int64_t *id_out)
         "INSERT INTO orgs (name, created_at) VALUES (?1, ?2)";
     sqlite3_stmt *st = NULL;
 
+    struct stage_map defaults = {0};
+    char *in_use = NULL;
+    bool own = false;
+    int64_t id = 0;
+
     if (!name || !*name)
         return FS_ERR_INVALID;
-    fs_result r = store_prepare(s, sql, &st);
+    fs_result r = store_txn_enter(s, &own);
     if (r != FS_OK)
         return r;
+    r = store_prepare(s, sql, &st);
+    if (r != FS_OK)
+        goto out;
     store_bind_text(st, 1, name);
     sqlite3_bind_int64(st, 2, clock_now_ms());
     r = store_step_done(st);
+    if (r != FS_OK)
+        goto out;
+    id = sqlite3_last_insert_rowid(s->db);
+
+    /* Every org starts with the default stages. */
+    stage_map_default_stages(&defaults);
+    r = store_org_stages_replace(s, id, defaults.stages, defaults.n_stages,
+                                 &in_use);
+out:
+    free(in_use);
+    stage_map_clear(&defaults);
+    r = store_txn_leave(s, own, r);
     if (r == FS_OK && id_out)
-        *id_out = sqlite3_last_insert_rowid(s->db);
+        *id_out = id;
     return r;
 }
 

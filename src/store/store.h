@@ -7,6 +7,7 @@
 #include "model/connection.h"
 #include "model/deal.h"
 #include "model/merge.h"
+#include "model/stage_map.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -34,6 +35,14 @@ fs_result store_rollback(struct store *s);
 /* Lets this connection keep up to mib MiB of pages in memory (0: back to
  * SQLite's default), for a pass over every deal of a large org. */
 fs_result store_set_cache_mib(struct store *s, int mib);
+
+/* Whether this connection's commits wait for the disk (the default) or
+ * only for the operating system. A commit that is not flushed can be lost
+ * to a power cut, never to a crash of the process, and the log keeps
+ * commits in order, so a later flushed commit of any connection makes it
+ * durable too. For work that can be derived again from durable state
+ * (merging inbox events that stay 'new' until the merge commits). */
+fs_result store_set_flush(struct store *s, bool flush);
 
 /* The schema version the database is at after store_open. */
 int store_schema_version(struct store *s);
@@ -218,14 +227,22 @@ fs_result store_record_by_crm_id(struct store *s, int64_t connection_id,
  * live, and crm_id NULL or any field pending. FS_ERR_CONFLICT when the
  * id or (connection, crm_id) belongs to another record. */
 fs_result store_record_save(struct store *s, struct record *r);
+/* True when the record has something for the CRM: it is live and the CRM
+ * has never seen it, or a field is pending. */
+bool store_record_pending(const struct record *r);
 /* From now on old_crm_id resolves to crm_id on that connection. */
 fs_result store_crm_alias_add(struct store *s, int64_t connection_id,
                               const char *old_crm_id, const char *crm_id);
 
 struct record_filter {
     int64_t org_id;
-    const char *owner;     /* NULL: any */
-    const char *stage;     /* NULL: any */
+    const char *owner; /* NULL: any */
+    /* With by_stage, only records whose stage is one of stages[] (or, with
+     * stage_not_in, a stage that is none of them). */
+    bool by_stage;
+    bool stage_not_in;
+    const char *const *stages;
+    size_t n_stages;
     int64_t updated_since; /* 0: any; else updated_at >= this */
     bool include_deleted;
     const char *after_id; /* cursor: ids greater than this */
@@ -237,6 +254,9 @@ struct record_filter {
 /* Records of the org matching the filter, ordered by id. */
 fs_result store_records_list(struct store *s, const struct record_filter *f,
                              struct record **out, size_t *n_out);
+/* How many records match the filter (its limit aside). */
+fs_result store_records_count(struct store *s, const struct record_filter *f,
+                              int64_t *n_out);
 
 /* Records of the connection that need a push now: live, pending, and
  * without a sync_state row or with one not failed and due (next_try_at <=
@@ -422,6 +442,28 @@ fs_result store_placements_scan(struct store *s, int64_t org_id,
  * caller's transaction. */
 fs_result store_placement_save(struct store *s, const struct deal_placement *p,
                                bool owner_changed);
+
+/* ---- the org's stages and the map onto them ---- */
+
+/* The org's stages and, for the connection (0: none), the CRM's stages,
+ * the links and the defaults. The caller clears it. */
+fs_result store_stage_map_load(struct store *s, int64_t org_id,
+                               int64_t connection_id, struct stage_map *out);
+/* Replaces the org's stages. FS_ERR_CONFLICT, with the key in *in_use
+ * (the caller frees), when a connection of the org still maps onto a
+ * stage left out. */
+fs_result store_org_stages_replace(struct store *s, int64_t org_id,
+                                   const struct stage_def *stages, size_t n,
+                                   char **in_use);
+/* Replaces the connection's links and defaults with those of m. */
+fs_result store_stage_links_replace(struct store *s, int64_t connection_id,
+                                    const struct stage_map *m);
+/* A number that changes whenever anything the org's stage map is read
+ * from changes (its stages, its connection's map, its CRM stages, which
+ * connection is active), so every process can tell its copy is stale. */
+fs_result store_stage_version(struct store *s, int64_t org_id,
+                              int64_t *version);
+fs_result store_stage_version_bump(struct store *s, int64_t org_id);
 
 /* ---- CRM owners and stages ---- */
 

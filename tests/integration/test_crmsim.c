@@ -8,6 +8,7 @@
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/crypto.h"
+#include "model/postcode.h"
 #include "net/http_server.h"
 
 #include <inttypes.h>
@@ -29,6 +30,8 @@
 #define PORTAL_ID "9001"
 #define START_TIMEOUT_MS 30000
 #define WAIT_MS 10000
+/* The seed deals are placed on this postcode table. */
+#define POSTCODES "data/geo_uk/uk_postcode_units_area_M.csv"
 
 /* One webhook POST as received. */
 struct delivery {
@@ -201,6 +204,7 @@ static pid_t start_sim(const char *name, const char *rate, char **base)
 {
     const char *bin = getenv("FS_SIM_BIN");
     char *data = test_shared_path("data/crm_deals");
+    char *postcodes = test_shared_path(POSTCODES);
     char *port_file = xasprintf("%s/%s.port", fx.dir, name);
     const char *argv[] = {bin,
                           "hubspot",
@@ -222,6 +226,8 @@ static pid_t start_sim(const char *name, const char *rate, char **base)
                           rate,
                           "--seed",
                           "7",
+                          "--postcodes",
+                          postcodes,
                           "--port-file",
                           port_file,
                           NULL};
@@ -243,6 +249,7 @@ static pid_t start_sim(const char *name, const char *rate, char **base)
     *base = xasprintf("http://127.0.0.1:%d", port);
 out:
     free(port_file);
+    free(postcodes);
     free(data);
     return pid;
 }
@@ -384,8 +391,8 @@ static void test_control_change_is_crm_ui(void **state)
 {
     long status;
     json_t *r = control("PATCH", "/_sim/deals/20000000006",
-                        "{\"properties\":{\"dealname\":\"Renamed by rep\"},"
-                        "\"userId\":5100007}",
+                        "{\"fields\":{\"name\":\"Renamed by rep\"},"
+                        "\"user_id\":\"5100007\"}",
                         &status);
     assert_int_equal(status, 200);
     json_decref(r);
@@ -546,7 +553,7 @@ static void test_drop_fault_drops_webhooks(void **state)
     json_decref(r);
 
     r = control("PATCH", "/_sim/deals/20000000030",
-                "{\"properties\":{\"dealname\":\"dropped name\"}}", &status);
+                "{\"fields\":{\"name\":\"dropped name\"}}", &status);
     assert_int_equal(status, 200);
     json_decref(r);
     assert_true(http_test_poll(sim_idle, NULL, WAIT_MS));
@@ -564,7 +571,7 @@ static void test_drop_fault_drops_webhooks(void **state)
     r = control("POST", "/_sim/faults", "{\"drop\":0}", &status);
     json_decref(r);
     r = control("PATCH", "/_sim/deals/20000000030",
-                "{\"properties\":{\"dealname\":\"kept name\"}}", &status);
+                "{\"fields\":{\"name\":\"kept name\"}}", &status);
     assert_int_equal(status, 200);
     json_decref(r);
     struct event_query q2 = {.object_id = "20000000030",
@@ -656,6 +663,333 @@ static void test_merge_makes_alias(void **state)
     query_clear(&q);
 }
 
+/* ---- the neutral control API ---- */
+
+static json_t *control_at(const char *base, const char *method,
+                          const char *path, const char *body_text, long *status)
+{
+    json_t *body = body_text ? json_loads(body_text, 0, NULL) : NULL;
+    char *u = url(base, path);
+    json_t *out = http_test_json(method, u, NULL, body, status);
+    free(u);
+    json_decref(body);
+    return out;
+}
+
+static const char *field_of(const json_t *deal, const char *field)
+{
+    return json_string_value(
+        json_object_get(json_object_get(deal, "fields"), field));
+}
+
+static void assert_control_error(const char *method, const char *path,
+                                 const char *body, long want_status,
+                                 const char *code, const char *field)
+{
+    long status;
+    json_t *r = control(method, path, body, &status);
+    assert_int_equal(status, want_status);
+    assert_string_equal(json_string_value(json_object_get(r, "error")), code);
+    if (field)
+        assert_string_equal(json_string_value(json_object_get(r, "field")),
+                            field);
+    json_decref(r);
+}
+
+static void test_control_api_speaks_field_names(void **state)
+{
+    long status;
+    json_t *r = control("GET", "/_sim/deals/20000000001", NULL, &status);
+    assert_int_equal(status, 200);
+    assert_string_equal(json_string_value(json_object_get(r, "id")),
+                        "20000000001");
+    assert_true(json_is_null(json_object_get(r, "our_id")));
+    assert_true(json_is_false(json_object_get(r, "archived")));
+    assert_true(json_is_null(json_object_get(r, "merged_into")));
+    assert_string_equal(json_string_value(json_object_get(r, "pipeline")),
+                        "default");
+    assert_string_equal(field_of(r, "name"), "1C1I7A6R");
+    assert_string_equal(field_of(r, "stage"), "closedwon");
+    assert_string_equal(field_of(r, "close_date"), "2017-03-01");
+    assert_string_equal(field_of(r, "engage_date"), "2016-10-20");
+    assert_string_equal(field_of(r, "amount"), "1054");
+    assert_int_equal(json_object_size(json_object_get(r, "fields")), 10);
+    assert_true(json_integer_value(
+                    json_object_get(json_object_get(r, "times"), "name")) > 0);
+    json_decref(r);
+
+    /* A CRM user's edit in canonical values: HubSpot shows and reports it
+     * in its own formats. */
+    r = control("PATCH", "/_sim/deals/20000000050",
+                "{\"fields\":{\"close_date\":\"2018-06-30\",\"amount\":"
+                "\"12.50\",\"stage\":\"engaging\"}}",
+                &status);
+    assert_int_equal(status, 200);
+    assert_string_equal(field_of(r, "close_date"), "2018-06-30");
+    assert_string_equal(field_of(r, "amount"), "12.5");
+    assert_int_equal(json_integer_value(json_object_get(
+                         json_object_get(r, "times"), "close_date")),
+                     json_integer_value(json_object_get(r, "modified")));
+    json_decref(r);
+    r = api(fx.base, "GET",
+            "/crm/v3/objects/deals/20000000050?properties=closedate,amount,"
+            "dealstage",
+            NULL, &status);
+    json_t *props = json_object_get(r, "properties");
+    assert_string_equal(json_string_value(json_object_get(props, "closedate")),
+                        "2018-06-30T00:00:00.000Z");
+    assert_string_equal(json_string_value(json_object_get(props, "amount")),
+                        "12.5");
+    assert_string_equal(json_string_value(json_object_get(props, "dealstage")),
+                        "engaging");
+    json_decref(r);
+    struct event_query q = {.object_id = "20000000050",
+                            .property = "closedate",
+                            .value = "1530316800000"};
+    assert_true(http_test_poll(find_event, &q, WAIT_MS));
+    assert_string_equal(
+        json_string_value(json_object_get(q.event, "changeSource")), "CRM_UI");
+    assert_string_equal(json_string_value(json_object_get(q.event, "sourceId")),
+                        "userId:5100001");
+    query_clear(&q);
+
+    assert_control_error("PATCH", "/_sim/deals/20000000050",
+                         "{\"fields\":{\"dealname\":\"x\"}}", 400,
+                         "unknown_field", "dealname");
+    assert_control_error("PATCH", "/_sim/deals/20000000050",
+                         "{\"fields\":{\"stage\":\"nope\"}}", 400,
+                         "invalid_value", "stage");
+    assert_control_error("PATCH", "/_sim/deals/20000000050",
+                         "{\"fields\":{\"close_date\":\"30/06/2018\"}}", 400,
+                         "invalid_value", "close_date");
+    assert_control_error("PATCH", "/_sim/deals/20000000050",
+                         "{\"properties\":{}}", 400, "unknown_key",
+                         "properties");
+    assert_control_error("PATCH", "/_sim/deals/20000000050", "[1]", 400,
+                         "invalid_json", NULL);
+    assert_control_error("PATCH", "/_sim/deals/1", "{\"fields\":{}}", 404,
+                         "not_found", NULL);
+    assert_control_error("GET", "/_sim/deals?limit=0", NULL, 400,
+                         "invalid_param", "limit");
+    assert_control_error("PUT", "/_sim/deals", NULL, 405, "method_not_allowed",
+                         NULL);
+    /* The refused edits changed nothing. */
+    r = control("GET", "/_sim/deals/20000000050", NULL, &status);
+    assert_string_equal(field_of(r, "stage"), "engaging");
+    assert_string_equal(field_of(r, "close_date"), "2018-06-30");
+    json_decref(r);
+
+    r = control("GET", "/_sim/deals?offset=8790&limit=5", NULL, &status);
+    assert_int_equal(status, 200);
+    json_t *deals = json_object_get(r, "deals");
+    assert_int_equal(json_array_size(deals), 5);
+    assert_string_equal(
+        json_string_value(json_object_get(json_array_get(deals, 0), "id")),
+        "20000008791");
+    assert_int_equal(json_integer_value(json_object_get(r, "next_offset")),
+                     8795);
+    assert_true(json_integer_value(json_object_get(r, "total")) >= 8800);
+    json_decref(r);
+}
+
+static void test_control_delete_restore_merge_create(void **state)
+{
+    long status;
+    json_t *r = control("DELETE", "/_sim/deals/20000000060", NULL, &status);
+    assert_int_equal(status, 200);
+    assert_true(json_is_true(json_object_get(r, "archived")));
+    json_decref(r);
+    r = api(fx.base, "GET", "/crm/v3/objects/deals/20000000060", NULL, &status);
+    assert_int_equal(status, 404);
+    json_decref(r);
+    struct event_query q = {.object_id = "20000000060",
+                            .type = "deal.deletion"};
+    assert_true(http_test_poll(find_event, &q, WAIT_MS));
+    query_clear(&q);
+
+    r = control("POST", "/_sim/deals/20000000060/restore", NULL, &status);
+    assert_int_equal(status, 200);
+    assert_true(json_is_false(json_object_get(r, "archived")));
+    json_decref(r);
+    assert_control_error("POST", "/_sim/deals/20000000060/restore", NULL, 400,
+                         "not_deleted", NULL);
+    struct event_query back = {.object_id = "20000000060",
+                               .type = "deal.restore"};
+    assert_true(http_test_poll(find_event, &back, WAIT_MS));
+    query_clear(&back);
+
+    r = control("POST", "/_sim/merge",
+                "{\"primary\":\"20000000061\",\"merged\":[\"20000000062\","
+                "\"20000000063\"]}",
+                &status);
+    assert_int_equal(status, 200);
+    assert_string_equal(json_string_value(json_object_get(r, "id")),
+                        "20000000061");
+    json_decref(r);
+    r = control("GET", "/_sim/deals/20000000062", NULL, &status);
+    assert_int_equal(status, 200);
+    assert_true(json_is_true(json_object_get(r, "archived")));
+    assert_string_equal(json_string_value(json_object_get(r, "merged_into")),
+                        "20000000061");
+    json_decref(r);
+    assert_control_error("PATCH", "/_sim/deals/20000000062",
+                         "{\"fields\":{\"name\":\"x\"}}", 409, "merged", NULL);
+    assert_control_error("POST", "/_sim/merge",
+                         "{\"primary\":\"20000000061\",\"merged\":["
+                         "\"20000000061\"]}",
+                         400, "invalid_value", "merged");
+    struct event_query m = {.object_id = "20000000061", .type = "deal.merge"};
+    assert_true(http_test_poll(find_event, &m, WAIT_MS));
+    json_t *ids = json_object_get(m.event, "mergedObjectIds");
+    assert_int_equal(json_array_size(ids), 2);
+    assert_int_equal(json_integer_value(json_array_get(ids, 1)), 20000000063LL);
+    query_clear(&m);
+
+    r = control("POST", "/_sim/deals",
+                "{\"fields\":{\"name\":\"Made in the CRM\",\"amount\":250},"
+                "\"user_id\":5100002}",
+                &status);
+    assert_int_equal(status, 201);
+    assert_string_equal(field_of(r, "name"), "Made in the CRM");
+    assert_string_equal(field_of(r, "amount"), "250");
+    assert_true(
+        json_is_null(json_object_get(json_object_get(r, "fields"), "stage")));
+    assert_string_equal(json_string_value(json_object_get(r, "pipeline")),
+                        "default");
+    char *id = xstrdup(json_string_value(json_object_get(r, "id")));
+    json_decref(r);
+    struct event_query c = {.object_id = id, .type = "deal.creation"};
+    assert_true(http_test_poll(find_event, &c, WAIT_MS));
+    assert_string_equal(json_string_value(json_object_get(c.event, "sourceId")),
+                        "userId:5100002");
+    query_clear(&c);
+    free(id);
+}
+
+/* The postcode table as postcode -> "lat,lng" in canonical form. */
+static json_t *load_postcodes(void)
+{
+    char *path = test_shared_path(POSTCODES);
+    FILE *in = fopen(path, "r");
+    json_t *map = json_object();
+    char line[512];
+    int pc = -1, lat = -1, lng = -1;
+    bool header = true;
+
+    free(path);
+    assert_non_null(in);
+    while (fgets(line, sizeof(line), in)) {
+        const char *cols[16];
+        int n = 0;
+        line[strcspn(line, "\r\n")] = '\0';
+        for (char *p = line; n < 16;) {
+            cols[n++] = p;
+            char *comma = strchr(p, ',');
+            if (!comma)
+                break;
+            *comma = '\0';
+            p = comma + 1;
+        }
+        for (int i = 0; header && i < n; i++) {
+            pc = strcmp(cols[i], "postcode") == 0 ? i : pc;
+            lat = strcmp(cols[i], "latitude") == 0 ? i : lat;
+            lng = strcmp(cols[i], "longitude") == 0 ? i : lng;
+        }
+        if (!header && n > lng && n > lat && n > pc) {
+            char *where = location_format(strtod(cols[lat], NULL),
+                                          strtod(cols[lng], NULL));
+            json_object_set_new(map, cols[pc], json_string(where));
+            free(where);
+        }
+        header = false;
+    }
+    fclose(in);
+    return map;
+}
+
+static json_t *all_control_deals(const char *base)
+{
+    json_t *all = json_array();
+    long status;
+
+    for (int offset = 0;; offset += 5000) {
+        char *path = xasprintf("/_sim/deals?limit=5000&offset=%d", offset);
+        json_t *page = control_at(base, "GET", path, NULL, &status);
+        free(path);
+        assert_int_equal(status, 200);
+        json_array_extend(all, json_object_get(page, "deals"));
+        bool more = json_is_integer(json_object_get(page, "next_offset"));
+        json_decref(page);
+        if (!more)
+            return all;
+    }
+}
+
+static void test_seed_deals_are_placed_on_postcodes(void **state)
+{
+    json_t *table = load_postcodes();
+    json_t *deals = all_control_deals(fx.base);
+    json_t *same_seed = all_control_deals(fx.base_tight);
+    size_t located = 0, postcode_only = 0, neither = 0, seeds = 0;
+    size_t i;
+    json_t *d;
+
+    json_array_foreach(deals, i, d)
+    {
+        const char *name = field_of(d, "name");
+        const char *postcode = field_of(d, "postcode");
+        const char *location = field_of(d, "location");
+        if (!name || strlen(name) != 8)
+            continue; /* created by a test, not seeded */
+        seeds++;
+        /* The other simulator, loaded from the same files, placed the
+         * deal the same way. */
+        json_t *twin = json_array_get(same_seed, i);
+        assert_string_equal(field_of(twin, "name"), name);
+        assert_true(json_equal(
+            json_object_get(json_object_get(twin, "fields"), "postcode"),
+            json_object_get(json_object_get(d, "fields"), "postcode")));
+        assert_true(json_equal(
+            json_object_get(json_object_get(twin, "fields"), "location"),
+            json_object_get(json_object_get(d, "fields"), "location")));
+        if (postcode && location) {
+            located++;
+            assert_string_equal(
+                json_string_value(json_object_get(table, postcode)), location);
+        } else if (postcode) {
+            postcode_only++;
+            assert_non_null(json_object_get(table, postcode));
+        } else {
+            assert_null(location);
+            neither++;
+        }
+    }
+    assert_true(seeds >= 8700);
+    assert_true(located > seeds * 85 / 100);
+    assert_true(postcode_only > seeds / 50 && postcode_only < seeds / 10);
+    assert_true(neither > seeds / 50 && neither < seeds / 10);
+    json_decref(same_seed);
+    json_decref(deals);
+    json_decref(table);
+
+    /* HubSpot shows them as the postcode and location properties. */
+    long status;
+    json_t *c = control("GET", "/_sim/deals/20000000001", NULL, &status);
+    json_t *r = api(fx.base, "GET",
+                    "/crm/v3/objects/deals/20000000001?properties=postcode,"
+                    "location",
+                    NULL, &status);
+    json_t *props = json_object_get(r, "properties");
+    assert_true(
+        json_equal(json_object_get(props, "postcode"),
+                   json_object_get(json_object_get(c, "fields"), "postcode")));
+    assert_true(
+        json_equal(json_object_get(props, "location"),
+                   json_object_get(json_object_get(c, "fields"), "location")));
+    json_decref(r);
+    json_decref(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -668,6 +1002,9 @@ int main(void)
         cmocka_unit_test(test_drop_fault_drops_webhooks),
         cmocka_unit_test(test_errors_and_unique_fieldsync_id),
         cmocka_unit_test(test_merge_makes_alias),
+        cmocka_unit_test(test_control_api_speaks_field_names),
+        cmocka_unit_test(test_control_delete_restore_merge_create),
+        cmocka_unit_test(test_seed_deals_are_placed_on_postcodes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -70,15 +70,13 @@ static size_t records_with_crm_id(const char *crm_id)
  * the last one's id (caller frees). */
 static size_t sim_deals_with_our_id(const char *our_id, char **crm_id)
 {
-    long status;
-    json_t *all = stack_sim(&st, "GET", "/_sim/deals", NULL, &status);
+    json_t *all = stack_sim_deals(&st);
     size_t i, n = 0;
     json_t *d;
 
-    json_array_foreach(json_object_get(all, "results"), i, d)
+    json_array_foreach(all, i, d)
     {
-        const char *v =
-            stack_text(json_object_get(d, "properties"), "fieldsync_id");
+        const char *v = stack_text(d, "our_id");
         if (!v || strcmp(v, our_id) != 0)
             continue;
         n++;
@@ -95,8 +93,8 @@ static size_t sim_deals_with_our_id(const char *our_id, char **crm_id)
 static char *crm_create(const char *name)
 {
     long status;
-    char *body = xasprintf("{\"properties\":{\"dealname\":\"%s\","
-                           "\"dealstage\":\"prospecting\"}}",
+    char *body = xasprintf("{\"fields\":{\"name\":\"%s\","
+                           "\"stage\":\"prospecting\"}}",
                            name);
     json_t *r = stack_sim(&st, "POST", "/_sim/deals", body, &status);
 
@@ -109,14 +107,10 @@ static char *crm_create(const char *name)
 
 static void crm_rename(const char *crm_id, const char *name)
 {
-    long status;
-    char *path = xasprintf("/_sim/deals/%s", crm_id);
-    char *body = xasprintf("{\"properties\":{\"dealname\":\"%s\"}}", name);
+    char *fields = xasprintf("{\"name\":\"%s\"}", name);
 
-    json_decref(stack_sim(&st, "PATCH", path, body, &status));
-    assert_int_equal(status, 200);
-    free(body);
-    free(path);
+    assert_true(stack_sim_edit(&st, crm_id, fields) > 0);
+    free(fields);
 }
 
 struct crm_id_wait {
@@ -174,10 +168,8 @@ static void test_duplicated_webhooks_create_nothing_twice(void **state)
                 duplicates);
     assert_int_equal(records_with_crm_id(created), 1);
     json_t *deals = stack_deals(&st, false);
-    long status;
-    json_t *sim = stack_sim(&st, "GET", "/_sim/deals", NULL, &status);
-    assert_int_equal(json_array_size(deals),
-                     json_array_size(json_object_get(sim, "results")));
+    json_t *sim = stack_sim_deals(&st);
+    assert_int_equal(json_array_size(deals), json_array_size(sim));
     json_decref(sim);
     json_decref(deals);
     free(created);

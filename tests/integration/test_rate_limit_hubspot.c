@@ -61,15 +61,13 @@ static bool all_arrived(void *ctx)
 
 static size_t sim_deals_named(const char *name)
 {
-    long status;
-    json_t *all = stack_sim(&st, "GET", "/_sim/deals", NULL, &status);
+    json_t *all = stack_sim_deals(&st);
     size_t i, n = 0;
     json_t *d;
 
-    json_array_foreach(json_object_get(all, "results"), i, d)
+    json_array_foreach(all, i, d)
     {
-        const char *v =
-            stack_text(json_object_get(d, "properties"), "dealname");
+        const char *v = stack_text(json_object_get(d, "fields"), "name");
         n += v && strcmp(v, name) == 0;
     }
     json_decref(all);

@@ -325,6 +325,12 @@ bool stack_start(struct stack *s, const struct stack_options *options)
     if (!ok)
         fprintf(stderr, "stack: the import did not bring all %zu deals\n",
                 s->deals);
+    if (ok) {
+        const char *map[] = {"stages",  "map",           "--org",
+                             STACK_ORG, STACK_STAGE_MAP, NULL};
+        free(stack_cli(s, &code, map));
+        ok = code == 0;
+    }
 out:
     free(data_dir);
     if (!ok)
@@ -544,41 +550,52 @@ json_t *stack_sim_deal(struct stack *s, const char *crm_id)
     return deal;
 }
 
-/* A property as the field API shows it: "" is no value, and dates (ISO
- * in REST) are their UTC day. */
-static json_t *field_value(const json_t *props, const char *property, bool date)
+json_t *stack_sim_deals(struct stack *s)
 {
-    const char *v = json_string_value(json_object_get(props, property));
-    if (!v || !*v)
-        return json_null();
-    return date ? json_stringn(v, strnlen(v, 10)) : json_string(v);
+    json_t *all = json_array();
+    int64_t offset = 0;
+
+    for (;;) {
+        long status;
+        char *path = xasprintf("/_sim/deals?limit=%d&offset=%" PRId64,
+                               PAGE_LIMIT, offset);
+        json_t *page = stack_sim(s, "GET", path, NULL, &status);
+        free(path);
+        json_t *next = json_object_get(page, "next_offset");
+        if (status != 200) {
+            json_decref(page);
+            json_decref(all);
+            return NULL;
+        }
+        json_array_extend(all, json_object_get(page, "deals"));
+        offset = json_is_integer(next) ? json_integer_value(next) : -1;
+        json_decref(page);
+        if (offset < 0)
+            return all;
+    }
 }
 
 json_t *stack_sim_fields(const json_t *sim_deal)
 {
-    static const struct {
-        const char *field;
-        const char *property;
-        bool date;
-    } map[] = {
-        {"name", "dealname", false},
-        {"stage", "dealstage", false},
-        {"amount", "amount", false},
-        {"close_date", "closedate", true},
-        {"owner", "hubspot_owner_id", false},
-        {"account", "account_name", false},
-        {"product", "product_name", false},
-        {"engage_date", "engage_date", true},
-        {"postcode", "postcode", false},
-        {"location", "location", false},
-    };
-    json_t *props = json_object_get(sim_deal, "properties");
-    json_t *out = json_object();
+    json_t *fields = json_object_get(sim_deal, "fields");
+    return fields ? json_deep_copy(fields) : json_object();
+}
 
-    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
-        json_object_set_new(out, map[i].field,
-                            field_value(props, map[i].property, map[i].date));
-    return out;
+int64_t stack_sim_edit(struct stack *s, const char *crm_id, const char *fields)
+{
+    long status;
+    char *path = xasprintf("/_sim/deals/%s", crm_id);
+    char *body = xasprintf("{\"fields\":%s}", fields);
+    json_t *r = stack_sim(s, "PATCH", path, body, &status);
+    json_t *modified = json_object_get(r, "modified");
+    int64_t t = status == 200 && json_is_integer(modified)
+                    ? json_integer_value(modified)
+                    : -1;
+
+    json_decref(r);
+    free(body);
+    free(path);
+    return t;
 }
 
 long stack_webhook(struct stack *s, const char *body, const char *secret,
@@ -658,6 +675,13 @@ struct field_wait {
     bool sim;
 };
 
+json_t *stack_crm_view(const json_t *deal, const char *field)
+{
+    if (strcmp(field, "stage") == 0)
+        return json_object_get(deal, "crm_stage");
+    return json_object_get(deal, field);
+}
+
 static bool field_has(void *ctx)
 {
     struct field_wait *w = ctx;
@@ -671,7 +695,7 @@ static bool field_has(void *ctx)
         v = json_object_get(fields, w->field);
     } else {
         deal = stack_deal(w->s, w->id);
-        v = json_object_get(deal, w->field);
+        v = stack_crm_view(deal, w->field);
     }
     bool match =
         v && (w->value ? json_is_string(v) &&

@@ -16,6 +16,12 @@
 #define STACK_SIM_TOKEN "pat-stack-token"
 #define STACK_APP_ID "424242"
 #define STACK_PORTAL_ID "9001"
+/* The map stack_start sets for the simulator's pipeline, as the words of
+ * `fieldsync stages map` (each CRM stage onto one of the org's default
+ * stages, In Quote written as Engaging). */
+#define STACK_STAGE_MAP                                                        \
+    "prospecting=new", "engaging=qualified", "closedwon=won",                  \
+        "closedlost=lost", "--default", "default/in_quote=engaging"
 /* How long a change may take to cross between the two sides. */
 #define STACK_WAIT_MS 15000
 
@@ -95,6 +101,11 @@ bool stack_wait_state(struct stack *s, const char *id, const char *state);
 /* A string member of a JSON object, or NULL. */
 const char *stack_text(const json_t *obj, const char *key);
 
+/* A field of a field API deal as the CRM holds it, to compare with the
+ * simulator: the stage as the CRM's stage id (crm_stage), the rest as
+ * they are. Borrowed from deal. */
+json_t *stack_crm_view(const json_t *deal, const char *field);
+
 /* A simulator control call (/_sim/...); body is JSON text or NULL. */
 json_t *stack_sim(struct stack *s, const char *method, const char *path,
                   const char *body, long *status);
@@ -107,12 +118,23 @@ bool stack_faults(struct stack *s, const char *faults);
  * count of api_calls_by_kind; -1 on an error. */
 int64_t stack_sim_stat(struct stack *s, const char *name, const char *kind);
 
-/* The simulator's deal (control view: id, properties, archived), or NULL. */
+/* The simulator's deal (control view: id, our_id, archived, merged_into,
+ * fields, times; docs/SIMULATOR.md), or NULL. */
 json_t *stack_sim_deal(struct stack *s, const char *crm_id);
 
-/* A simulator deal's properties mapped to field API names and canonical
- * values: {"name":..,"stage":..,...}; the caller decrefs. */
+/* Every simulator deal (archived and merged-away ones too) through the
+ * paged control list, in the CRM's order; NULL on an error. */
+json_t *stack_sim_deals(struct stack *s);
+
+/* A simulator deal's fields in field API names and canonical values, as
+ * the field API shows them: {"name":..,"stage":..,...}; the caller
+ * decrefs. */
 json_t *stack_sim_fields(const json_t *sim_deal);
+
+/* Changes a simulator deal as a CRM user (PATCH /_sim/deals/{crm_id} with
+ * fields, a JSON object's text in field API names). Returns the CRM's
+ * modification time of the deal (ms), or -1 when refused. */
+int64_t stack_sim_edit(struct stack *s, const char *crm_id, const char *fields);
 
 /* POSTs a HubSpot webhook delivery to fieldsync, signed (v3) with secret
  * at the given request time; returns the HTTP status (0: no answer). */

@@ -55,7 +55,7 @@ static void test_deal_json_synced_record(void **state)
     struct record r;
     make_synced_record(&r);
 
-    json_t *j = deal_json(&r, NULL);
+    json_t *j = deal_json(&r, NULL, NULL);
     assert_string_equal(json_string_value(json_object_get(j, "id")), r.id);
     assert_string_equal(json_string_value(json_object_get(j, "crm_id")),
                         "9001");
@@ -92,22 +92,42 @@ static void test_deal_json_pending_and_failed(void **state)
         merge_local_edit(&r.fields[DEAL_STAGE], "closedwon", 300, 0),
         EDIT_APPLIED);
 
-    json_t *j = deal_json(&r, NULL);
+    /* The CRM stage shows as the org's stage it maps to. */
+    struct stage_map map = {0};
+    stage_map_default_stages(&map);
+    map.links = xcalloc(1, sizeof(*map.links));
+    map.links[0] = (struct stage_link){xstrdup("closedwon"), xstrdup("won")};
+    map.n_links = 1;
+
+    json_t *j = deal_json(&r, NULL, &map);
     assert_string_equal(sync_state_of(j), "pending");
     json_t *stage = field_sync(j, "stage");
     assert_string_equal(json_string_value(json_object_get(stage, "state")),
                         "pending");
     assert_string_equal(json_string_value(json_object_get(stage, "origin")),
                         "local");
-    assert_string_equal(json_string_value(json_object_get(j, "stage")),
+    assert_string_equal(json_string_value(json_object_get(j, "stage")), "won");
+    assert_string_equal(json_string_value(json_object_get(j, "crm_stage")),
                         "closedwon");
+    assert_false(json_is_true(json_object_get(j, "stage_unmapped")));
     json_decref(j);
+
+    /* A CRM stage mapped to none keeps its raw id and is flagged. */
+    free(map.links[0].crm_stage);
+    map.links[0].crm_stage = xstrdup("closedlost");
+    j = deal_json(&r, NULL, &map);
+    assert_true(json_is_null(json_object_get(j, "stage")));
+    assert_string_equal(json_string_value(json_object_get(j, "crm_stage")),
+                        "closedwon");
+    assert_true(json_is_true(json_object_get(j, "stage_unmapped")));
+    json_decref(j);
+    stage_map_clear(&map);
 
     /* Failed wins over pending and carries the last error. */
     struct sync_state sync = {.attempts = 7,
                               .failed = true,
                               .last_error = xstrdup("HTTP 400: bad stage")};
-    j = deal_json(&r, &sync);
+    j = deal_json(&r, &sync, NULL);
     assert_string_equal(sync_state_of(j), "failed");
     assert_string_equal(
         json_string_value(json_object_get(json_object_get(j, "sync"), "error")),
@@ -116,7 +136,7 @@ static void test_deal_json_pending_and_failed(void **state)
 
     /* A retrying record shows its error while still pending. */
     sync.failed = false;
-    j = deal_json(&r, &sync);
+    j = deal_json(&r, &sync, NULL);
     assert_string_equal(sync_state_of(j), "pending");
     assert_non_null(json_object_get(json_object_get(j, "sync"), "error"));
     json_decref(j);
@@ -131,7 +151,7 @@ static void test_deal_json_new_and_deleted(void **state)
     merge_local_edit(&r.fields[DEAL_NAME], "Field deal", 500, 0);
 
     /* Not in the CRM yet: pending even before any field check. */
-    json_t *j = deal_json(&r, NULL);
+    json_t *j = deal_json(&r, NULL, NULL);
     assert_true(json_is_null(json_object_get(j, "crm_id")));
     assert_string_equal(sync_state_of(j), "pending");
     json_decref(j);
@@ -142,7 +162,7 @@ static void test_deal_json_new_and_deleted(void **state)
     merge_crm_change(&r.fields[DEAL_NAME], &echo);
     r.deleted_at = 700;
     r.deleted_reason = xstrdup("crm_delete");
-    j = deal_json(&r, NULL);
+    j = deal_json(&r, NULL, NULL);
     assert_string_equal(sync_state_of(j), "synced");
     assert_true(json_is_true(json_object_get(j, "deleted")));
     assert_string_equal(json_string_value(json_object_get(j, "deleted_reason")),
@@ -157,7 +177,7 @@ static void expect_query_error(const char *url, int status, const char *code,
                                const char *field)
 {
     struct field_api_query q;
-    struct field_api_error err = {0};
+    struct api_error err = {0};
 
     assert_int_not_equal(field_api_parse_query(url, &q, &err), FS_OK);
     assert_int_equal(err.status, status);
@@ -168,13 +188,13 @@ static void expect_query_error(const char *url, int status, const char *code,
         assert_null(err.field);
     assert_non_null(err.message);
     assert_null(q.owner);
-    field_api_error_clear(&err);
+    api_error_clear(&err);
 }
 
 static void test_query_defaults_and_values(void **state)
 {
     struct field_api_query q;
-    struct field_api_error err = {0};
+    struct api_error err = {0};
 
     assert_int_equal(field_api_parse_query("/api/v1/deals", &q, &err), FS_OK);
     assert_int_equal(q.limit, FIELD_API_DEFAULT_LIMIT);
@@ -229,7 +249,7 @@ static void test_query_errors_name_the_param(void **state)
 /* ---- edit bodies ---- */
 
 static fs_result parse(const char *body, struct field_api_edit *edit,
-                       struct field_api_error *err)
+                       struct api_error *err)
 {
     return field_api_parse_edit(body, strlen(body), edit, err);
 }
@@ -238,7 +258,7 @@ static void expect_edit_error(const char *body, int status, const char *code,
                               const char *field)
 {
     struct field_api_edit edit;
-    struct field_api_error err = {0};
+    struct api_error err = {0};
 
     assert_int_not_equal(parse(body, &edit, &err), FS_OK);
     assert_int_equal(err.status, status);
@@ -251,13 +271,13 @@ static void expect_edit_error(const char *body, int status, const char *code,
     assert_int_equal(edit.count, 0);
     for (int f = 0; f < DEAL_FIELD_COUNT; f++)
         assert_null(edit.values[f]);
-    field_api_error_clear(&err);
+    api_error_clear(&err);
 }
 
 static void test_edit_canonicalises_values(void **state)
 {
     struct field_api_edit edit;
-    struct field_api_error err = {0};
+    struct api_error err = {0};
 
     assert_int_equal(parse("{\"fields\":{\"stage\":\"closedwon\","
                            "\"amount\":\"1200.50\",\"account\":null,"
@@ -343,7 +363,7 @@ static void test_edit_limits(void **state)
     struct buf_like {
         char *p;
     } big;
-    size_t n = FIELD_API_MAX_STRING + 1;
+    size_t n = API_MAX_STRING + 1;
     big.p = xmalloc(n + 64);
     int len = snprintf(big.p, 64, "{\"fields\":{\"product\":\"");
     memset(big.p + len, 'x', n);
@@ -372,9 +392,9 @@ static void test_edit_limits(void **state)
 static void test_json_depth_skips_strings(void **state)
 {
     const char *s = "{\"a\":\"[[[{{{\\\"]]\",\"b\":[{\"c\":[]}]}";
-    assert_int_equal(field_api_json_depth(s, strlen(s)), 4);
-    assert_int_equal(field_api_json_depth("\"[[[\"", 5), 0);
-    assert_int_equal(field_api_json_depth("[[[]]]", 6), 3);
+    assert_int_equal(api_json_depth(s, strlen(s)), 4);
+    assert_int_equal(api_json_depth("\"[[[\"", 5), 0);
+    assert_int_equal(api_json_depth("[[[]]]", 6), 3);
 }
 
 int main(void)

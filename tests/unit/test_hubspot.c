@@ -399,7 +399,7 @@ static void test_split_real_batch(void **state)
     assert_string_equal(items[0].account_id, "62515");
     assert_string_equal(items[0].app_id, "54321");
     assert_string_equal(items[0].dedup_key,
-                        "62515:contact.creation:123::1564113600000:1");
+                        "1564113600000:62515:contact.creation:123::1");
     assert_string_equal(
         items[0].body,
         "{\"appId\":54321,\"attemptNumber\":0,\"changeFlag\":\"NEW\","
@@ -435,7 +435,7 @@ static void test_split_limits(void **state)
 
     assert_int_equal(split(full, &items, &n), FS_OK);
     assert_int_equal(n, 100);
-    assert_string_equal(items[99].dedup_key, "7:deal.creation:199::1000:99");
+    assert_string_equal(items[99].dedup_key, "1000:7:deal.creation:199::99");
     webhook_items_free(items, n);
 
     assert_int_equal(split(over, &items, &n), FS_ERR_TOO_LARGE);
@@ -496,8 +496,8 @@ static void test_dedup_key_ignores_attempt(void **state)
         "\"objectId\":31877004512,\"propertyName\":\"dealstage\","
         "\"propertyValue\":\"closedwon\"}]");
 
-    assert_string_equal(first, "44:deal.propertyChange:31877004512:"
-                               "dealstage:1764771600123:5");
+    assert_string_equal(first, "1764771600123:44:deal.propertyChange:"
+                               "31877004512:dealstage:5");
     assert_string_equal(first, retry);
     assert_string_equal(first, alias);
     assert_string_not_equal(first, other_prop);

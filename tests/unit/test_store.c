@@ -375,11 +375,33 @@ static void test_record_list(void **state)
     assert_string_equal(list[0].fields[DEAL_OWNER].value, "o2");
     store_records_free(list, n);
 
-    struct record_filter by_stage = {.org_id = fx->org, .stage = "x"};
+    const char *other[] = {"x", "y"};
+    struct record_filter by_stage = {
+        .org_id = fx->org, .by_stage = true, .stages = other, .n_stages = 2};
     assert_int_equal(store_records_list(fx->store, &by_stage, &list, &n),
                      FS_OK);
     assert_int_equal(n, 0);
     store_records_free(list, n);
+
+    const char *known[] = {"x", "s"};
+    by_stage.stages = known;
+    assert_int_equal(store_records_list(fx->store, &by_stage, &list, &n),
+                     FS_OK);
+    assert_int_equal(n, 2);
+    store_records_free(list, n);
+    int64_t count = 0;
+    assert_int_equal(store_records_count(fx->store, &by_stage, &count), FS_OK);
+    assert_int_equal(count, 2);
+
+    /* None of the known stages: the unmapped listing. */
+    by_stage.stage_not_in = true;
+    assert_int_equal(store_records_list(fx->store, &by_stage, &list, &n),
+                     FS_OK);
+    assert_int_equal(n, 0);
+    store_records_free(list, n);
+    by_stage.stages = other;
+    assert_int_equal(store_records_count(fx->store, &by_stage, &count), FS_OK);
+    assert_int_equal(count, 2);
 
     struct record_filter since = {.org_id = fx->org, .updated_since = 2000};
     assert_int_equal(store_records_list(fx->store, &since, &list, &n), FS_OK);

@@ -1,0 +1,351 @@
+/* fieldsync connect: links an org to a CRM account. Each CRM names the
+ * options it needs in a table here; the connection is then checked
+ * against the CRM by its provider (credentials, the fields it maps)
+ * before it is stored. An org's first connection is its primary CRM; a
+ * later one waits as a standby until `fieldsync switch` makes it primary. */
+#include "main/cli.h"
+
+#include "base/alloc.h"
+#include "providers/provider.h"
+#include "store/store.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SECRET_FILE_MAX 4096
+#define CONNECT_TIMEOUT_MS 30000
+#define CONNECT_MAX_OPTIONS 24
+
+/* Where an option's value goes. */
+enum connect_target {
+    TO_TOKEN,         /* secret */
+    TO_CLIENT_SECRET, /* secret */
+    TO_WEBHOOK_USER,  /* secret */
+    TO_ACCOUNT,
+    TO_APP,
+    TO_RATE_WINDOW,
+    TO_RATE_DAILY,
+    TO_SETTING, /* a string in the provider's settings under its name */
+};
+
+struct connect_flag {
+    const char *name;
+    const char *metavar;
+    enum connect_target target;
+    bool required;
+    bool numeric;
+};
+
+struct connect_spec {
+    const char *crm;
+    const char *default_base_url;
+    const struct connect_flag *flags;
+    size_t n_flags;
+    const char *usage;
+};
+
+static const struct connect_flag hubspot_flags[] = {
+    {"token", "T", TO_TOKEN, true, false},
+    {"client-secret", "S", TO_CLIENT_SECRET, true, false},
+    {"app-id", "N", TO_APP, true, true},
+    {"portal-id", "N", TO_ACCOUNT, true, true},
+    {"rate-10s", "N", TO_RATE_WINDOW, false, true},
+    {"rate-daily", "N", TO_RATE_DAILY, false, true},
+};
+
+static const struct connect_spec specs[] = {
+    {"hubspot", "https://api.hubapi.com", hubspot_flags,
+     sizeof(hubspot_flags) / sizeof(hubspot_flags[0]),
+     "usage: fieldsync connect hubspot --org NAME (--token T | --token-file "
+     "PATH)\n"
+     "         (--client-secret S | --client-secret-file PATH)\n"
+     "         --app-id N --portal-id N [--base-url URL]\n"
+     "         [--rate-10s N] [--rate-daily N]\n"
+     "  --token          the private app's access token\n"
+     "  --client-secret  the app's client secret (signs webhooks)\n"
+     "  --app-id         the app's id (HubSpot names our writes by it)\n"
+     "  --portal-id      the HubSpot account (portal) id\n"
+     "  --base-url URL   default https://api.hubapi.com\n"
+     "  --rate-10s N     calls allowed per rolling 10 s (default 100)\n"
+     "  --rate-daily N   calls allowed per day (default 250000)\n"},
+};
+
+static const char connect_intro[] =
+    "Connects the org to a CRM account. The org's first connection is its\n"
+    "primary CRM; a later one is added as a standby, made primary by\n"
+    "`fieldsync switch`. Every secret option has a -file form reading the\n"
+    "value from a file's first line, so it need not appear in the process\n"
+    "list; secrets are never printed.\n";
+
+static void print_all_usage(FILE *out)
+{
+    fputs("usage: fieldsync connect CRM --org NAME [options]\n", out);
+    fputs(connect_intro, out);
+    for (size_t i = 0; i < sizeof(specs) / sizeof(specs[0]); i++)
+        fprintf(out, "\n%s", specs[i].usage);
+}
+
+static const struct connect_spec *spec_for(const char *crm)
+{
+    for (size_t i = 0; crm && i < sizeof(specs) / sizeof(specs[0]); i++) {
+        if (strcmp(specs[i].crm, crm) == 0)
+            return &specs[i];
+    }
+    return NULL;
+}
+
+static bool is_secret(enum connect_target t)
+{
+    return t == TO_TOKEN || t == TO_CLIENT_SECRET || t == TO_WEBHOOK_USER;
+}
+
+/* A secret from the option or from the first line of its file. */
+static int read_secret(const char *usage, const struct cli_option *direct,
+                       const struct cli_option *file, char **out)
+{
+    if (direct->given && file->given)
+        return cli_usage_error(usage, "give one of --%s and --%s", direct->name,
+                               file->name);
+    if (direct->given) {
+        *out = xstrdup(direct->value);
+    } else {
+        FILE *f = fopen(file->value, "r");
+        char line[SECRET_FILE_MAX];
+        if (!f)
+            return cli_fail("cannot read %s: %s", file->value, strerror(errno));
+        bool ok = fgets(line, sizeof(line), f) != NULL;
+        fclose(f);
+        if (!ok)
+            return cli_fail("%s is empty", file->value);
+        line[strcspn(line, "\r\n")] = '\0';
+        *out = xstrdup(line);
+    }
+    if (**out == '\0') {
+        free(*out);
+        *out = NULL;
+        return cli_usage_error(usage, "--%s is empty", direct->name);
+    }
+    return CLI_EXIT_OK;
+}
+
+static bool all_digits(const char *s)
+{
+    if (!s || *s == '\0')
+        return false;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return false;
+    }
+    return true;
+}
+
+/* The option table: --org, --base-url, then each flag (secrets with a
+ * -file twin). */
+static size_t build_options(const struct connect_spec *spec,
+                            struct cli_option *opts, char **file_names)
+{
+    size_t n = 0;
+
+    opts[n++] = (struct cli_option){"org", "NAME", NULL, false};
+    opts[n++] = (struct cli_option){"base-url", "URL", NULL, false};
+    for (size_t i = 0; i < spec->n_flags; i++) {
+        const struct connect_flag *f = &spec->flags[i];
+        opts[n++] = (struct cli_option){f->name, f->metavar, NULL, false};
+        if (is_secret(f->target)) {
+            file_names[i] = xasprintf("%s-file", f->name);
+            opts[n++] = (struct cli_option){file_names[i], "PATH", NULL, false};
+        }
+    }
+    return n;
+}
+
+/* Puts one flag's value where it belongs. */
+static int take_flag(const struct connect_spec *spec,
+                     const struct connect_flag *f, const struct cli_option *opt,
+                     const struct cli_option *file_opt, struct connection *c,
+                     json_t *settings)
+{
+    int64_t number = 0;
+    char *secret = NULL;
+
+    if (is_secret(f->target)) {
+        if (!opt->given && !file_opt->given) {
+            if (f->required)
+                return cli_usage_error(spec->usage, "--%s is required",
+                                       f->name);
+            return CLI_EXIT_OK;
+        }
+        int rc = read_secret(spec->usage, opt, file_opt, &secret);
+        if (rc != CLI_EXIT_OK)
+            return rc;
+        char **slot = f->target == TO_TOKEN           ? &c->token
+                      : f->target == TO_CLIENT_SECRET ? &c->client_secret
+                                                      : &c->webhook_user;
+        free(*slot);
+        *slot = secret;
+        return CLI_EXIT_OK;
+    }
+    if (!opt->given) {
+        if (f->required)
+            return cli_usage_error(spec->usage, "--%s is required", f->name);
+        return CLI_EXIT_OK;
+    }
+    if (f->numeric && !all_digits(opt->value))
+        return cli_usage_error(spec->usage, "--%s is a number", f->name);
+    switch (f->target) {
+    case TO_ACCOUNT:
+        c->account_id = xstrdup(opt->value);
+        break;
+    case TO_APP:
+        c->app_id = xstrdup(opt->value);
+        break;
+    case TO_RATE_WINDOW:
+    case TO_RATE_DAILY:
+        if (!cli_parse_count(opt->value, 1, INT32_MAX, &number))
+            return cli_usage_error(spec->usage, "--%s is a count", f->name);
+        if (f->target == TO_RATE_WINDOW)
+            c->rate_window = (int)number;
+        else
+            c->rate_daily = (int)number;
+        break;
+    case TO_SETTING:
+        json_object_set_new(settings, f->name, json_string(opt->value));
+        break;
+    default:
+        break;
+    }
+    return CLI_EXIT_OK;
+}
+
+/* Lets the provider check the connection against the CRM and fill in
+ * what it learns (custom field keys, attribute ids, our actor id). */
+static int prepare(struct connection *c)
+{
+    const struct provider *p = provider_by_name(c->provider);
+    struct provider_session session;
+    char *settings = NULL;
+    char *error = NULL;
+
+    if (!p || !p->prepare)
+        return CLI_EXIT_OK;
+    provider_session_open(c, CONNECT_TIMEOUT_MS, &session);
+    fs_result r = p->prepare(&session, &settings, &error);
+    provider_session_close(&session);
+    if (r != FS_OK) {
+        int rc = cli_fail("the %s account does not fit: %s", c->provider,
+                          error ? error : fs_result_name(r));
+        free(error);
+        free(settings);
+        return rc;
+    }
+    free(error);
+    free(c->settings);
+    c->settings = settings;
+    return CLI_EXIT_OK;
+}
+
+/* Adds the connection: primary when the org has none, else a standby. */
+static fs_result add_connection(struct store *s, struct connection *c,
+                                int64_t *id, bool *standby)
+{
+    struct connection active = {0};
+    fs_result r = store_begin(s);
+
+    if (r == FS_OK)
+        r = store_connection_for_org(s, c->org_id, &active);
+    *standby = r == FS_OK;
+    if (r == FS_ERR_NOT_FOUND)
+        r = FS_OK;
+    c->active = !*standby;
+    if (r == FS_OK)
+        r = store_connection_add(s, c, id);
+    if (r == FS_OK)
+        r = store_commit(s);
+    if (r != FS_OK)
+        store_rollback(s);
+    connection_clear(&active);
+    return r;
+}
+
+int cli_connect(int argc, char **argv)
+{
+    struct cli_option opts[CONNECT_MAX_OPTIONS];
+    char *file_names[CONNECT_MAX_OPTIONS] = {NULL};
+    const char *pos[1] = {NULL};
+    struct connection c = {0};
+    struct store *s = NULL;
+    json_t *settings = json_object();
+    int rc = CLI_EXIT_OK;
+
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
+        strcmp(argv[1], "-h") == 0) {
+        print_all_usage(argc < 2 ? stderr : stdout);
+        json_decref(settings);
+        return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
+    }
+    const struct connect_spec *spec = spec_for(argv[1]);
+    if (!spec) {
+        fprintf(stderr, "fieldsync: unsupported CRM '%s'\n", argv[1]);
+        print_all_usage(stderr);
+        json_decref(settings);
+        return CLI_EXIT_USAGE;
+    }
+
+    size_t n = build_options(spec, opts, file_names);
+    rc = cli_parse(argc, argv, spec->usage, opts, n, pos, 1);
+    if (rc >= 0)
+        goto out;
+    static const char *const required[] = {"org"};
+    if ((rc = cli_require(spec->usage, opts, n, required, 1)) >= 0)
+        goto out;
+
+    size_t o = 2;
+    rc = CLI_EXIT_OK;
+    for (size_t i = 0; i < spec->n_flags && rc == CLI_EXIT_OK; i++) {
+        const struct connect_flag *f = &spec->flags[i];
+        const struct cli_option *file_opt =
+            is_secret(f->target) ? &opts[o + 1] : NULL;
+        rc = take_flag(spec, f, &opts[o], file_opt, &c, settings);
+        o += is_secret(f->target) ? 2 : 1;
+    }
+    if (rc != CLI_EXIT_OK)
+        goto out;
+
+    c.provider = xstrdup(spec->crm);
+    c.base_url =
+        xstrdup(opts[1].given ? opts[1].value : spec->default_base_url);
+    if (json_object_size(settings) > 0)
+        c.settings = json_dumps(settings, JSON_COMPACT | JSON_SORT_KEYS);
+    if ((rc = prepare(&c)) != CLI_EXIT_OK)
+        goto out;
+    if ((rc = cli_open_store(&s)) != CLI_EXIT_OK)
+        goto out;
+    if ((rc = cli_find_org(s, opts[0].value, &c.org_id)) != CLI_EXIT_OK)
+        goto out;
+
+    int64_t id = 0;
+    bool standby = false;
+    fs_result r = add_connection(s, &c, &id, &standby);
+    if (r != FS_OK) {
+        rc = cli_fail("cannot add the connection: %s", fs_result_name(r));
+        goto out;
+    }
+    printf("connection %" PRId64 " added for org %s (%s account %s)\n", id,
+           opts[0].value, c.provider, c.account_id ? c.account_id : "-");
+    if (standby)
+        printf("standby: the org keeps its primary CRM until `fieldsync "
+               "switch --org %s --to %" PRId64 "`\n",
+               opts[0].value, id);
+
+out:
+    for (size_t i = 0; i < CONNECT_MAX_OPTIONS; i++)
+        free(file_names[i]);
+    json_decref(settings);
+    connection_clear(&c);
+    store_close(s);
+    return rc;
+}

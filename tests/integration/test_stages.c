@@ -1,0 +1,284 @@
+/* The org's stages and the CRM's map onto them, on the real programs: the
+ * admin API validates a map whole, a deal in an unmapped stage keeps its
+ * CRM stage, is flagged and listed and is never written back, re-mapping
+ * changes what every deal shows without a call to the CRM, and edits name
+ * the org's stages. */
+#include "stack.h"
+
+#include "base/alloc.h"
+
+#include <jansson.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#define REP_OWNER "100001"
+
+static struct stack st;
+static char *rep_token;
+
+/* The stack's own map, put back after each test. */
+static const char full_map[] =
+    "{\"map\":{\"prospecting\":\"new\",\"engaging\":\"qualified\","
+    "\"closedwon\":\"won\",\"closedlost\":\"lost\"},"
+    "\"defaults\":{\"default\":{\"in_quote\":\"engaging\"}}}";
+
+/* Lost deals no longer map anywhere; Lost is written as closedlost. */
+static const char map_without_lost[] =
+    "{\"map\":{\"prospecting\":\"new\",\"engaging\":\"qualified\","
+    "\"closedwon\":\"won\"},"
+    "\"defaults\":{\"default\":{\"in_quote\":\"engaging\","
+    "\"lost\":\"closedlost\"}}}";
+
+static int setup(void **state)
+{
+    struct stack_options o = {.deals = 24, .owners = 3};
+
+    if (!stack_start(&st, &o))
+        return -1;
+    rep_token = stack_user_add(&st, STACK_ORG, "Rob Rep", "rep", REP_OWNER);
+    return rep_token ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    free(rep_token);
+    return stack_stop(&st) ? 0 : -1;
+}
+
+static json_t *admin_call(const char *method, const char *path,
+                          const char *body, long *status)
+{
+    return stack_api(&st, st.admin, method, path, body, status);
+}
+
+static int restore_map(void **state)
+{
+    long status;
+    json_decref(
+        admin_call("PUT", "/api/v1/admin/stage-map", full_map, &status));
+    return status == 200 ? 0 : -1;
+}
+
+/* How many of the simulator's deals are in the CRM stage. */
+static size_t sim_deals_in(const char *crm_stage)
+{
+    json_t *sim = stack_sim_deals(&st);
+    size_t i, n = 0;
+    json_t *d;
+
+    json_array_foreach(sim, i, d)
+    {
+        json_t *fields = stack_sim_fields(d);
+        const char *stage = stack_text(fields, "stage");
+        n += stage && strcmp(stage, crm_stage) == 0;
+        json_decref(fields);
+    }
+    json_decref(sim);
+    return n;
+}
+
+/* The first deal in the CRM stage, from the field API (caller decrefs). */
+static json_t *deal_in(const char *crm_stage)
+{
+    json_t *deals = stack_deals(&st, false);
+    json_t *found = NULL;
+    size_t i;
+    json_t *d;
+
+    json_array_foreach(deals, i, d)
+    {
+        const char *stage = stack_text(d, "crm_stage");
+        if (!found && stage && strcmp(stage, crm_stage) == 0)
+            found = json_incref(d);
+    }
+    json_decref(deals);
+    return found;
+}
+
+static void test_view_shows_stages_and_the_crm_map(void **state)
+{
+    long status;
+    json_t *view = admin_call("GET", "/api/v1/admin/stages", NULL, &status);
+
+    assert_int_equal(status, 200);
+    json_t *stages = json_object_get(view, "stages");
+    assert_int_equal(json_array_size(stages), 5);
+    assert_string_equal(stack_text(json_array_get(stages, 2), "key"),
+                        "in_quote");
+    assert_string_equal(stack_text(json_array_get(stages, 3), "kind"), "won");
+    json_t *pipeline = json_array_get(
+        json_object_get(json_object_get(view, "crm"), "pipelines"), 0);
+    assert_string_equal(stack_text(pipeline, "id"), "default");
+    json_t *engaging = json_array_get(json_object_get(pipeline, "stages"), 1);
+    assert_string_equal(stack_text(engaging, "id"), "engaging");
+    assert_string_equal(stack_text(engaging, "maps_to"), "qualified");
+    assert_int_equal(json_array_size(json_object_get(engaging, "default_for")),
+                     2);
+    assert_int_equal(json_array_size(json_object_get(view, "problems")), 0);
+    assert_int_equal(
+        json_integer_value(json_object_get(view, "unmapped_deals")), 0);
+    json_decref(view);
+
+    /* Reps see deals, not the admin's settings. */
+    json_decref(stack_api(&st, rep_token, "GET", "/api/v1/admin/stages", NULL,
+                          &status));
+    assert_int_equal(status, 403);
+    json_decref(stack_api(&st, rep_token, "PUT", "/api/v1/admin/stage-map",
+                          full_map, &status));
+    assert_int_equal(status, 403);
+}
+
+static void test_bad_map_refused_whole(void **state)
+{
+    long status;
+    int64_t calls = stack_sim_stat(&st, "api_calls", NULL);
+    json_t *r = admin_call("PUT", "/api/v1/admin/stage-map",
+                           "{\"map\":{\"prospecting\":\"new\","
+                           "\"decisionmaker\":\"won\"}}",
+                           &status);
+
+    assert_int_equal(status, 422);
+    assert_non_null(strstr(stack_text(r, "message"), "decisionmaker"));
+    json_decref(r);
+
+    /* A stage of the org with no CRM stage to write is refused too. */
+    r = admin_call("PUT", "/api/v1/admin/stage-map",
+                   "{\"map\":{\"prospecting\":\"new\",\"engaging\":"
+                   "\"qualified\",\"closedwon\":\"won\",\"closedlost\":"
+                   "\"lost\"}}",
+                   &status);
+    assert_int_equal(status, 422);
+    assert_non_null(strstr(stack_text(r, "message"), "in_quote"));
+    json_decref(r);
+
+    /* Nothing changed. */
+    json_t *deal = deal_in("closedlost");
+    assert_non_null(deal);
+    assert_string_equal(stack_text(deal, "stage"), "lost");
+    json_decref(deal);
+    assert_int_equal(stack_sim_stat(&st, "api_calls", NULL), calls);
+}
+
+static void test_unmapped_stage_flagged_listed_and_never_written(void **state)
+{
+    long status;
+    size_t lost = sim_deals_in("closedlost");
+    int64_t calls = stack_sim_stat(&st, "api_calls", NULL);
+
+    assert_true(lost > 0);
+    json_decref(admin_call("PUT", "/api/v1/admin/stage-map", map_without_lost,
+                           &status));
+    assert_int_equal(status, 200);
+
+    /* Re-mapping is a local matter: no call reached the CRM. */
+    assert_int_equal(stack_sim_stat(&st, "api_calls", NULL), calls);
+
+    json_t *deal = deal_in("closedlost");
+    assert_non_null(deal);
+    assert_true(json_is_null(json_object_get(deal, "stage")));
+    assert_true(json_is_true(json_object_get(deal, "stage_unmapped")));
+
+    json_t *view = admin_call("GET", "/api/v1/admin/stages", NULL, &status);
+    assert_int_equal(
+        json_integer_value(json_object_get(view, "unmapped_deals")),
+        (json_int_t)lost);
+    json_decref(view);
+    json_t *list =
+        admin_call("GET", "/api/v1/admin/stages/unmapped", NULL, &status);
+    assert_int_equal(status, 200);
+    assert_int_equal(json_array_size(json_object_get(list, "deals")), lost);
+    json_decref(list);
+
+    /* Filtering by an org stage follows the map. */
+    json_t *by_lost =
+        admin_call("GET", "/api/v1/deals?stage=lost", NULL, &status);
+    assert_int_equal(status, 200);
+    assert_int_equal(json_array_size(json_object_get(by_lost, "deals")), 0);
+    json_decref(by_lost);
+
+    /* Editing another field of the deal leaves its CRM stage alone. */
+    const char *id = stack_text(deal, "id");
+    const char *crm_id = stack_text(deal, "crm_id");
+    json_decref(stack_patch(&st, st.admin, id,
+                            "{\"fields\":{\"name\":\"Kept lost\"}}", &status));
+    assert_int_equal(status, 200);
+    assert_true(stack_wait_sim(&st, crm_id, "name", "Kept lost"));
+    assert_true(stack_wait_state(&st, id, "synced"));
+    assert_true(stack_wait_sim(&st, crm_id, "stage", "closedlost"));
+    json_decref(deal);
+}
+
+static void test_edits_name_the_orgs_stages(void **state)
+{
+    long status;
+    json_t *deal = deal_in("prospecting");
+    assert_non_null(deal);
+    const char *id = stack_text(deal, "id");
+    const char *crm_id = stack_text(deal, "crm_id");
+
+    /* In Quote is written as Engaging, which reads back as Qualified. */
+    json_t *r = stack_patch(&st, st.admin, id,
+                            "{\"fields\":{\"stage\":\"in_quote\"}}", &status);
+    assert_int_equal(status, 200);
+    assert_string_equal(stack_text(json_object_get(r, "deal"), "crm_stage"),
+                        "engaging");
+    assert_string_equal(stack_text(json_object_get(r, "deal"), "stage"),
+                        "qualified");
+    json_decref(r);
+    assert_true(stack_wait_sim(&st, crm_id, "stage", "engaging"));
+
+    /* A CRM stage id, or anything else that is not one of the org's
+     * stages, is refused and changes nothing. */
+    r = stack_patch(&st, st.admin, id, "{\"fields\":{\"stage\":\"closedwon\"}}",
+                    &status);
+    assert_int_equal(status, 422);
+    assert_string_equal(stack_text(r, "error"), "unknown_stage");
+    json_decref(r);
+    json_t *after = stack_deal(&st, id);
+    assert_string_equal(stack_text(after, "crm_stage"), "engaging");
+    json_decref(after);
+
+    json_t *list =
+        admin_call("GET", "/api/v1/deals?stage=closedwon", NULL, &status);
+    assert_int_equal(status, 400);
+    json_decref(list);
+    json_decref(deal);
+}
+
+static void test_removing_a_mapped_stage_refused(void **state)
+{
+    const char *define[] = {
+        "stages",      "define",         "--org",
+        STACK_ORG,     "new=New",        "qualified=Qualified",
+        "won=Won:won", "lost=Lost:lost", NULL};
+    int code;
+    char *out = stack_cli(&st, &code, define);
+
+    assert_int_equal(code, 1);
+    assert_non_null(strstr(out, "in_quote"));
+    free(out);
+
+    long status;
+    json_t *view = admin_call("GET", "/api/v1/admin/stages", NULL, &status);
+    assert_int_equal(json_array_size(json_object_get(view, "stages")), 5);
+    json_decref(view);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_view_shows_stages_and_the_crm_map),
+        cmocka_unit_test_teardown(test_bad_map_refused_whole, restore_map),
+        cmocka_unit_test_teardown(
+            test_unmapped_stage_flagged_listed_and_never_written, restore_map),
+        cmocka_unit_test_teardown(test_edits_name_the_orgs_stages, restore_map),
+        cmocka_unit_test(test_removing_a_mapped_stage_refused),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
