@@ -272,6 +272,8 @@ static fs_result bench_reassign(const char *geo_dir, const char *work_dir,
 {
     char *db_path = xasprintf("%s/territory.db", work_dir);
     char *districts = xasprintf("%s/uk_postcode_districts.geojson", geo_dir);
+    char *centroids =
+        xasprintf("%s/uk_postcode_district_centroids.csv", geo_dir);
     struct store *s = NULL;
     struct store_centroid *units = NULL;
     size_t n_units = 0;
@@ -318,7 +320,8 @@ static fs_result bench_reassign(const char *geo_dir, const char *work_dir,
         goto out;
 
     /* First placement: every deal gets its territory's owner. */
-    r = geo_uk_territories(districts, (const char *const *)owners, AGENTS, &fc);
+    r = geo_uk_territories(districts, centroids, (const char *const *)owners,
+                           AGENTS, &fc);
     if (r == FS_OK) {
         text = json_dumps(fc, JSON_COMPACT);
         r = territory_parse_import(text, strlen(text), "territory", &ch, &err);
@@ -339,8 +342,8 @@ static fs_result bench_reassign(const char *geo_dir, const char *work_dir,
      * every placed deal changes owner. */
     for (int i = 0; i < AGENTS; i++)
         rotated[i] = owners[(i + 1) % AGENTS];
-    r = geo_uk_territories(districts, (const char *const *)rotated, AGENTS,
-                           &fc);
+    r = geo_uk_territories(districts, centroids, (const char *const *)rotated,
+                           AGENTS, &fc);
     if (r == FS_OK) {
         text = json_dumps(fc, JSON_COMPACT);
         r = territory_parse_import(text, strlen(text), "territory", &ch, &err);
@@ -377,6 +380,7 @@ out:
     }
     free(db_path);
     free(districts);
+    free(centroids);
     return r;
 }
 

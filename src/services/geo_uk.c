@@ -3,8 +3,12 @@
 
 #include "base/alloc.h"
 
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define CSV_LINE_MAX 1024
 
 char *geo_uk_territory_name(size_t k)
 {
@@ -25,52 +29,134 @@ static void set_territory(json_t *props, size_t k, const char *owner)
     free(name);
 }
 
-fs_result geo_uk_territories(const char *districts_path,
-                             const char *const *owners, size_t n, json_t **out)
+/* district -> admin district name, from the centroid CSV's header. */
+static json_t *admin_codes(const char *path)
 {
-    json_error_t jerr;
-    json_t *fc = json_load_file(districts_path, 0, &jerr);
-    const char **areas = NULL;
-    size_t n_areas = 0;
+    FILE *f = fopen(path, "r");
+    char line[CSV_LINE_MAX];
+    int district = -1, admin = -1;
+    json_t *map = NULL;
+
+    if (!f)
+        return NULL;
+    map = json_object();
+    while (fgets(line, sizeof(line), f)) {
+        char *cols[16];
+        int n = 0;
+        char *p = line;
+        line[strcspn(line, "\r\n")] = '\0';
+        while (n < 16) {
+            /* A quoted field ("Bristol, City of") keeps its commas. */
+            bool quoted = *p == '"';
+            char *end = quoted ? strchr(p + 1, '"') : NULL;
+            cols[n++] = quoted ? p + 1 : p;
+            if (quoted && end) {
+                *end = '\0';
+                p = end + 1;
+            }
+            char *comma = strchr(p, ',');
+            if (!comma)
+                break;
+            *comma = '\0';
+            p = comma + 1;
+        }
+        if (district < 0) {
+            for (int i = 0; i < n; i++) {
+                if (strcmp(cols[i], "district") == 0)
+                    district = i;
+                if (strcmp(cols[i], "admin_district_name") == 0)
+                    admin = i;
+            }
+            if (district < 0 || admin < 0)
+                break;
+            continue;
+        }
+        if (district < n && admin < n && *cols[admin])
+            json_object_set_new(map, cols[district], json_string(cols[admin]));
+    }
+    fclose(f);
+    if (district < 0 || admin < 0) {
+        json_decref(map);
+        return NULL;
+    }
+    return map;
+}
+
+static const char *code_of(json_t *codes, json_t *area_codes, json_t *props)
+{
+    const char *d = json_string_value(json_object_get(props, "district"));
+    const char *a = json_string_value(json_object_get(props, "area"));
+    const char *code = d ? json_string_value(json_object_get(codes, d)) : NULL;
+
+    if (code)
+        return code;
+    return a ? json_string_value(json_object_get(area_codes, a)) : NULL;
+}
+
+fs_result geo_uk_territories(const char *districts_path,
+                             const char *centroids_path,
+                             const char *const *owners, size_t n,
+                             json_t **out)
+{
+    json_t *fc = json_load_file(districts_path, 0, NULL);
+    json_t *codes = admin_codes(centroids_path);
+    json_t *area_codes = json_object();
+    const char **list = NULL;
+    size_t n_list = 0;
     size_t i;
     json_t *f;
+    fs_result r = FS_OK;
 
     *out = NULL;
-    if (!fc)
-        return FS_ERR_IO;
     json_t *features = json_object_get(fc, "features");
-    if (!json_is_array(features) || n == 0) {
-        json_decref(fc);
-        return FS_ERR_INVALID;
+    if (!fc || !codes || !json_is_array(features) || n == 0) {
+        r = fc && codes ? FS_ERR_INVALID : FS_ERR_IO;
+        goto out;
     }
-    areas = xcalloc(json_array_size(features) + 1, sizeof(*areas));
+    /* An area's first known code stands for its districts with none. */
     json_array_foreach(features, i, f)
     {
-        const char *area = json_string_value(
-            json_object_get(json_object_get(f, "properties"), "area"));
-        if (area)
-            areas[n_areas++] = area;
+        json_t *props = json_object_get(f, "properties");
+        const char *a = json_string_value(json_object_get(props, "area"));
+        const char *d = json_string_value(json_object_get(props, "district"));
+        json_t *code = d ? json_object_get(codes, d) : NULL;
+        if (a && code && !json_object_get(area_codes, a))
+            json_object_set(area_codes, a, code);
     }
-    qsort(areas, n_areas, sizeof(*areas), compare_text);
+    list = xcalloc(json_array_size(features) + 1, sizeof(*list));
+    json_array_foreach(features, i, f)
+    {
+        const char *code =
+            code_of(codes, area_codes, json_object_get(f, "properties"));
+        if (code)
+            list[n_list++] = code;
+    }
+    qsort(list, n_list, sizeof(*list), compare_text);
     size_t distinct = 0;
-    for (size_t k = 0; k < n_areas; k++) {
-        if (distinct == 0 || strcmp(areas[distinct - 1], areas[k]) != 0)
-            areas[distinct++] = areas[k];
+    for (size_t k = 0; k < n_list; k++) {
+        if (distinct == 0 || strcmp(list[distinct - 1], list[k]) != 0)
+            list[distinct++] = list[k];
     }
     json_array_foreach(features, i, f)
     {
         json_t *props = json_object_get(f, "properties");
-        const char *area = json_string_value(json_object_get(props, "area"));
+        const char *code = code_of(codes, area_codes, props);
         const char **at =
-            area ? bsearch(&area, areas, distinct, sizeof(*areas), compare_text)
+            code ? bsearch(&code, list, distinct, sizeof(*list), compare_text)
                  : NULL;
-        size_t index = at ? (size_t)(at - areas) : 0;
+        size_t index = at ? (size_t)(at - list) : 0;
         size_t k = index * n / (distinct ? distinct : 1);
         set_territory(props, k, owners[k]);
     }
-    free(areas);
     *out = fc;
-    return FS_OK;
+    fc = NULL;
+
+out:
+    free(list);
+    json_decref(area_codes);
+    json_decref(codes);
+    json_decref(fc);
+    return r;
 }
 
 size_t geo_uk_move_districts(json_t *collection, const char *const *districts,

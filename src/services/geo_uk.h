@@ -11,12 +11,18 @@
 
 /* Reads the districts FeatureCollection (properties district, area) and
  * gives every feature the properties territory ("Territory 07") and owner
- * (owners[k]) of territory k: the postcode areas in alphabetical order
- * are dealt in contiguous blocks, so each territory is whole areas and
- * every area lies in one territory. *out is the collection (caller
+ * (owners[k]) of territory k. Territories are made of whole local
+ * authorities (each postcode district's admin district in the district
+ * centroids CSV): the authorities in alphabetical order are dealt in
+ * contiguous blocks to the n territories, so a city's neighbouring
+ * boroughs (Manchester, Salford, Trafford, ...) mostly fall in different
+ * territories. A district the CSV does not know goes with its postcode
+ * area's first district that it does. *out is the collection (caller
  * decrefs). */
 fs_result geo_uk_territories(const char *districts_path,
-                             const char *const *owners, size_t n, json_t **out);
+                             const char *centroids_path,
+                             const char *const *owners, size_t n,
+                             json_t **out);
 
 /* Moves every district of the collection whose name is in districts
  * (NULL-terminated) to territory k with its owner; returns how many. */

@@ -240,6 +240,8 @@ static bool start_sim(struct stack *s, const struct stack_options *o,
                           "1000",
                           "--port-file",
                           port_file,
+                          o->postcodes ? "--postcodes" : NULL,
+                          o->postcodes,
                           NULL};
 
     s->sim = bin ? start_program(s, "sim", argv, port_file, &s->sim_base) : -1;
