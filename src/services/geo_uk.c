@@ -2,6 +2,7 @@
 #include "services/geo_uk.h"
 
 #include "base/alloc.h"
+#include "model/territory.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -95,8 +96,7 @@ static const char *code_of(json_t *codes, json_t *area_codes, json_t *props)
 
 fs_result geo_uk_territories(const char *districts_path,
                              const char *centroids_path,
-                             const char *const *owners, size_t n,
-                             json_t **out)
+                             const char *const *owners, size_t n, json_t **out)
 {
     json_t *fc = json_load_file(districts_path, 0, NULL);
     json_t *codes = admin_codes(centroids_path);
@@ -159,8 +159,8 @@ out:
     return r;
 }
 
-size_t geo_uk_move_districts(json_t *collection, const char *const *districts,
-                             size_t k, const char *owner)
+size_t geo_uk_move_territory(json_t *collection, const char *from, size_t k,
+                             const char *owner)
 {
     json_t *features = json_object_get(collection, "features");
     size_t moved = 0;
@@ -170,14 +170,70 @@ size_t geo_uk_move_districts(json_t *collection, const char *const *districts,
     json_array_foreach(features, i, f)
     {
         json_t *props = json_object_get(f, "properties");
+        const char *t = json_string_value(json_object_get(props, "territory"));
+        if (t && strcmp(t, from) == 0) {
+            set_territory(props, k, owner);
+            moved++;
+        }
+    }
+    return moved;
+}
+
+struct territory_index *geo_uk_index(json_t *collection, const char *name,
+                                     bool inside)
+{
+    struct territory_index *ix = territory_index_new();
+    json_t *all =
+        json_pack("{s:s, s:[]}", "type", "MultiPolygon", "coordinates");
+    json_t *polygons = json_object_get(all, "coordinates");
+    struct territory_problem pb = {0};
+    size_t i;
+    json_t *f;
+
+    json_array_foreach(json_object_get(collection, "features"), i, f)
+    {
+        const char *t = json_string_value(
+            json_object_get(json_object_get(f, "properties"), "territory"));
+        json_t *g = json_object_get(f, "geometry");
+        const char *type = json_string_value(json_object_get(g, "type"));
+        if (!t || (strcmp(t, name) == 0) != inside || !type)
+            continue;
+        if (strcmp(type, "Polygon") == 0)
+            json_array_append(polygons, json_object_get(g, "coordinates"));
+        else
+            json_array_extend(polygons, json_object_get(g, "coordinates"));
+    }
+    if (json_array_size(polygons) == 0 ||
+        territory_index_add(ix, 1, 0, NULL, 0, all, true, &pb) != FS_OK ||
+        territory_index_build(ix) != FS_OK) {
+        territory_index_free(ix);
+        ix = NULL;
+    }
+    territory_problem_clear(&pb);
+    json_decref(all);
+    return ix;
+}
+
+size_t geo_uk_mark_block(json_t *collection, const char *from,
+                         const char *const *districts, const char *block)
+{
+    json_t *features = json_object_get(collection, "features");
+    size_t marked = 0;
+    size_t i;
+    json_t *f;
+
+    json_array_foreach(features, i, f)
+    {
+        json_t *props = json_object_get(f, "properties");
         const char *d = json_string_value(json_object_get(props, "district"));
-        for (size_t j = 0; d && districts[j]; j++) {
-            if (strcmp(d, districts[j]) == 0) {
-                set_territory(props, k, owner);
-                moved++;
+        const char *t = json_string_value(json_object_get(props, "territory"));
+        for (size_t j = 0; d && t && districts[j]; j++) {
+            if (strcmp(d, districts[j]) == 0 && strcmp(t, from) == 0) {
+                json_object_set_new(props, "territory", json_string(block));
+                marked++;
                 break;
             }
         }
     }
-    return moved;
+    return marked;
 }

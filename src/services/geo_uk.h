@@ -7,6 +7,7 @@
 #include "base/result.h"
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Reads the districts FeatureCollection (properties district, area) and
@@ -21,13 +22,25 @@
  * decrefs). */
 fs_result geo_uk_territories(const char *districts_path,
                              const char *centroids_path,
-                             const char *const *owners, size_t n,
-                             json_t **out);
+                             const char *const *owners, size_t n, json_t **out);
 
-/* Moves every district of the collection whose name is in districts
- * (NULL-terminated) to territory k with its owner; returns how many. */
-size_t geo_uk_move_districts(json_t *collection, const char *const *districts,
-                             size_t k, const char *owner);
+/* Gives every district of territory `from` to territory k with its
+ * owner; returns how many. */
+size_t geo_uk_move_territory(json_t *collection, const char *from, size_t k,
+                             const char *owner);
+
+struct territory_index;
+/* The polygons of the features whose territory property is name (inside)
+ * or is not (!inside), as one territory (id 1) of a built index: to tell,
+ * by the polygons alone, whether a point lies in a block of districts.
+ * The caller frees it. */
+struct territory_index *geo_uk_index(json_t *collection, const char *name,
+                                     bool inside);
+
+/* Renames the territory of the districts of territory `from` that are
+ * among districts (NULL-terminated) to `block`; returns how many. */
+size_t geo_uk_mark_block(json_t *collection, const char *from,
+                         const char *const *districts, const char *block);
 
 /* The name of territory k, "Territory 07"; the caller frees. */
 char *geo_uk_territory_name(size_t k);

@@ -168,32 +168,6 @@ static void assert_sim_agrees(void)
     json_decref(sims);
 }
 
-/* One territory index per set: the block's polygons, or all the others. */
-static struct territory_index *index_of(json_t *fc, const char *territory,
-                                        bool inside)
-{
-    struct territory_index *ix = territory_index_new();
-    size_t i;
-    json_t *f;
-    int64_t id = 0;
-
-    json_array_foreach(json_object_get(fc, "features"), i, f)
-    {
-        const char *t =
-            stack_text(json_object_get(f, "properties"), "territory");
-        if ((strcmp(t, territory) == 0) != inside)
-            continue;
-        struct territory_problem pb = {0};
-        assert_int_equal(territory_index_add(ix, ++id, 0, NULL, 0,
-                                             json_object_get(f, "geometry"),
-                                             true, &pb),
-                         FS_OK);
-        territory_problem_clear(&pb);
-    }
-    assert_int_equal(territory_index_build(ix), FS_OK);
-    return ix;
-}
-
 static bool point_of(const json_t *deal, double *lat, double *lng)
 {
     const json_t *p = json_object_get(deal, "point");
@@ -284,33 +258,17 @@ static void test_move_block_of_districts(void **state)
     }
     const char *to_owner_name = agent_names[to_k];
     const char *to_owner = owner_id_of(to_owner_name);
-    const char *candidates[] = {"M1", "M2", "M4", "M11", "M12", "M13"};
-    const char *block[8] = {NULL};
-    size_t n_block = 0;
+    const char *block[] = {"M1", "M2", "M4", "M11", "M12", "M13", NULL};
     char *from_name = xstrdup(from);
     char *from_owner_name = xstrdup(from_owner);
-    json_array_foreach(feats, i, f)
-    {
-        json_t *p = json_object_get(f, "properties");
-        for (size_t c = 0; c < 6; c++) {
-            if (strcmp(stack_text(p, "district"), candidates[c]) == 0 &&
-                strcmp(stack_text(p, "territory"), from_name) == 0)
-                block[n_block++] = candidates[c];
-        }
-    }
-    assert_true(n_block >= 1);
     /* The block, marked apart, then handed to the other territory. */
-    json_array_foreach(feats, i, f)
-    {
-        json_t *p = json_object_get(f, "properties");
-        for (size_t c = 0; c < n_block; c++) {
-            if (strcmp(stack_text(p, "district"), block[c]) == 0)
-                json_object_set_new(p, "territory", json_string("block"));
-        }
-    }
-    struct territory_index *in_block = index_of(fc, "block", true);
-    struct territory_index *elsewhere = index_of(fc, "block", false);
-    assert_int_equal(geo_uk_move_districts(fc, block, to_k, to_owner_name),
+    size_t n_block = geo_uk_mark_block(fc, from_name, block, "block");
+    assert_true(n_block >= 1);
+    struct territory_index *in_block = geo_uk_index(fc, "block", true);
+    struct territory_index *elsewhere = geo_uk_index(fc, "block", false);
+    assert_non_null(in_block);
+    assert_non_null(elsewhere);
+    assert_int_equal(geo_uk_move_territory(fc, "block", to_k, to_owner_name),
                      n_block);
     char *second = write_json(fc, "moved.geojson");
 
