@@ -218,6 +218,7 @@ size_t geo_uk_mark_block(json_t *collection, const char *from,
                          const char *const *districts, const char *block)
 {
     json_t *features = json_object_get(collection, "features");
+    char *name = xstrdup(from); /* from may be a property renamed below */
     size_t marked = 0;
     size_t i;
     json_t *f;
@@ -228,12 +229,13 @@ size_t geo_uk_mark_block(json_t *collection, const char *from,
         const char *d = json_string_value(json_object_get(props, "district"));
         const char *t = json_string_value(json_object_get(props, "territory"));
         for (size_t j = 0; d && t && districts[j]; j++) {
-            if (strcmp(d, districts[j]) == 0 && strcmp(t, from) == 0) {
+            if (strcmp(d, districts[j]) == 0 && strcmp(t, name) == 0) {
                 json_object_set_new(props, "territory", json_string(block));
                 marked++;
                 break;
             }
         }
     }
+    free(name);
     return marked;
 }
