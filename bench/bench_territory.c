@@ -6,6 +6,7 @@
 #include "bench.h"
 
 #include "base/alloc.h"
+#include "base/buf.h"
 #include "base/clock.h"
 #include "model/postcode.h"
 #include "model/territory.h"
@@ -25,24 +26,14 @@
 
 static char *read_all(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    char *text = NULL;
+    struct buf b = {0};
 
-    if (!f)
+    if (buf_read_file(&b, path, TERRITORY_MAX_IMPORT_BYTES) != FS_OK) {
+        buf_free(&b);
         return NULL;
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    text = xmalloc((size_t)size + 1);
-    if (fread(text, 1, (size_t)size, f) != (size_t)size) {
-        free(text);
-        text = NULL;
-    } else {
-        text[size] = '\0';
-        *len = (size_t)size;
     }
-    fclose(f);
-    return text;
+    *len = b.len;
+    return buf_steal(&b);
 }
 
 static fs_result load_units(const char *geo_dir, struct store_centroid **units,

@@ -5,6 +5,7 @@
 #include "main/cli.h"
 
 #include "base/alloc.h"
+#include "base/buf.h"
 #include "services/territory.h"
 #include "store/store.h"
 
@@ -63,37 +64,18 @@ enum {
 /* The whole file, at most TERRITORY_MAX_IMPORT_BYTES. */
 static int read_file(const char *path, char **out, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    char *data = NULL;
-    size_t n = 0, cap = 0;
+    struct buf b = {0};
+    fs_result r = buf_read_file(&b, path, TERRITORY_MAX_IMPORT_BYTES);
 
-    if (!f)
-        return cli_fail("cannot open %s: %s", path, strerror(errno));
-    for (;;) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 1 << 16;
-            data = xrealloc(data, cap + 1);
-        }
-        size_t got = fread(data + n, 1, cap - n, f);
-        n += got;
-        if (n > TERRITORY_MAX_IMPORT_BYTES) {
-            fclose(f);
-            free(data);
+    if (r != FS_OK) {
+        buf_free(&b);
+        if (r == FS_ERR_TOO_LARGE)
             return cli_fail("%s is over %u bytes", path,
                             TERRITORY_MAX_IMPORT_BYTES);
-        }
-        if (got == 0)
-            break;
+        return cli_fail("cannot read %s: %s", path, strerror(errno));
     }
-    bool failed = ferror(f) != 0;
-    fclose(f);
-    if (failed) {
-        free(data);
-        return cli_fail("cannot read %s", path);
-    }
-    data[n] = '\0';
-    *out = data;
-    *len = n;
+    *len = b.len;
+    *out = buf_steal(&b);
     return CLI_EXIT_OK;
 }
 

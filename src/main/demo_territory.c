@@ -7,9 +7,11 @@
 #include "main/demo_internal.h"
 
 #include "base/alloc.h"
+#include "base/buf.h"
 #include "base/clock.h"
 #include "model/territory.h"
 #include "services/geo_uk.h"
+#include "services/territory.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -28,24 +30,14 @@ char *demo_geo_path(const struct demo *d, const char *file)
 
 static char *read_all(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    char *text = NULL;
+    struct buf b = {0};
 
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    text = xmalloc((size_t)n + 1);
-    if (fread(text, 1, (size_t)n, f) != (size_t)n) {
-        free(text);
-        fclose(f);
+    if (buf_read_file(&b, path, TERRITORY_MAX_IMPORT_BYTES) != FS_OK) {
+        buf_free(&b);
         return NULL;
     }
-    text[n] = '\0';
-    *len = (size_t)n;
-    fclose(f);
-    return text;
+    *len = b.len;
+    return buf_steal(&b);
 }
 
 /* POSTs a body of text as the admin; *reply the parsed answer. */

@@ -45,27 +45,6 @@ void territory_plan_clear(struct territory_plan *p)
     memset(p, 0, sizeof(*p));
 }
 
-static fs_result fail(struct territory_error *e, int status, const char *code,
-                      char *field, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-
-static fs_result fail(struct territory_error *e, int status, const char *code,
-                      char *field, const char *fmt, ...)
-{
-    va_list ap;
-    char msg[512];
-
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    territory_error_clear(e);
-    e->status = status;
-    e->code = code;
-    e->field = field;
-    e->message = xstrdup(msg);
-    return FS_ERR_INVALID;
-}
-
 /* The name of a field of input in: "owner" for a lone territory,
  * "features[3].properties.owner" in an import. */
 static char *input_field(const struct territory_input *in, const char *key,
@@ -245,17 +224,19 @@ static fs_result resolve_owner(struct compose *c,
     }
     char *field = input_field(in, "owner", true);
     if (matches > 1)
-        return fail(err, 422, "ambiguous_owner", field,
-                    "several users are named '%.100s'; give the owner's "
-                    "email or user id",
-                    in->owner_text);
+        return territory_error_set(
+            err, 422, "ambiguous_owner", field,
+            "several users are named '%.100s'; give the owner's "
+            "email or user id",
+            in->owner_text);
     if (in->owner_user)
-        return fail(err, 422, "unknown_owner", field,
-                    "no active user %lld in the org",
-                    (long long)in->owner_user);
-    return fail(err, 422, "unknown_owner", field,
-                "no active user of the org has the email or name '%.100s'",
-                in->owner_text);
+        return territory_error_set(err, 422, "unknown_owner", field,
+                                   "no active user %lld in the org",
+                                   (long long)in->owner_user);
+    return territory_error_set(
+        err, 422, "unknown_owner", field,
+        "no active user of the org has the email or name '%.100s'",
+        in->owner_text);
 }
 
 static fs_result apply_input(struct compose *c,
@@ -267,14 +248,15 @@ static fs_result apply_input(struct compose *c,
     if (in->id) {
         d = draft_by_id(c, in->id);
         if (!d)
-            return fail(err, 404, "not_found", NULL, "no territory %lld",
-                        (long long)in->id);
+            return territory_error_set(err, 404, "not_found", NULL,
+                                       "no territory %lld", (long long)in->id);
     } else {
         d = draft_by_name(c, in->name);
     }
     if (d && d->in && !in->id)
-        return fail(err, 422, "conflict", input_field(in, "name", true),
-                    "territory '%s' is given twice", in->name);
+        return territory_error_set(err, 422, "conflict",
+                                   input_field(in, "name", true),
+                                   "territory '%s' is given twice", in->name);
     if (!d) {
         c->drafts = xrealloc(c->drafts, (c->n + 1) * sizeof(*c->drafts));
         d = &c->drafts[c->n++];
@@ -289,8 +271,9 @@ static fs_result apply_input(struct compose *c,
     if (in->name && strcmp(in->name, d->t.name) != 0) {
         struct draft *other = draft_by_name(c, in->name);
         if (other && other->keep)
-            return fail(err, 409, "conflict", input_field(in, "name", true),
-                        "another territory is named '%s'", in->name);
+            return territory_error_set(
+                err, 409, "conflict", input_field(in, "name", true),
+                "another territory is named '%s'", in->name);
         free(d->t.name);
         d->t.name = xstrdup(in->name);
     }
@@ -359,8 +342,9 @@ static fs_result compose_change(struct compose *c, struct territory_error *err)
     for (size_t i = 0; i < ch->n_deletes && r == FS_OK; i++) {
         struct draft *d = draft_by_id(c, ch->deletes[i]);
         if (!d)
-            r = fail(err, 404, "not_found", NULL, "no territory %lld",
-                     (long long)ch->deletes[i]);
+            r = territory_error_set(err, 404, "not_found", NULL,
+                                    "no territory %lld",
+                                    (long long)ch->deletes[i]);
         else
             d->keep = false;
     }
@@ -379,15 +363,16 @@ static fs_result compose_change(struct compose *c, struct territory_error *err)
             d->t.id = next_id++;
         r = owner_id_of(c, d->t.owner_user_id, &d->owner_id);
         if (r == FS_OK && d->in && !d->owner_id)
-            r = fail(err, 422, "owner_not_linked",
-                     input_field(d->in, "owner", true),
-                     "user %lld has no CRM owner id with %s; set it with "
-                     "`fieldsync user set-owner`",
-                     (long long)d->t.owner_user_id, c->provider);
+            r = territory_error_set(
+                err, 422, "owner_not_linked", input_field(d->in, "owner", true),
+                "user %lld has no CRM owner id with %s; set it with "
+                "`fieldsync user set-owner`",
+                (long long)d->t.owner_user_id, c->provider);
     }
     if (r == FS_OK && kept > TERRITORY_MAX_PER_ORG)
-        r = fail(err, 413, "too_large", NULL,
-                 "an org has at most %d territories", TERRITORY_MAX_PER_ORG);
+        r = territory_error_set(err, 413, "too_large", NULL,
+                                "an org has at most %d territories",
+                                TERRITORY_MAX_PER_ORG);
 
 out:
     store_territories_free(old, n_old);
@@ -464,13 +449,14 @@ static fs_result index_draft(struct lookup *lk, const struct draft *d,
     if (r == FS_OK && pb.message && plan)
         add_repair(plan, xasprintf("%s: %s: %s", field, rest, pb.message));
     if (r != FS_OK) {
-        r = fail(err, r == FS_ERR_TOO_LARGE ? 413 : 422,
-                 r == FS_ERR_TOO_LARGE ? "too_large" : "invalid_geometry",
-                 field, "%s%s%s%s", rest, *rest ? ": " : "",
-                 pb.message ? pb.message : "not usable",
-                 r == FS_ERR_INVALID && !repair ? " (repair=true fixes open "
-                                                  "rings and invalid polygons)"
-                                                : "");
+        r = territory_error_set(
+            err, r == FS_ERR_TOO_LARGE ? 413 : 422,
+            r == FS_ERR_TOO_LARGE ? "too_large" : "invalid_geometry", field,
+            "%s%s%s%s", rest, *rest ? ": " : "",
+            pb.message ? pb.message : "not usable",
+            r == FS_ERR_INVALID && !repair ? " (repair=true fixes open "
+                                             "rings and invalid polygons)"
+                                           : "");
         field = NULL;
     }
     free(field);

@@ -35,6 +35,11 @@ struct territory_error {
 };
 
 void territory_error_clear(struct territory_error *e);
+/* Fills *e (freeing what it held, taking field) and returns
+ * FS_ERR_INVALID. */
+fs_result territory_error_set(struct territory_error *e, int status,
+                              const char *code, char *field, const char *fmt,
+                              ...) __attribute__((format(printf, 5, 6)));
 
 /* One territory as a change gives it; unset parts keep their value. */
 struct territory_input {

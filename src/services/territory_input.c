@@ -25,13 +25,9 @@ void territory_error_clear(struct territory_error *e)
     memset(e, 0, sizeof(*e));
 }
 
-static fs_result fail(struct territory_error *e, int status, const char *code,
-                      char *field, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-
-/* Fills *e (taking field) and returns FS_ERR_INVALID. */
-static fs_result fail(struct territory_error *e, int status, const char *code,
-                      char *field, const char *fmt, ...)
+fs_result territory_error_set(struct territory_error *e, int status,
+                              const char *code, char *field, const char *fmt,
+                              ...)
 {
     va_list ap;
     char msg[512];
@@ -79,15 +75,18 @@ static fs_result load_json(const char *body, size_t len, json_t **out,
 
     *out = NULL;
     if (len > TERRITORY_MAX_IMPORT_BYTES)
-        return fail(err, 413, "too_large", NULL, "the body is over %u bytes",
-                    TERRITORY_MAX_IMPORT_BYTES);
+        return territory_error_set(err, 413, "too_large", NULL,
+                                   "the body is over %u bytes",
+                                   TERRITORY_MAX_IMPORT_BYTES);
     if (api_json_depth(body, len) > TERRITORY_MAX_DEPTH)
-        return fail(err, 400, "too_deep", NULL,
-                    "JSON nested deeper than %d levels", TERRITORY_MAX_DEPTH);
+        return territory_error_set(err, 400, "too_deep", NULL,
+                                   "JSON nested deeper than %d levels",
+                                   TERRITORY_MAX_DEPTH);
     *out = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!*out)
-        return fail(err, 400, "invalid_json", NULL, "not JSON: %s at %d:%d",
-                    jerr.text, jerr.line, jerr.column);
+        return territory_error_set(err, 400, "invalid_json", NULL,
+                                   "not JSON: %s at %d:%d", jerr.text,
+                                   jerr.line, jerr.column);
     return FS_OK;
 }
 
@@ -98,13 +97,14 @@ static fs_result set_name(struct territory_input *in, const json_t *v,
     size_t len = name ? strlen(name) : 0;
 
     if (!name || len == 0 || len > TERRITORY_MAX_NAME)
-        return fail(err, 422, "invalid_value", xstrdup(where),
-                    "a territory's name is text of 1 to %d bytes",
-                    TERRITORY_MAX_NAME);
+        return territory_error_set(
+            err, 422, "invalid_value", xstrdup(where),
+            "a territory's name is text of 1 to %d bytes", TERRITORY_MAX_NAME);
     for (size_t i = 0; i < len; i++) {
         if ((unsigned char)name[i] < 0x20)
-            return fail(err, 422, "invalid_value", xstrdup(where),
-                        "a territory's name has no control characters");
+            return territory_error_set(
+                err, 422, "invalid_value", xstrdup(where),
+                "a territory's name has no control characters");
     }
     free(in->name);
     in->name = xstrdup(name);
@@ -122,8 +122,9 @@ static fs_result set_owner(struct territory_input *in, const json_t *v,
         free(in->owner_text);
         in->owner_text = xstrdup(json_string_value(v));
     } else {
-        return fail(err, 422, "invalid_value", xstrdup(where),
-                    "owner is a user id, or a user's email or name");
+        return territory_error_set(
+            err, 422, "invalid_value", xstrdup(where),
+            "owner is a user id, or a user's email or name");
     }
     in->has_owner = true;
     return FS_OK;
@@ -136,9 +137,10 @@ static fs_result set_priority(struct territory_input *in, const json_t *v,
 
     if (!json_is_integer(v) || p < -TERRITORY_PRIORITY_MAX ||
         p > TERRITORY_PRIORITY_MAX)
-        return fail(err, 422, "invalid_value", xstrdup(where),
-                    "priority is an integer from %d to %d (higher wins)",
-                    -TERRITORY_PRIORITY_MAX, TERRITORY_PRIORITY_MAX);
+        return territory_error_set(
+            err, 422, "invalid_value", xstrdup(where),
+            "priority is an integer from %d to %d (higher wins)",
+            -TERRITORY_PRIORITY_MAX, TERRITORY_PRIORITY_MAX);
     in->priority = (int)p;
     in->has_priority = true;
     return FS_OK;
@@ -151,21 +153,22 @@ static fs_result add_postcodes(struct territory_input *in, const json_t *v,
     size_t n = json_array_size(v);
 
     if (!json_is_array(v))
-        return fail(err, 422, "invalid_value", xstrdup(where),
-                    "postcodes is an array of postcodes or prefixes");
+        return territory_error_set(
+            err, 422, "invalid_value", xstrdup(where),
+            "postcodes is an array of postcodes or prefixes");
     if (in->n_postcodes + n > TERRITORY_MAX_POSTCODES)
-        return fail(err, 413, "too_large", xstrdup(where),
-                    "a territory has at most %d postcode rules",
-                    TERRITORY_MAX_POSTCODES);
+        return territory_error_set(err, 413, "too_large", xstrdup(where),
+                                   "a territory has at most %d postcode rules",
+                                   TERRITORY_MAX_POSTCODES);
     in->postcodes =
         xrealloc(in->postcodes, (in->n_postcodes + n + 1) * sizeof(char *));
     for (size_t i = 0; i < n; i++) {
         const char *text = json_string_value(json_array_get(v, i));
         char *canon = NULL;
         if (!text || postcode_normalize(text, &canon) != FS_OK)
-            return fail(err, 422, "invalid_value",
-                        xasprintf("%s[%zu]", where, i),
-                        "not a postcode or postcode prefix");
+            return territory_error_set(err, 422, "invalid_value",
+                                       xasprintf("%s[%zu]", where, i),
+                                       "not a postcode or postcode prefix");
         in->postcodes[in->n_postcodes++] = canon;
     }
     in->has_postcodes = true;
@@ -181,8 +184,9 @@ static fs_result add_polygons(struct territory_input *in, const json_t *geom,
     json_t *coords = json_object_get(geom, "coordinates");
 
     if (!json_is_object(geom) || !type || !json_is_array(coords))
-        return fail(err, 422, "invalid_geometry", xstrdup(where),
-                    "a geometry is an object with type and coordinates");
+        return territory_error_set(
+            err, 422, "invalid_geometry", xstrdup(where),
+            "a geometry is an object with type and coordinates");
     if (!in->geometry)
         in->geometry =
             json_pack("{s:s, s:[]}", "type", "MultiPolygon", "coordinates");
@@ -192,15 +196,16 @@ static fs_result add_polygons(struct territory_input *in, const json_t *geom,
     } else if (strcmp(type, "MultiPolygon") == 0) {
         json_array_extend(all, coords);
     } else {
-        return fail(err, 422, "invalid_geometry", xstrdup(where),
-                    "a territory's geometry is a Polygon or MultiPolygon, "
-                    "not %.40s",
-                    type);
+        return territory_error_set(
+            err, 422, "invalid_geometry", xstrdup(where),
+            "a territory's geometry is a Polygon or MultiPolygon, "
+            "not %.40s",
+            type);
     }
     if (json_array_size(all) > TERRITORY_MAX_POLYGONS)
-        return fail(err, 413, "too_large", xstrdup(where),
-                    "a territory has at most %d polygons",
-                    TERRITORY_MAX_POLYGONS);
+        return territory_error_set(err, 413, "too_large", xstrdup(where),
+                                   "a territory has at most %d polygons",
+                                   TERRITORY_MAX_POLYGONS);
     size_t n = json_array_size(all);
     in->polygon_feature =
         xrealloc(in->polygon_feature, n * sizeof(*in->polygon_feature));
@@ -256,9 +261,9 @@ static fs_result merge_scalar(struct territory_input *in, const json_t *props,
                           merge_value_equal(probe.owner_text, in->owner_text)
                     : probe.priority == in->priority;
     if (had && !same) {
-        r = fail(err, 422, "conflict", path,
-                 "the features of territory '%s' disagree on %s", in->name,
-                 key);
+        r = territory_error_set(err, 422, "conflict", path,
+                                "the features of territory '%s' disagree on %s",
+                                in->name, key);
         path = NULL;
         goto out;
     }
@@ -292,12 +297,14 @@ static fs_result import_feature(struct territory_change *c, const json_t *f,
 
     if (!json_is_object(f) || !json_is_string(json_object_get(f, "type")) ||
         strcmp(json_string_value(json_object_get(f, "type")), "Feature") != 0) {
-        r = fail(err, 422, "invalid_value", where, "not a GeoJSON Feature");
+        r = territory_error_set(err, 422, "invalid_value", where,
+                                "not a GeoJSON Feature");
         return r;
     }
     if (!json_is_object(props)) {
-        r = fail(err, 422, "missing_key", xasprintf("%s.properties", where),
-                 "a feature needs properties naming its territory");
+        r = territory_error_set(
+            err, 422, "missing_key", xasprintf("%s.properties", where),
+            "a feature needs properties naming its territory");
         goto out;
     }
 
@@ -305,27 +312,29 @@ static fs_result import_feature(struct territory_change *c, const json_t *f,
     path = xasprintf("%s.properties.%s", where, key);
     name = group_key(json_object_get(props, key));
     if (!name) {
-        r = fail(err, 422, "missing_key", path,
-                 "a feature needs %s: its territory's name (1 to %d bytes)",
-                 key, TERRITORY_MAX_NAME);
+        r = territory_error_set(
+            err, 422, "missing_key", path,
+            "a feature needs %s: its territory's name (1 to %d bytes)", key,
+            TERRITORY_MAX_NAME);
         path = NULL;
         goto out;
     }
 
     struct territory_input *in = find_input(c, name);
     if (in && !group_by) {
-        r = fail(err, 422, "conflict", path,
-                 "two features name territory '%s'; import with group_by to "
-                 "join them",
-                 name);
+        r = territory_error_set(
+            err, 422, "conflict", path,
+            "two features name territory '%s'; import with group_by to "
+            "join them",
+            name);
         path = NULL;
         goto out;
     }
     if (!in) {
         if (c->n_inputs >= TERRITORY_MAX_PER_ORG) {
-            r = fail(err, 413, "too_large", NULL,
-                     "an org has at most %d territories",
-                     TERRITORY_MAX_PER_ORG);
+            r = territory_error_set(err, 413, "too_large", NULL,
+                                    "an org has at most %d territories",
+                                    TERRITORY_MAX_PER_ORG);
             goto out;
         }
         c->inputs = xrealloc(c->inputs, (c->n_inputs + 1) * sizeof(*in));
@@ -380,22 +389,24 @@ fs_result territory_parse_import(const char *body, size_t len,
     const char *type = json_string_value(json_object_get(root, "type"));
     if (!type || strcmp(type, "FeatureCollection") != 0 ||
         !json_is_array(features)) {
-        r = fail(err, 422, "invalid_value", xstrdup("type"),
-                 "an import is a GeoJSON FeatureCollection");
+        r = territory_error_set(err, 422, "invalid_value", xstrdup("type"),
+                                "an import is a GeoJSON FeatureCollection");
         goto out;
     }
     if (json_array_size(features) > TERRITORY_MAX_FEATURES) {
-        r = fail(err, 413, "too_large", xstrdup("features"),
-                 "an import has at most %d features", TERRITORY_MAX_FEATURES);
+        r = territory_error_set(err, 413, "too_large", xstrdup("features"),
+                                "an import has at most %d features",
+                                TERRITORY_MAX_FEATURES);
         goto out;
     }
     for (size_t i = 0; i < json_array_size(features) && r == FS_OK; i++)
         r = import_feature(out, json_array_get(features, i), i, group_by, err);
     for (size_t i = 0; i < out->n_inputs && r == FS_OK; i++) {
         if (!out->inputs[i].has_owner)
-            r = fail(err, 422, "missing_key",
-                     xasprintf("%s.properties.owner", out->inputs[i].where),
-                     "territory '%s' has no owner", out->inputs[i].name);
+            r = territory_error_set(
+                err, 422, "missing_key",
+                xasprintf("%s.properties.owner", out->inputs[i].where),
+                "territory '%s' has no owner", out->inputs[i].name);
     }
 
 out:
@@ -418,7 +429,8 @@ fs_result territory_parse_one(const char *body, size_t len, int64_t id,
     if (r != FS_OK)
         return r;
     if (!json_is_object(root)) {
-        r = fail(err, 400, "invalid_body", NULL, "the body is a JSON object");
+        r = territory_error_set(err, 400, "invalid_body", NULL,
+                                "the body is a JSON object");
         goto out;
     }
 
@@ -444,17 +456,18 @@ fs_result territory_parse_one(const char *body, size_t len, int64_t id,
             if (!json_is_null(v))
                 in->geometry = json_incref(v);
         } else {
-            r = fail(err, 400, "unknown_key", xstrdup(key),
-                     "a territory has name, owner, priority, postcodes and "
-                     "geometry");
+            r = territory_error_set(
+                err, 400, "unknown_key", xstrdup(key),
+                "a territory has name, owner, priority, postcodes and "
+                "geometry");
         }
     }
     if (r == FS_OK && id == 0 && !in->name)
-        r = fail(err, 422, "missing_key", xstrdup("name"),
-                 "a new territory needs a name");
+        r = territory_error_set(err, 422, "missing_key", xstrdup("name"),
+                                "a new territory needs a name");
     if (r == FS_OK && id == 0 && !in->has_owner)
-        r = fail(err, 422, "missing_key", xstrdup("owner"),
-                 "a new territory needs an owner");
+        r = territory_error_set(err, 422, "missing_key", xstrdup("owner"),
+                                "a new territory needs an owner");
 
 out:
     json_decref(root);
@@ -520,8 +533,9 @@ fs_result territory_parse_centroids(const char *text, size_t len,
     *out = NULL;
     *n_out = 0;
     if (len > TERRITORY_MAX_IMPORT_BYTES)
-        return fail(err, 413, "too_large", NULL, "the file is over %u bytes",
-                    TERRITORY_MAX_IMPORT_BYTES);
+        return territory_error_set(err, 413, "too_large", NULL,
+                                   "the file is over %u bytes",
+                                   TERRITORY_MAX_IMPORT_BYTES);
     while (p < end && r == FS_OK) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         size_t l = nl ? (size_t)(nl - p) : (size_t)(end - p);
@@ -529,8 +543,9 @@ fs_result territory_parse_centroids(const char *text, size_t len,
         if (l > 0 && p[l - 1] == '\r')
             l--;
         if (l > CSV_MAX_LINE) {
-            r = fail(err, 413, "too_large", xasprintf("line %zu", line_no),
-                     "a line is at most %d bytes", CSV_MAX_LINE);
+            r = territory_error_set(err, 413, "too_large",
+                                    xasprintf("line %zu", line_no),
+                                    "a line is at most %d bytes", CSV_MAX_LINE);
             break;
         }
         memcpy(line, p, l);
@@ -555,9 +570,10 @@ fs_result territory_parse_centroids(const char *text, size_t len,
                     lng_col = (int)i;
             }
             if (code_col < 0 || lat_col < 0 || lng_col < 0)
-                r = fail(err, 422, "invalid_value", xstrdup("line 1"),
-                         "the header needs a postcode, sector, district or "
-                         "zip column and latitude and longitude columns");
+                r = territory_error_set(
+                    err, 422, "invalid_value", xstrdup("line 1"),
+                    "the header needs a postcode, sector, district or "
+                    "zip column and latitude and longitude columns");
             continue;
         }
 
@@ -569,15 +585,16 @@ fs_result territory_parse_centroids(const char *text, size_t len,
             !parse_double(cols[lng_col], &lng) || lat < -90 || lat > 90 ||
             lng < -180 || lng > 180 ||
             postcode_normalize(cols[code_col], &canon) != FS_OK) {
-            r = fail(err, 422, "invalid_value", xasprintf("line %zu", line_no),
-                     "not a postcode with a WGS84 latitude and longitude");
+            r = territory_error_set(
+                err, 422, "invalid_value", xasprintf("line %zu", line_no),
+                "not a postcode with a WGS84 latitude and longitude");
             break;
         }
         if (n == TERRITORY_MAX_CENTROIDS) {
             free(canon);
-            r = fail(err, 413, "too_large", xasprintf("line %zu", line_no),
-                     "a file has at most %d centroids",
-                     TERRITORY_MAX_CENTROIDS);
+            r = territory_error_set(
+                err, 413, "too_large", xasprintf("line %zu", line_no),
+                "a file has at most %d centroids", TERRITORY_MAX_CENTROIDS);
             break;
         }
         if (n == cap) {
@@ -587,8 +604,8 @@ fs_result territory_parse_centroids(const char *text, size_t len,
         list[n++] = (struct store_centroid){canon, lat, lng};
     }
     if (r == FS_OK && code_col < 0)
-        r = fail(err, 422, "invalid_value", xstrdup("line 1"),
-                 "the file has no header");
+        r = territory_error_set(err, 422, "invalid_value", xstrdup("line 1"),
+                                "the file has no header");
     if (r != FS_OK) {
         territory_centroids_free(list, n);
         return r;

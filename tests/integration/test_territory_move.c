@@ -7,6 +7,7 @@
 #include "stack.h"
 
 #include "base/alloc.h"
+#include "base/buf.h"
 #include "base/clock.h"
 #include "model/territory.h"
 #include "services/geo_uk.h"
@@ -106,16 +107,10 @@ static char *write_json(json_t *obj, const char *name)
 
 static char *read_text(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *text = xmalloc((size_t)n + 1);
-    assert_int_equal(fread(text, 1, (size_t)n, f), (size_t)n);
-    text[n] = '\0';
-    fclose(f);
-    return text;
+    struct buf b = {0};
+
+    assert_int_equal(buf_read_file(&b, path, 1u << 30), FS_OK);
+    return buf_steal(&b);
 }
 
 /* Nothing waits to reach the CRM and every webhook has been applied. */

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "base/alloc.h"
+#include "base/buf.h"
 #include "model/postcode.h"
 #include "model/territory.h"
 #include "services/territory.h"
@@ -238,20 +239,12 @@ static void test_real_shared_edge_is_deterministic(void **state)
 static char *read_text(const char *relative, size_t *len)
 {
     char *path = test_shared_path(relative);
-    FILE *f = fopen(path, "rb");
-    char *text = NULL;
+    struct buf b = {0};
 
+    assert_int_equal(buf_read_file(&b, path, 1u << 30), FS_OK);
     free(path);
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    text = xmalloc((size_t)size + 1);
-    assert_int_equal(fread(text, 1, (size_t)size, f), (size_t)size);
-    text[size] = '\0';
-    fclose(f);
-    *len = (size_t)size;
-    return text;
+    *len = b.len;
+    return buf_steal(&b);
 }
 
 /* Every district its own territory (id = index + 1). */
