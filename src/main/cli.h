@@ -69,10 +69,11 @@ int cli_retry(int argc, char **argv);
 int cli_territory(int argc, char **argv);
 
 /* Written apart: src/main/import_cmd.c, src/main/cli_connect.c,
- * src/main/cli_stages.c and src/main/demo.c. */
+ * src/main/cli_stages.c, src/main/cli_switch.c and src/main/demo.c. */
 int cli_import(int argc, char **argv);
 int cli_connect(int argc, char **argv);
 int cli_stages(int argc, char **argv);
+int cli_switch(int argc, char **argv);
 int demo_main(int argc, char **argv);
 
 #endif

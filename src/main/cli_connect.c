@@ -7,6 +7,7 @@
 
 #include "base/alloc.h"
 #include "providers/provider.h"
+#include "services/backstop.h"
 #include "store/store.h"
 
 #include <errno.h>
@@ -336,10 +337,25 @@ int cli_connect(int argc, char **argv)
     }
     printf("connection %" PRId64 " added for org %s (%s account %s)\n", id,
            opts[0].value, c.provider, c.account_id ? c.account_id : "-");
-    if (standby)
+    if (standby) {
+        /* Its owners and stages now, so its stages can be mapped before
+         * the switch. */
+        struct provider_session session;
+        c.id = id;
+        provider_session_open(&c, CONNECT_TIMEOUT_MS, &session);
+        r = import_crm_meta(s, &session);
+        provider_session_close(&session);
+        if (r != FS_OK) {
+            rc = cli_fail("the standby was added but its owners and stages "
+                          "could not be read: %s",
+                          fs_result_name(r));
+            goto out;
+        }
         printf("standby: the org keeps its primary CRM until `fieldsync "
-               "switch --org %s --to %" PRId64 "`\n",
-               opts[0].value, id);
+               "switch --org %s --to %" PRId64 "`; map its stages first "
+               "(fieldsync stages map --org %s --connection %" PRId64 ")\n",
+               opts[0].value, id, opts[0].value, id);
+    }
 
 out:
     for (size_t i = 0; i < CONNECT_MAX_OPTIONS; i++)

@@ -15,9 +15,10 @@
 #define STAGES_MAX_ARGS 256
 
 static const char stages_usage[] =
-    "usage: fieldsync stages show --org NAME\n"
+    "usage: fieldsync stages show --org NAME [--connection ID]\n"
     "       fieldsync stages define --org NAME KEY=LABEL[:KIND] ...\n"
-    "       fieldsync stages map --org NAME CRM_STAGE=KEY ...\n"
+    "       fieldsync stages map --org NAME [--connection ID] CRM_STAGE=KEY "
+    "...\n"
     "                 [--default PIPELINE/KEY=CRM_STAGE ...]\n"
     "       fieldsync stages unmapped --org NAME\n"
     "show      the org's stages, the CRM's pipelines and stages, what each\n"
@@ -27,10 +28,13 @@ static const char stages_usage[] =
     "map       replaces the map of the org's CRM stages onto its stages;\n"
     "          where one CRM stage of a pipeline maps to a stage it is the\n"
     "          stage written for it, else --default names the one\n"
-    "unmapped  lists the deals in CRM stages mapped to none\n";
+    "unmapped  lists the deals in CRM stages mapped to none\n"
+    "--connection names a standby connection (one about to become the\n"
+    "primary CRM) instead of the org's active one\n";
 
 struct stages_args {
     const char *org;
+    int64_t connection; /* 0: the active one */
     const char *words[STAGES_MAX_ARGS];
     size_t n_words;
     const char *defaults[STAGES_MAX_ARGS];
@@ -58,13 +62,18 @@ static int parse_args(int argc, char **argv, bool with_defaults,
         }
         bool org = strcmp(arg, "--org") == 0;
         bool def = with_defaults && strcmp(arg, "--default") == 0;
-        if (org || def) {
+        bool conn = strcmp(arg, "--connection") == 0;
+        if (org || def || conn) {
             if (i + 1 >= argc)
                 return usage("this option needs a value", arg);
+            const char *value = argv[++i];
             if (org)
-                a->org = argv[++i];
-            else if (a->n_defaults < STAGES_MAX_ARGS)
-                a->defaults[a->n_defaults++] = argv[++i];
+                a->org = value;
+            else if (conn &&
+                     !cli_parse_count(value, 1, INT64_MAX, &a->connection))
+                return usage("--connection takes a connection id", value);
+            else if (def && a->n_defaults < STAGES_MAX_ARGS)
+                a->defaults[a->n_defaults++] = value;
             continue;
         }
         if (arg[0] == '-')
@@ -202,10 +211,10 @@ static void print_view(const json_t *view)
            json_integer_value(json_object_get(view, "unmapped_deals")));
 }
 
-static int show(struct store *s, int64_t org_id)
+static int show(struct store *s, int64_t org_id, int64_t connection)
 {
     json_t *view = NULL;
-    fs_result r = stages_view(s, org_id, &view);
+    fs_result r = stages_view(s, org_id, connection, &view);
 
     if (r != FS_OK)
         return cli_fail("cannot read the stages: %s", fs_result_name(r));
@@ -226,7 +235,7 @@ static int change(struct store *s, int64_t org_id, bool is_map,
         free(bad);
         return rc;
     }
-    fs_result r = is_map ? stages_map(s, org_id, body, &error)
+    fs_result r = is_map ? stages_map(s, org_id, a->connection, body, &error)
                          : stages_define(s, org_id, body, &error);
     json_decref(body);
     if (r != FS_OK) {
@@ -234,7 +243,7 @@ static int change(struct store *s, int64_t org_id, bool is_map,
         free(error);
         return rc;
     }
-    return show(s, org_id);
+    return show(s, org_id, a->connection);
 }
 
 static int unmapped(struct store *s, int64_t org_id)
@@ -299,7 +308,7 @@ int cli_stages(int argc, char **argv)
         return rc;
     if ((rc = cli_find_org(s, a.org, &org_id)) == CLI_EXIT_OK) {
         if (strcmp(sub, "show") == 0)
-            rc = show(s, org_id);
+            rc = show(s, org_id, a.connection);
         else if (strcmp(sub, "unmapped") == 0)
             rc = unmapped(s, org_id);
         else

@@ -531,7 +531,7 @@ static fs_result map_stages(struct demo *d, struct store *store)
                                 json_pack("{s:s}", "in_quote", stages[i].id));
     }
     json_t *body = json_pack("{s:o, s:o}", "map", map, "defaults", defaults);
-    result = stages_map(store, d->org_id, body, &error);
+    result = stages_map(store, d->org_id, 0, body, &error);
     if (result != FS_OK)
         fprintf(stderr, "fieldsync demo: stage map refused: %s\n",
                 error ? error : fs_result_name(result));

@@ -23,6 +23,7 @@ static const struct command commands[] = {
     {"user", cli_user, "add, list or revoke API users"},
     {"import", run_import, "read an org's deals from its CRM"},
     {"stages", cli_stages, "the org's stages and the CRM's map onto them"},
+    {"switch", cli_switch, "make a standby connection the primary CRM"},
     {"status", cli_status, "show what waits to reach the CRM"},
     {"retry", cli_retry, "put failed deals back in line"},
     {"territory", cli_territory, "import, edit and preview territories"},

@@ -35,16 +35,23 @@ void crm_event_clear(struct crm_event *event)
     memset(event, 0, sizeof(*event));
 }
 
+void crm_deal_clear(struct crm_deal *deal)
+{
+    free(deal->crm_id);
+    free(deal->our_id);
+    for (int f = 0; f < DEAL_FIELD_COUNT; f++) {
+        free(deal->values[f]);
+        free(deal->others[f].value);
+    }
+    memset(deal, 0, sizeof(*deal));
+}
+
 void crm_deals_free(struct crm_deal *deals, size_t n)
 {
     if (!deals)
         return;
-    for (size_t i = 0; i < n; i++) {
-        free(deals[i].crm_id);
-        free(deals[i].our_id);
-        for (int f = 0; f < DEAL_FIELD_COUNT; f++)
-            free(deals[i].values[f]);
-    }
+    for (size_t i = 0; i < n; i++)
+        crm_deal_clear(&deals[i]);
     free(deals);
 }
 

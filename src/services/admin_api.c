@@ -14,25 +14,49 @@
 
 #define UNMAPPED_PAGE 100
 
-static void respond_view(struct api_call *c, int status)
+static void respond_view(struct api_call *c, int status, int64_t conn_id)
 {
     json_t *view = NULL;
-    fs_result r = stages_view(c->store, c->user.org_id, &view);
+    fs_result r = stages_view(c->store, c->user.org_id, conn_id, &view);
 
-    if (r != FS_OK)
+    if (r == FS_ERR_NOT_FOUND)
+        api_fail(c, 404, "not_found", "connection",
+                 "no such connection in the org");
+    else if (r != FS_OK)
         api_fail_store(c, r);
     else
         api_respond(c, status, view);
 }
 
+/* ?connection=N names a standby connection; none: the active one. */
+static bool connection_param(struct api_call *c, int64_t *id)
+{
+    const char *q = strchr(c->req->raw_url, '?');
+    char *end = NULL;
+
+    *id = 0;
+    if (!q || !q[1])
+        return true;
+    if (strncmp(q + 1, "connection=", 11) == 0) {
+        long long v = strtoll(q + 12, &end, 10);
+        if (end != q + 12 && *end == '\0' && v > 0) {
+            *id = v;
+            return true;
+        }
+    }
+    api_fail(c, 400, "invalid_parameter", "connection",
+             "the only parameter is connection, a connection id");
+    return false;
+}
+
 /* Answers a stages_define or stages_map outcome. */
 static void respond_change(struct api_call *c, fs_result r, const char *error,
-                           const char *what)
+                           const char *what, int64_t conn_id)
 {
     if (r == FS_OK) {
         log_notice("event=stages_changed org=%lld user=%lld what=%s",
                    (long long)c->user.org_id, (long long)c->user.id, what);
-        respond_view(c, 200);
+        respond_view(c, 200, conn_id);
     } else if (r == FS_ERR_INVALID) {
         api_fail(c, 422, "invalid_stages", what, error);
     } else if (r == FS_ERR_CONFLICT) {
@@ -47,10 +71,13 @@ static void respond_change(struct api_call *c, fs_result r, const char *error,
 /* GET, PUT /api/v1/admin/stages */
 static void handle_stages(struct api_call *c, const char *id)
 {
+    int64_t conn_id = 0;
+
     if (!api_require_admin(c))
         return;
     if (strcmp(c->req->method, "GET") == 0) {
-        respond_view(c, 200);
+        if (connection_param(c, &conn_id))
+            respond_view(c, 200, conn_id);
         return;
     }
     json_t *body = api_body_object(c);
@@ -58,7 +85,7 @@ static void handle_stages(struct api_call *c, const char *id)
         return;
     char *error = NULL;
     fs_result r = stages_define(c->store, c->user.org_id, body, &error);
-    respond_change(c, r, error, "stages");
+    respond_change(c, r, error, "stages", 0);
     free(error);
     json_decref(body);
 }
@@ -71,9 +98,19 @@ static void handle_stage_map(struct api_call *c, const char *id)
     json_t *body = api_body_object(c);
     if (!body)
         return;
+    /* "connection" names a standby whose map is set before switching. */
+    json_t *conn = json_object_get(body, "connection");
+    int64_t conn_id = json_is_integer(conn) ? json_integer_value(conn) : 0;
+    if (conn && conn_id <= 0) {
+        api_fail(c, 400, "invalid_type", "connection",
+                 "connection is a connection id");
+        json_decref(body);
+        return;
+    }
+    json_object_del(body, "connection");
     char *error = NULL;
-    fs_result r = stages_map(c->store, c->user.org_id, body, &error);
-    respond_change(c, r, error, "map");
+    fs_result r = stages_map(c->store, c->user.org_id, conn_id, body, &error);
+    respond_change(c, r, error, "map", conn_id);
     free(error);
     json_decref(body);
 }

@@ -246,8 +246,8 @@ static void answer_rejected(struct app *app, struct http_response *resp,
     http_response_error(resp, status, code, NULL, msg);
 }
 
-/* The connection named by a per-connection webhook URL, when it is an
- * active one of that provider. */
+/* The connection named by a per-connection webhook URL, when it is one of
+ * that provider. */
 static fs_result connection_by_url(struct store *store, const char *provider,
                                    const char *id_text, struct connection *out)
 {
@@ -258,8 +258,7 @@ static fs_result connection_by_url(struct store *store, const char *provider,
     if (!*id_text || *end || id <= 0)
         return FS_ERR_NOT_FOUND;
     fs_result result = store_connection_get(store, id, out);
-    if (result == FS_OK &&
-        (!out->active || strcmp(out->provider, provider) != 0)) {
+    if (result == FS_OK && strcmp(out->provider, provider) != 0) {
         connection_clear(out);
         result = FS_ERR_NOT_FOUND;
     }
@@ -267,13 +266,15 @@ static fs_result connection_by_url(struct store *store, const char *provider,
 }
 
 /* Hands each event to its connection: the one in the URL, or the one its
- * account and app ids route to. Returns the connection whose secret
- * verifies the delivery (the first routed), or NULL when none. */
+ * account and app ids route to. Events of a connection that is no longer
+ * active (the org switched CRM) are counted in *ignored and dropped.
+ * Returns the connection whose secret verifies the delivery (the first
+ * routed), or NULL when none. */
 static const struct connection *
 route_events(struct store *store, const struct provider *provider,
              const char *url_id, struct webhook_item *items, size_t count,
              struct route *routes, size_t *n_routes, struct inbox_event *events,
-             size_t *accepted)
+             size_t *accepted, size_t *ignored)
 {
     const struct connection *signer = NULL;
 
@@ -293,6 +294,10 @@ route_events(struct store *store, const struct provider *provider,
             continue;
         if (!signer)
             signer = &r->conn;
+        if (!r->conn.active) {
+            (*ignored)++;
+            continue;
+        }
         events[*accepted].connection_id = r->conn.id;
         events[*accepted].dedup_key = items[i].dedup_key;
         events[*accepted].body = items[i].body;
@@ -307,7 +312,7 @@ void ingest_handle_webhook(struct app *app, struct ingest *ingest,
                            struct http_response *resp)
 {
     struct webhook_item *items = NULL;
-    size_t count = 0, n_routes = 0, accepted = 0, inserted = 0;
+    size_t count = 0, n_routes = 0, accepted = 0, inserted = 0, ignored = 0;
     struct route *routes = NULL;
     struct inbox_event *events = NULL;
     struct store *store = NULL;
@@ -355,7 +360,7 @@ void ingest_handle_webhook(struct app *app, struct ingest *ingest,
     events = xcalloc(count, sizeof(*events));
     const struct connection *signer =
         route_events(store, provider, url_id, items, count, routes, &n_routes,
-                     events, &accepted);
+                     events, &accepted, &ignored);
     app_store_release(app, store);
     store = NULL;
     if (!signer) {
@@ -370,12 +375,18 @@ void ingest_handle_webhook(struct app *app, struct ingest *ingest,
                         "signature does not match", provider_name);
         goto out;
     }
-    if (accepted < count)
+    if (ignored > 0)
+        log_info("event=webhook_events_ignored provider=%s "
+                 "reason=connection_inactive count=%zu",
+                 provider_name, ignored);
+    if (accepted + ignored < count)
         log_warn("event=webhook_events_unrouted provider=%s count=%zu",
-                 provider_name, count - accepted);
+                 provider_name, count - accepted - ignored);
 
-    result = commit_events(ingest, events, accepted, &inserted);
-    events = NULL;
+    if (accepted > 0) {
+        result = commit_events(ingest, events, accepted, &inserted);
+        events = NULL;
+    }
     if (result != FS_OK) {
         log_warn("event=webhook_shed provider=%s result=%s events=%zu",
                  provider_name, fs_result_name(result), accepted);
@@ -387,7 +398,8 @@ void ingest_handle_webhook(struct app *app, struct ingest *ingest,
              provider_name, accepted, inserted);
     http_response_set_body(
         resp, 200,
-        xasprintf("{\"accepted\":%zu,\"new\":%zu}", accepted, inserted));
+        xasprintf("{\"accepted\":%zu,\"new\":%zu,\"ignored\":%zu}", accepted,
+                  inserted, ignored));
 
 out:
     if (events)

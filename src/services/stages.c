@@ -7,12 +7,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The org's active connection, or id 0 when it has none. */
-static fs_result active_connection(struct store *store, int64_t org_id,
-                                   struct connection *conn)
+/* The org's connection by id (0: its active one, or id 0 when it has
+ * none). FS_ERR_NOT_FOUND for another org's. */
+static fs_result org_connection(struct store *store, int64_t org_id, int64_t id,
+                                struct connection *conn)
 {
-    fs_result r = store_connection_for_org(store, org_id, conn);
-    return r == FS_ERR_NOT_FOUND ? FS_OK : r;
+    if (id == 0) {
+        fs_result r = store_connection_for_org(store, org_id, conn);
+        return r == FS_ERR_NOT_FOUND ? FS_OK : r;
+    }
+    fs_result r = store_connection_get(store, id, conn);
+    if (r == FS_OK && conn->org_id != org_id) {
+        connection_clear(conn);
+        r = FS_ERR_NOT_FOUND;
+    }
+    return r;
 }
 
 static json_t *stage_defs_json(const struct stage_map *m)
@@ -80,7 +89,8 @@ static void unmapped_filter(const struct stage_map *m, int64_t org_id,
     f->n_stages = m->n_links;
 }
 
-fs_result stages_view(struct store *store, int64_t org_id, json_t **out)
+fs_result stages_view(struct store *store, int64_t org_id,
+                      int64_t connection_id, json_t **out)
 {
     struct connection conn = {0};
     struct stage_map m = {0};
@@ -88,7 +98,7 @@ fs_result stages_view(struct store *store, int64_t org_id, json_t **out)
     int64_t unmapped = 0;
 
     *out = NULL;
-    fs_result r = active_connection(store, org_id, &conn);
+    fs_result r = org_connection(store, org_id, connection_id, &conn);
     if (r == FS_OK)
         r = store_stage_map_load(store, org_id, conn.id, &m);
     if (r != FS_OK)
@@ -97,7 +107,7 @@ fs_result stages_view(struct store *store, int64_t org_id, json_t **out)
     const char **stages = xcalloc(m.n_links + 1, sizeof(*stages));
     struct record_filter f;
     unmapped_filter(&m, org_id, stages, &f);
-    r = conn.id ? store_records_count(store, &f, &unmapped) : FS_OK;
+    r = conn.active ? store_records_count(store, &f, &unmapped) : FS_OK;
     free(stages);
     if (r != FS_OK)
         goto out;
@@ -180,6 +190,16 @@ static fs_result parse_links(json_t *body, struct stage_map *m, char **error)
     const char *name;
     json_t *v;
 
+    const char *name_seen;
+    json_t *ignored;
+    json_object_foreach(body, name_seen, ignored)
+    {
+        if (strcmp(name_seen, "map") != 0 &&
+            strcmp(name_seen, "defaults") != 0) {
+            *error = xasprintf("unknown key \"%s\"", name_seen);
+            return FS_ERR_INVALID;
+        }
+    }
     if (!json_is_object(map) || (defaults && !json_is_object(defaults))) {
         *error = xstrdup("\"map\" must be an object of CRM stage: org stage, "
                          "\"defaults\" one of pipeline: {org stage: CRM "
@@ -236,14 +256,16 @@ static fs_result parse_links(json_t *body, struct stage_map *m, char **error)
     return FS_OK;
 }
 
-fs_result stages_map(struct store *store, int64_t org_id, json_t *body,
-                     char **error)
+fs_result stages_map(struct store *store, int64_t org_id, int64_t connection_id,
+                     json_t *body, char **error)
 {
     struct connection conn = {0};
     struct stage_map m = {0};
 
     *error = NULL;
-    fs_result r = active_connection(store, org_id, &conn);
+    fs_result r = org_connection(store, org_id, connection_id, &conn);
+    if (r == FS_ERR_NOT_FOUND)
+        *error = xstrdup("no such connection in the org");
     if (r == FS_OK && conn.id == 0) {
         *error = xstrdup("the org has no CRM connection");
         r = FS_ERR_NOT_FOUND;
@@ -277,7 +299,7 @@ fs_result stages_unmapped_deals(struct store *store, int64_t org_id,
 
     *out = NULL;
     *n = 0;
-    fs_result r = active_connection(store, org_id, &conn);
+    fs_result r = org_connection(store, org_id, 0, &conn);
     if (r == FS_OK && conn.id)
         r = store_stage_map_load(store, org_id, conn.id, &m);
     if (r == FS_OK && conn.id) {

@@ -12,8 +12,12 @@
 
 /* {"stages":[{"key","label","kind"}], "crm":{"connection","provider",
  * "pipelines":[{"id","stages":[{"id","label","maps_to","default_for":[]}]}]}
- * (null without a connection), "problems":[text], "unmapped_deals":n}. */
-fs_result stages_view(struct store *store, int64_t org_id, json_t **out);
+ * (null without a connection), "problems":[text], "unmapped_deals":n}.
+ * connection_id names one of the org's connections (a standby about to
+ * become primary), 0 the active one; FS_ERR_NOT_FOUND when it is not the
+ * org's. */
+fs_result stages_view(struct store *store, int64_t org_id,
+                      int64_t connection_id, json_t **out);
 
 /* Replaces the org's stages with body's "stages" array of {"key","label",
  * "kind"?} ("open" unless said). FS_ERR_INVALID or FS_ERR_CONFLICT (a
@@ -21,13 +25,14 @@ fs_result stages_view(struct store *store, int64_t org_id, json_t **out);
 fs_result stages_define(struct store *store, int64_t org_id, json_t *body,
                         char **error);
 
-/* Replaces the map of the org's active connection: body {"map":{crm stage:
+/* Replaces the map of one of the org's connections (0: the active one;
+ * a standby's map is set before switching to it): body {"map":{crm stage:
  * org stage}, "defaults"?:{pipeline:{org stage: crm stage}}}. Defaults not
  * given are derived where one CRM stage of a pipeline maps to the stage.
  * FS_ERR_INVALID with *error when the result does not validate;
  * FS_ERR_NOT_FOUND when the org has no connection. */
-fs_result stages_map(struct store *store, int64_t org_id, json_t *body,
-                     char **error);
+fs_result stages_map(struct store *store, int64_t org_id, int64_t connection_id,
+                     json_t *body, char **error);
 
 /* The org's live deals whose CRM stage maps to none of its stages, ids
  * greater than after (NULL: from the start), at most limit. */

@@ -174,9 +174,9 @@ fs_result store_connection_find_route(struct store *s, const char *provider,
 {
     static const char sql[] =
         "SELECT " CONNECTION_COLUMNS " FROM connections "
-        "WHERE provider = ?1 AND account_id = ?2 AND active = 1 "
+        "WHERE provider = ?1 AND account_id = ?2 "
         "AND (?3 IS NULL OR app_id IS NULL OR app_id = ?3) "
-        "ORDER BY id DESC LIMIT 1";
+        "ORDER BY active DESC, id DESC LIMIT 1";
     sqlite3_stmt *st = NULL;
 
     memset(out, 0, sizeof(*out));

@@ -150,7 +150,13 @@ const char *const store_migrations[] = {
     "  crm_stage TEXT NOT NULL,"
     "  PRIMARY KEY (connection_id, pipeline_id, key)) WITHOUT ROWID;",
 
-    /* 3: territories and where each deal stands with them; postcode
+    /* 3: pushes still to check against the CRM's history. */
+    "ALTER TABLE records ADD COLUMN unverified_push_at INTEGER NOT NULL "
+    "  DEFAULT 0;"
+    "CREATE INDEX records_unverified ON records "
+    "  (connection_id, unverified_push_at) WHERE unverified_push_at > 0;",
+
+    /* 4: territories and where each deal stands with them; postcode
      * centroids; a user's owner id per CRM provider (the one owner id of
      * migration 1 moves over under the org's active provider). */
     "CREATE TABLE territories ("

@@ -14,7 +14,7 @@
 #define RECORD_COLUMNS                                                         \
     "r.rowid, r.id, r.org_id, r.connection_id, r.crm_id, r.deleted_at, "       \
     "r.deleted_reason, r.merged_into, r.created_at, r.updated_at, "            \
-    "r.territory_id, r.geo_lat, r.geo_lng"
+    "r.unverified_push_at, r.territory_id, r.geo_lat, r.geo_lng"
 
 #define LIST_DEFAULT_LIMIT 100
 #define LIST_MAX_LIMIT 1000
@@ -49,11 +49,12 @@ static void read_record_row(sqlite3_stmt *st, struct record *r)
     r->merged_into = store_column_text(st, 7);
     r->created_at = sqlite3_column_int64(st, 8);
     r->updated_at = sqlite3_column_int64(st, 9);
-    r->territory_id = sqlite3_column_int64(st, 10);
-    r->located = sqlite3_column_type(st, 11) != SQLITE_NULL &&
-                 sqlite3_column_type(st, 12) != SQLITE_NULL;
-    r->lat = r->located ? sqlite3_column_double(st, 11) : 0;
-    r->lng = r->located ? sqlite3_column_double(st, 12) : 0;
+    r->unverified_push_at = sqlite3_column_int64(st, 10);
+    r->territory_id = sqlite3_column_int64(st, 11);
+    r->located = sqlite3_column_type(st, 12) != SQLITE_NULL &&
+                 sqlite3_column_type(st, 13) != SQLITE_NULL;
+    r->lat = r->located ? sqlite3_column_double(st, 12) : 0;
+    r->lng = r->located ? sqlite3_column_double(st, 13) : 0;
 }
 
 static fs_result load_fields(struct store *s, struct record *r)
@@ -316,13 +317,14 @@ static fs_result save_row(struct store *s, struct record *rec, bool pending)
     static const char insert[] =
         "INSERT INTO records (id, org_id, connection_id, crm_id, deleted_at, "
         "deleted_reason, merged_into, created_at, updated_at, pending, "
-        "territory_id, geo_lat, geo_lng) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?12, ?13, ?14)";
+        "unverified_push_at, territory_id, geo_lat, geo_lng) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?12, ?13, ?14, ?15)";
     static const char update[] =
         "UPDATE records SET id = ?1, org_id = ?2, connection_id = ?3, "
         "crm_id = ?4, deleted_at = ?5, deleted_reason = ?6, merged_into = ?7, "
-        "created_at = ?8, updated_at = ?9, pending = ?10, territory_id = ?12, "
-        "geo_lat = ?13, geo_lng = ?14 WHERE rowid = ?11";
+        "created_at = ?8, updated_at = ?9, pending = ?10, "
+        "unverified_push_at = ?12, territory_id = ?13, geo_lat = ?14, "
+        "geo_lng = ?15 WHERE rowid = ?11";
     sqlite3_stmt *st = NULL;
     bool is_new = rec->rowid == 0;
 
@@ -344,13 +346,14 @@ static fs_result save_row(struct store *s, struct record *rec, bool pending)
     sqlite3_bind_int(st, 10, pending ? 1 : 0);
     if (!is_new)
         sqlite3_bind_int64(st, 11, rec->rowid);
-    sqlite3_bind_int64(st, 12, rec->territory_id);
+    sqlite3_bind_int64(st, 12, rec->unverified_push_at);
+    sqlite3_bind_int64(st, 13, rec->territory_id);
     if (rec->located) {
-        sqlite3_bind_double(st, 13, rec->lat);
-        sqlite3_bind_double(st, 14, rec->lng);
+        sqlite3_bind_double(st, 14, rec->lat);
+        sqlite3_bind_double(st, 15, rec->lng);
     } else {
-        sqlite3_bind_null(st, 13);
         sqlite3_bind_null(st, 14);
+        sqlite3_bind_null(st, 15);
     }
     r = store_step_done(st);
     if (r != FS_OK)
@@ -535,4 +538,42 @@ fs_result store_pending_next_due(struct store *s, int64_t connection_id,
         r = store_map_rc(rc);
     sqlite3_reset(st);
     return r;
+}
+
+fs_result store_records_unverified(struct store *s, int64_t connection_id,
+                                   int64_t before, size_t limit, char ***out,
+                                   size_t *n_out)
+{
+    static const char sql[] =
+        "SELECT crm_id FROM records WHERE connection_id = ?1 "
+        "AND unverified_push_at > 0 AND unverified_push_at < ?2 "
+        "AND crm_id IS NOT NULL AND deleted_at = 0 "
+        "ORDER BY unverified_push_at LIMIT ?3";
+    sqlite3_stmt *st = NULL;
+    char **ids = NULL;
+    size_t n = 0;
+    int rc;
+
+    *out = NULL;
+    *n_out = 0;
+    fs_result r = store_prepare(s, sql, &st);
+    if (r != FS_OK)
+        return r;
+    sqlite3_bind_int64(st, 1, connection_id);
+    sqlite3_bind_int64(st, 2, before);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)limit);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        ids = xrealloc(ids, (n + 1) * sizeof(*ids));
+        ids[n++] = store_column_text(st, 0);
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        for (size_t i = 0; i < n; i++)
+            free(ids[i]);
+        free(ids);
+        return store_map_rc(rc);
+    }
+    *out = ids;
+    *n_out = n;
+    return FS_OK;
 }

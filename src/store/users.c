@@ -198,6 +198,12 @@ fs_result store_user_revoke(struct store *s, int64_t org_id, int64_t user_id)
     return r;
 }
 
+fs_result store_user_set_owner(struct store *s, int64_t org_id, int64_t user_id,
+                               const char *owner_id)
+{
+    return store_user_set_owner_id(s, org_id, user_id, NULL, owner_id);
+}
+
 fs_result store_users_list(struct store *s, int64_t org_id, struct user **out,
                            size_t *n_out)
 {
