@@ -24,32 +24,19 @@
 #define LOOKUP_MIN_US 1000000 /* each rate is measured over at least 1 s */
 #define LINEAR_POINTS 200
 
-static char *read_all(const char *path, size_t *len)
-{
-    struct buf b = {0};
-
-    if (buf_read_file(&b, path, TERRITORY_MAX_IMPORT_BYTES) != FS_OK) {
-        buf_free(&b);
-        return NULL;
-    }
-    *len = b.len;
-    return buf_steal(&b);
-}
-
 static fs_result load_units(const char *geo_dir, struct store_centroid **units,
                             size_t *n)
 {
     char *path = xasprintf("%s/uk_postcode_units_area_M.csv", geo_dir);
-    size_t len = 0;
-    char *csv = read_all(path, &len);
+    struct buf csv = {0};
     struct territory_error err = {0};
 
+    fs_result r = buf_read_file(&csv, path, TERRITORY_MAX_IMPORT_BYTES);
     free(path);
-    if (!csv)
-        return FS_ERR_IO;
-    fs_result r = territory_parse_centroids(csv, len, units, n, &err);
+    if (r == FS_OK)
+        r = territory_parse_centroids(csv.data, csv.len, units, n, &err);
     territory_error_clear(&err);
-    free(csv);
+    buf_free(&csv);
     return r;
 }
 

@@ -28,18 +28,6 @@ char *demo_geo_path(const struct demo *d, const char *file)
     return xasprintf("%s/../geo_uk/%s", d->opt.data_dir, file);
 }
 
-static char *read_all(const char *path, size_t *len)
-{
-    struct buf b = {0};
-
-    if (buf_read_file(&b, path, TERRITORY_MAX_IMPORT_BYTES) != FS_OK) {
-        buf_free(&b);
-        return NULL;
-    }
-    *len = b.len;
-    return buf_steal(&b);
-}
-
 /* POSTs a body of text as the admin; *reply the parsed answer. */
 static fs_result post_text(struct demo *d, struct http_client *http,
                            const char *path, const char *body, size_t len,
@@ -188,9 +176,8 @@ fs_result demo_territories(struct demo *d)
     const char **names = xcalloc(d->n_reps + 1, sizeof(*names));
     json_t *fc = NULL, *first = NULL, *preview = NULL, *applied = NULL;
     struct territory_index *block = NULL;
-    size_t len = 0;
     long status = 0;
-    char *csv = NULL;
+    struct buf csv = {0};
     fs_result r = FS_OK;
 
     if (access(districts, R_OK) != 0 || access(units, R_OK) != 0 ||
@@ -200,11 +187,11 @@ fs_result demo_territories(struct demo *d)
            "polygons\n");
     fflush(stdout);
     int64_t started = clock_mono_ms();
-    csv = read_all(units, &len);
     json_t *loaded = NULL;
-    r = csv ? post_text(d, http, "/api/v1/territories/centroids?replace=true",
-                        csv, len, &status, &loaded)
-            : FS_ERR_IO;
+    r = buf_read_file(&csv, units, TERRITORY_MAX_IMPORT_BYTES);
+    if (r == FS_OK)
+        r = post_text(d, http, "/api/v1/territories/centroids?replace=true",
+                      csv.data, csv.len, &status, &loaded);
     json_decref(loaded);
     if (r == FS_OK && status != 200)
         r = FS_ERR_REMOTE;
@@ -272,7 +259,7 @@ out:
     json_decref(applied);
     json_decref(fc);
     free(names);
-    free(csv);
+    buf_free(&csv);
     http_client_free(http);
     free(districts);
     free(centroids);
