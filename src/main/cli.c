@@ -388,9 +388,14 @@ static const char user_usage[] =
     "                          [--email E] [--owner-id ID]\n"
     "       fieldsync user list --org NAME\n"
     "       fieldsync user revoke --org NAME --id N\n"
+    "       fieldsync user set-owner --org NAME --id N --owner-id ID\n"
+    "                                [--provider P]\n"
     "add prints the new user's API token once; only its hash is kept.\n"
     "  --owner-id ID   the user's owner id in the CRM (a rep edits the\n"
-    "                  deals with that owner)\n";
+    "                  deals with that owner, and owns the deals of their\n"
+    "                  territories); set-owner with '' removes it\n"
+    "  --provider P    hubspot, pipedrive or attio (default: the org's\n"
+    "                  current CRM); a user has one owner id per CRM\n";
 
 static int user_add(struct store *s, int64_t org_id, struct cli_option *opts)
 {
@@ -446,13 +451,35 @@ static int user_revoke(struct store *s, int64_t org_id, const char *id_text)
     return CLI_EXIT_OK;
 }
 
+static int user_set_owner(struct store *s, int64_t org_id,
+                          const struct cli_option *opts)
+{
+    int64_t id = 0;
+    const char *owner = opts[4].value;
+
+    if (!cli_parse_count(opts[5].value, 1, INT64_MAX, &id))
+        return cli_usage_error(user_usage, "--id takes a user id");
+    if (strlen(owner) > 255)
+        return cli_usage_error(user_usage, "an owner id is at most 255 bytes");
+    fs_result r = store_user_set_owner_id(s, org_id, id, opts[6].value,
+                                          *owner ? owner : NULL);
+    if (r == FS_ERR_NOT_FOUND)
+        return cli_fail("no user %" PRId64 " in that org", id);
+    if (r != FS_OK)
+        return cli_fail("cannot set the owner id: %s", fs_result_name(r));
+    printf("user %" PRId64 " owner id %s\n", id, *owner ? owner : "removed");
+    return CLI_EXIT_OK;
+}
+
 int cli_user(int argc, char **argv)
 {
     struct cli_option opts[] = {
         {"org", "NAME", NULL, false},    {"name", "N", NULL, false},
         {"role", "ROLE", NULL, false},   {"email", "E", NULL, false},
         {"owner-id", "ID", NULL, false}, {"id", "N", NULL, false},
+        {"provider", "P", NULL, false},
     };
+    static const char *const set_owner_required[] = {"org", "id", "owner-id"};
     static const char *const add_required[] = {"org", "name", "role"};
     static const char *const list_required[] = {"org"};
     static const char *const revoke_required[] = {"org", "id"};
@@ -469,18 +496,20 @@ int cli_user(int argc, char **argv)
     }
     const char *cmd = argv[1];
     if (strcmp(cmd, "add") != 0 && strcmp(cmd, "list") != 0 &&
-        strcmp(cmd, "revoke") != 0)
+        strcmp(cmd, "revoke") != 0 && strcmp(cmd, "set-owner") != 0)
         return cli_usage_error(user_usage, "unknown user command '%s'", cmd);
 
-    rc = cli_parse(argc - 1, argv + 1, user_usage, opts, 6, pos, 0);
+    rc = cli_parse(argc - 1, argv + 1, user_usage, opts, 7, pos, 0);
     if (rc >= 0)
         return rc;
     if (strcmp(cmd, "add") == 0)
-        rc = cli_require(user_usage, opts, 6, add_required, 3);
+        rc = cli_require(user_usage, opts, 7, add_required, 3);
     else if (strcmp(cmd, "list") == 0)
-        rc = cli_require(user_usage, opts, 6, list_required, 1);
+        rc = cli_require(user_usage, opts, 7, list_required, 1);
+    else if (strcmp(cmd, "set-owner") == 0)
+        rc = cli_require(user_usage, opts, 7, set_owner_required, 3);
     else
-        rc = cli_require(user_usage, opts, 6, revoke_required, 2);
+        rc = cli_require(user_usage, opts, 7, revoke_required, 2);
     if (rc >= 0)
         return rc;
     if (opts[1].given &&
@@ -494,6 +523,8 @@ int cli_user(int argc, char **argv)
             rc = user_add(s, org_id, opts);
         else if (strcmp(cmd, "list") == 0)
             rc = user_list(s, org_id);
+        else if (strcmp(cmd, "set-owner") == 0)
+            rc = user_set_owner(s, org_id, opts);
         else
             rc = user_revoke(s, org_id, opts[5].value);
     }

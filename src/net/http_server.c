@@ -159,7 +159,11 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
         return MHD_YES;
     }
     if (*upload_data_size > 0) {
-        if (state->body.len + *upload_data_size > server->config.max_body)
+        size_t limit = server->config.max_body;
+        const char *big = server->config.large_body_prefix;
+        if (big && strncmp(url, big, strlen(big)) == 0)
+            limit = server->config.large_max_body;
+        if (state->body.len + *upload_data_size > limit)
             state->too_large = true;
         else
             buf_append(&state->body, upload_data, *upload_data_size);

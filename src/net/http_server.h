@@ -61,6 +61,8 @@ typedef void (*http_on_request)(void *ctx, const struct http_request *req,
 struct http_server_config {
     const char *listen; /* "127.0.0.1:8080"; port 0 picks a free one */
     size_t max_body;    /* larger bodies get 413 before the callback */
+    const char *large_body_prefix; /* paths starting so (may be NULL) */
+    size_t large_max_body;         /* ... take bodies up to this instead */
     unsigned max_connections;
     unsigned timeout_s; /* idle connections are closed after this */
     http_on_request on_request;

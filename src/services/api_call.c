@@ -8,6 +8,7 @@
 #include "services/app.h"
 #include "services/field_api.h"
 #include "services/stage_cache.h"
+#include "services/territory_api.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -306,6 +307,7 @@ static const struct api_route *find_route(const char *path, const char **id)
     } tables[] = {
         {field_api_routes, &field_api_route_count},
         {admin_api_routes, &admin_api_route_count},
+        {territory_api_routes, &territory_api_route_count},
     };
 
     for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {

@@ -13,6 +13,7 @@
 #include "services/pusher.h"
 #include "services/reconciler.h"
 #include "services/stage_cache.h"
+#include "services/territory.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -242,6 +243,9 @@ fs_result app_start(const struct app_config *config, struct app **out)
     struct http_server_config http = {
         .listen = app->listen,
         .max_body = 1 << 20,
+        /* GeoJSON imports and centroid tables are files, not edits. */
+        .large_body_prefix = "/api/v1/territories/",
+        .large_max_body = TERRITORY_MAX_IMPORT_BYTES,
         .max_connections = 512,
         .timeout_s = 30,
         .on_request = on_request,
@@ -276,6 +280,7 @@ void app_stop(struct app *app)
     live_stream_free(app->live);
     stage_cache_free(app->stages);
     metrics_free(app->metrics);
+    territory_cache_clear();
     while (app->governors) {
         struct governor_entry *e = app->governors;
         app->governors = e->next;

@@ -12,9 +12,12 @@
 #include "services/app.h"
 #include "services/deal_json.h"
 #include "services/live_stream.h"
+#include "services/territory.h"
 #include "store/store.h"
 
+#include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,6 +114,7 @@ enum query_param {
     PARAM_LIMIT,
     PARAM_CURSOR,
     PARAM_INCLUDE_DELETED,
+    PARAM_BBOX,
     PARAM_COUNT
 };
 
@@ -121,7 +125,32 @@ static const char *const param_names[PARAM_COUNT] = {
     [PARAM_LIMIT] = "limit",
     [PARAM_CURSOR] = "cursor",
     [PARAM_INCLUDE_DELETED] = "include_deleted",
+    [PARAM_BBOX] = "bbox",
 };
+
+/* "min_lng,min_lat,max_lng,max_lat" in WGS84 degrees, as GeoJSON orders
+ * a bbox. */
+static bool parse_bbox(const char *s, double bbox[4])
+{
+    static const double lo[4] = {-180, -90, -180, -90};
+    static const double hi[4] = {180, 90, 180, 90};
+    const char *p = s;
+
+    for (int i = 0; i < 4; i++) {
+        char *end = NULL;
+        errno = 0;
+        bbox[i] = strtod(p, &end);
+        if (errno != 0 || end == p || !isfinite(bbox[i]) || bbox[i] < lo[i] ||
+            bbox[i] > hi[i])
+            return false;
+        if (i < 3 && *end != ',')
+            return false;
+        if (i == 3 && *end != '\0')
+            return false;
+        p = end + 1;
+    }
+    return bbox[0] <= bbox[2] && bbox[1] <= bbox[3];
+}
 
 /* Stores one decoded parameter value; takes value. */
 static fs_result apply_param(enum query_param which, char *value,
@@ -177,6 +206,15 @@ static fs_result apply_param(enum query_param which, char *value,
                           "include_deleted must be true or false");
             goto fail;
         }
+        break;
+    case PARAM_BBOX:
+        if (!parse_bbox(value, q->bbox)) {
+            api_error_set(err, 400, "invalid_param", name,
+                          "bbox is min_lng,min_lat,max_lng,max_lat in "
+                          "degrees");
+            goto fail;
+        }
+        q->has_bbox = true;
         break;
     case PARAM_COUNT:
         break;
@@ -439,7 +477,9 @@ static void handle_list(struct api_call *c)
         .include_deleted = q.include_deleted,
         .after_id = q.cursor,
         .limit = q.limit,
+        .has_bbox = q.has_bbox,
     };
+    memcpy(filter.bbox, q.bbox, sizeof(filter.bbox));
     const char **crm_stages = NULL;
     if (q.stage) {
         /* The org's stage stands for every CRM stage mapped onto it. */
@@ -626,8 +666,9 @@ static fs_result patch_once(struct api_call *c, const char *id,
     if (res != FS_OK)
         goto fail;
 
-    apply_edit(r, edit, crm_stage, clock_now_ms(), outcomes);
-    res = store_record_save(c->store, r);
+    int64_t now = clock_now_ms();
+    apply_edit(r, edit, crm_stage, now, outcomes);
+    res = territory_save_deal(c->store, r, now, NULL);
     if (res == FS_OK)
         res = audit_superseded(c, r, edit, outcomes);
     if (res == FS_OK)
@@ -734,8 +775,9 @@ static fs_result create_once(struct api_call *c,
     res = stage_for_write(c, r, edit, &crm_stage, err);
     if (res != FS_OK)
         goto fail;
-    apply_edit(r, edit, crm_stage, clock_now_ms(), outcomes);
-    res = store_record_save(c->store, r);
+    int64_t now = clock_now_ms();
+    apply_edit(r, edit, crm_stage, now, outcomes);
+    res = territory_save_deal(c->store, r, now, NULL);
     if (res == FS_OK)
         res = store_commit(c->store);
     if (res == FS_OK)

@@ -7,6 +7,7 @@
 #include "store/internal.h"
 
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -408,4 +409,13 @@ fs_result store_audit_list(struct store *s, int64_t org_id, int64_t after_id,
     *out = list;
     *n_out = n;
     return FS_OK;
+}
+
+fs_result store_set_cache_mib(struct store *s, int mib)
+{
+    char sql[64];
+
+    snprintf(sql, sizeof(sql), "PRAGMA cache_size=%d",
+             mib > 0 ? -1024 * mib : -2000);
+    return store_exec(s, sql);
 }

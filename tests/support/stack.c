@@ -259,6 +259,10 @@ static bool start_sim(struct stack *s, const struct stack_options *o,
     stack_words_addf(&w, "%s/webhooks/%s", s->api_base, s->crm->name);
     stack_words_add(&w, "--port-file");
     stack_words_add(&w, port_file);
+    if (o->postcodes) {
+        stack_words_add(&w, "--postcodes");
+        stack_words_add(&w, o->postcodes);
+    }
     s->crm->sim_words(s, &w, o->sim_rate > 0 ? o->sim_rate : 100000);
 
     s->sim =

@@ -38,6 +38,7 @@ struct stack_options {
                               import runs as `fieldsync import` instead of
                               in serve's first backstop pass */
     int64_t fail_after_ms; /* serve --fail-after-ms (default: serve's) */
+    const char *postcodes; /* crmsim --postcodes FILE, or NULL */
 };
 
 struct stack {
