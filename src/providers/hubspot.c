@@ -27,6 +27,11 @@
 #define HS_SEARCH_RETRIES 3
 #define HS_SEARCH_RETRY_MS 1000
 #define HS_WINDOW_MS 10000
+#define HS_SEARCH_PER_S 5
+/* HubSpot counts a call when it arrives, we when we send it: our windows
+ * are this much longer, so a call sent as a slot frees never arrives
+ * before the slot has freed there too. */
+#define HS_WINDOW_MARGIN_MS 250
 #define HS_MAX_PAGES 10000
 
 /* Deal fields and the HubSpot properties that hold them. */
@@ -690,6 +695,8 @@ static char *hs_url(const struct connection *conn, const char *path)
  * refused by the search endpoint's own per-second limit is retried a few
  * times after a second. Any answer but 429, 5xx and timeouts comes back
  * as FS_OK with its status; the body is parsed when it is JSON. */
+static const struct call_cost search_cost = {CALL_SEARCH, 1};
+
 static fs_result hs_call(struct provider_session *s, const char *method,
                          const char *path, const json_t *body, bool search,
                          struct hs_reply *reply)
@@ -705,8 +712,9 @@ static fs_result hs_call(struct provider_session *s, const char *method,
 
     memset(reply, 0, sizeof(*reply));
     for (int attempt = 0;; attempt++) {
-        result = provider_call_send(s, NULL, method, url, headers, text,
-                                    text ? strlen(text) : 0, &resp);
+        result =
+            provider_call_send(s, search ? &search_cost : NULL, method, url,
+                               headers, text, text ? strlen(text) : 0, &resp);
         hs_observe(s, &resp);
         if (result != FS_ERR_RATE_LIMITED || resp.status != 429)
             break;
@@ -1713,12 +1721,19 @@ out:
 }
 
 /* Private apps on Free and Starter: 100 calls per rolling 10 s, 250,000 a
- * day; the same budget for reads and writes. */
+ * day, the same for reads and writes. Search has its own 5 a second and
+ * is outside the ten-second window. */
 static void hs_rate_budget(const struct connection *conn, enum call_class cls,
                            struct rate_budget *out)
 {
+    if (cls == CALL_SEARCH) {
+        out->window_calls = HS_SEARCH_PER_S;
+        out->window_ms = 1000 + HS_WINDOW_MARGIN_MS;
+        out->daily_units = 0;
+        return;
+    }
     out->window_calls = conn->rate_window > 0 ? conn->rate_window : 100;
-    out->window_ms = HS_WINDOW_MS;
+    out->window_ms = HS_WINDOW_MS + HS_WINDOW_MARGIN_MS;
     out->daily_units = conn->rate_daily > 0 ? conn->rate_daily : 250000;
 }
 
@@ -1730,6 +1745,7 @@ static unsigned hs_synced_fields(const struct connection *conn)
 const struct provider hubspot_provider = {
     .name = "hubspot",
     .max_write_batch = 100,
+    .separate_search_budget = true,
     .rate_budget = hs_rate_budget,
     .synced_fields = hs_synced_fields,
     .split_webhook = hs_split_webhook,

@@ -126,10 +126,12 @@ void crm_owners_free(struct crm_owner *owners, size_t n);
 void crm_stages_free(struct crm_stage *stages, size_t n);
 
 /* Calls are governed by class: some CRMs budget reads and writes apart
- * (Attio: 100 reads and 25 writes a second). */
+ * (Attio: 100 reads and 25 writes a second), some searches apart
+ * (HubSpot: 5 a second, outside its ten-second window). */
 enum call_class {
     CALL_READ,
     CALL_WRITE,
+    CALL_SEARCH,
 };
 
 /* What a provider call needs: the connection, a client for this thread,
@@ -137,8 +139,9 @@ enum call_class {
 struct provider_session {
     const struct connection *conn;
     struct http_client *http;
-    struct rate_governor *governor;       /* reads, and writes unless: */
-    struct rate_governor *write_governor; /* NULL: writes use governor */
+    struct rate_governor *governor;        /* reads, and the rest unless: */
+    struct rate_governor *write_governor;  /* NULL: writes use governor */
+    struct rate_governor *search_governor; /* NULL: searches use governor */
     long timeout_ms;
 };
 
@@ -160,8 +163,10 @@ struct provider {
      * connection, rather than /webhooks/<name> routed by each event's
      * account and app ids. */
     bool webhooks_by_url;
-    /* Writes are budgeted apart from reads (see rate_budget). */
+    /* Writes, or searches, are budgeted apart from reads (see
+     * rate_budget). */
     bool separate_write_budget;
+    bool separate_search_budget;
 
     /* The connection's budget for a class of call, the connection's own
      * figures (rate_window, rate_daily) where set, else the CRM's

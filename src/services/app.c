@@ -126,7 +126,10 @@ struct rate_governor *app_governor(struct app *app,
     const struct provider *provider = provider_by_name(conn->provider);
     struct governor_entry *e;
 
-    if (!provider || !provider->separate_write_budget)
+    bool separate =
+        provider && ((cls == CALL_WRITE && provider->separate_write_budget) ||
+                     (cls == CALL_SEARCH && provider->separate_search_budget));
+    if (!separate)
         cls = CALL_READ;
     pthread_mutex_lock(&app->governor_lock);
     for (e = app->governors; e; e = e->next) {
@@ -161,6 +164,8 @@ struct provider_session app_session(struct app *app,
 
     if (provider && provider->separate_write_budget)
         s.write_governor = app_governor(app, conn, CALL_WRITE);
+    if (provider && provider->separate_search_budget)
+        s.search_governor = app_governor(app, conn, CALL_SEARCH);
     return s;
 }
 
