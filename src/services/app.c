@@ -63,6 +63,7 @@ void app_config_defaults(struct app_config *config)
     config->backoff_base_ms = 1000;
     config->backoff_max_ms = 60000;
     config->public_scheme = "http";
+    config->ingest_max_queued = 200000;
 }
 
 const struct app_config *app_config(const struct app *app)
@@ -82,9 +83,12 @@ struct store *app_store_acquire(struct app *app)
         return store;
 
     fs_result result = store_open(app->db_path, &store);
+    if (result == FS_OK && app->config.max_db_pages > 0)
+        result = store_set_page_limit(store, app->config.max_db_pages);
     if (result != FS_OK) {
         log_error("event=store_open_failed path=%s result=%s", app->db_path,
                   fs_result_name(result));
+        store_close(store);
         return NULL;
     }
     return store;
@@ -215,7 +219,8 @@ fs_result app_start(const struct app_config *config, struct app **out)
     app->config = *config;
     app->db_path = xstrdup(config->db_path);
     app->listen = xstrdup(config->listen);
-    app->public_scheme = xstrdup(config->public_scheme);
+    app->public_scheme = xstrdup(
+        config->tls_cert && config->tls_key ? "https" : config->public_scheme);
     app->config.db_path = app->db_path;
     app->config.listen = app->listen;
     app->config.public_scheme = app->public_scheme;
@@ -224,9 +229,12 @@ fs_result app_start(const struct app_config *config, struct app **out)
 
     /* Opening once here applies migrations before any thread starts. */
     fs_result result = store_open(app->db_path, &store);
+    if (result == FS_OK && config->max_db_pages > 0)
+        result = store_set_page_limit(store, config->max_db_pages);
     if (result != FS_OK) {
         log_error("event=store_open_failed path=%s result=%s", app->db_path,
                   fs_result_name(result));
+        store_close(store);
         goto fail;
     }
     app_store_release(app, store);
@@ -241,9 +249,11 @@ fs_result app_start(const struct app_config *config, struct app **out)
 
     struct http_server_config http = {
         .listen = app->listen,
-        .max_body = 1 << 20,
-        .max_connections = 512,
-        .timeout_s = 30,
+        .max_connections = config->max_connections,
+        .max_per_ip = config->max_per_ip,
+        .request_timeout_ms = config->request_timeout_ms,
+        .tls_cert = config->tls_cert,
+        .tls_key = config->tls_key,
         .on_request = on_request,
         .ctx = app,
     };
@@ -253,8 +263,8 @@ fs_result app_start(const struct app_config *config, struct app **out)
                   fs_result_name(result));
         goto fail;
     }
-    log_notice("event=started listen=%s port=%u db=%s", app->listen,
-               (unsigned)app_port(app), app->db_path);
+    log_notice("event=started listen=%s port=%u scheme=%s db=%s", app->listen,
+               (unsigned)app_port(app), app->public_scheme, app->db_path);
     *out = app;
     return FS_OK;
 

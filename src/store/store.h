@@ -38,6 +38,10 @@ fs_result store_rollback(struct store *s);
  * commits in order, so a later flushed commit of any connection makes it
  * durable too. For work that can be derived again from durable state
  * (merging inbox events that stay 'new' until the merge commits). */
+/* Caps the database at pages pages for this connection (SQLite
+ * max_page_count): writes past it fail as on a full disk (FS_ERR_IO). A
+ * test hook. */
+fs_result store_set_page_limit(struct store *s, int64_t pages);
 fs_result store_set_flush(struct store *s, bool flush);
 
 /* The schema version the database is at after store_open. */
@@ -96,8 +100,8 @@ fs_result store_user_get(struct store *s, int64_t org_id, int64_t user_id,
  * in that org. */
 fs_result store_user_revoke(struct store *s, int64_t org_id, int64_t user_id);
 /* Sets the user's owner id in the CRM (NULL: none). */
-fs_result store_user_set_owner(struct store *s, int64_t org_id,
-                               int64_t user_id, const char *owner_id);
+fs_result store_user_set_owner(struct store *s, int64_t org_id, int64_t user_id,
+                               const char *owner_id);
 /* All users of the org, revoked ones included, by id. */
 fs_result store_users_list(struct store *s, int64_t org_id, struct user **out,
                            size_t *n_out);

@@ -10,6 +10,7 @@
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/crypto.h"
+#include "net/http_client.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -159,10 +160,11 @@ bool stack_connect(struct stack *s, const char *org, const char *portal_id,
 /* Spawns a program that writes its port to dir/name.port, logging to
  * dir/name.log; returns the pid and the base URL, or -1. */
 static pid_t start_program(struct stack *s, const char *name, const char **argv,
-                           const char *port_file, char **base)
+                           const char *const *env, const char *port_file,
+                           char **base)
 {
     char *log_path = xasprintf("%s/%s.log", s->dir, name);
-    pid_t pid = proc_spawn(argv, NULL, log_path);
+    pid_t pid = proc_spawn(argv, env, log_path);
     int port =
         pid > 0 ? proc_wait_port_file(port_file, pid, START_TIMEOUT_MS) : 0;
 
@@ -180,69 +182,147 @@ static pid_t start_program(struct stack *s, const char *name, const char **argv,
     return pid;
 }
 
-static bool start_serve(struct stack *s, const struct stack_options *o)
+/* A self-signed certificate for 127.0.0.1 in dir (openssl req). */
+static bool make_cert(struct stack *s)
 {
+    char *key = xasprintf("%s/tls.key", s->dir);
+    s->cert = xasprintf("%s/tls.crt", s->dir);
+    char *log = xasprintf("%s/openssl.log", s->dir);
+    const char *argv[] = {
+        "openssl",  "req",           "-x509",   "-newkey",
+        "rsa:2048", "-nodes",        "-keyout", key,
+        "-out",     s->cert,         "-days",   "2",
+        "-subj",    "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+        NULL};
+    pid_t pid = proc_spawn(argv, NULL, log);
+    bool ok = pid > 0 && proc_wait(pid, CLI_TIMEOUT_MS) == 0;
+
+    if (!ok)
+        fprintf(stderr, "stack: openssl could not make a certificate\n");
+    else
+        http_client_set_ca_file(s->cert);
+    free(log);
+    free(key);
+    return ok;
+}
+
+/* Starts serve on listen with the stack's options and extra words. */
+static bool start_serve_on(struct stack *s, const char *listen,
+                           const char *const *extra)
+{
+    const struct stack_options *o = &s->options;
     const char *bin = getenv("FS_BIN");
     char *port_file = xasprintf("%s/serve.port", s->dir);
+    char *key = xasprintf("%s/tls.key", s->dir);
     char *backstop = xasprintf("%" PRId64, o->backstop_ms > 0 ? o->backstop_ms
                                                               : (int64_t)60000);
     char *fail_after =
         o->fail_after_ms > 0 ? xasprintf("%" PRId64, o->fail_after_ms) : NULL;
-    const char *argv[] = {bin,
-                          "--db",
-                          s->db,
-                          "serve",
-                          "--listen",
-                          "127.0.0.1:0",
-                          "--port-file",
-                          port_file,
-                          "--backstop-ms",
-                          backstop,
-                          fail_after ? "--fail-after-ms" : NULL,
-                          fail_after,
-                          NULL};
+    const char *argv[64];
+    size_t n = 0;
 
-    s->serve =
-        bin ? start_program(s, "serve", argv, port_file, &s->api_base) : -1;
+    argv[n++] = bin;
+    const char *fixed[] = {"--db",     s->db,           "serve",
+                           "--listen", listen,          "--port-file",
+                           port_file,  "--backstop-ms", backstop};
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+        argv[n++] = fixed[i];
+    if (fail_after) {
+        argv[n++] = "--fail-after-ms";
+        argv[n++] = fail_after;
+    }
+    if (o->tls) {
+        argv[n++] = "--tls-cert";
+        argv[n++] = s->cert;
+        argv[n++] = "--tls-key";
+        argv[n++] = key;
+    }
+    for (size_t i = 0; o->serve_args && o->serve_args[i] && n < 48; i++)
+        argv[n++] = o->serve_args[i];
+    for (size_t i = 0; extra && extra[i] && n < 62; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+
+    unlink(port_file);
+    free(s->api_base);
+    s->api_base = NULL;
+    s->serve = bin ? start_program(s, "serve", argv, o->serve_env, port_file,
+                                   &s->api_base)
+                   : -1;
+    if (s->serve > 0 && o->tls) {
+        /* start_program names it http://; this one speaks https. */
+        char *https = xasprintf("https://%s", s->api_base + strlen("http://"));
+        free(s->api_base);
+        s->api_base = https;
+    }
     free(fail_after);
     free(backstop);
+    free(key);
     free(port_file);
     return s->serve > 0;
 }
 
-static bool start_sim(struct stack *s, const struct stack_options *o,
-                      const char *data_dir)
+static bool start_serve(struct stack *s)
 {
+    return start_serve_on(s, "127.0.0.1:0", NULL);
+}
+
+bool stack_restart_serve(struct stack *s, const char *const *extra_args)
+{
+    const char *colon = s->api_base ? strrchr(s->api_base, ':') : NULL;
+    char *listen = colon ? xasprintf("127.0.0.1%s", colon) : NULL;
+    bool ok =
+        listen && s->serve > 0 && proc_stop(s->serve, STOP_TIMEOUT_MS) == 0;
+
+    if (!ok)
+        fprintf(stderr, "stack: fieldsync serve did not stop cleanly\n");
+    s->serve = -1;
+    ok = ok && start_serve_on(s, listen, extra_args);
+    free(listen);
+    return ok;
+}
+
+static bool start_sim(struct stack *s, const char *data_dir)
+{
+    const struct stack_options *o = &s->options;
     const char *bin = getenv("FS_SIM_BIN");
     char *port_file = xasprintf("%s/sim.port", s->dir);
     char *hook = xasprintf("%s/webhooks/hubspot", s->api_base);
     char *rate =
         xasprintf("%d", o->sim_rate_10s > 0 ? o->sim_rate_10s : 100000);
-    const char *argv[] = {bin,
-                          "hubspot",
-                          "--listen",
-                          "127.0.0.1:0",
-                          "--data",
-                          data_dir,
-                          "--webhook-url",
-                          hook,
-                          "--client-secret",
-                          STACK_SECRET,
-                          "--app-id",
-                          STACK_APP_ID,
-                          "--portal-id",
-                          STACK_PORTAL_ID,
-                          "--token",
-                          STACK_SIM_TOKEN,
-                          "--rate-10s",
-                          rate,
-                          "--search-per-s",
-                          "1000",
-                          "--port-file",
-                          port_file,
-                          NULL};
+    const char *argv[64] = {bin,
+                            "hubspot",
+                            "--listen",
+                            "127.0.0.1:0",
+                            "--data",
+                            data_dir,
+                            "--webhook-url",
+                            hook,
+                            "--client-secret",
+                            STACK_SECRET,
+                            "--app-id",
+                            STACK_APP_ID,
+                            "--portal-id",
+                            STACK_PORTAL_ID,
+                            "--token",
+                            STACK_SIM_TOKEN,
+                            "--rate-10s",
+                            rate,
+                            "--search-per-s",
+                            "1000",
+                            "--port-file",
+                            port_file};
+    size_t n = 22;
 
-    s->sim = bin ? start_program(s, "sim", argv, port_file, &s->sim_base) : -1;
+    if (o->tls) {
+        argv[n++] = "--webhook-ca";
+        argv[n++] = s->cert;
+    }
+    for (size_t i = 0; o->sim_args && o->sim_args[i] && n < 62; i++)
+        argv[n++] = o->sim_args[i];
+    argv[n] = NULL;
+    s->sim =
+        bin ? start_program(s, "sim", argv, NULL, port_file, &s->sim_base) : -1;
     free(rate);
     free(hook);
     free(port_file);
@@ -286,6 +366,7 @@ bool stack_start(struct stack *s, const struct stack_options *options)
 
     memset(s, 0, sizeof(*s));
     s->sim = s->serve = -1;
+    s->options = o;
     s->dir = test_temp_dir();
     s->db = xasprintf("%s/fieldsync.db", s->dir);
     if (!o.data_dir) {
@@ -301,7 +382,9 @@ bool stack_start(struct stack *s, const struct stack_options *options)
 
     const char *org_add[] = {"org", "add", STACK_ORG, NULL};
     free(stack_cli(s, &code, org_add));
-    if (code != 0 || !start_serve(s, &o) || !start_sim(s, &o, data_dir))
+    if (o.tls && !make_cert(s))
+        goto out;
+    if (code != 0 || !start_serve(s) || !start_sim(s, data_dir))
         goto out;
     if (!stack_connect(s, STACK_ORG, STACK_PORTAL_ID,
                        o.conn_rate_10s > 0 ? o.conn_rate_10s : 100000))
@@ -373,6 +456,7 @@ bool stack_stop(struct stack *s)
     free(s->sim_base);
     free(s->api_base);
     free(s->admin);
+    free(s->cert);
     memset(s, 0, sizeof(*s));
     s->sim = s->serve = -1;
     return clean;
@@ -598,14 +682,14 @@ int64_t stack_sim_edit(struct stack *s, const char *crm_id, const char *fields)
     return t;
 }
 
-long stack_webhook(struct stack *s, const char *body, const char *secret,
-                   int64_t timestamp_ms)
+bool stack_webhook_response(struct stack *s, const char *body,
+                            const char *secret, int64_t timestamp_ms,
+                            struct http_test_response *out)
 {
     char *url = xasprintf("%s/webhooks/hubspot", s->api_base);
     char *ts = xasprintf("%" PRId64, timestamp_ms);
     char *message = xasprintf("POST%s%s%s", url, body, ts);
     uint8_t mac[CRYPTO_SHA256_LEN];
-    struct http_test_response resp;
 
     crypto_hmac_sha256(secret, strlen(secret), message, strlen(message), mac);
     char *sig = crypto_base64(mac, sizeof(mac));
@@ -613,16 +697,25 @@ long stack_webhook(struct stack *s, const char *body, const char *secret,
     char *ts_header = xasprintf("X-HubSpot-Request-Timestamp: %s", ts);
     const char *headers[] = {"Content-Type: application/json", sig_header,
                              ts_header, NULL};
-    http_test_request("POST", url, headers, body, &resp);
-    long status = resp.status;
+    bool answered = http_test_request("POST", url, headers, body, out);
 
-    http_test_response_free(&resp);
     free(ts_header);
     free(sig_header);
     free(sig);
     free(message);
     free(ts);
     free(url);
+    return answered;
+}
+
+long stack_webhook(struct stack *s, const char *body, const char *secret,
+                   int64_t timestamp_ms)
+{
+    struct http_test_response resp;
+
+    stack_webhook_response(s, body, secret, timestamp_ms, &resp);
+    long status = resp.status;
+    http_test_response_free(&resp);
     return status;
 }
 

@@ -35,6 +35,15 @@ struct stack_options {
                               import runs as `fieldsync import` instead of
                               in serve's first backstop pass */
     int64_t fail_after_ms; /* serve --fail-after-ms (default: serve's) */
+    /* More words for `fieldsync serve` (NULL-terminated), e.g. limits. */
+    const char *const *serve_args;
+    /* Extra "NAME=value" environment of serve (NULL-terminated). */
+    const char *const *serve_env;
+    /* Serve HTTPS with a certificate the stack makes (openssl), which
+     * the tests' client and the simulator's webhooks trust. */
+    bool tls;
+    /* More words for `crmsim hubspot` (NULL-terminated). */
+    const char *const *sim_args;
 };
 
 struct stack {
@@ -43,15 +52,22 @@ struct stack {
     pid_t sim;
     pid_t serve;
     char *sim_base; /* http://127.0.0.1:PORT of the simulator */
-    char *api_base; /* http://127.0.0.1:PORT of fieldsync */
-    char *admin;    /* an admin's API token in STACK_ORG */
-    size_t deals;   /* deals the simulator was seeded with */
+    char *api_base; /* http(s)://127.0.0.1:PORT of fieldsync */
+    char *cert;     /* with tls: the certificate's PEM file */
+    struct stack_options options;
+    char *admin;  /* an admin's API token in STACK_ORG */
+    size_t deals; /* deals the simulator was seeded with */
 };
 
 /* Starts both programs, connects STACK_ORG to the simulator, adds an
  * admin and waits until every deal has been imported.
  * Returns false (after stopping what it started) on any failure. */
 bool stack_start(struct stack *s, const struct stack_options *options);
+
+/* Stops fieldsync serve (SIGTERM, a clean exit expected) and starts it
+ * again on the same database and port, with extra_args (NULL-terminated,
+ * or NULL) after the stack's own. False when either step failed. */
+bool stack_restart_serve(struct stack *s, const char *const *extra_args);
 
 /* Stops both programs and removes the folder. Returns false when either
  * program did not exit cleanly (a sanitizer report makes exit non-zero). */
@@ -140,6 +156,13 @@ int64_t stack_sim_edit(struct stack *s, const char *crm_id, const char *fields);
  * at the given request time; returns the HTTP status (0: no answer). */
 long stack_webhook(struct stack *s, const char *body, const char *secret,
                    int64_t timestamp_ms);
+
+struct http_test_response;
+/* The same, keeping the whole answer in out (free it with
+ * http_test_response_free); true when an answer arrived. */
+bool stack_webhook_response(struct stack *s, const char *body,
+                            const char *secret, int64_t timestamp_ms,
+                            struct http_test_response *out);
 
 /* The sum of a /metrics counter or gauge over its label sets; -1 when
  * /metrics did not answer. */
