@@ -4,6 +4,7 @@
 #include "base/alloc.h"
 #include "base/buf.h"
 #include "base/clock.h"
+#include "providers/oauth.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -66,6 +67,16 @@ fs_result provider_call_send(struct provider_session *s,
     if (resp->status >= 500 || resp->status < 100)
         return FS_ERR_UNAVAILABLE;
     return FS_OK;
+}
+
+fs_result provider_access_token(struct provider_session *s, char **token)
+{
+    return oauth_keeper_token(s->tokens, s, token);
+}
+
+void provider_token_rejected(struct provider_session *s, const char *token)
+{
+    oauth_keeper_rejected(s->tokens, s->conn->id, token);
 }
 
 int provider_header_int(const struct http_client_response *resp,

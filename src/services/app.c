@@ -13,6 +13,7 @@
 #include "services/pusher.h"
 #include "services/reconciler.h"
 #include "services/stage_cache.h"
+#include "services/tokens.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -41,6 +42,7 @@ struct app {
     pthread_mutex_t governor_lock;
     struct governor_entry *governors;
 
+    struct oauth_keeper *tokens;
     struct live_stream *live;
     struct stage_cache *stages;
     struct metrics *metrics;
@@ -159,6 +161,7 @@ struct provider_session app_session(struct app *app,
         .conn = conn,
         .http = http,
         .governor = app_governor(app, conn, CALL_READ),
+        .tokens = app->tokens,
         .timeout_ms = app->config.crm_timeout_ms,
     };
 
@@ -239,6 +242,7 @@ fs_result app_start(const struct app_config *config, struct app **out)
     }
     app_store_release(app, store);
 
+    app->tokens = tokens_keeper_new(app->db_path);
     app->live = live_stream_new(LIVE_STREAM_CAPACITY);
     app->stages = stage_cache_new();
     app->metrics = metrics_new();
@@ -286,6 +290,7 @@ void app_stop(struct app *app)
     live_stream_free(app->live);
     stage_cache_free(app->stages);
     metrics_free(app->metrics);
+    oauth_keeper_free(app->tokens);
     while (app->governors) {
         struct governor_entry *e = app->governors;
         app->governors = e->next;

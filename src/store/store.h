@@ -108,8 +108,9 @@ fs_result store_users_list(struct store *s, int64_t org_id, struct user **out,
 
 /* ---- connections ---- */
 
-/* Adds the connection (c->id ignored); the secrets token, client_secret
- * and webhook_user go to connection_secrets, apart from the settings. */
+/* Adds the connection (c->id ignored); the secrets (token, client_secret,
+ * webhook_user, the OAuth ones and the token's times) go to
+ * connection_secrets, apart from the settings. */
 fs_result store_connection_add(struct store *s, const struct connection *c,
                                int64_t *id_out);
 /* Fills *out (secrets included); the caller calls connection_clear. */
@@ -133,6 +134,12 @@ fs_result store_connection_set_watermark(struct store *s, int64_t id,
                                          int64_t watermark);
 fs_result store_connection_set_active(struct store *s, int64_t id, bool active);
 /* Replaces the provider's settings (JSON text, NULL clears). */
+/* Keeps an OAuth connection's new tokens (and the API root the CRM named
+ * with them, when base_url is not NULL) in one transaction. */
+fs_result store_connection_set_tokens(struct store *s, int64_t id,
+                                      const char *access, const char *refresh,
+                                      int64_t expires_at, int64_t refresh_at,
+                                      const char *base_url);
 fs_result store_connection_set_settings(struct store *s, int64_t id,
                                         const char *settings);
 
