@@ -122,8 +122,8 @@ static void *call_crm(void *arg)
             w->calls++;
         } else {
             w->failed++;
-            fprintf(stderr, "call failed: %s (%zu owners)\n",
-                    fs_result_name(r), n);
+            fprintf(stderr, "call failed: %s (%zu owners)\n", fs_result_name(r),
+                    n);
         }
         crm_owners_free(owners, n);
         clock_sleep_ms(2); /* inside the simulator's 100,000 per 10 s */
