@@ -164,6 +164,21 @@ bool stack_webhook_response(struct stack *s, const char *body,
                             const char *secret, int64_t timestamp_ms,
                             struct http_test_response *out);
 
+/* A delivery for the hostile cases: what is sent and what was signed
+ * may differ. */
+struct stack_delivery {
+    const char *body;        /* sent */
+    const char *signed_body; /* signed; NULL: body */
+    const char *query;       /* appended to /webhooks/hubspot, or NULL */
+    const char *signed_url;  /* the URI signed; NULL: the URL sent */
+    const char *secret;
+    int64_t timestamp_ms;
+};
+
+/* POSTs the delivery with a v3 signature; as stack_webhook_response. */
+bool stack_webhook_send(struct stack *s, const struct stack_delivery *d,
+                        struct http_test_response *out);
+
 /* The sum of a /metrics counter or gauge over its label sets; -1 when
  * /metrics did not answer. */
 int64_t stack_metric(struct stack *s, const char *name);
