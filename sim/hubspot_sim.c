@@ -12,6 +12,7 @@
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/crypto.h"
+#include "base/urlform.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -1706,37 +1707,6 @@ struct form_field {
     char *value;
 };
 
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-static char *form_decode(const char *s, size_t len)
-{
-    char *out = xmalloc(len + 1);
-    size_t n = 0;
-
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] == '+') {
-            out[n++] = ' ';
-        } else if (s[i] == '%' && i + 2 < len && hex_digit(s[i + 1]) >= 0 &&
-                   hex_digit(s[i + 2]) >= 0) {
-            out[n++] = (char)(hex_digit(s[i + 1]) * 16 + hex_digit(s[i + 2]));
-            i += 2;
-        } else {
-            out[n++] = s[i];
-        }
-    }
-    out[n] = '\0';
-    return out;
-}
-
 /* Splits the body into at most OAUTH_FORM_MAX fields. */
 static size_t form_parse(const char *body, size_t len, struct form_field *out)
 {
@@ -1748,10 +1718,16 @@ static size_t form_parse(const char *body, size_t len, struct form_field *out)
         const char *amp = memchr(p, '&', (size_t)(end - p));
         const char *stop = amp ? amp : end;
         const char *eq = memchr(p, '=', (size_t)(stop - p));
-        if (eq) {
-            out[n].name = form_decode(p, (size_t)(eq - p));
-            out[n].value = form_decode(eq + 1, (size_t)(stop - eq - 1));
+        char *name = eq ? urlform_decode(p, (size_t)(eq - p)) : NULL;
+        char *value =
+            eq ? urlform_decode(eq + 1, (size_t)(stop - eq - 1)) : NULL;
+        if (name && value) {
+            out[n].name = name;
+            out[n].value = value;
             n++;
+        } else {
+            free(name);
+            free(value);
         }
         p = stop + 1;
     }

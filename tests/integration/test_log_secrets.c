@@ -119,24 +119,30 @@ static char *cli(const char *const *args, int *code)
     return stack_cli(&st, code, args);
 }
 
-static char *current_refresh_token(void)
+/* `connect hubspot` for the OAuth org with the refresh token; its exit
+ * code (the output is kept for the search). */
+static int connect_oauth(const char *refresh_token)
 {
-    sqlite3 *db = NULL;
-    sqlite3_stmt *q = NULL;
-    char *token = NULL;
-
-    assert_int_equal(sqlite3_open_v2(st.db, &db, SQLITE_OPEN_READONLY, NULL),
-                     SQLITE_OK);
-    sqlite3_busy_timeout(db, 10000);
-    if (sqlite3_prepare_v2(db,
-                           "SELECT value FROM connection_secrets WHERE name = "
-                           "'refresh_token' ORDER BY connection_id DESC",
-                           -1, &q, NULL) == SQLITE_OK &&
-        sqlite3_step(q) == SQLITE_ROW)
-        token = xstrdup((const char *)sqlite3_column_text(q, 0));
-    sqlite3_finalize(q);
-    sqlite3_close(db);
-    return token;
+    const char *args[] = {"connect",
+                          "hubspot",
+                          "--org",
+                          OAUTH_ORG,
+                          "--oauth-client-id",
+                          CLIENT_ID,
+                          "--refresh-token",
+                          refresh_token,
+                          "--client-secret",
+                          STACK_SECRET,
+                          "--app-id",
+                          STACK_APP_ID,
+                          "--portal-id",
+                          OAUTH_PORTAL,
+                          "--base-url",
+                          st.sim_base,
+                          NULL};
+    int code;
+    keep_output(cli(args, &code));
+    return code;
 }
 
 /* An OAuth org whose pushes refresh and rotate tokens. */
@@ -148,46 +154,9 @@ static void run_oauth_org(void)
     assert_int_equal(code, 0);
 
     /* A refresh token the CRM refuses: the command says so, without it. */
-    const char *bad[] = {"connect",
-                         "hubspot",
-                         "--org",
-                         OAUTH_ORG,
-                         "--oauth-client-id",
-                         CLIENT_ID,
-                         "--refresh-token",
-                         "rt-refused-by-the-crm-0001",
-                         "--client-secret",
-                         STACK_SECRET,
-                         "--app-id",
-                         STACK_APP_ID,
-                         "--portal-id",
-                         OAUTH_PORTAL,
-                         "--base-url",
-                         st.sim_base,
-                         NULL};
     keep_secret("rt-refused-by-the-crm-0001");
-    keep_output(cli(bad, &code));
-    assert_int_equal(code, 1);
-
-    const char *connect[] = {"connect",
-                             "hubspot",
-                             "--org",
-                             OAUTH_ORG,
-                             "--oauth-client-id",
-                             CLIENT_ID,
-                             "--refresh-token",
-                             FIRST_REFRESH_TOKEN,
-                             "--client-secret",
-                             STACK_SECRET,
-                             "--app-id",
-                             STACK_APP_ID,
-                             "--portal-id",
-                             OAUTH_PORTAL,
-                             "--base-url",
-                             st.sim_base,
-                             NULL};
-    keep_output(cli(connect, &code));
-    assert_int_equal(code, 0);
+    assert_int_equal(connect_oauth("rt-refused-by-the-crm-0001"), 1);
+    assert_int_equal(connect_oauth(FIRST_REFRESH_TOKEN), 0);
     keep_stored_tokens();
 
     char *admin = stack_user_add(&st, OAUTH_ORG, "Oz Admin", "admin", NULL);
@@ -210,7 +179,7 @@ static void run_oauth_org(void)
         stack_wait_past(clock_now_ms() + 1200);
         keep_stored_tokens();
     }
-    char *rt = current_refresh_token();
+    char *rt = stack_connection_secret(&st, OAUTH_PORTAL, "refresh_token");
     keep_secret(rt);
     free(rt);
     free(admin);
@@ -258,24 +227,6 @@ static void run_hostile_traffic(void)
     keep_output(cli(status_cmd, &code));
 }
 
-static char *read_all(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    char *text = NULL;
-    size_t len = 0;
-
-    if (!f)
-        return xstrdup("");
-    FILE *out = open_memstream(&text, &len);
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        fwrite(chunk, 1, n, out);
-    fclose(out);
-    fclose(f);
-    return text;
-}
-
 /* Fails naming the file and the secret's kind of place if one is in. */
 static void assert_no_secret(const char *where, const char *text)
 {
@@ -320,7 +271,7 @@ static void test_no_secret_in_any_log(void **state)
         if (!is_log(e->d_name))
             continue;
         char *path = xasprintf("%s/%s", st.dir, e->d_name);
-        char *text = read_all(path);
+        char *text = stack_read_file(path);
         assert_no_secret(e->d_name, text);
         files++;
         free(text);

@@ -17,7 +17,6 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <setjmp.h>
-#include <sqlite3.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -196,26 +195,7 @@ static char *other_admin;
  * frees). */
 static char *stored_refresh_token(void)
 {
-    sqlite3 *db = NULL;
-    sqlite3_stmt *q = NULL;
-    char *token = NULL;
-
-    assert_int_equal(sqlite3_open_v2(st.db, &db, SQLITE_OPEN_READONLY, NULL),
-                     SQLITE_OK);
-    sqlite3_busy_timeout(db, 10000);
-    assert_int_equal(
-        sqlite3_prepare_v2(db,
-                           "SELECT value FROM connection_secrets s JOIN "
-                           "connections c ON c.id = s.connection_id WHERE "
-                           "c.account_id = '" OTHER_PORTAL
-                           "' AND s.name = 'refresh_token'",
-                           -1, &q, NULL),
-        SQLITE_OK);
-    if (sqlite3_step(q) == SQLITE_ROW)
-        token = xstrdup((const char *)sqlite3_column_text(q, 0));
-    sqlite3_finalize(q);
-    sqlite3_close(db);
-    return token;
+    return stack_connection_secret(&st, OTHER_PORTAL, "refresh_token");
 }
 
 static bool other_org_imported(void *ctx)

@@ -56,25 +56,38 @@ static char *rename_delivery(const char *portal, const char *name)
         event_seq++, portal, STACK_APP_ID, clock_now_ms(), name);
 }
 
-/* The delivery is refused with status and leaves no trace: no event
- * stored, the deal as it was, one more rejection counted. */
-static void assert_refused(const char *body, const char *secret,
-                           int64_t timestamp, long status)
+/* Sends d and checks the answer's status. A refused one leaves no
+ * trace: no event stored, the deal as it was, one more rejection
+ * counted. */
+static void assert_delivery(const struct stack_delivery *d, long status)
 {
     int64_t received = stack_metric(&st, "fieldsync_events_received_total");
     int64_t rejected = stack_metric(&st, "fieldsync_webhooks_rejected_total");
     json_t *before = stack_deal(&st, deal_id);
+    struct http_test_response resp;
 
-    assert_int_equal(stack_webhook(&st, body, secret, timestamp), status);
-    assert_int_equal(stack_metric(&st, "fieldsync_events_received_total"),
-                     received);
-    assert_int_equal(stack_metric(&st, "fieldsync_webhooks_rejected_total"),
-                     rejected + 1);
-    assert_int_equal(stack_metric(&st, "fieldsync_inbox_depth"), 0);
-    json_t *after = stack_deal(&st, deal_id);
-    assert_true(json_equal(before, after));
-    json_decref(after);
+    assert_true(stack_webhook_send(&st, d, &resp));
+    assert_int_equal(resp.status, status);
+    http_test_response_free(&resp);
+    if (status != 200) {
+        assert_int_equal(stack_metric(&st, "fieldsync_events_received_total"),
+                         received);
+        assert_int_equal(stack_metric(&st, "fieldsync_webhooks_rejected_total"),
+                         rejected + 1);
+        assert_int_equal(stack_metric(&st, "fieldsync_inbox_depth"), 0);
+        json_t *after = stack_deal(&st, deal_id);
+        assert_true(json_equal(before, after));
+        json_decref(after);
+    }
     json_decref(before);
+}
+
+static void assert_refused(const char *body, const char *secret,
+                           int64_t timestamp, long status)
+{
+    struct stack_delivery d = {
+        .body = body, .secret = secret, .timestamp_ms = timestamp};
+    assert_delivery(&d, status);
 }
 
 static void test_signed_delivery_is_applied(void **state)
@@ -106,27 +119,6 @@ static void test_future_timestamp_is_refused(void **state)
     char *body = rename_delivery(STACK_PORTAL_ID, "From the future");
     assert_refused(body, STACK_SECRET, clock_now_ms() + STALE_MS, 401);
     free(body);
-}
-
-/* Sends d and checks the answer's status; then that nothing was stored
- * when it is refused. */
-static void assert_delivery(const struct stack_delivery *d, long status)
-{
-    int64_t received = stack_metric(&st, "fieldsync_events_received_total");
-    json_t *before = stack_deal(&st, deal_id);
-    struct http_test_response resp;
-
-    assert_true(stack_webhook_send(&st, d, &resp));
-    assert_int_equal(resp.status, status);
-    http_test_response_free(&resp);
-    if (status != 200) {
-        assert_int_equal(stack_metric(&st, "fieldsync_events_received_total"),
-                         received);
-        json_t *after = stack_deal(&st, deal_id);
-        assert_true(json_equal(before, after));
-        json_decref(after);
-    }
-    json_decref(before);
 }
 
 /* The same events with other white space: a signature is over the raw

@@ -13,6 +13,7 @@
 #include "net/http_client.h"
 
 #include <inttypes.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,7 +79,7 @@ static bool write_seed(const char *dir, int deals, int owners)
     return ok;
 }
 
-static char *read_file(const char *path)
+char *stack_read_file(const char *path)
 {
     FILE *f = fopen(path, "r");
     char *text = NULL;
@@ -113,7 +114,7 @@ char *stack_cli(struct stack *s, int *code, const char *const *args)
     unlink(out_path);
     pid_t pid = proc_spawn(argv, NULL, out_path);
     *code = pid > 0 ? proc_wait(pid, CLI_TIMEOUT_MS) : -1;
-    char *text = read_file(out_path);
+    char *text = stack_read_file(out_path);
     free(out_path);
     if (*code != 0)
         fprintf(stderr, "stack: fieldsync %s exited %d: %s\n", args[0], *code,
@@ -169,7 +170,7 @@ static pid_t start_program(struct stack *s, const char *name, const char **argv,
         pid > 0 ? proc_wait_port_file(port_file, pid, START_TIMEOUT_MS) : 0;
 
     if (port == 0) {
-        char *log = read_file(log_path);
+        char *log = stack_read_file(log_path);
         fprintf(stderr, "stack: %s did not start:\n%s\n", name, log);
         free(log);
         if (pid > 0)
@@ -347,7 +348,7 @@ static bool all_imported(void *ctx)
 static size_t seed_rows(const char *data_dir)
 {
     char *path = xasprintf("%s/sales_pipeline.csv", data_dir);
-    char *text = read_file(path);
+    char *text = stack_read_file(path);
     size_t lines = 0;
 
     for (const char *p = text; *p; p++)
@@ -437,8 +438,8 @@ bool stack_stop(struct stack *s)
     if (!clean) {
         char *serve_log = xasprintf("%s/serve.log", s->dir);
         char *sim_log = xasprintf("%s/sim.log", s->dir);
-        char *a = read_file(serve_log);
-        char *b = read_file(sim_log);
+        char *a = stack_read_file(serve_log);
+        char *b = stack_read_file(sim_log);
         fprintf(stderr, "--- serve log ---\n%s\n--- sim log ---\n%s\n", a, b);
         free(a);
         free(b);
@@ -841,4 +842,30 @@ void stack_wait_past(int64_t t)
 {
     while (clock_now_ms() <= t)
         clock_sleep_ms(1);
+}
+
+char *stack_connection_secret(struct stack *s, const char *account_id,
+                              const char *name)
+{
+    static const char sql[] =
+        "SELECT value FROM connection_secrets t JOIN connections c ON "
+        "c.id = t.connection_id WHERE c.account_id = ?1 AND t.name = ?2 "
+        "ORDER BY c.id DESC LIMIT 1";
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL;
+    char *value = NULL;
+
+    if (sqlite3_open_v2(s->db, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+        goto out;
+    sqlite3_busy_timeout(db, 10000);
+    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK)
+        goto out;
+    sqlite3_bind_text(q, 1, account_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, name, -1, SQLITE_STATIC);
+    if (sqlite3_step(q) == SQLITE_ROW)
+        value = xstrdup((const char *)sqlite3_column_text(q, 0));
+out:
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return value;
 }

@@ -198,6 +198,15 @@ bool stack_wait_sim(struct stack *s, const char *crm_id, const char *field,
  * for things that must stay true (nothing re-pushed, nothing stored). */
 bool stack_holds(bool (*cond)(void *ctx), void *ctx, int64_t ms);
 
+/* A file's whole text (caller frees); "" when it cannot be read. */
+char *stack_read_file(const char *path);
+
+/* A secret fieldsync keeps for the connection of that account (the
+ * connection_secrets row name: "token", "refresh_token", ...), read from
+ * the database; the caller frees; NULL when there is none. */
+char *stack_connection_secret(struct stack *s, const char *account_id,
+                              const char *name);
+
 /* Waits until the wall clock has passed t (epoch ms), so the next write
  * is strictly later than one made at t. */
 void stack_wait_past(int64_t t);
