@@ -245,6 +245,7 @@ static void test_rep_edits_own_deal(void **state)
     json_decref(r);
     assert_true(
         stack_wait_sim(&st, "20000000001", "product", "Rep's own edit"));
+    assert_true(stack_wait_state(&st, own_deal, "synced"));
 }
 
 /* ---- access ---- */
@@ -269,6 +270,8 @@ static json_t *stages_of(const char *admin)
 static void snapshot_take(struct snapshot *s, const char *admin)
 {
     long status;
+
+    assert_true(stack_settled(&st, STACK_WAIT_MS));
     s->deals =
         stack_api(&st, admin, "GET", "/api/v1/deals?limit=100", NULL, &status);
     assert_int_equal(status, 200);
