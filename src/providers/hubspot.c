@@ -7,6 +7,7 @@
 #include "base/clock.h"
 #include "base/crypto.h"
 #include "base/log.h"
+#include "providers/oauth.h"
 #include "providers/provider_call.h"
 
 #include <ctype.h>
@@ -701,16 +702,20 @@ static fs_result hs_call(struct provider_session *s, const char *method,
                          const char *path, const json_t *body, bool search,
                          struct hs_reply *reply)
 {
+    char *token = NULL;
+    struct http_client_response resp = {0};
+
+    memset(reply, 0, sizeof(*reply));
+    fs_result result = provider_access_token(s, &token);
+    if (result != FS_OK)
+        return result;
+
     char *url = hs_url(s->conn, path);
-    char *auth = xasprintf("Authorization: Bearer %s",
-                           s->conn->token ? s->conn->token : "");
+    char *auth = xasprintf("Authorization: Bearer %s", token);
     const char *headers[] = {auth, "Content-Type: application/json",
                              "Accept: application/json", NULL};
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    struct http_client_response resp = {0};
-    fs_result result;
 
-    memset(reply, 0, sizeof(*reply));
     for (int attempt = 0;; attempt++) {
         result =
             provider_call_send(s, search ? &search_cost : NULL, method, url,
@@ -734,6 +739,8 @@ static fs_result hs_call(struct provider_session *s, const char *method,
         goto out;
 
     reply->status = resp.status;
+    if (resp.status == 401)
+        provider_token_rejected(s, token);
     if (resp.body.len > 0)
         reply->json = json_loadb(resp.body.data, resp.body.len, 0, NULL);
     if (!reply->json && resp.body.len > 0 && reply->status < 300)
@@ -742,8 +749,24 @@ out:
     http_client_response_free(&resp);
     free(text);
     free(auth);
+    free(token);
     free(url);
     return result;
+}
+
+/* HubSpot's token endpoint takes the app's client id and secret (the one
+ * that signs webhooks) in the form; access tokens live 30 minutes and the
+ * refresh token is kept (HubSpot does not rotate it). */
+static fs_result hs_oauth_token(struct provider_session *s,
+                                const struct oauth_grant *grant,
+                                struct oauth_tokens *out, char **error)
+{
+    char *url = hs_url(s->conn, HUBSPOT_TOKEN_PATH);
+    fs_result r = oauth_token_request(
+        s, url, OAUTH_CLIENT_IN_BODY, s->conn->oauth_client_id,
+        s->conn->client_secret, grant, out, error);
+    free(url);
+    return r;
 }
 
 /* The CRM's error message, or a generic one. */
@@ -1758,4 +1781,5 @@ const struct provider hubspot_provider = {
     .find_by_our_id = hs_find_by_our_id,
     .list_owners = hs_list_owners,
     .list_stages = hs_list_stages,
+    .oauth_token = hs_oauth_token,
 };

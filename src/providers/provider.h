@@ -134,14 +134,20 @@ enum call_class {
     CALL_SEARCH,
 };
 
+struct oauth_keeper;
+struct oauth_grant;
+struct oauth_tokens;
+
 /* What a provider call needs: the connection, a client for this thread,
- * and the connection's rate governors (shared between threads). */
+ * the connection's rate governors and OAuth token keeper (both shared
+ * between threads). */
 struct provider_session {
     const struct connection *conn;
     struct http_client *http;
     struct rate_governor *governor;        /* reads, and the rest unless: */
     struct rate_governor *write_governor;  /* NULL: writes use governor */
     struct rate_governor *search_governor; /* NULL: searches use governor */
+    struct oauth_keeper *tokens; /* NULL: the connection's token as it is */
     long timeout_ms;
 };
 
@@ -221,6 +227,12 @@ struct provider {
                              size_t *count);
     fs_result (*list_stages)(struct provider_session *s, struct crm_stage **out,
                              size_t *count);
+    /* OAuth connections: exchanges a grant at the CRM's token endpoint
+     * (oauth_token_request with the CRM's URL and client authentication;
+     * see providers/oauth.h). NULL when the CRM has no refresh flow. */
+    fs_result (*oauth_token)(struct provider_session *s,
+                             const struct oauth_grant *grant,
+                             struct oauth_tokens *out, char **error);
 };
 
 /* The provider with that name ("hubspot"), or NULL. */

@@ -7,6 +7,7 @@
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/urlform.h"
 #include "model/merge.h"
 #include "services/api_call.h"
 #include "services/app.h"
@@ -15,6 +16,7 @@
 #include "services/territory.h"
 #include "store/store.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -36,44 +38,6 @@ void field_api_query_clear(struct field_api_query *q)
     free(q->stage);
     free(q->cursor);
     memset(q, 0, sizeof(*q));
-}
-
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Percent-decodes s[0..len) ('+' is a space). NULL when an escape is
- * malformed or decodes to NUL. */
-static char *query_decode(const char *s, size_t len)
-{
-    char *out = xmalloc(len + 1);
-    size_t n = 0;
-
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] == '+') {
-            out[n++] = ' ';
-        } else if (s[i] == '%') {
-            int hi = i + 2 < len ? hex_value(s[i + 1]) : -1;
-            int lo = i + 2 < len ? hex_value(s[i + 2]) : -1;
-            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
-                free(out);
-                return NULL;
-            }
-            out[n++] = (char)(hi * 16 + lo);
-            i += 2;
-        } else {
-            out[n++] = s[i];
-        }
-    }
-    out[n] = '\0';
-    return out;
 }
 
 /* A decimal integer made of digits only, within [min, max]. */
@@ -101,7 +65,7 @@ static bool is_cursor(const char *s)
     if (len == 0 || len > API_ID_MAX_LEN)
         return false;
     for (const char *p = s; *p; p++) {
-        if (hex_value(*p) < 0)
+        if (!isxdigit((unsigned char)*p))
             return false;
     }
     return true;
@@ -245,9 +209,9 @@ fs_result field_api_parse_query(const char *raw_url,
         size_t len = strcspn(p, "&");
         const char *eq = memchr(p, '=', len);
         size_t key_len = eq ? (size_t)(eq - p) : len;
-        char *key = query_decode(p, key_len);
+        char *key = urlform_decode(p, key_len);
         char *value =
-            eq ? query_decode(eq + 1, len - key_len - 1) : xstrdup("");
+            eq ? urlform_decode(eq + 1, len - key_len - 1) : xstrdup("");
         int which = -1;
 
         for (int i = 0; key && i < PARAM_COUNT; i++) {

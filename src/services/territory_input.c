@@ -7,6 +7,7 @@
 #include "base/alloc.h"
 #include "model/postcode.h"
 #include "model/territory.h"
+#include "base/json_text.h"
 #include "services/api_call.h"
 
 #include <errno.h>
@@ -78,7 +79,7 @@ static fs_result load_json(const char *body, size_t len, json_t **out,
         return territory_error_set(err, 413, "too_large", NULL,
                                    "the body is over %u bytes",
                                    TERRITORY_MAX_IMPORT_BYTES);
-    if (api_json_depth(body, len) > TERRITORY_MAX_DEPTH)
+    if (json_text_depth(body, len) > TERRITORY_MAX_DEPTH)
         return territory_error_set(err, 400, "too_deep", NULL,
                                    "JSON nested deeper than %d levels",
                                    TERRITORY_MAX_DEPTH);

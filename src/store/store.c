@@ -219,6 +219,14 @@ fs_result store_set_flush(struct store *s, bool flush)
                                : "PRAGMA synchronous=NORMAL");
 }
 
+fs_result store_set_page_limit(struct store *s, int64_t pages)
+{
+    char *sql = xasprintf("PRAGMA max_page_count=%lld", (long long)pages);
+    fs_result r = store_exec(s, sql);
+    free(sql);
+    return r;
+}
+
 fs_result store_open(const char *path, struct store **out)
 {
     struct store *s = xcalloc(1, sizeof(*s));

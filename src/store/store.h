@@ -42,6 +42,10 @@ fs_result store_set_cache_mib(struct store *s, int mib);
  * commits in order, so a later flushed commit of any connection makes it
  * durable too. For work that can be derived again from durable state
  * (merging inbox events that stay 'new' until the merge commits). */
+/* Caps the database at pages pages for this connection (SQLite
+ * max_page_count): writes past it fail as on a full disk (FS_ERR_IO). A
+ * test hook. */
+fs_result store_set_page_limit(struct store *s, int64_t pages);
 fs_result store_set_flush(struct store *s, bool flush);
 
 /* The schema version the database is at after store_open. */
@@ -126,8 +130,9 @@ fs_result store_user_owner_id(struct store *s, int64_t org_id, int64_t user_id,
 
 /* ---- connections ---- */
 
-/* Adds the connection (c->id ignored); the secrets token, client_secret
- * and webhook_user go to connection_secrets, apart from the settings. */
+/* Adds the connection (c->id ignored); the secrets (token, client_secret,
+ * webhook_user, the OAuth ones and the token's times) go to
+ * connection_secrets, apart from the settings. */
 fs_result store_connection_add(struct store *s, const struct connection *c,
                                int64_t *id_out);
 /* Fills *out (secrets included); the caller calls connection_clear. */
@@ -151,6 +156,12 @@ fs_result store_connection_set_watermark(struct store *s, int64_t id,
                                          int64_t watermark);
 fs_result store_connection_set_active(struct store *s, int64_t id, bool active);
 /* Replaces the provider's settings (JSON text, NULL clears). */
+/* Keeps an OAuth connection's new tokens (and the API root the CRM named
+ * with them, when base_url is not NULL) in one transaction. */
+fs_result store_connection_set_tokens(struct store *s, int64_t id,
+                                      const char *access, const char *refresh,
+                                      int64_t expires_at, int64_t refresh_at,
+                                      const char *base_url);
 fs_result store_connection_set_settings(struct store *s, int64_t id,
                                         const char *settings);
 
