@@ -377,15 +377,20 @@ static fs_result at_call(struct provider_session *s, enum call_class cls,
                          const char *method, const char *path,
                          const json_t *body, struct at_reply *reply)
 {
+    char *token = NULL;
+    fs_result result = provider_access_token(s, &token);
+    if (result != FS_OK) {
+        memset(reply, 0, sizeof(*reply));
+        return result;
+    }
     char *url = at_url(s->conn, path);
-    char *auth = xasprintf("Authorization: Bearer %s",
-                           s->conn->token ? s->conn->token : "");
+    char *auth = xasprintf("Authorization: Bearer %s", token ? token : "");
+    free(token);
     const char *headers[] = {auth, "Content-Type: application/json",
                              "Accept: application/json", NULL};
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     struct call_cost cost = {cls, 1};
     struct http_client_response resp = {0};
-    fs_result result;
 
     memset(reply, 0, sizeof(*reply));
     for (int attempt = 0;; attempt++) {

@@ -4,6 +4,7 @@
 #include "base/alloc.h"
 #include "base/buf.h"
 #include "base/clock.h"
+#include "providers/oauth.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -114,6 +115,16 @@ fs_result provider_status_result(long status)
     default:
         return status >= 500 ? FS_ERR_UNAVAILABLE : FS_ERR_REMOTE;
     }
+}
+
+fs_result provider_access_token(struct provider_session *s, char **token)
+{
+    return oauth_keeper_token(s->tokens, s, token);
+}
+
+void provider_token_rejected(struct provider_session *s, const char *token)
+{
+    oauth_keeper_rejected(s->tokens, s->conn->id, token);
 }
 
 int provider_header_int(const struct http_client_response *resp,

@@ -11,6 +11,7 @@
 #include "services/deal_json.h"
 #include "services/live_stream.h"
 #include "services/metrics.h"
+#include "services/territory.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -267,7 +268,7 @@ fs_result reconcile_deal(struct store *store, const struct connection *conn,
     }
 
     if (changed) {
-        result = store_record_save(store, &r);
+        result = territory_save_deal(store, &r, clock_now_ms(), NULL);
         if (result == FS_OK)
             hold_for_publish(fx, &r, type);
     }
@@ -486,7 +487,7 @@ static fs_result apply_event(struct store *store, const struct connection *conn,
 
     result = FS_OK;
     if (changed) {
-        result = store_record_save(store, &r);
+        result = territory_save_deal(store, &r, clock_now_ms(), NULL);
         if (result == FS_OK)
             hold_for_publish(fx, &r, type);
     }

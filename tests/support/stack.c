@@ -10,8 +10,11 @@
 
 #include "base/alloc.h"
 #include "base/clock.h"
+#include "base/crypto.h"
+#include "net/http_client.h"
 
 #include <inttypes.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,7 +82,7 @@ bool stack_write_seed(const char *dir, int deals, int owners)
     return ok;
 }
 
-static char *read_file(const char *path)
+char *stack_read_file(const char *path)
 {
     FILE *f = fopen(path, "r");
     char *text = NULL;
@@ -114,7 +117,7 @@ char *stack_cli(struct stack *s, int *code, const char *const *args)
     unlink(out_path);
     pid_t pid = proc_spawn(argv, NULL, out_path);
     *code = pid > 0 ? proc_wait(pid, CLI_TIMEOUT_MS) : -1;
-    char *text = read_file(out_path);
+    char *text = stack_read_file(out_path);
     free(out_path);
     if (*code != 0)
         fprintf(stderr, "stack: fieldsync %s exited %d: %s\n", args[0], *code,
@@ -188,16 +191,16 @@ bool stack_connect(struct stack *s, const char *org, int account, int rate)
 /* Spawns a program that writes its port to dir/name.port, logging to
  * dir/name.log; returns the pid and the base URL, or -1. */
 static pid_t start_program(struct stack *s, const char *name,
-                           const char *const *argv, const char *port_file,
-                           char **base)
+                           const char *const *argv, const char *const *env,
+                           const char *port_file, char **base)
 {
     char *log_path = xasprintf("%s/%s.log", s->dir, name);
-    pid_t pid = proc_spawn(argv, NULL, log_path);
+    pid_t pid = proc_spawn(argv, env, log_path);
     int port =
         pid > 0 ? proc_wait_port_file(port_file, pid, START_TIMEOUT_MS) : 0;
 
     if (port == 0) {
-        char *log = read_file(log_path);
+        char *log = stack_read_file(log_path);
         fprintf(stderr, "stack: %s did not start:\n%s\n", name, log);
         free(log);
         if (pid > 0)
@@ -210,34 +213,104 @@ static pid_t start_program(struct stack *s, const char *name,
     return pid;
 }
 
-static bool start_serve(struct stack *s, const struct stack_options *o)
+/* A self-signed certificate for 127.0.0.1 in dir (openssl req). */
+static bool make_cert(struct stack *s)
 {
+    char *key = xasprintf("%s/tls.key", s->dir);
+    s->cert = xasprintf("%s/tls.crt", s->dir);
+    char *log = xasprintf("%s/openssl.log", s->dir);
+    const char *argv[] = {
+        "openssl",  "req",           "-x509",   "-newkey",
+        "rsa:2048", "-nodes",        "-keyout", key,
+        "-out",     s->cert,         "-days",   "2",
+        "-subj",    "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+        NULL};
+    pid_t pid = proc_spawn(argv, NULL, log);
+    bool ok = pid > 0 && proc_wait(pid, CLI_TIMEOUT_MS) == 0;
+
+    if (!ok)
+        fprintf(stderr, "stack: openssl could not make a certificate\n");
+    else
+        http_client_set_ca_file(s->cert);
+    free(log);
+    free(key);
+    return ok;
+}
+
+/* Starts serve on listen with the stack's options and extra words. */
+static bool start_serve_on(struct stack *s, const char *listen,
+                           const char *const *extra)
+{
+    const struct stack_options *o = &s->options;
     const char *bin = getenv("FS_BIN");
     char *port_file = xasprintf("%s/serve.port", s->dir);
+    char *key = xasprintf("%s/tls.key", s->dir);
     char *backstop = xasprintf("%" PRId64, o->backstop_ms > 0 ? o->backstop_ms
                                                               : (int64_t)60000);
     char *fail_after =
         o->fail_after_ms > 0 ? xasprintf("%" PRId64, o->fail_after_ms) : NULL;
-    const char *argv[] = {bin,
-                          "--db",
-                          s->db,
-                          "serve",
-                          "--listen",
-                          "127.0.0.1:0",
-                          "--port-file",
-                          port_file,
-                          "--backstop-ms",
-                          backstop,
-                          fail_after ? "--fail-after-ms" : NULL,
-                          fail_after,
-                          NULL};
+    const char *argv[64];
+    size_t n = 0;
 
-    s->serve =
-        bin ? start_program(s, "serve", argv, port_file, &s->api_base) : -1;
+    argv[n++] = bin;
+    const char *fixed[] = {"--db",     s->db,           "serve",
+                           "--listen", listen,          "--port-file",
+                           port_file,  "--backstop-ms", backstop};
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+        argv[n++] = fixed[i];
+    if (fail_after) {
+        argv[n++] = "--fail-after-ms";
+        argv[n++] = fail_after;
+    }
+    if (o->tls) {
+        argv[n++] = "--tls-cert";
+        argv[n++] = s->cert;
+        argv[n++] = "--tls-key";
+        argv[n++] = key;
+    }
+    for (size_t i = 0; o->serve_args && o->serve_args[i] && n < 48; i++)
+        argv[n++] = o->serve_args[i];
+    for (size_t i = 0; extra && extra[i] && n < 62; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+
+    unlink(port_file);
+    free(s->api_base);
+    s->api_base = NULL;
+    s->serve = bin ? start_program(s, "serve", argv, o->serve_env, port_file,
+                                   &s->api_base)
+                   : -1;
+    if (s->serve > 0 && o->tls) {
+        /* start_program names it http://; this one speaks https. */
+        char *https = xasprintf("https://%s", s->api_base + strlen("http://"));
+        free(s->api_base);
+        s->api_base = https;
+    }
     free(fail_after);
     free(backstop);
+    free(key);
     free(port_file);
     return s->serve > 0;
+}
+
+static bool start_serve(struct stack *s)
+{
+    return start_serve_on(s, "127.0.0.1:0", NULL);
+}
+
+bool stack_restart_serve(struct stack *s, const char *const *extra_args)
+{
+    const char *colon = s->api_base ? strrchr(s->api_base, ':') : NULL;
+    char *listen = colon ? xasprintf("127.0.0.1%s", colon) : NULL;
+    bool ok =
+        listen && s->serve > 0 && proc_stop(s->serve, STOP_TIMEOUT_MS) == 0;
+
+    if (!ok)
+        fprintf(stderr, "stack: fieldsync serve did not stop cleanly\n");
+    s->serve = -1;
+    ok = ok && start_serve_on(s, listen, extra_args);
+    free(listen);
+    return ok;
 }
 
 static bool start_sim(struct stack *s, const struct stack_options *o,
@@ -259,12 +332,21 @@ static bool start_sim(struct stack *s, const struct stack_options *o,
     stack_words_addf(&w, "%s/webhooks/%s", s->api_base, s->crm->name);
     stack_words_add(&w, "--port-file");
     stack_words_add(&w, port_file);
-    s->crm->sim_words(s, &w, o->sim_rate > 0 ? o->sim_rate : 100000);
+    if (o->postcodes) {
+        stack_words_add(&w, "--postcodes");
+        stack_words_add(&w, o->postcodes);
+    }
+    if (o->tls) {
+        stack_words_add(&w, "--webhook-ca");
+        stack_words_add(&w, s->cert);
+    }
     for (size_t i = 0; o->sim_args && o->sim_args[i]; i++)
         stack_words_add(&w, o->sim_args[i]);
+    s->crm->sim_words(s, &w, o->sim_rate > 0 ? o->sim_rate : 100000);
 
     s->sim =
-        bin ? start_program(s, s->sim_name, w.w, port_file, &s->sim_base) : -1;
+        bin ? start_program(s, s->sim_name, w.w, NULL, port_file, &s->sim_base)
+            : -1;
     stack_words_clear(&w);
     free(port_file);
     return s->sim > 0;
@@ -288,7 +370,7 @@ static bool all_imported(void *ctx)
 static size_t seed_rows(const char *data_dir)
 {
     char *path = xasprintf("%s/sales_pipeline.csv", data_dir);
-    char *text = read_file(path);
+    char *text = stack_read_file(path);
     size_t lines = 0;
 
     for (const char *p = text; *p; p++)
@@ -356,6 +438,7 @@ bool stack_start(struct stack *s, const struct stack_options *options)
     memset(s, 0, sizeof(*s));
     s->sim = s->serve = -1;
     s->sim_name = "sim";
+    s->options = o;
     s->dir = test_temp_dir();
     s->db = xasprintf("%s/fieldsync.db", s->dir);
     const char *crm = o.crm ? o.crm : stack_crm_default();
@@ -370,7 +453,9 @@ bool stack_start(struct stack *s, const struct stack_options *options)
 
     const char *org_add[] = {"org", "add", STACK_ORG, NULL};
     free(stack_cli(s, &code, org_add));
-    if (code != 0 || !start_serve(s, &o) || !start_sim(s, &o, data_dir) ||
+    if (o.tls && !make_cert(s))
+        goto out;
+    if (code != 0 || !start_serve(s) || !start_sim(s, &o, data_dir) ||
         !read_seed(s))
         goto out;
     if (!stack_connect(s, STACK_ORG, 0, o.conn_rate > 0 ? o.conn_rate : 100000))
@@ -464,8 +549,8 @@ bool stack_stop(struct stack *s)
     if (!clean) {
         char *serve_log = xasprintf("%s/serve.log", s->dir);
         char *sim_log = xasprintf("%s/sim.log", s->dir);
-        char *a = read_file(serve_log);
-        char *b = read_file(sim_log);
+        char *a = stack_read_file(serve_log);
+        char *b = stack_read_file(sim_log);
         fprintf(stderr, "--- serve log ---\n%s\n--- sim log ---\n%s\n", a, b);
         free(a);
         free(b);
@@ -486,6 +571,7 @@ bool stack_stop(struct stack *s)
     json_decref(s->seed);
     json_decref(s->owners);
     json_decref(s->pipeline);
+    free(s->cert);
     memset(s, 0, sizeof(*s));
     s->sim = s->serve = -1;
     return clean;
@@ -956,4 +1042,30 @@ bool stack_set_stage_map(struct stack *s, const char *const *words)
                           &status));
     free(text);
     return status == 200;
+}
+
+char *stack_connection_secret(struct stack *s, const char *account_id,
+                              const char *name)
+{
+    static const char sql[] =
+        "SELECT value FROM connection_secrets t JOIN connections c ON "
+        "c.id = t.connection_id WHERE c.account_id = ?1 AND t.name = ?2 "
+        "ORDER BY c.id DESC LIMIT 1";
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL;
+    char *value = NULL;
+
+    if (sqlite3_open_v2(s->db, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+        goto out;
+    sqlite3_busy_timeout(db, 10000);
+    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK)
+        goto out;
+    sqlite3_bind_text(q, 1, account_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, name, -1, SQLITE_STATIC);
+    if (sqlite3_step(q) == SQLITE_ROW)
+        value = xstrdup((const char *)sqlite3_column_text(q, 0));
+out:
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return value;
 }

@@ -26,20 +26,28 @@
 #define STACK_WAIT_MS 15000
 
 struct stack_options {
-    const char *crm; /* a CRM entry's name; NULL: stack_crm_default */
-    const char *const *sim_args; /* more simulator options (NULL-terminated)
-                                    after the entry's, or NULL */
-    const char *data_dir;        /* seed CSVs; NULL: generate `deals` rows */
-    int deals;                   /* rows to generate (default 24) */
-    int owners;                  /* sales agents to generate (default 3) */
-    int sim_rate;                /* the simulator's budget per CRM rate window
-                                    (default 100000) */
-    int conn_rate;               /* the connection's budget per window (default
-                                    100000) */
-    int64_t backstop_ms;         /* serve --backstop-ms; 0: 60000, and the
-                                    import runs as `fieldsync import` instead of
-                                    in serve's first backstop pass */
-    int64_t fail_after_ms;       /* serve --fail-after-ms (default: serve's) */
+    const char *crm;       /* a CRM entry's name; NULL: stack_crm_default */
+    const char *data_dir;  /* seed CSVs; NULL: generate `deals` rows */
+    int deals;             /* rows to generate (default 24) */
+    int owners;            /* sales agents to generate (default 3) */
+    int sim_rate;          /* the simulator's budget per CRM rate window
+                              (default 100000) */
+    int conn_rate;         /* the connection's budget per window (default
+                              100000) */
+    int64_t backstop_ms;   /* serve --backstop-ms; 0: 60000, and the
+                              import runs as `fieldsync import` instead of
+                              in serve's first backstop pass */
+    int64_t fail_after_ms; /* serve --fail-after-ms (default: serve's) */
+    const char *postcodes; /* crmsim --postcodes FILE, or NULL */
+    /* More words for `fieldsync serve` (NULL-terminated), e.g. limits. */
+    const char *const *serve_args;
+    /* Extra "NAME=value" environment of serve (NULL-terminated). */
+    const char *const *serve_env;
+    /* Serve HTTPS with a certificate the stack makes (openssl), which
+     * the tests' client and the simulator's webhooks trust. */
+    bool tls;
+    /* More words for the CRM's `crmsim` (NULL-terminated). */
+    const char *const *sim_args;
 };
 
 struct stack {
@@ -56,12 +64,14 @@ struct stack {
     pid_t sim;
     pid_t serve;
     char *sim_base;   /* http://127.0.0.1:PORT of the simulator */
-    char *api_base;   /* http://127.0.0.1:PORT of fieldsync */
+    char *api_base;   /* http(s)://127.0.0.1:PORT of fieldsync */
     char *admin;      /* an admin's API token in STACK_ORG */
     size_t deals;     /* deals the simulator was seeded with */
     json_t *seed;     /* the seed deals' CRM ids, in seed order */
     json_t *owners;   /* GET /_sim/owners' list */
     json_t *pipeline; /* GET /_sim/pipeline */
+    char *cert;       /* with tls: the certificate's PEM file */
+    struct stack_options options;
 };
 
 /* Writes a small seed in the real files' format into dir (which exists):
@@ -81,6 +91,11 @@ bool stack_start(struct stack *s, const struct stack_options *options);
  * before base. */
 bool stack_start_beside(struct stack *base, struct stack *s,
                         const struct stack_options *options);
+
+/* Stops fieldsync serve (SIGTERM, a clean exit expected) and starts it
+ * again on the same database and port, with extra_args (NULL-terminated,
+ * or NULL) after the stack's own. False when either step failed. */
+bool stack_restart_serve(struct stack *s, const char *const *extra_args);
 
 /* Stops both programs and removes the folder. Returns false when either
  * program did not exit cleanly (a sanitizer report makes exit non-zero). */
@@ -220,6 +235,15 @@ bool stack_wait_sim_ms(struct stack *s, const char *crm_id, const char *field,
 /* Polls cond for the whole of ms and returns false as soon as it fails:
  * for things that must stay true (nothing re-pushed, nothing stored). */
 bool stack_holds(bool (*cond)(void *ctx), void *ctx, int64_t ms);
+
+/* A file's whole text (caller frees); "" when it cannot be read. */
+char *stack_read_file(const char *path);
+
+/* A secret fieldsync keeps for the connection of that account (the
+ * connection_secrets row name: "token", "refresh_token", ...), read from
+ * the database; the caller frees; NULL when there is none. */
+char *stack_connection_secret(struct stack *s, const char *account_id,
+                              const char *name);
 
 /* Waits until the wall clock has passed t (epoch ms), so the next write
  * is strictly later than one made at t. */
