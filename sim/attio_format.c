@@ -225,23 +225,51 @@ static json_t *envelope(int64_t from, int64_t until, enum sim_actor_kind kind,
     return obj;
 }
 
-/* The location's current value: postcode and location together, as of
- * the newer of the two writes. */
+/* The value a field held at time t: the newest write at or before it. */
+static const struct sim_value *held_at(const struct sim_value *v, int64_t t)
+{
+    while (v && v->time_ms > t)
+        v = v->prev;
+    return v;
+}
+
+static int by_time(const void *a, const void *b)
+{
+    const struct sim_value *x = *(const struct sim_value *const *)a;
+    const struct sim_value *y = *(const struct sim_value *const *)b;
+    return (x->time_ms > y->time_ms) - (x->time_ms < y->time_ms);
+}
+
+/* The location's values: postcode and location together, a new value at
+ * every write of either (the one made then is its actor), oldest first;
+ * historic false: the current one only. */
 static json_t *location_values(const struct attio_sim_object *o,
                                const struct sim_deal *deal,
-                               const struct attio_sim_attr *a)
+                               const struct attio_sim_attr *a, bool historic)
 {
-    const struct sim_value *pc = deal->fields[DEAL_POSTCODE];
-    const struct sim_value *loc = deal->fields[DEAL_LOCATION];
+    const struct sim_value *writes[2 * SIM_HISTORY_MAX + 2];
+    size_t n = 0;
     json_t *list = json_array();
 
-    if ((!pc || !pc->value) && (!loc || !loc->value))
-        return list;
-    const struct sim_value *newer =
-        !loc || (pc && pc->time_ms > loc->time_ms) ? pc : loc;
-    json_t *obj = envelope(newer->time_ms, 0, newer->actor, newer->actor_id);
-    put_value(o, a, loc ? loc->value : NULL, pc ? pc->value : NULL, obj);
-    json_array_append_new(list, obj);
+    for (int f = DEAL_POSTCODE; f <= DEAL_LOCATION; f++) {
+        for (const struct sim_value *v = deal->fields[f];
+             v && n < sizeof(writes) / sizeof(writes[0]); v = v->prev)
+            writes[n++] = v;
+    }
+    qsort(writes, n, sizeof(writes[0]), by_time);
+    for (size_t i = historic ? 0 : (n ? n - 1 : 0); i < n; i++) {
+        int64_t t = writes[i]->time_ms;
+        if (i + 1 < n && writes[i + 1]->time_ms == t)
+            continue; /* both written at once: one value */
+        const struct sim_value *pc = held_at(deal->fields[DEAL_POSTCODE], t);
+        const struct sim_value *loc = held_at(deal->fields[DEAL_LOCATION], t);
+        if ((!pc || !pc->value) && (!loc || !loc->value))
+            continue;
+        int64_t until = i + 1 < n ? writes[i + 1]->time_ms : 0;
+        json_t *obj = envelope(t, until, writes[i]->actor, writes[i]->actor_id);
+        put_value(o, a, loc ? loc->value : NULL, pc ? pc->value : NULL, obj);
+        json_array_append_new(list, obj);
+    }
     return list;
 }
 
@@ -253,7 +281,7 @@ json_t *attio_sim_values_json(const struct attio_sim_object *o,
 
     if (a->type == ATTIO_SIM_LOCATION) {
         json_decref(list);
-        return location_values(o, deal, a);
+        return location_values(o, deal, a, historic);
     }
 
     /* Newest first in the store; a value ends where the next begins. */

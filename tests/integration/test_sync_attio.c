@@ -100,6 +100,27 @@ static void test_location_is_one_value(void **state)
                                "\"53.5,-2.25\"}") > 0);
     assert_true(stack_wait_field(&st, id, "postcode", "M3 3CC"));
     assert_true(stack_wait_field(&st, id, "location", "53.500000,-2.250000"));
+
+    /* Its history holds one value a write, each ended by the next. */
+    char *url = xasprintf("%s/v2/objects/deals/records/%s/attributes/"
+                          "location/values?show_historic=true",
+                          st.sim_base, crm);
+    const char *headers[] = {"Authorization: Bearer " STACK_ATTIO_TOKEN, NULL};
+    long status = 0;
+    json_t *values = http_test_json("GET", url, headers, NULL, &status);
+    json_t *list = json_object_get(values, "data");
+    assert_int_equal(status, 200);
+    assert_true(json_array_size(list) >= 3);
+    size_t last = json_array_size(list) - 1;
+    assert_true(json_is_null(
+        json_object_get(json_array_get(list, last), "active_until")));
+    for (size_t i = 0; i < last; i++)
+        assert_true(json_is_string(
+            json_object_get(json_array_get(list, i), "active_until")));
+    assert_string_equal(stack_text(json_array_get(list, last), "postcode"),
+                        "M3 3CC");
+    json_decref(values);
+    free(url);
     free(id);
 }
 
