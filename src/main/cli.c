@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define ORG_LIST_MAX_GAP 16
 
@@ -132,9 +133,10 @@ int cli_parse(int argc, char **argv, const char *usage, struct cli_option *opts,
 
         const char *value = NULL;
         if (global || opt->metavar) {
+            /* "--group-by --preview" is a forgotten value, not a name. */
             if (eq)
                 value = eq + 1;
-            else if (i + 1 < argc)
+            else if (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0)
                 value = argv[++i];
             else
                 return cli_usage_error(usage, "--%.*s needs a value",
@@ -189,7 +191,7 @@ bool cli_parse_count(const char *s, int64_t min, int64_t max, int64_t *out)
     return true;
 }
 
-int cli_open_store(struct store **out)
+int cli_create_store(struct store **out)
 {
     fs_result r = store_open(cli_db_path(), out);
 
@@ -199,12 +201,22 @@ int cli_open_store(struct store **out)
     return CLI_EXIT_OK;
 }
 
+int cli_open_store(struct store **out)
+{
+    /* A mistyped --db or the wrong folder must not make an empty one. */
+    if (access(cli_db_path(), F_OK) != 0)
+        return cli_fail("no database at %s (give --db PATH; "
+                        "`fieldsync org add` makes a new one)",
+                        cli_db_path());
+    return cli_create_store(out);
+}
+
 int cli_find_org(struct store *s, const char *name, int64_t *id)
 {
     fs_result r = store_org_find(s, name, id);
 
     if (r == FS_ERR_NOT_FOUND)
-        return cli_fail("no org named '%s'", name);
+        return cli_fail("no org named '%s' in %s", name, cli_db_path());
     if (r != FS_OK)
         return cli_fail("cannot read orgs: %s", fs_result_name(r));
     return CLI_EXIT_OK;
@@ -489,7 +501,8 @@ int cli_org(int argc, char **argv)
         return rc;
     if (add && (pos[0][0] == '\0' || strlen(pos[0]) > 255))
         return cli_usage_error(org_usage, "an org name is 1 to 255 bytes");
-    if ((rc = cli_open_store(&s)) != CLI_EXIT_OK)
+    rc = add ? cli_create_store(&s) : cli_open_store(&s);
+    if (rc != CLI_EXIT_OK)
         return rc;
 
     if (add) {
