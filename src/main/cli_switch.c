@@ -76,7 +76,9 @@ int cli_switch(int argc, char **argv)
         return cli_usage_error(switch_usage, "--to takes a connection id");
     if (opts[2].given && switch_parse_key(opts[2].value, &sw) != FS_OK)
         return cli_usage_error(switch_usage,
-                               "--match takes up to %d deal field names",
+                               "--match takes up to %d deal field names, "
+                               "comma-separated, such as name,postcode "
+                               "(the field API's names)",
                                SWITCH_MAX_KEY_FIELDS);
     sw.dry_run = opts[3].given;
 
