@@ -30,14 +30,16 @@ struct bench_options {
     const char *fieldsync_bin;
     const char *crmsim_bin;
     const char *data_dir;
-    const char *work_dir;  /* NULL: beside the fieldsync binary */
-    int threads;           /* webhook clients and edit clients */
-    int64_t ingest_events; /* events to post, at most */
-    int64_t ingest_ms;     /* posting stops after this long anyway */
-    int samples;           /* per latency measurement */
-    int edits;             /* edits of the call-count measurement */
-    int rate_10s;          /* CRM budget, simulator and connection */
-    bool keep;             /* leave the work folder behind */
+    const char *work_dir;    /* NULL: beside the fieldsync binary */
+    int threads;             /* webhook clients and edit clients */
+    int64_t ingest_events;   /* events to post, at most */
+    int64_t ingest_ms;       /* posting stops after this long anyway */
+    int samples;             /* per latency measurement */
+    int edits;               /* edits of the call-count measurement */
+    int rate_10s;            /* CRM budget, simulator and connection */
+    bool keep;               /* leave the work folder behind */
+    const char *geo_dir;     /* NULL: DATA/../geo_uk */
+    int64_t territory_deals; /* deals of the reassignment figure */
 };
 
 /* A deal as both sides name it. */
@@ -48,7 +50,7 @@ struct bench_deal {
 
 struct bench_env {
     const struct bench_options *opt;
-    const char *crm; /* "hubspot" or "pipedrive" */
+    const char *crm; /* "hubspot", "attio" or "pipedrive" */
     char *work_dir;
     char *db_path;        /* the database of the main fieldsync */
     char *ingest_db_path; /* a copy for the ingest measurement */
@@ -72,6 +74,14 @@ struct bench_latency {
     double max_ms;
     int samples; /* measured */
     int missed;  /* timed out: not in the percentiles */
+};
+
+/* The calls figure against a CRM that writes a record a call. */
+struct bench_record_calls {
+    bool ok;
+    int64_t api_calls;
+    int64_t writes; /* updates and asserts */
+    double converge_seconds;
 };
 
 struct bench_results {
@@ -99,23 +109,39 @@ struct bench_results {
     int edits;
     int64_t api_calls;
     int64_t batch_update_calls;
-    int64_t update_calls; /* one record a call */
     int64_t create_calls;
     double edits_seconds;    /* firing the edits */
     double converge_seconds; /* first edit to all in the CRM */
+    int64_t record_writes;   /* updates and asserts, a record a call */
+    /* The same edits against Attio and Pipedrive, which write a record a
+     * call. */
+    struct bench_record_calls attio;
+    struct bench_record_calls pipedrive;
 
-    /* The calls figure again, against Pipedrive. */
-    bool pd_calls_ok;
-    int64_t pd_api_calls;
-    int64_t pd_update_calls;
-    double pd_converge_seconds;
+    bool lookups_ok;
+    size_t lookup_polygons;
+    size_t lookup_points;
+    int64_t lookup_found;
+    double lookup_build_ms;
+    double lookup_rate; /* STRtree + prepared */
+    double linear_rate; /* plain GEOS over every polygon */
+    bool reassign_ok;
+    int64_t reassign_deals;
+    double reassign_insert_s;
+    double reassign_first_s;
+    size_t reassign_first_moves;
+    double reassign_preview_s;
+    double reassign_apply_s;
+    size_t reassign_moves;
+    double reassign_raw_s; /* raw SQLite writes of as many owners */
 };
 
 /* ---- bench_env.c ---- */
 
-/* Starts the simulator of crm ("hubspot", "pipedrive"), builds the
- * database (org, connection, admin, import) and its copy for the ingest
- * run. Logs go to the work folder (a "-pipedrive" one for Pipedrive). */
+/* Starts the simulator of crm ("hubspot", "attio", "pipedrive"), builds
+ * the database (org, connection, admin, import) and, for HubSpot, its
+ * copy for the ingest run. Logs go to the work folder (crm's own under
+ * it). */
 fs_result bench_env_setup(struct bench_env *env,
                           const struct bench_options *opt, const char *crm);
 /* Starts `fieldsync serve` on db_path and port (0: any); fills *pid and
@@ -163,8 +189,12 @@ fs_result bench_latency(struct bench_env *env, struct bench_results *res);
 
 /* CRM calls per opt->edits field edits over as many deals. */
 fs_result bench_calls(struct bench_env *env, struct bench_results *res);
-/* The same against the Pipedrive environment, into res->pd_*. */
-fs_result bench_calls_pipedrive(struct bench_env *env,
-                                struct bench_results *res);
+
+/* ---- bench_territory.c ---- */
+
+/* Territory lookups per second and a reassignment of every deal, in a
+ * database of its own under work_dir. */
+fs_result bench_territory(const struct bench_options *opt, const char *work_dir,
+                          struct bench_results *res);
 
 #endif

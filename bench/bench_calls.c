@@ -201,27 +201,15 @@ fs_result bench_calls(struct bench_env *env, struct bench_results *res)
         res->edits = opt->edits;
         res->api_calls = after.api_calls - before.api_calls;
         res->batch_update_calls = kind_delta(&before, &after, "batch_update");
-        res->update_calls = kind_delta(&before, &after, "update");
         res->create_calls = kind_delta(&before, &after, "create") +
                             kind_delta(&before, &after, "batch_create");
+        res->record_writes = kind_delta(&before, &after, "update") +
+                             kind_delta(&before, &after, "assert");
         res->calls_ok = true;
         print_kinds(&before, &after);
     }
     json_decref(before.by_kind);
     json_decref(after.by_kind);
     http_client_free(client);
-    return result;
-}
-
-fs_result bench_calls_pipedrive(struct bench_env *env,
-                                struct bench_results *res)
-{
-    struct bench_results pd = {0};
-    fs_result result = bench_calls(env, &pd);
-
-    res->pd_calls_ok = pd.calls_ok;
-    res->pd_api_calls = pd.api_calls;
-    res->pd_update_calls = pd.update_calls;
-    res->pd_converge_seconds = pd.converge_seconds;
     return result;
 }

@@ -9,6 +9,7 @@
 #include "net/rate_governor.h"
 #include "providers/provider.h"
 #include "services/backstop.h"
+#include "services/connect.h"
 #include "store/store.h"
 
 #include <arpa/inet.h>
@@ -245,9 +246,45 @@ out:
     return result;
 }
 
+/* crmsim attio at its documented limits; its webhook is registered once
+ * the connection exists. */
+static fs_result start_attio_sim(struct bench_env *env)
+{
+    const struct bench_options *opt = env->opt;
+    char *port_file = xasprintf("%s/crmsim.port", env->work_dir);
+    char *hook = xasprintf("http://127.0.0.1:%u/webhooks/attio/0",
+                           (unsigned)env->fs_port);
+    const char *argv[] = {opt->crmsim_bin,
+                          "attio",
+                          "--listen",
+                          "127.0.0.1:0",
+                          "--port-file",
+                          port_file,
+                          "--data",
+                          opt->data_dir,
+                          "--webhook-url",
+                          hook,
+                          "--webhook-secret",
+                          BENCH_CLIENT_SECRET,
+                          "--token",
+                          BENCH_TOKEN,
+                          NULL};
+    uint16_t port = 0;
+
+    fs_result result =
+        start_listener(env, argv, "crmsim", port_file, &env->sim_pid, &port);
+    if (result == FS_OK)
+        env->sim_url = xasprintf("http://127.0.0.1:%u", (unsigned)port);
+    free(port_file);
+    free(hook);
+    return result;
+}
+
 static fs_result start_sim(struct bench_env *env)
 {
     const struct bench_options *opt = env->opt;
+    if (strcmp(env->crm, "attio") == 0)
+        return start_attio_sim(env);
     bool pipedrive = strcmp(env->crm, "pipedrive") == 0;
     char *port_file = xasprintf("%s/crmsim.port", env->work_dir);
     char *hook = xasprintf("http://127.0.0.1:%u/webhooks/%s",
@@ -381,47 +418,50 @@ static fs_result collect_deals(struct bench_env *env, struct store *store,
     return result;
 }
 
-/* The org, its HubSpot connection to the simulator, an admin, the import,
- * all in-process through the store, before any fieldsync runs. */
-/* A Pipedrive connection learns its custom field keys as `connect` does
- * and registers its webhook at the bench's fieldsync. */
-static fs_result prepare_pipedrive(struct connection *c)
+/* An Attio or Pipedrive connection as `connect CRM --public-url` makes
+ * it: the provider's check of the account (Attio's attribute map,
+ * Pipedrive's custom field keys), then the webhook registered at the
+ * fieldsync the bench starts later on fs_port. */
+static fs_result add_registered_connection(struct bench_env *env,
+                                           struct store *store, int64_t org_id,
+                                           int64_t *conn_id)
 {
-    struct provider_session session;
+    struct connection c = {
+        .org_id = org_id,
+        .provider = xstrdup(env->crm),
+        .base_url = xstrdup(env->sim_url),
+        .token = xstrdup(BENCH_TOKEN),
+        .active = true,
+    };
+    if (strcmp(env->crm, "pipedrive") == 0) {
+        c.account_id = xstrdup(BENCH_PD_COMPANY);
+        c.app_id = xstrdup(BENCH_PD_USER);
+        c.webhook_user = xstrdup(BENCH_PD_HOOK_USER);
+        c.rate_window = env->opt->rate_10s / 5;
+        c.rate_daily = SIM_RATE_DAILY;
+    }
     char *error = NULL;
+    char *public_url = xasprintf("http://127.0.0.1:%u", (unsigned)env->fs_port);
 
-    provider_session_open(c, IMPORT_TIMEOUT_MS, &session);
-    fs_result result =
-        provider_by_name("pipedrive")->prepare(&session, &c->settings, &error);
-    provider_session_close(&session);
+    fs_result result = connect_prepare(&c, IMPORT_TIMEOUT_MS, &error);
+    if (result == FS_OK)
+        result = store_connection_add(store, &c, conn_id);
+    if (result == FS_OK) {
+        free(error);
+        result = connect_register_webhook(store, &c, *conn_id, public_url,
+                                          IMPORT_TIMEOUT_MS, NULL, &error);
+    }
     if (result != FS_OK)
-        fprintf(stderr, "fsbench: pipedrive account: %s\n",
+        fprintf(stderr, "fsbench: the %s connection failed: %s\n", env->crm,
                 error ? error : fs_result_name(result));
+    free(public_url);
     free(error);
+    connection_clear(&c);
     return result;
 }
 
-static fs_result register_webhook(struct bench_env *env, struct connection *c,
-                                  int64_t id)
-{
-    struct provider_session session;
-    char *url = xasprintf("http://127.0.0.1:%u/webhooks/pipedrive/%lld",
-                          (unsigned)env->fs_port, (long long)id);
-    char *error = NULL;
-
-    c->id = id;
-    provider_session_open(c, IMPORT_TIMEOUT_MS, &session);
-    fs_result result =
-        provider_by_name("pipedrive")->register_webhook(&session, url, &error);
-    provider_session_close(&session);
-    if (result != FS_OK)
-        fprintf(stderr, "fsbench: pipedrive webhook: %s\n",
-                error ? error : fs_result_name(result));
-    free(error);
-    free(url);
-    return result;
-}
-
+/* The org, its connection to the simulator, an admin, the import, all
+ * in-process through the store, before any fieldsync runs. */
 static fs_result build_db(struct bench_env *env)
 {
     struct store *store = NULL;
@@ -440,27 +480,15 @@ static fs_result build_db(struct bench_env *env)
     int64_t org_id = 0;
     int64_t conn_id = 0;
     char *token = NULL;
-    bool pipedrive = strcmp(env->crm, "pipedrive") == 0;
 
-    if (pipedrive) {
-        conn.provider = "pipedrive";
-        conn.account_id = BENCH_PD_COMPANY;
-        conn.app_id = BENCH_PD_USER;
-        conn.webhook_user = BENCH_PD_HOOK_USER;
-        conn.rate_window = env->opt->rate_10s / 5;
-    }
     fs_result result = store_open(env->db_path, &store);
     if (result == FS_OK)
         result = store_org_add(store, BENCH_ORG, &org_id);
     conn.org_id = org_id;
-    if (result == FS_OK && pipedrive)
-        result = prepare_pipedrive(&conn);
-    if (result == FS_OK)
+    if (result == FS_OK && strcmp(env->crm, "hubspot") != 0)
+        result = add_registered_connection(env, store, org_id, &conn_id);
+    else if (result == FS_OK)
         result = store_connection_add(store, &conn, &conn_id);
-    if (result == FS_OK && pipedrive)
-        result = register_webhook(env, &conn, conn_id);
-    free(conn.settings);
-    conn.settings = NULL;
     if (result == FS_OK)
         result = store_user_add(store, org_id, "bench admin", NULL,
                                 USER_ROLE_ADMIN, NULL, NULL, &token);
@@ -519,11 +547,11 @@ fs_result bench_env_setup(struct bench_env *env,
     memset(env, 0, sizeof(*env));
     env->opt = opt;
     env->crm = crm;
-    char *dir = opt->work_dir ? xstrdup(opt->work_dir)
-                              : default_work_dir(opt->fieldsync_bin);
-    env->work_dir = strcmp(crm, "hubspot") == 0 ? xstrdup(dir)
-                                                : xasprintf("%s-%s", dir, crm);
-    free(dir);
+    char *base = opt->work_dir ? xstrdup(opt->work_dir)
+                               : default_work_dir(opt->fieldsync_bin);
+    env->work_dir = strcmp(crm, "hubspot") == 0 ? xstrdup(base)
+                                                : xasprintf("%s.%s", base, crm);
+    free(base);
     remove_tree(env->work_dir);
     if (mkdir(env->work_dir, 0700) != 0) {
         fprintf(stderr, "fsbench: cannot create %s: %s\n", env->work_dir,
@@ -541,7 +569,7 @@ fs_result bench_env_setup(struct bench_env *env,
     result = start_sim(env);
     if (result == FS_OK)
         result = build_db(env);
-    if (result == FS_OK)
+    if (result == FS_OK && strcmp(crm, "hubspot") == 0)
         result = bench_copy_db(env->db_path, env->ingest_db_path);
     size_t needed = 2 * (size_t)opt->samples + (size_t)opt->edits;
     if (result == FS_OK && env->n_deals < needed) {

@@ -7,8 +7,14 @@ set -euo pipefail
 packages=(
     build-essential cmake pkg-config clang clang-format
     libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev
-    libssl-dev libgeos-dev libcmocka-dev curl
+    libssl-dev libgeos-dev libcmocka-dev curl openssl
 )
+
+# npm installs the spec tests' validating proxy (scripts/install-prism.sh);
+# a Node.js that brings its own npm is kept as it is.
+if ! command -v npm >/dev/null 2>&1; then
+    packages+=(nodejs npm)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

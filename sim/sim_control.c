@@ -38,6 +38,8 @@ struct sim_control {
     int64_t rate_limited;
     int64_t faults_5xx;
     int64_t faults_timeout;
+    int64_t auth_refused; /* calls refused for their credentials */
+    int64_t auth_expired; /* of them, with an access token past its life */
 };
 
 /* One control request on its way through a handler. */
@@ -82,6 +84,15 @@ void sim_control_count_call(struct sim_control *ctl, int kind, bool limited)
         ctl->by_kind[kind]++;
     if (limited)
         ctl->rate_limited++;
+    pthread_mutex_unlock(&ctl->mu);
+}
+
+void sim_control_count_refused(struct sim_control *ctl, bool expired)
+{
+    pthread_mutex_lock(&ctl->mu);
+    ctl->auth_refused++;
+    if (expired)
+        ctl->auth_expired++;
     pthread_mutex_unlock(&ctl->mu);
 }
 
@@ -641,6 +652,8 @@ static void get_stats(struct call *c)
         (json_int_t)ws.events_dropped, "events_duplicated",
         (json_int_t)ws.events_duplicated, "pending_deliveries",
         (json_int_t)ws.pending_deliveries);
+    json_object_set_new(obj, "auth_refused", json_integer(ctl->auth_refused));
+    json_object_set_new(obj, "auth_expired", json_integer(ctl->auth_expired));
     pthread_mutex_unlock(&ctl->mu);
     sim_reply(c->resp, 200, obj);
 }
@@ -656,6 +669,8 @@ static void reset_stats(struct call *c)
     ctl->rate_limited = 0;
     ctl->faults_5xx = 0;
     ctl->faults_timeout = 0;
+    ctl->auth_refused = 0;
+    ctl->auth_expired = 0;
     pthread_mutex_unlock(&ctl->mu);
     get_stats(c);
 }

@@ -71,6 +71,9 @@ void sim_control_on_request(void *ctx, const struct http_request *req,
 /* Counts one API call of that kind (an index into call_kinds); limited
  * when the front-end refused it for a rate limit. */
 void sim_control_count_call(struct sim_control *ctl, int kind, bool limited);
+/* Counts one API call refused for its credentials; expired when its
+ * access token had outlived its lifetime. */
+void sim_control_count_refused(struct sim_control *ctl, bool expired);
 /* Rolls the API fault dice for an admitted call. */
 enum sim_api_fault sim_control_roll_fault(struct sim_control *ctl, int *status);
 

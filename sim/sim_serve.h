@@ -35,6 +35,7 @@ enum {
     SIM_OPT_PORT_FILE,
     SIM_OPT_SEED,
     SIM_OPT_LOG_LEVEL,
+    SIM_OPT_WEBHOOK_CA,
 };
 
 /* A getopt_long table: the front-end's own entries (up to their zero

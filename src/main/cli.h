@@ -40,9 +40,11 @@ int cli_parse(int argc, char **argv, const char *usage, struct cli_option *opts,
 
 struct store;
 
-/* Opens the --db database; on failure prints why and returns
- * CLI_EXIT_FAIL. */
+/* Opens the --db database, which must exist; on failure prints why and
+ * returns CLI_EXIT_FAIL. */
 int cli_open_store(struct store **out);
+/* The same, making the database when there is none (org add). */
+int cli_create_store(struct store **out);
 /* The org's id by name; prints why and returns CLI_EXIT_FAIL when none. */
 int cli_find_org(struct store *s, const char *name, int64_t *id);
 
@@ -65,6 +67,8 @@ int cli_org(int argc, char **argv);
 int cli_user(int argc, char **argv);
 int cli_status(int argc, char **argv);
 int cli_retry(int argc, char **argv);
+/* Written apart: src/main/cli_territory.c. */
+int cli_territory(int argc, char **argv);
 
 /* Written apart: src/main/import_cmd.c, src/main/cli_connect.c,
  * src/main/cli_stages.c, src/main/cli_switch.c and src/main/demo.c. */

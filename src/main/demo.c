@@ -1,8 +1,8 @@
-/* `fieldsync demo`: the service and a simulated CRM (HubSpot, or
- * Pipedrive with --crm) side by side on loopback, an import, a working day of
- * edits on both sides with webhook faults, a field-by-field check that both
- * sides converged, a report, and (unless --once) the service left running for
- * curl. */
+/* `fieldsync demo`: the service and a simulated CRM (HubSpot, or Attio or
+ * Pipedrive with --crm) side by side on loopback, an import, a working day
+ * of edits on both sides with webhook faults, a field-by-field check that
+ * both sides converged, a report, and (unless --once) the service left
+ * running for curl. */
 #include "demo_internal.h"
 
 #include "base/alloc.h"
@@ -13,6 +13,7 @@
 #include "providers/provider.h"
 #include "services/app.h"
 #include "services/backstop.h"
+#include "services/connect.h"
 #include "services/stages.h"
 #include "store/store.h"
 
@@ -29,14 +30,22 @@
 #define DEMO_ORG "demo"
 #define DEMO_APP_ID "1988123"
 #define DEMO_PORTAL_ID "44012345"
+#define DEMO_BACKSTOP_MS 2000
+#define DEMO_PUSH_WINDOW_MS 20
+#define DEMO_SIM_START_MS 60000
+#define DEMO_SIM_STOP_MS 5000
+#define DEMO_MAX_EDITS 1000000
+#define DEMO_PAGE 1000
 #define DEMO_PD_COMPANY "9120044"
 #define DEMO_PD_USER "13377001"
 #define DEMO_PD_HOOK_USER "fieldsync-demo"
 
-/* HubSpot: a private app on Free or Starter. Pipedrive: an API token on
- * Premium (100 calls per 2 s), 30,000 tokens x 5 x 35 seats a day. */
+/* HubSpot: a private app on Free or Starter. Attio: its published API
+ * limits. Pipedrive: an API token on Premium (100 calls per 2 s), 30,000
+ * tokens x 5 x 35 seats a day. */
 static const struct demo_crm demo_crms[] = {
     {"hubspot", "HubSpot", 100, 10000, 250000},
+    {"attio", "Attio", DEMO_ATTIO_READS, 1000, 0},
     {"pipedrive", "Pipedrive", 100, 2000, 5250000},
 };
 
@@ -49,21 +58,15 @@ const struct demo_crm *demo_crm_by_name(const char *name)
     }
     return NULL;
 }
-#define DEMO_BACKSTOP_MS 2000
-#define DEMO_PUSH_WINDOW_MS 20
-#define DEMO_SIM_START_MS 60000
-#define DEMO_SIM_STOP_MS 5000
-#define DEMO_MAX_EDITS 1000000
-#define DEMO_PAGE 1000
 
 static void demo_usage(FILE *out)
 {
     fputs("usage: fieldsync demo [options]\n"
-          "Runs fieldsync against a simulated CRM: import, a day of edits on\n"
-          "both sides with webhook faults, a check that both sides agree, and\n"
-          "a report.\n"
+          "Runs fieldsync against a simulated CRM: import, a day of edits\n"
+          "on both sides with webhook faults, a check that both sides agree,\n"
+          "and a report.\n"
           "\n"
-          "  --crm NAME      hubspot (default) or pipedrive\n"
+          "  --crm CRM       hubspot (default), attio or pipedrive\n"
           "  --data DIR      seed CSVs (default ../shared/data/crm_deals)\n"
           "  --once          stop after the report; exit 0 when converged\n"
           "  --workdir DIR   where the database and logs go (default: a new\n"
@@ -128,13 +131,13 @@ static int parse_options(int argc, char **argv, struct demo_options *opt)
             opt->once = true;
             continue;
         }
-        if (take_value(argc, argv, &i, "--data", &opt->data_dir) ||
+        if (take_value(argc, argv, &i, "--crm", &crm) ||
+            take_value(argc, argv, &i, "--data", &opt->data_dir) ||
             take_value(argc, argv, &i, "--workdir", &opt->workdir) ||
             take_value(argc, argv, &i, "--crmsim", &opt->crmsim) ||
             take_value(argc, argv, &i, "--listen", &opt->listen) ||
             take_value(argc, argv, &i, "--edits", &edits) ||
-            take_value(argc, argv, &i, "--seed", &seed) ||
-            take_value(argc, argv, &i, "--crm", &crm))
+            take_value(argc, argv, &i, "--seed", &seed))
             continue;
         fprintf(stderr, "fieldsync demo: unknown or incomplete option '%s'\n",
                 argv[i]);
@@ -143,7 +146,8 @@ static int parse_options(int argc, char **argv, struct demo_options *opt)
     }
     opt->crm = demo_crm_by_name(crm);
     if (!opt->crm) {
-        fprintf(stderr, "fieldsync demo: --crm takes hubspot or pipedrive\n");
+        fprintf(stderr, "fieldsync demo: --crm is hubspot, attio or "
+                        "pipedrive\n");
         return 2;
     }
     if (edits) {
@@ -304,31 +308,49 @@ static fs_result start_service(struct demo *d)
 static fs_result start_crmsim(struct demo *d, const char *token,
                               const char *secret)
 {
+    const struct demo_crm *crm = d->opt.crm;
     char *crmsim = d->opt.crmsim ? xstrdup(d->opt.crmsim) : default_crmsim();
     char *port_file = xasprintf("%s/crmsim.port", d->workdir);
     char *log_path = xasprintf("%s/crmsim.log", d->workdir);
-    /* Pipedrive's webhook is registered once the connection exists. */
-    char *hook = xasprintf("%s/webhooks/%s", d->api_base, d->opt.crm->name);
+    /* Attio's and Pipedrive's webhooks are registered once the connection
+     * exists (their URL holds the connection's id); until then nothing
+     * changes. */
+    char *hook = strcmp(crm->name, "attio") == 0
+                     ? xasprintf("%s/webhooks/attio/0", d->api_base)
+                     : xasprintf("%s/webhooks/%s", d->api_base, crm->name);
     char *seed = xasprintf("%" PRIu64, d->opt.seed);
-    char *rate = xasprintf("%d", d->opt.crm->rate_window);
-    char *daily = xasprintf("%d", d->opt.crm->rate_daily);
+    char *rate = xasprintf("%d", crm->rate_window);
+    char *daily = xasprintf("%d", crm->rate_daily);
+    char *units = demo_geo_path(d, "uk_postcode_units_area_M.csv");
+    bool placed = access(units, R_OK) == 0;
     char *port_text = NULL;
-    const char *hubspot_words[] = {
-        "--client-secret", secret,       "--app-id", DEMO_APP_ID, "--portal-id",
-        DEMO_PORTAL_ID,    "--rate-10s", rate,       NULL};
+    const char *hubspot_words[] = {"--client-secret",
+                                   secret,
+                                   "--app-id",
+                                   DEMO_APP_ID,
+                                   "--portal-id",
+                                   DEMO_PORTAL_ID,
+                                   "--rate-10s",
+                                   rate,
+                                   placed ? "--postcodes" : NULL,
+                                   units,
+                                   NULL};
+    const char *attio_words[] = {"--webhook-secret", secret, NULL};
+    /* Attio and Pipedrive write a deal a call: their deals get no
+     * postcodes, so the territory step moves none (8,000 owner changes
+     * would take minutes at their budgets; docs/DEMO.md). */
     const char *pipedrive_words[] = {
         "--company-id", DEMO_PD_COMPANY, "--user-id", DEMO_PD_USER, "--rate-2s",
         rate,           "--rate-daily",  daily,       NULL};
-    const char *const *crm_words = strcmp(d->opt.crm->name, "pipedrive") == 0
+    const char *const *crm_words = strcmp(crm->name, "attio") == 0 ? attio_words
+                                   : strcmp(crm->name, "pipedrive") == 0
                                        ? pipedrive_words
                                        : hubspot_words;
-    const char *argv[32] = {crmsim,          d->opt.crm->name,
-                            "--listen",      "127.0.0.1:0",
-                            "--port-file",   port_file,
-                            "--data",        d->opt.data_dir,
-                            "--webhook-url", hook,
-                            "--token",       token,
-                            "--seed",        seed};
+    const char *argv[32] = {
+        crmsim,          crm->name, "--listen", "127.0.0.1:0",
+        "--port-file",   port_file, "--data",   d->opt.data_dir,
+        "--webhook-url", hook,      "--token",  token,
+        "--seed",        seed};
     size_t argc = 14;
     for (size_t i = 0; crm_words[i]; i++)
         argv[argc++] = crm_words[i];
@@ -356,6 +378,7 @@ static fs_result start_crmsim(struct demo *d, const char *token,
 
 out:
     free(port_text);
+    free(units);
     free(daily);
     free(rate);
     free(seed);
@@ -366,73 +389,50 @@ out:
     return result;
 }
 
-/* A Pipedrive connection learns its custom field keys as `connect` does
- * (prepare), and registers its webhook once its id is known. */
-static fs_result prepare_pipedrive(struct connection *c)
-{
-    const struct provider *p = provider_by_name(c->provider);
-    struct provider_session session;
-    char *settings = NULL;
-    char *error = NULL;
-
-    provider_session_open(c, 30000, &session);
-    fs_result result = p->prepare(&session, &settings, &error);
-    provider_session_close(&session);
-    if (result != FS_OK)
-        fprintf(stderr,
-                "fieldsync demo: the simulated account does not "
-                "fit: %s\n",
-                error ? error : fs_result_name(result));
-    free(error);
-    c->settings = settings;
-    return result;
-}
-
-static fs_result register_pipedrive_webhook(struct demo *d,
-                                            struct connection *c)
-{
-    const struct provider *p = provider_by_name(c->provider);
-    struct provider_session session;
-    char *url =
-        xasprintf("%s/webhooks/pipedrive/%" PRId64, d->api_base, d->conn_id);
-    char *error = NULL;
-
-    c->id = d->conn_id;
-    provider_session_open(c, 30000, &session);
-    fs_result result = p->register_webhook(&session, url, &error);
-    provider_session_close(&session);
-    if (result != FS_OK)
-        fprintf(stderr, "fieldsync demo: cannot register the webhook: %s\n",
-                error ? error : fs_result_name(result));
-    free(error);
-    free(url);
-    return result;
-}
-
+/* The connection as `fieldsync connect` makes it: the provider checks
+ * the account and learns what it maps (Attio's attributes, Pipedrive's
+ * custom field keys), then, for a CRM whose webhooks are registered
+ * through its API, the webhook is registered with the simulator and its
+ * secret kept (connect --public-url). */
 static fs_result add_connection(struct demo *d, struct store *store,
                                 const char *token, const char *secret)
 {
     const struct demo_crm *crm = d->opt.crm;
+    bool hubspot = strcmp(crm->name, "hubspot") == 0;
     bool pipedrive = strcmp(crm->name, "pipedrive") == 0;
     struct connection c = {
         .org_id = d->org_id,
         .provider = xstrdup(crm->name),
         .base_url = xstrdup(d->sim_base),
-        .account_id = xstrdup(pipedrive ? DEMO_PD_COMPANY : DEMO_PORTAL_ID),
-        .app_id = xstrdup(pipedrive ? DEMO_PD_USER : DEMO_APP_ID),
         .token = xstrdup(token),
-        .client_secret = xstrdup(secret),
-        .webhook_user = pipedrive ? xstrdup(DEMO_PD_HOOK_USER) : NULL,
         .rate_window = crm->rate_window,
         .rate_daily = crm->rate_daily,
         .active = false,
     };
+    if (hubspot) {
+        c.account_id = xstrdup(DEMO_PORTAL_ID);
+        c.app_id = xstrdup(DEMO_APP_ID);
+        c.client_secret = xstrdup(secret);
+    } else if (pipedrive) {
+        c.account_id = xstrdup(DEMO_PD_COMPANY);
+        c.app_id = xstrdup(DEMO_PD_USER);
+        c.webhook_user = xstrdup(DEMO_PD_HOOK_USER);
+    }
+    const struct provider *p = provider_by_name(c.provider);
+    char *error = NULL;
 
-    fs_result result = pipedrive ? prepare_pipedrive(&c) : FS_OK;
+    fs_result result = connect_prepare(&c, DEMO_HTTP_TIMEOUT_MS, &error);
     if (result == FS_OK)
         result = store_connection_add(store, &c, &d->conn_id);
-    if (result == FS_OK && pipedrive)
-        result = register_pipedrive_webhook(d, &c);
+    if (result == FS_OK && p->register_webhook) {
+        free(error);
+        result = connect_register_webhook(store, &c, d->conn_id, d->api_base,
+                                          DEMO_HTTP_TIMEOUT_MS, NULL, &error);
+    }
+    if (result != FS_OK)
+        fprintf(stderr, "fieldsync demo: the %s connection failed: %s\n",
+                crm->label, error ? error : fs_result_name(result));
+    free(error);
     connection_clear(&c);
     return result;
 }
@@ -447,6 +447,7 @@ static fs_result import_and_activate(struct demo *d, struct store *store)
     fs_result result = store_connection_get(store, d->conn_id, &conn);
     if (result != FS_OK)
         return result;
+    d->synced = provider_synced_fields(&conn);
     struct http_client *http = http_client_new();
     struct provider_session session = app_session(d->app, &conn, http);
 
@@ -735,7 +736,7 @@ int demo_main(int argc, char **argv)
     if (make_workdir(&d) != FS_OK || create_org(&d) != FS_OK ||
         set_up(&d) != FS_OK)
         goto out;
-    if (demo_run_day(&d) != FS_OK)
+    if (demo_run_day(&d) != FS_OK || demo_territories(&d) != FS_OK)
         goto out;
     if (demo_converge(&d, &differences) != FS_OK)
         goto out;

@@ -51,8 +51,13 @@ fs_result demo_http_json(struct http_client *http, const char *method,
 
 /* ---- the demo's state ---- */
 
+/* The connection's Attio budgets: calls per second. */
+#define DEMO_ATTIO_READS 100
+#define DEMO_ATTIO_WRITES 25
+
 /* The CRM a demo runs against and the connection's budget there: calls
- * per rolling window, and per day (calls, or Pipedrive's tokens). */
+ * per rolling window (Attio: reads, its writes are DEMO_ATTIO_WRITES),
+ * and per day (calls, or Pipedrive's tokens; 0: no daily budget). */
 struct demo_crm {
     const char *name;  /* crmsim's and connect's word */
     const char *label; /* for the report */
@@ -61,7 +66,7 @@ struct demo_crm {
     int rate_daily;
 };
 
-/* The CRM named name ("hubspot", "pipedrive"), or NULL. */
+/* The CRM named name ("hubspot", "attio", "pipedrive"), or NULL. */
 const struct demo_crm *demo_crm_by_name(const char *name);
 
 struct demo_options {
@@ -113,8 +118,28 @@ struct demo_samples {
     size_t timed_out;
 };
 
+/* What the territory step did, for the report. */
+struct demo_territories {
+    bool ran;
+    size_t count;       /* territories imported */
+    size_t repairs;     /* polygons the import repaired */
+    size_t deals;       /* deals looked at */
+    size_t placed;      /* in a territory */
+    size_t unplaced;    /* in none */
+    size_t first_moves; /* owners the first import set */
+    size_t block_districts;
+    char from[128];
+    char to[128];
+    size_t block_moves;
+    bool preview_equal;
+    size_t block_inside; /* moved deals whose point is in the block */
+    size_t block_in_crm; /* moved deals the CRM shows with the new owner */
+    double seconds;
+};
+
 struct demo {
     struct demo_options opt;
+    unsigned synced; /* the deal fields the connection syncs */
     char *workdir;
     char *db_path;
     char *api_base; /* http://127.0.0.1:<port> */
@@ -153,6 +178,7 @@ struct demo {
     size_t won_earlier; /* conflicts where the earlier edit won: wrong */
     size_t deals_compared;
     bool settled;
+    struct demo_territories territories;
     json_t *sim_stats; /* the simulator's counters after convergence */
 
     /* Set by the signal thread on SIGINT or SIGTERM. */
@@ -163,6 +189,15 @@ struct demo {
 fs_result demo_run_day(struct demo *d);
 /* Turns the simulator's webhook faults on (the day's mix) or off. */
 fs_result demo_set_faults(struct demo *d, struct http_client *http, bool on);
+/* Step 2b: territories from the real district polygons, and a block of
+ * districts moved (src/main/demo_territory.c); skipped without the
+ * geo_uk files beside the pipeline. */
+fs_result demo_territories(struct demo *d);
+void demo_report_territories(const struct demo *d);
+/* A file of the shared geo_uk folder beside the pipeline's; the caller
+ * frees. */
+char *demo_geo_path(const struct demo *d, const char *file);
+
 /* Step 3: waits for the sync to settle and compares both sides; the
  * differences found go to *differences_out. */
 fs_result demo_converge(struct demo *d, size_t *differences_out);

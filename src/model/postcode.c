@@ -160,6 +160,49 @@ fs_result postcode_normalize(const char *text, char **out)
     return FS_OK;
 }
 
+static void put_prefix(char out[][POSTCODE_MAX_LEN + 1], size_t *n,
+                       const char *s, size_t len)
+{
+    if (len > POSTCODE_MAX_LEN || *n >= POSTCODE_MAX_PREFIXES)
+        return;
+    memcpy(out[*n], s, len);
+    out[*n][len] = '\0';
+    (*n)++;
+}
+
+size_t postcode_prefixes(const char *canonical,
+                         char out[POSTCODE_MAX_PREFIXES][POSTCODE_MAX_LEN + 1])
+{
+    size_t len = strlen(canonical);
+    const char *space = strchr(canonical, ' ');
+    const char *dash = strchr(canonical, '-');
+    size_t n = 0;
+
+    put_prefix(out, &n, canonical, len);
+    if (dash && all_digits(canonical, (size_t)(dash - canonical))) {
+        put_prefix(out, &n, canonical, (size_t)(dash - canonical));
+        return n;
+    }
+    size_t outward = space ? (size_t)(space - canonical) : len;
+    if (!uk_outward(canonical, outward))
+        return n;
+    if (space) {
+        const char *inward = space + 1;
+        size_t in_len = len - outward - 1;
+        if (in_len == 3 && is_digit(inward[0]) && is_alpha(inward[1]) &&
+            is_alpha(inward[2]))
+            put_prefix(out, &n, canonical, outward + 2);
+        else if (in_len != 1 || !is_digit(inward[0]))
+            return n; /* not a UK sector or unit: only itself */
+        put_prefix(out, &n, canonical, outward);
+    }
+    size_t area = 0;
+    while (area < outward && is_alpha(canonical[area]))
+        area++;
+    put_prefix(out, &n, canonical, area);
+    return n;
+}
+
 static bool parse_degrees(const char *s, const char *end, double lo, double hi,
                           double *out)
 {
@@ -198,4 +241,22 @@ char *location_format(double lat, double lng)
     double la = round(lat * 1e6) / 1e6;
     double lo = round(lng * 1e6) / 1e6;
     return xasprintf("%.6f,%.6f", la == 0 ? 0.0 : la, lo == 0 ? 0.0 : lo);
+}
+
+const char *postcode_country(const char *canonical)
+{
+    size_t n = canonical ? strlen(canonical) : 0;
+    const char *space = canonical ? strchr(canonical, ' ') : NULL;
+
+    if (n == 5 && all_digits(canonical, 5))
+        return "US";
+    if (n == 10 && all_digits(canonical, 5) && canonical[5] == '-' &&
+        all_digits(canonical + 6, 4))
+        return "US";
+    /* A full UK unit: outward code, space, digit and two letters. */
+    if (space && strlen(space + 1) == 3 &&
+        uk_outward(canonical, (size_t)(space - canonical)) &&
+        is_digit(space[1]) && is_alpha(space[2]) && is_alpha(space[3]))
+        return "GB";
+    return NULL;
 }

@@ -20,6 +20,22 @@
  * caller frees *out. */
 fs_result postcode_normalize(const char *text, char **out);
 
+/* The ISO 3166-1 country a canonical postcode's form belongs to: "GB"
+ * for a full UK unit, "US" for a ZIP or ZIP+4; NULL when the form says
+ * nothing (an outward code alone, another country's). */
+const char *postcode_country(const char *canonical);
+/* Most prefixes postcode_prefixes gives. */
+#define POSTCODE_MAX_PREFIXES 4
+
+/* The places a canonical postcode falls under, most specific first, each
+ * itself a canonical postcode: a UK unit "M1 1AE" gives "M1 1AE", its
+ * sector "M1 1", district "M1" and area "M"; a sector or a district
+ * gives itself and what is above it; a ZIP+4 "02134-1234" gives itself and
+ * "02134"; anything else only itself. Prefixes end at word boundaries, so
+ * "M11 1AA" never falls under "M1". Returns the count written to out. */
+size_t postcode_prefixes(const char *canonical,
+                         char out[POSTCODE_MAX_PREFIXES][POSTCODE_MAX_LEN + 1]);
+
 /* Parses "lat,lng" (decimal degrees, WGS84) and checks the ranges. */
 fs_result location_parse(const char *text, double *lat, double *lng);
 

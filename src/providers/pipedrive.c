@@ -46,8 +46,11 @@
 /* A 403 answered as an HTML page is Cloudflare blocking a client that
  * kept calling after 429s: back off hard. */
 #define PD_BLOCKED_PAUSE_MS 60000
-/* Added to the burst window the governor counts in. */
-#define PD_WINDOW_SLACK_MS 200
+/* Added to the burst window the governor counts in (as HubSpot's
+ * HS_WINDOW_MARGIN_MS): Pipedrive counts a call when it arrives. */
+#define PD_WINDOW_MARGIN_MS 200
+/* Random bytes of a webhook password fieldsync makes (hex). */
+#define PIPEDRIVE_HOOK_PASSWORD_BYTES 24
 /* PATCHes of one pass in flight at once. */
 #define PD_WRITE_PARALLEL 4
 /* Burst 429s one call waits out before giving up. */
@@ -716,24 +719,13 @@ static void pd_reply_clear(struct pd_reply *r)
 
 static fs_result pd_status_result(long status)
 {
-    if (status >= 200 && status < 300)
-        return FS_OK;
     switch (status) {
-    case 400:
-    case 422:
-        return FS_ERR_INVALID;
-    case 401:
-        return FS_ERR_AUTH;
-    case 402:
-    case 403:
+    case 402: /* the company's plan lacks the feature */
         return FS_ERR_FORBIDDEN;
-    case 404:
     case 410:
         return FS_ERR_NOT_FOUND;
-    case 429:
-        return FS_ERR_RATE_LIMITED;
     default:
-        return status >= 500 ? FS_ERR_UNAVAILABLE : FS_ERR_REMOTE;
+        return provider_status_result(status);
     }
 }
 
@@ -947,8 +939,7 @@ static void pd_parse_page(const struct connection *conn, const struct pd_map *m,
     {
         struct crm_deal *d = crm_deal_list_add(l);
         if (pd_deal_from_json(conn, m, obj, d) != FS_OK) {
-            crm_deal_clear(d);
-            l->count--;
+            crm_deal_list_drop_last(l);
         } else if (archived) {
             d->archived = true;
         }
@@ -1432,7 +1423,6 @@ static bool whole_call(fs_result code)
            code == FS_ERR_TIMEOUT;
 }
 
-/* Sends one deal's body; records the outcome in r. */
 /* Records a write's answer in r; returns the whole-call failure it is,
  * or FS_OK. */
 static fs_result pd_take_answer(long status, const json_t *body,
@@ -1460,8 +1450,35 @@ static fs_result pd_take_answer(long status, const json_t *body,
     return whole_call(code) ? code : FS_OK;
 }
 
+/* What Pipedrive put in fields a create left empty (every deal has a
+ * stage, and an owner: the token's user when none is given), taken as
+ * the CRM's values. */
+static void pd_take_defaults(const struct connection *conn,
+                             const struct crm_write *w, const json_t *body,
+                             struct crm_write_result *r)
+{
+    struct pd_map m;
+    struct crm_deal d;
+
+    pd_map_load(conn, &m);
+    if (pd_deal_from_json(conn, &m, json_object_get(body, "data"), &d) ==
+        FS_OK) {
+        for (int f = 0; f < DEAL_FIELD_COUNT; f++) {
+            if (!w->present[f] && d.values[f]) {
+                r->defaults[f] = d.values[f];
+                d.values[f] = NULL;
+            }
+        }
+    }
+    crm_deal_clear(&d);
+    pd_map_clear(&m);
+}
+
+/* Sends one deal's body; records the outcome in r, and for a create
+ * (created set) the values Pipedrive gave the fields it left empty. */
 static fs_result pd_send_deal(struct provider_session *s, const char *method,
                               const char *path, int cost, const char *body,
+                              const struct crm_write *created,
                               struct crm_write_result *r)
 {
     json_t *json = json_loads(body, 0, NULL);
@@ -1471,6 +1488,8 @@ static fs_result pd_send_deal(struct provider_session *s, const char *method,
     json_decref(json);
     if (result == FS_OK || (result == FS_ERR_REMOTE && reply.status < 300))
         result = pd_take_answer(reply.status, reply.json, r);
+    if (result == FS_OK && r->result == FS_OK && created)
+        pd_take_defaults(s->conn, created, reply.json, r);
     pd_reply_clear(&reply);
     return result;
 }
@@ -1491,7 +1510,7 @@ static fs_result pd_update_one(struct provider_session *s,
     }
     esc = provider_url_escape(crm_id);
     path = xasprintf("/api/v2/deals/%s", esc);
-    result = pd_send_deal(s, "PATCH", path, COST_DEAL_UPDATE, body, r);
+    result = pd_send_deal(s, "PATCH", path, COST_DEAL_UPDATE, body, NULL, r);
     free(path);
     free(esc);
     free(body);
@@ -1562,8 +1581,8 @@ static fs_result pd_create_one(struct provider_session *s,
         if (result == FS_OK && r->result == FS_OK && !r->crm_id)
             r->crm_id = xstrdup(existing);
     } else if (result == FS_ERR_NOT_FOUND) {
-        result =
-            pd_send_deal(s, "POST", "/api/v2/deals", COST_DEAL_CREATE, body, r);
+        result = pd_send_deal(s, "POST", "/api/v2/deals", COST_DEAL_CREATE,
+                              body, w, r);
     }
     free(existing);
     free(body);
@@ -1999,15 +2018,23 @@ out:
 
 /* Deletes webhooks already registered at url (their credentials may be
  * old), then registers one for every deal event, webhooks v2, with the
- * connection's Basic credentials. */
+ * connection's Basic user and password (a fresh random one when it has
+ * none), which is *secret. */
 static fs_result pd_register_webhook(struct provider_session *s,
-                                     const char *url, char **error)
+                                     const char *url, char **secret,
+                                     char **error)
 {
     struct pd_reply reply = {0};
     fs_result result;
     size_t i;
     const json_t *hook;
+    /* Pipedrive sends back whatever password it was given: ours to make,
+     * unless the connection brings one. */
+    char *password = s->conn->client_secret && *s->conn->client_secret
+                         ? xstrdup(s->conn->client_secret)
+                         : crypto_random_hex(PIPEDRIVE_HOOK_PASSWORD_BYTES);
 
+    *secret = NULL;
     *error = NULL;
     result = pd_get(s, COST_WEBHOOKS, "/v1/webhooks", &reply);
     if (result != FS_OK) {
@@ -2036,8 +2063,7 @@ static fs_result pd_register_webhook(struct provider_session *s,
                   url, "event_action", "*", "event_object", "deal", "name",
                   "fieldsync", "version", "2.0", "http_auth_user",
                   s->conn->webhook_user ? s->conn->webhook_user : "",
-                  "http_auth_password",
-                  s->conn->client_secret ? s->conn->client_secret : "");
+                  "http_auth_password", password);
     result = pd_call(s, CALL_READ, COST_WEBHOOK_ADD, "POST", "/v1/webhooks",
                      body, &reply);
     json_decref(body);
@@ -2051,9 +2077,13 @@ static fs_result pd_register_webhook(struct provider_session *s,
                            detail ? " " : "", detail ? detail : "");
         free(detail);
         free(message);
+    } else {
+        *secret = password;
+        password = NULL;
     }
 out:
     pd_reply_clear(&reply);
+    free(password);
     return result;
 }
 
@@ -2064,7 +2094,7 @@ static void pd_rate_budget(const struct connection *conn, enum call_class cls,
         conn->rate_window > 0 ? conn->rate_window : PD_DEFAULT_WINDOW_CALLS;
     /* Counted a little longer than Pipedrive's window: a call's time on
      * the wire must not put it in a window Pipedrive still counts full. */
-    out->window_ms = PIPEDRIVE_WINDOW_MS + PD_WINDOW_SLACK_MS;
+    out->window_ms = PIPEDRIVE_WINDOW_MS + PD_WINDOW_MARGIN_MS;
     out->daily_units =
         conn->rate_daily > 0 ? conn->rate_daily : PD_DEFAULT_DAILY_TOKENS;
 }

@@ -60,6 +60,12 @@ struct crm_event {
 
 void crm_event_clear(struct crm_event *event);
 
+/* A field time meaning "the CRM holds this value now, since a time it
+ * does not show" (Attio shows an emptied attribute without the time it
+ * was emptied). The merge takes such a value only where no local edit
+ * waits (model/merge.h, merge_crm_untimed). */
+#define CRM_TIME_UNKNOWN (-1)
+
 /* An earlier value of a field, from the CRM's history. */
 struct crm_past_value {
     char *value; /* canonical, NULL: cleared */
@@ -69,7 +75,7 @@ struct crm_past_value {
 
 /* A deal as read from the CRM, values canonical. times[] holds each
  * field's CRM modification time when the read asked for it, else the
- * deal's own modification time. */
+ * deal's own modification time, or CRM_TIME_UNKNOWN. */
 struct crm_deal {
     char *crm_id;
     char *our_id; /* our record id stored in the CRM, or NULL */
@@ -88,6 +94,21 @@ struct crm_deal {
 
 void crm_deal_clear(struct crm_deal *deal);
 void crm_deals_free(struct crm_deal *deals, size_t n);
+
+/* A growing list of deals a read builds; start it zeroed. */
+struct crm_deal_list {
+    struct crm_deal *items;
+    size_t count;
+    size_t cap;
+};
+
+/* A new zeroed deal at the end of the list. */
+struct crm_deal *crm_deal_list_add(struct crm_deal_list *l);
+/* Frees the last deal, one that turned out unreadable. */
+void crm_deal_list_drop_last(struct crm_deal_list *l);
+/* Hands the deals over (NULL when none) and empties the list. */
+void crm_deal_list_give(struct crm_deal_list *l, struct crm_deal **out,
+                        size_t *count);
 
 /* One record to write. present[] marks the fields to send (every field
  * with a value for a create); values[] holds all the record's values, for
@@ -110,6 +131,12 @@ struct crm_write_result {
     char *crm_id;     /* set on success (the new id for creates) */
     char *error;      /* the CRM's message on failure */
     int64_t time;     /* CRM modification time of the write, if known */
+    char *writer_id;  /* who the CRM says made the write, when it names
+                       * our credentials only that way (Attio's token
+                       * actor id), so the connection learns it */
+    /* On a create: values the CRM gave fields the write left empty (an
+     * Attio status attribute's default), taken as the CRM's change. */
+    char *defaults[DEAL_FIELD_COUNT];
 };
 
 void crm_write_results_clear(struct crm_write_result *results, size_t n);
@@ -130,19 +157,28 @@ void crm_owners_free(struct crm_owner *owners, size_t n);
 void crm_stages_free(struct crm_stage *stages, size_t n);
 
 /* Calls are governed by class: some CRMs budget reads and writes apart
- * (Attio: 100 reads and 25 writes a second). */
+ * (Attio: 100 reads and 25 writes a second), some searches apart
+ * (HubSpot: 5 a second, outside its ten-second window). */
 enum call_class {
     CALL_READ,
     CALL_WRITE,
+    CALL_SEARCH,
 };
 
+struct oauth_keeper;
+struct oauth_grant;
+struct oauth_tokens;
+
 /* What a provider call needs: the connection, a client for this thread,
- * and the connection's rate governors (shared between threads). */
+ * the connection's rate governors and OAuth token keeper (both shared
+ * between threads). */
 struct provider_session {
     const struct connection *conn;
     struct http_client *http;
-    struct rate_governor *governor;       /* reads, and writes unless: */
-    struct rate_governor *write_governor; /* NULL: writes use governor */
+    struct rate_governor *governor;        /* reads, and the rest unless: */
+    struct rate_governor *write_governor;  /* NULL: writes use governor */
+    struct rate_governor *search_governor; /* NULL: searches use governor */
+    struct oauth_keeper *tokens; /* NULL: the connection's token as it is */
     long timeout_ms;
 };
 
@@ -169,8 +205,10 @@ struct provider {
      * answered 2xx and logged, only wrong credentials get a 401 and only a
      * failed store a retryable status. */
     bool bans_failing_hooks;
-    /* Writes are budgeted apart from reads (see rate_budget). */
+    /* Writes, or searches, are budgeted apart from reads (see
+     * rate_budget). */
     bool separate_write_budget;
+    bool separate_search_budget;
 
     /* The connection's budget for a class of call, the connection's own
      * figures (rate_window, rate_daily) where set, else the CRM's
@@ -185,11 +223,12 @@ struct provider {
      * with *error saying what is missing. */
     fs_result (*prepare)(struct provider_session *s, char **settings,
                          char **error);
-    /* Registers the CRM's webhook for the connection, delivering to url
-     * with the connection's webhook credentials, replacing one it
-     * registered there before. NULL where webhooks are set up in the
-     * CRM's app settings. FS_ERR_* with *error saying why. */
-    fs_result (*register_webhook)(struct provider_session *s, const char *url,
+
+    /* Subscribes target_url to the connection's deal events and returns
+     * the secret the CRM signs them with. NULL when the CRM's webhooks
+     * are set up by hand. */
+    fs_result (*register_webhook)(struct provider_session *s,
+                                  const char *target_url, char **secret,
                                   char **error);
 
     /* Cuts a delivery into events. FS_ERR_INVALID when it is not one. */
@@ -231,6 +270,12 @@ struct provider {
                              size_t *count);
     fs_result (*list_stages)(struct provider_session *s, struct crm_stage **out,
                              size_t *count);
+    /* OAuth connections: exchanges a grant at the CRM's token endpoint
+     * (oauth_token_request with the CRM's URL and client authentication;
+     * see providers/oauth.h). NULL when the CRM has no refresh flow. */
+    fs_result (*oauth_token)(struct provider_session *s,
+                             const struct oauth_grant *grant,
+                             struct oauth_tokens *out, char **error);
 };
 
 /* The provider with that name ("hubspot"), or NULL. */

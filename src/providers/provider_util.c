@@ -43,33 +43,6 @@ int provider_parse_int64(const char *s, int64_t *out)
     return 0;
 }
 
-struct crm_deal *crm_deal_list_add(struct crm_deal_list *l)
-{
-    if (l->count == l->cap) {
-        l->cap = l->cap ? l->cap * 2 : 16;
-        l->items = xrealloc(l->items, l->cap * sizeof(*l->items));
-    }
-    memset(&l->items[l->count], 0, sizeof(*l->items));
-    return &l->items[l->count++];
-}
-
-void crm_deal_list_drop_last(struct crm_deal_list *l)
-{
-    crm_deal_clear(&l->items[--l->count]);
-}
-
-void crm_deal_list_give(struct crm_deal_list *l, struct crm_deal **out,
-                        size_t *count)
-{
-    if (l->count == 0) {
-        free(l->items);
-        l->items = NULL;
-    }
-    *out = l->items;
-    *count = l->count;
-    memset(l, 0, sizeof(*l));
-}
-
 void provider_result_ok(struct crm_write_result *r, const char *crm_id,
                         int64_t time)
 {

@@ -1,6 +1,6 @@
 /* Small helpers the providers share: JSON members as text, strict
- * integers, the list of deals a read returns, a write's outcome, and the
- * URL of a call. */
+ * integers, a write's outcome, and the URL of a call (the list of deals a
+ * read returns is provider.h's crm_deal_list). */
 #ifndef FIELDSYNC_PROVIDERS_PROVIDER_UTIL_H
 #define FIELDSYNC_PROVIDERS_PROVIDER_UTIL_H
 
@@ -17,21 +17,6 @@ const char *provider_json_str(const json_t *obj, const char *key);
 /* Strict decimal int64: optional '-', 1 to 18 digits, nothing else; 0 on
  * success, -1 otherwise. */
 int provider_parse_int64(const char *s, int64_t *out);
-
-/* The deals a read collects, handed to the caller at the end. */
-struct crm_deal_list {
-    struct crm_deal *items;
-    size_t count;
-    size_t cap;
-};
-
-/* A zeroed deal at the end of the list. */
-struct crm_deal *crm_deal_list_add(struct crm_deal_list *l);
-/* Clears and removes the last deal (one that did not parse). */
-void crm_deal_list_drop_last(struct crm_deal_list *l);
-/* Gives the deals to the caller (NULL when none) and empties the list. */
-void crm_deal_list_give(struct crm_deal_list *l, struct crm_deal **out,
-                        size_t *count);
 
 /* A write's outcome: done, with the CRM's id and time, or failed with
  * code and the CRM's message (the code's name when it gave none). */

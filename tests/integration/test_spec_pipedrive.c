@@ -6,7 +6,7 @@
  * request or response that does not match. A small router in the test
  * sends /api/v2/... to the v2 proxy and /v1/... to the v1 one, as both
  * documents name their paths from their own server roots. prism comes
- * from npm through scripts/install-prism.sh (the prism.install test). */
+ * from npm through scripts/install-prism.sh (test_prism_bin). */
 #include "http_test.h"
 #include "proc.h"
 #include "stack.h"
@@ -197,14 +197,12 @@ static bool listening(void *ctx)
  * router in front of them. */
 static char *start_front(void *ctx, const char *sim_base)
 {
-    const char *prism = getenv("FS_PRISM_BIN");
+    char *install_log = xasprintf("%s/install-prism.out", st.dir);
+    char *prism = test_prism_bin(install_log);
 
-    if (!prism) {
-        fprintf(stderr, "test_spec_pipedrive: FS_PRISM_BIN is not set; run "
-                        "scripts/install-prism.sh and set it to its "
-                        "output\n");
+    free(install_log);
+    if (!prism)
         return NULL;
-    }
     for (int i = 0; i < SPEC_COUNT; i++) {
         char *spec = test_shared_path(spec_files[i]);
         char *upstream = xasprintf("%s%s", sim_base, spec_roots[i]);
@@ -220,6 +218,7 @@ static char *start_front(void *ctx, const char *sim_base)
         free(upstream);
         free(spec);
     }
+    free(prism);
     for (int i = 0; i < SPEC_COUNT; i++) {
         struct up_wait w = {rt.prism_base[i]};
         if (rt.prism[i] <= 0 ||

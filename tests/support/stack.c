@@ -10,8 +10,11 @@
 
 #include "base/alloc.h"
 #include "base/clock.h"
+#include "base/crypto.h"
+#include "net/http_client.h"
 
 #include <inttypes.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +22,8 @@
 #include <unistd.h>
 
 #define START_TIMEOUT_MS 30000
+/* The account number a simulator beside another starts at. */
+#define STACK_BESIDE_ACCOUNTS 100
 #define STOP_TIMEOUT_MS 15000
 #define CLI_TIMEOUT_MS 30000
 #define IMPORT_TIMEOUT_MS 60000
@@ -37,7 +42,7 @@ static bool write_file(const char *path, const char *text)
 
 /* A small pipeline in the real files' format: agents "Agent N Test", one
  * deal a row, stages in turn, close dates only on closed deals. */
-static bool write_seed(const char *dir, int deals, int owners)
+bool stack_write_seed(const char *dir, int deals, int owners)
 {
     char *teams = xstrdup("sales_agent,manager,regional_office\n");
     char *pipeline = xstrdup("opportunity_id,sales_agent,product,account,"
@@ -77,7 +82,7 @@ static bool write_seed(const char *dir, int deals, int owners)
     return ok;
 }
 
-static char *read_file(const char *path)
+char *stack_read_file(const char *path)
 {
     FILE *f = fopen(path, "r");
     char *text = NULL;
@@ -112,7 +117,7 @@ char *stack_cli(struct stack *s, int *code, const char *const *args)
     unlink(out_path);
     pid_t pid = proc_spawn(argv, NULL, out_path);
     *code = pid > 0 ? proc_wait(pid, CLI_TIMEOUT_MS) : -1;
-    char *text = read_file(out_path);
+    char *text = stack_read_file(out_path);
     free(out_path);
     if (*code != 0)
         fprintf(stderr, "stack: fieldsync %s exited %d: %s\n", args[0], *code,
@@ -171,6 +176,8 @@ bool stack_connect(struct stack *s, const char *org, int account, int rate)
 
     if (code == 0 && !ok)
         fprintf(stderr, "stack: no connection id in: %s\n", out);
+    if (ok)
+        s->connection = id;
     if (ok && s->crm->after_connect && !s->crm->after_connect(s, account, id)) {
         fprintf(stderr, "stack: %s after_connect failed for connection %lld\n",
                 s->crm->name, (long long)id);
@@ -184,16 +191,16 @@ bool stack_connect(struct stack *s, const char *org, int account, int rate)
 /* Spawns a program that writes its port to dir/name.port, logging to
  * dir/name.log; returns the pid and the base URL, or -1. */
 static pid_t start_program(struct stack *s, const char *name,
-                           const char *const *argv, const char *port_file,
-                           char **base)
+                           const char *const *argv, const char *const *env,
+                           const char *port_file, char **base)
 {
     char *log_path = xasprintf("%s/%s.log", s->dir, name);
-    pid_t pid = proc_spawn(argv, NULL, log_path);
+    pid_t pid = proc_spawn(argv, env, log_path);
     int port =
         pid > 0 ? proc_wait_port_file(port_file, pid, START_TIMEOUT_MS) : 0;
 
     if (port == 0) {
-        char *log = read_file(log_path);
+        char *log = stack_read_file(log_path);
         fprintf(stderr, "stack: %s did not start:\n%s\n", name, log);
         free(log);
         if (pid > 0)
@@ -206,41 +213,111 @@ static pid_t start_program(struct stack *s, const char *name,
     return pid;
 }
 
-static bool start_serve(struct stack *s, const struct stack_options *o)
+/* A self-signed certificate for 127.0.0.1 in dir (openssl req). */
+static bool make_cert(struct stack *s)
 {
+    char *key = xasprintf("%s/tls.key", s->dir);
+    s->cert = xasprintf("%s/tls.crt", s->dir);
+    char *log = xasprintf("%s/openssl.log", s->dir);
+    const char *argv[] = {
+        "openssl",  "req",           "-x509",   "-newkey",
+        "rsa:2048", "-nodes",        "-keyout", key,
+        "-out",     s->cert,         "-days",   "2",
+        "-subj",    "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+        NULL};
+    pid_t pid = proc_spawn(argv, NULL, log);
+    bool ok = pid > 0 && proc_wait(pid, CLI_TIMEOUT_MS) == 0;
+
+    if (!ok)
+        fprintf(stderr, "stack: openssl could not make a certificate\n");
+    else
+        http_client_set_ca_file(s->cert);
+    free(log);
+    free(key);
+    return ok;
+}
+
+/* Starts serve on listen with the stack's options and extra words. */
+static bool start_serve_on(struct stack *s, const char *listen,
+                           const char *const *extra)
+{
+    const struct stack_options *o = &s->options;
     const char *bin = getenv("FS_BIN");
     char *port_file = xasprintf("%s/serve.port", s->dir);
+    char *key = xasprintf("%s/tls.key", s->dir);
     char *backstop = xasprintf("%" PRId64, o->backstop_ms > 0 ? o->backstop_ms
                                                               : (int64_t)60000);
     char *fail_after =
         o->fail_after_ms > 0 ? xasprintf("%" PRId64, o->fail_after_ms) : NULL;
-    const char *argv[] = {bin,
-                          "--db",
-                          s->db,
-                          "serve",
-                          "--listen",
-                          "127.0.0.1:0",
-                          "--port-file",
-                          port_file,
-                          "--backstop-ms",
-                          backstop,
-                          fail_after ? "--fail-after-ms" : NULL,
-                          fail_after,
-                          NULL};
+    const char *argv[64];
+    size_t n = 0;
 
-    s->serve =
-        bin ? start_program(s, "serve", argv, port_file, &s->api_base) : -1;
+    argv[n++] = bin;
+    const char *fixed[] = {"--db",     s->db,           "serve",
+                           "--listen", listen,          "--port-file",
+                           port_file,  "--backstop-ms", backstop};
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+        argv[n++] = fixed[i];
+    if (fail_after) {
+        argv[n++] = "--fail-after-ms";
+        argv[n++] = fail_after;
+    }
+    if (o->tls) {
+        argv[n++] = "--tls-cert";
+        argv[n++] = s->cert;
+        argv[n++] = "--tls-key";
+        argv[n++] = key;
+    }
+    for (size_t i = 0; o->serve_args && o->serve_args[i] && n < 48; i++)
+        argv[n++] = o->serve_args[i];
+    for (size_t i = 0; extra && extra[i] && n < 62; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+
+    unlink(port_file);
+    free(s->api_base);
+    s->api_base = NULL;
+    s->serve = bin ? start_program(s, "serve", argv, o->serve_env, port_file,
+                                   &s->api_base)
+                   : -1;
+    if (s->serve > 0 && o->tls) {
+        /* start_program names it http://; this one speaks https. */
+        char *https = xasprintf("https://%s", s->api_base + strlen("http://"));
+        free(s->api_base);
+        s->api_base = https;
+    }
     free(fail_after);
     free(backstop);
+    free(key);
     free(port_file);
     return s->serve > 0;
+}
+
+static bool start_serve(struct stack *s)
+{
+    return start_serve_on(s, "127.0.0.1:0", NULL);
+}
+
+bool stack_restart_serve(struct stack *s, const char *const *extra_args)
+{
+    const char *colon = s->api_base ? strrchr(s->api_base, ':') : NULL;
+    char *listen = colon ? xasprintf("127.0.0.1%s", colon) : NULL;
+    bool ok =
+        listen && s->serve > 0 && proc_stop(s->serve, STOP_TIMEOUT_MS) == 0;
+
+    if (!ok)
+        fprintf(stderr, "stack: fieldsync serve did not stop cleanly\n");
+    s->serve = -1;
+    ok = ok && start_serve_on(s, listen, extra_args);
+    free(listen);
+    return ok;
 }
 
 static bool start_sim(struct stack *s, const struct stack_options *o,
                       const char *data_dir)
 {
     const char *bin = getenv("FS_SIM_BIN");
-    char *port_file = xasprintf("%s/sim.port", s->dir);
+    char *port_file = xasprintf("%s/%s.port", s->dir, s->sim_name);
     struct stack_words w = {0};
 
     stack_words_add(&w, bin);
@@ -255,9 +332,21 @@ static bool start_sim(struct stack *s, const struct stack_options *o,
     stack_words_addf(&w, "%s/webhooks/%s", s->api_base, s->crm->name);
     stack_words_add(&w, "--port-file");
     stack_words_add(&w, port_file);
+    if (o->postcodes) {
+        stack_words_add(&w, "--postcodes");
+        stack_words_add(&w, o->postcodes);
+    }
+    if (o->tls) {
+        stack_words_add(&w, "--webhook-ca");
+        stack_words_add(&w, s->cert);
+    }
+    for (size_t i = 0; o->sim_args && o->sim_args[i]; i++)
+        stack_words_add(&w, o->sim_args[i]);
     s->crm->sim_words(s, &w, o->sim_rate > 0 ? o->sim_rate : 100000);
 
-    s->sim = bin ? start_program(s, "sim", w.w, port_file, &s->sim_base) : -1;
+    s->sim =
+        bin ? start_program(s, s->sim_name, w.w, NULL, port_file, &s->sim_base)
+            : -1;
     stack_words_clear(&w);
     free(port_file);
     return s->sim > 0;
@@ -281,7 +370,7 @@ static bool all_imported(void *ctx)
 static size_t seed_rows(const char *data_dir)
 {
     char *path = xasprintf("%s/sales_pipeline.csv", data_dir);
-    char *text = read_file(path);
+    char *text = stack_read_file(path);
     size_t lines = 0;
 
     for (const char *p = text; *p; p++)
@@ -319,6 +408,26 @@ static bool read_seed(struct stack *s)
     return true;
 }
 
+/* Writes the seed a stack's options ask for and counts its rows. */
+static char *seed_dir(struct stack *s, const struct stack_options *o)
+{
+    char *dir = NULL;
+
+    if (o->data_dir) {
+        dir = xstrdup(o->data_dir);
+    } else {
+        dir = xasprintf("%s/seed-%s", s->dir, s->sim_name);
+        if (mkdir(dir, 0700) != 0 ||
+            !stack_write_seed(dir, o->deals > 0 ? o->deals : 24,
+                              o->owners > 0 ? o->owners : 3)) {
+            free(dir);
+            return NULL;
+        }
+    }
+    s->deals = seed_rows(dir);
+    return dir;
+}
+
 bool stack_start(struct stack *s, const struct stack_options *options)
 {
     struct stack_options o = *options;
@@ -328,6 +437,8 @@ bool stack_start(struct stack *s, const struct stack_options *options)
 
     memset(s, 0, sizeof(*s));
     s->sim = s->serve = -1;
+    s->sim_name = "sim";
+    s->options = o;
     s->dir = test_temp_dir();
     s->db = xasprintf("%s/fieldsync.db", s->dir);
     const char *crm = o.crm ? o.crm : stack_crm_default();
@@ -336,20 +447,15 @@ bool stack_start(struct stack *s, const struct stack_options *options)
         fprintf(stderr, "stack: the suite has no CRM entry '%s'\n", crm);
         goto out;
     }
-    if (!o.data_dir) {
-        data_dir = xasprintf("%s/seed", s->dir);
-        if (mkdir(data_dir, 0700) != 0 ||
-            !write_seed(data_dir, o.deals > 0 ? o.deals : 24,
-                        o.owners > 0 ? o.owners : 3))
-            goto out;
-    } else {
-        data_dir = xstrdup(o.data_dir);
-    }
-    s->deals = seed_rows(data_dir);
+    data_dir = seed_dir(s, &o);
+    if (!data_dir)
+        goto out;
 
     const char *org_add[] = {"org", "add", STACK_ORG, NULL};
     free(stack_cli(s, &code, org_add));
-    if (code != 0 || !start_serve(s, &o) || !start_sim(s, &o, data_dir) ||
+    if (o.tls && !make_cert(s))
+        goto out;
+    if (code != 0 || !start_serve(s) || !start_sim(s, &o, data_dir) ||
         !read_seed(s))
         goto out;
     s->crm_base = o.crm_front ? o.crm_front(o.crm_front_ctx, s->sim_base)
@@ -389,9 +495,51 @@ out:
     return ok;
 }
 
+bool stack_start_beside(struct stack *base, struct stack *s,
+                        const struct stack_options *options)
+{
+    const char *crm = options->crm ? options->crm : stack_crm_default();
+
+    memset(s, 0, sizeof(*s));
+    s->sim = s->serve = -1;
+    s->beside = true;
+    s->sim_name = "sim-beside";
+    s->account_base = STACK_BESIDE_ACCOUNTS;
+    s->dir = base->dir;
+    s->db = base->db;
+    s->api_base = base->api_base;
+    s->admin = base->admin;
+    s->crm = stack_crm_by_name(crm);
+    if (!s->crm) {
+        fprintf(stderr, "stack: the suite has no CRM entry '%s'\n", crm);
+        return false;
+    }
+    char *data_dir = seed_dir(s, options);
+    bool ok = data_dir && start_sim(s, options, data_dir) && read_seed(s);
+    free(data_dir);
+    if (!ok)
+        stack_stop(s);
+    return ok;
+}
+
 bool stack_stop(struct stack *s)
 {
     bool clean = true;
+
+    if (s->beside) {
+        if (s->sim > 0 && proc_stop(s->sim, STOP_TIMEOUT_MS) != 0) {
+            fprintf(stderr, "stack: crmsim %s did not exit cleanly\n",
+                    s->sim_name);
+            clean = false;
+        }
+        free(s->sim_base);
+        json_decref(s->seed);
+        json_decref(s->owners);
+        json_decref(s->pipeline);
+        memset(s, 0, sizeof(*s));
+        s->sim = s->serve = -1;
+        return clean;
+    }
 
     /* Exit status 0 also means the sanitizers found nothing at exit. */
     if (s->serve > 0 && proc_stop(s->serve, STOP_TIMEOUT_MS) != 0) {
@@ -405,8 +553,8 @@ bool stack_stop(struct stack *s)
     if (!clean) {
         char *serve_log = xasprintf("%s/serve.log", s->dir);
         char *sim_log = xasprintf("%s/sim.log", s->dir);
-        char *a = read_file(serve_log);
-        char *b = read_file(sim_log);
+        char *a = stack_read_file(serve_log);
+        char *b = stack_read_file(sim_log);
         fprintf(stderr, "--- serve log ---\n%s\n--- sim log ---\n%s\n", a, b);
         free(a);
         free(b);
@@ -428,6 +576,7 @@ bool stack_stop(struct stack *s)
     json_decref(s->seed);
     json_decref(s->owners);
     json_decref(s->pipeline);
+    free(s->cert);
     memset(s, 0, sizeof(*s));
     s->sim = s->serve = -1;
     return clean;
@@ -883,11 +1032,45 @@ char *stack_stage_map_body(const struct stack *s, const char *const *words)
 
 bool stack_set_stage_map(struct stack *s, const char *const *words)
 {
-    char *body = stack_stage_map_body(s, words);
+    char *text = stack_stage_map_body(s, words);
     long status;
 
-    json_decref(stack_api(s, s->admin, "PUT", "/api/v1/admin/stage-map", body,
+    /* Beside another stack, the map is its standby connection's. */
+    if (s->beside) {
+        json_t *body = json_loads(text, 0, NULL);
+        json_object_set_new(body, "connection", json_integer(s->connection));
+        free(text);
+        text = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
+        json_decref(body);
+    }
+    json_decref(stack_api(s, s->admin, "PUT", "/api/v1/admin/stage-map", text,
                           &status));
-    free(body);
+    free(text);
     return status == 200;
+}
+
+char *stack_connection_secret(struct stack *s, const char *account_id,
+                              const char *name)
+{
+    static const char sql[] =
+        "SELECT value FROM connection_secrets t JOIN connections c ON "
+        "c.id = t.connection_id WHERE c.account_id = ?1 AND t.name = ?2 "
+        "ORDER BY c.id DESC LIMIT 1";
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL;
+    char *value = NULL;
+
+    if (sqlite3_open_v2(s->db, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+        goto out;
+    sqlite3_busy_timeout(db, 10000);
+    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK)
+        goto out;
+    sqlite3_bind_text(q, 1, account_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, name, -1, SQLITE_STATIC);
+    if (sqlite3_step(q) == SQLITE_ROW)
+        value = xstrdup((const char *)sqlite3_column_text(q, 0));
+out:
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return value;
 }

@@ -38,6 +38,16 @@ struct stack_options {
                               import runs as `fieldsync import` instead of
                               in serve's first backstop pass */
     int64_t fail_after_ms; /* serve --fail-after-ms (default: serve's) */
+    const char *postcodes; /* crmsim --postcodes FILE, or NULL */
+    /* More words for `fieldsync serve` (NULL-terminated), e.g. limits. */
+    const char *const *serve_args;
+    /* Extra "NAME=value" environment of serve (NULL-terminated). */
+    const char *const *serve_env;
+    /* Serve HTTPS with a certificate the stack makes (openssl), which
+     * the tests' client and the simulator's webhooks trust. */
+    bool tls;
+    /* More words for the CRM's `crmsim` (NULL-terminated). */
+    const char *const *sim_args;
     /* A proxy fieldsync calls the CRM through (a spec-validating one):
      * given the simulator's base URL once it runs, returns the base URL to
      * connect with (the stack frees it). NULL: the simulator itself. */
@@ -47,6 +57,13 @@ struct stack_options {
 
 struct stack {
     const struct stack_crm *crm;
+    const char *sim_name; /* the simulator's log and port file names */
+    bool beside;          /* a second simulator: dir, db, serve, api_base
+                             and admin are another stack's */
+    int64_t connection;   /* the id the last stack_connect made */
+    int account_base;     /* the simulator's own account number: 0, or
+                             more for one beside another (so two CRMs of
+                             one kind never share an account) */
     char *dir;
     char *db;
     pid_t sim;
@@ -54,19 +71,38 @@ struct stack {
     char *sim_base;   /* http://127.0.0.1:PORT of the simulator */
     char *crm_base;   /* where fieldsync calls the CRM: sim_base or the
                          crm_front's proxy */
-    char *api_base;   /* http://127.0.0.1:PORT of fieldsync */
+    char *api_base;   /* http(s)://127.0.0.1:PORT of fieldsync */
     char *admin;      /* an admin's API token in STACK_ORG */
     size_t deals;     /* deals the simulator was seeded with */
     json_t *seed;     /* the seed deals' CRM ids, in seed order */
     json_t *owners;   /* GET /_sim/owners' list */
     json_t *pipeline; /* GET /_sim/pipeline */
+    char *cert;       /* with tls: the certificate's PEM file */
+    struct stack_options options;
 };
+
+/* Writes a small seed in the real files' format into dir (which exists):
+ * sales_teams.csv with owners agents "AgentN Test", sales_pipeline.csv
+ * with deals rows, stages in turn. */
+bool stack_write_seed(const char *dir, int deals, int owners);
 
 /* Starts both programs, connects STACK_ORG to the simulator, adds an
  * admin, waits until every deal has been imported and sets the stage map
  * STACK_STAGE_MAP.
  * Returns false (after stopping what it started) on any failure. */
 bool stack_start(struct stack *s, const struct stack_options *options);
+
+/* Starts a second simulator beside base's (of any CRM of the suite, seeded
+ * as options say) for the same fieldsync; s then connects to it and calls
+ * it like any stack. stack_stop(s) stops only that simulator; stop it
+ * before base. */
+bool stack_start_beside(struct stack *base, struct stack *s,
+                        const struct stack_options *options);
+
+/* Stops fieldsync serve (SIGTERM, a clean exit expected) and starts it
+ * again on the same database and port, with extra_args (NULL-terminated,
+ * or NULL) after the stack's own. False when either step failed. */
+bool stack_restart_serve(struct stack *s, const char *const *extra_args);
 
 /* Stops both programs and removes the folder. Returns false when either
  * program did not exit cleanly (a sanitizer report makes exit non-zero). */
@@ -206,6 +242,15 @@ bool stack_wait_sim_ms(struct stack *s, const char *crm_id, const char *field,
 /* Polls cond for the whole of ms and returns false as soon as it fails:
  * for things that must stay true (nothing re-pushed, nothing stored). */
 bool stack_holds(bool (*cond)(void *ctx), void *ctx, int64_t ms);
+
+/* A file's whole text (caller frees); "" when it cannot be read. */
+char *stack_read_file(const char *path);
+
+/* A secret fieldsync keeps for the connection of that account (the
+ * connection_secrets row name: "token", "refresh_token", ...), read from
+ * the database; the caller frees; NULL when there is none. */
+char *stack_connection_secret(struct stack *s, const char *account_id,
+                              const char *name);
 
 /* Waits until the wall clock has passed t (epoch ms), so the next write
  * is strictly later than one made at t. */

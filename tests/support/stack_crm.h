@@ -43,18 +43,31 @@ struct stack_crm {
     /* A deleted deal can be brought back (HubSpot's recycle bin); false
      * where deletes are for good. */
     bool restores;
+    /* Webhooks carry the changed values (HubSpot); false where they carry
+     * ids only (Attio), so fieldsync learns a CRM change only by reading
+     * the CRM: a scenario that blinds the API must open it again before
+     * such a change can arrive. */
+    bool webhook_values;
+    /* A merge's webhooks say which deal was the primary (HubSpot); false
+     * where each names one of the merged deals only (Attio: a merge mints
+     * a new record and sends an event per original), so either local
+     * record may be the one that lives on. */
+    bool merge_names_primary;
 
     /* The `crmsim NAME` options beyond the common ones (--listen, --data,
      * --webhook-url, --port-file), for a budget of rate calls per window
      * (reads and writes alike, where the CRM counts them apart). s has
-     * api_base, fieldsync's URL, already. */
+     * api_base, fieldsync's URL, already. The simulated CRM's own account
+     * is number s->account_base (0 unless the simulator runs beside
+     * another, see stack_start_beside); accounts are numbers the entry
+     * turns into its CRM's ids. */
     void (*sim_words)(const struct stack *s, struct stack_words *w, int rate);
     /* The `fieldsync connect NAME` options beyond --org and --base-url:
-     * the credentials of account 0, the simulator's own account, or of a
-     * further account 1, 2, ... on the same simulator (another org's, that
-     * gets no webhooks); rate is the connection's budget per window. s
-     * has both URLs (say, for a --public-url the provider registers its
-     * webhook at). */
+     * the credentials of account s->account_base + 0, the simulator's own
+     * account, or of a further one (+1, +2, ...) on the same simulator
+     * (another org's, that gets no webhooks); rate is the connection's
+     * budget per window. s has both URLs (say, for a --public-url the
+     * provider registers its webhook at). */
     void (*connect_words)(const struct stack *s, struct stack_words *w,
                           int account, int rate);
     /* Run once the connection exists, with the id `connect` printed: for a

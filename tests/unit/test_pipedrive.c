@@ -746,6 +746,9 @@ static void test_provider_shape(void **state)
     assert_ptr_equal(provider_by_name("pipedrive"), &pipedrive_provider);
     assert_true(pipedrive_provider.webhooks_by_url);
     assert_true(pipedrive_provider.bans_failing_hooks);
+    assert_non_null(pipedrive_provider.register_webhook);
+    /* API tokens only (docs/LIMITATIONS.md). */
+    assert_null(pipedrive_provider.oauth_token);
     pipedrive_provider.rate_budget(&c, CALL_WRITE, &b);
     assert_int_equal(b.window_ms, 2200);
     assert_int_equal(b.window_calls, 20);

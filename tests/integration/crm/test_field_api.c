@@ -1,7 +1,10 @@
 /* Bad requests to the field API of fieldsync serve, on the real program
  * with a CRM's simulator (FS_CRM): each gets a clear JSON error with the
  * documented status and code, and nothing changes, neither in fieldsync
- * nor in the CRM. */
+ * nor in the CRM. The access rules: no token or a revoked one opens
+ * nothing, a rep is refused what the roles forbid, and nobody reaches
+ * another org's deals, stages or sync. */
+#include "http_test.h"
 #include "stack.h"
 
 #include "base/alloc.h"
@@ -25,6 +28,8 @@ static char *rep_token;    /* a rep of STACK_ORG owning owner 0's deals */
 static char *own_deal;     /* our id of a deal the rep owns */
 static char *other_deal;   /* our id of a deal of another owner */
 static char *foreign_deal; /* our id of a deal of OTHER_ORG */
+static char *other_admin;  /* an admin of OTHER_ORG */
+static char *revoked;      /* the token of a revoked admin of STACK_ORG */
 
 /* A second org on another account of the same simulator, imported
  * through the CLI. */
@@ -49,15 +54,45 @@ static bool add_other_org(void)
         stack_text(json_array_get(json_object_get(page, "deals"), 0), "id");
     foreign_deal = id ? xstrdup(id) : NULL;
     json_decref(page);
-    free(admin);
+    other_admin = admin;
     return status == 200 && foreign_deal;
+}
+
+/* An admin added, then revoked: its token (caller frees), or NULL. */
+static char *revoked_token(void)
+{
+    const char *add[] = {"user",       "add",    "--org", STACK_ORG, "--name",
+                         "Gone Admin", "--role", "admin", NULL};
+    int code;
+    char *out = stack_cli(&st, &code, add);
+    long long id = 0;
+    char *token = NULL;
+    const char *at = strstr(out, "token: ");
+
+    if (code == 0 && at && sscanf(out, "user %lld", &id) == 1) {
+        token = xstrndup(at + 7, strcspn(at + 7, "\r\n"));
+        char *id_text = xasprintf("%lld", id);
+        const char *revoke[] = {"user", "revoke", "--org", STACK_ORG,
+                                "--id", id_text,  NULL};
+        free(stack_cli(&st, &code, revoke));
+        free(id_text);
+        if (code != 0) {
+            free(token);
+            token = NULL;
+        }
+    }
+    free(out);
+    return token;
 }
 
 static int setup(void **state)
 {
-    struct stack_options o = {.deals = 12, .owners = 3};
+    struct stack_options o = {.deals = 12, .owners = 3, .fail_after_ms = 1500};
 
     if (!stack_start(&st, &o))
+        return -1;
+    revoked = revoked_token();
+    if (!revoked)
         return -1;
     rep_token = stack_user_add(&st, STACK_ORG, "Rob Rep", "rep",
                                stack_owner_id(&st, 0));
@@ -73,6 +108,8 @@ static int teardown(void **state)
     free(own_deal);
     free(other_deal);
     free(foreign_deal);
+    free(other_admin);
+    free(revoked);
     return stack_stop(&st) ? 0 : -1;
 }
 
@@ -137,6 +174,18 @@ static void test_invalid_value(void **state)
     assert_patch_refused(st.admin, own_deal,
                          "{\"fields\":{\"close_date\":\"2017-02-30\"}}", 422,
                          "invalid_value", "close_date");
+}
+
+/* Values the CRM could never take are refused before anything is stored:
+ * an owner it does not have, a "postcode" that names no place. */
+static void test_values_the_crm_lacks(void **state)
+{
+    assert_patch_refused(st.admin, own_deal,
+                         "{\"fields\":{\"owner\":\"no-such-owner-77\"}}", 422,
+                         "unknown_owner", "owner");
+    assert_patch_refused(st.admin, own_deal,
+                         "{\"fields\":{\"postcode\":\"HELLO\"}}", 422,
+                         "invalid_value", "postcode");
 }
 
 static void test_oversize_bodies(void **state)
@@ -210,6 +259,203 @@ static void test_rep_edits_own_deal(void **state)
     json_decref(r);
     assert_true(stack_wait_sim(&st, stack_seed_id(&st, 0), "product",
                                "Rep's own edit"));
+    assert_true(stack_wait_state(&st, own_deal, "synced"));
+}
+
+/* ---- access ---- */
+
+/* What a refused call must not have changed: the deals, the org's
+ * stages, the CRM's writes. */
+struct snapshot {
+    json_t *deals;
+    json_t *stages;
+    int64_t writes;
+};
+
+static json_t *stages_of(const char *admin)
+{
+    long status;
+    json_t *stages =
+        stack_api(&st, admin, "GET", "/api/v1/admin/stages", NULL, &status);
+    assert_int_equal(status, 200);
+    return stages;
+}
+
+static void snapshot_take(struct snapshot *s, const char *admin)
+{
+    long status;
+
+    assert_true(stack_settled(&st, STACK_WAIT_MS));
+    s->deals =
+        stack_api(&st, admin, "GET", "/api/v1/deals?limit=100", NULL, &status);
+    assert_int_equal(status, 200);
+    s->stages = stages_of(admin);
+    s->writes = crm_writes();
+}
+
+static void snapshot_same(struct snapshot *s, const char *admin)
+{
+    struct snapshot now;
+    snapshot_take(&now, admin);
+    assert_true(json_equal(s->deals, now.deals));
+    assert_true(json_equal(s->stages, now.stages));
+    assert_int_equal(s->writes, now.writes);
+    json_decref(now.deals);
+    json_decref(now.stages);
+    json_decref(s->deals);
+    json_decref(s->stages);
+}
+
+struct endpoint {
+    const char *method;
+    const char *path; /* followed by own_deal's id when on_deal */
+    const char *body;
+    bool on_deal;
+};
+
+static const struct endpoint endpoints[] = {
+    {"GET", "/api/v1/deals", NULL, false},
+    {"GET", "/api/v1/deals/", NULL, true},
+    {"PATCH", "/api/v1/deals/", "{\"fields\":{\"name\":\"taken\"}}", true},
+    {"POST", "/api/v1/deals", "{\"fields\":{\"name\":\"made\"}}", false},
+    {"GET", "/api/v1/sync/status", NULL, false},
+    {"POST", "/api/v1/sync/retry", NULL, false},
+    {"GET", "/api/v1/me", NULL, false},
+    {"GET", "/api/v1/events", NULL, false},
+    {"GET", "/api/v1/admin/stages", NULL, false},
+    {"PUT", "/api/v1/admin/stages", "{\"stages\":[]}", false},
+    {"PUT", "/api/v1/admin/stage-map", "{\"map\":{}}", false},
+    {"GET", "/api/v1/admin/stages/unmapped", NULL, false},
+};
+#define N_ENDPOINTS (sizeof(endpoints) / sizeof(endpoints[0]))
+/* The admin endpoints, last in the table. */
+#define FIRST_ADMIN_ENDPOINT 8
+
+static void assert_call_refused(const char *token, const struct endpoint *e,
+                                long status, const char *code)
+{
+    char *path = xasprintf("%s%s", e->path, e->on_deal ? own_deal : "");
+    long got;
+    json_t *r = stack_api(&st, token, e->method, path, e->body, &got);
+
+    if (got != status)
+        fprintf(stderr, "%s %s answered %ld\n", e->method, path, got);
+    assert_int_equal(got, status);
+    assert_string_equal(stack_text(r, "error"), code);
+    json_decref(r);
+    free(path);
+}
+
+/* No token, a made-up one and a revoked one: every endpoint answers 401
+ * and changes nothing. */
+static void test_no_token_opens_nothing(void **state)
+{
+    const char *tokens[] = {NULL, "fs_0123456789abcdef", revoked};
+    struct snapshot before;
+
+    snapshot_take(&before, st.admin);
+    for (size_t t = 0; t < 3; t++) {
+        for (size_t i = 0; i < N_ENDPOINTS; i++)
+            assert_call_refused(tokens[t], &endpoints[i], 401, "unauthorized");
+    }
+    snapshot_same(&before, st.admin);
+}
+
+/* A rep is refused every admin endpoint (403), and changes nothing. */
+static void test_rep_refused_admin_endpoints(void **state)
+{
+    struct snapshot before;
+
+    snapshot_take(&before, st.admin);
+    for (size_t i = FIRST_ADMIN_ENDPOINT; i < N_ENDPOINTS; i++)
+        assert_call_refused(rep_token, &endpoints[i], 403, "forbidden");
+    snapshot_same(&before, st.admin);
+}
+
+/* A rep creates deals for themselves only. */
+static void test_rep_cannot_create_for_another_owner(void **state)
+{
+    struct snapshot before;
+    long status;
+
+    snapshot_take(&before, st.admin);
+    json_t *r = stack_api(&st, rep_token, "POST", "/api/v1/deals",
+                          "{\"fields\":{\"name\":\"For someone else\","
+                          "\"owner\":\"100002\"}}",
+                          &status);
+    assert_int_equal(status, 403);
+    assert_string_equal(stack_text(r, "error"), "forbidden");
+    assert_string_equal(stack_text(r, "field"), "owner");
+    json_decref(r);
+    snapshot_same(&before, st.admin);
+}
+
+static bool foreign_deal_failed(void *ctx)
+{
+    long status;
+    char *path = xasprintf("/api/v1/deals/%s", foreign_deal);
+    json_t *deal = stack_api(&st, other_admin, "GET", path, NULL, &status);
+    const char *state = stack_text(json_object_get(deal, "sync"), "state");
+    bool failed = state && strcmp(state, ctx) == 0;
+
+    json_decref(deal);
+    free(path);
+    return failed;
+}
+
+/* An admin of one org reaches nothing of another: not its deals (404),
+ * not its stages (an admin's stage endpoints are their own org's), not
+ * its failed deals in sync status, and a retry does not requeue them. */
+static void test_admin_cannot_touch_another_org(void **state)
+{
+    long status;
+    json_t *other_stages = stages_of(other_admin);
+
+    /* Stages: this org's admin replaces its own, the other's stay. */
+    json_t *mine = stages_of(st.admin);
+    char *body = json_dumps(mine, JSON_COMPACT);
+    json_decref(
+        stack_api(&st, st.admin, "PUT", "/api/v1/admin/stages", body, &status));
+    assert_int_equal(status, 200);
+    json_t *after = stages_of(other_admin);
+    assert_true(json_equal(other_stages, after));
+    json_decref(after);
+    free(body);
+    json_decref(mine);
+
+    /* A failed deal of the other org. */
+    assert_true(stack_faults(&st, "{\"api_5xx\":1.0}"));
+    char *path = xasprintf("/api/v1/deals/%s", foreign_deal);
+    json_decref(stack_api(&st, other_admin, "PATCH", path,
+                          "{\"fields\":{\"product\":\"Will fail\"}}", &status));
+    assert_int_equal(status, 200);
+    assert_true(http_test_poll(foreign_deal_failed, "failed", STACK_WAIT_MS));
+
+    struct http_test_response resp;
+    char *url = xasprintf("%s/api/v1/sync/status", st.api_base);
+    char *auth = xasprintf("Authorization: Bearer %s", st.admin);
+    const char *headers[] = {auth, NULL};
+    http_test_request("GET", url, headers, NULL, &resp);
+    assert_int_equal(resp.status, 200);
+    assert_null(strstr(resp.body, foreign_deal));
+    http_test_response_free(&resp);
+
+    json_t *r =
+        stack_api(&st, st.admin, "POST", "/api/v1/sync/retry", NULL, &status);
+    assert_int_equal(status, 200);
+    json_decref(r);
+    assert_true(foreign_deal_failed("failed"));
+
+    /* Its own admin can. */
+    assert_true(stack_faults(&st, "{\"api_5xx\":0.0}"));
+    json_decref(stack_api(&st, other_admin, "POST", "/api/v1/sync/retry", NULL,
+                          &status));
+    assert_int_equal(status, 200);
+    assert_true(http_test_poll(foreign_deal_failed, "synced", STACK_WAIT_MS));
+    free(auth);
+    free(url);
+    free(path);
+    json_decref(other_stages);
 }
 
 int main(void)
@@ -219,11 +465,16 @@ int main(void)
         cmocka_unit_test(test_unknown_field),
         cmocka_unit_test(test_wrong_type),
         cmocka_unit_test(test_invalid_value),
+        cmocka_unit_test(test_values_the_crm_lacks),
         cmocka_unit_test(test_oversize_bodies),
         cmocka_unit_test(test_another_orgs_deal_is_not_found),
         cmocka_unit_test(test_rep_cannot_edit_another_reps_deal),
         cmocka_unit_test(test_missing_or_unknown_token),
         cmocka_unit_test(test_rep_edits_own_deal),
+        cmocka_unit_test(test_no_token_opens_nothing),
+        cmocka_unit_test(test_rep_refused_admin_endpoints),
+        cmocka_unit_test(test_rep_cannot_create_for_another_owner),
+        cmocka_unit_test(test_admin_cannot_touch_another_org),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
