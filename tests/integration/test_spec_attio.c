@@ -269,7 +269,9 @@ static int teardown(void **state)
     return clean ? 0 : -1;
 }
 
-/* Prism's complaints so far: its log lines of errors and violations. */
+/* Prism's complaints so far: its log lines of errors (marked ✖) and
+ * violations. Not the word "error" alone: the simulator's attribute
+ * slugs are random words and may spell it in a logged URL. */
 static char *violations(void)
 {
     char *path = xasprintf("%s/prism.log", rig.dir);
@@ -280,8 +282,7 @@ static char *violations(void)
         char *end = strchr(line, '\n');
         size_t len = end ? (size_t)(end - line) : strlen(line);
         char *copy = xstrndup(line, len);
-        if (strstr(copy, "✖") || strstr(copy, "Violation") ||
-            strstr(copy, "error")) {
+        if (strstr(copy, "✖") || strstr(copy, "Violation")) {
             char *more = xasprintf("%s%s\n", found, copy);
             free(found);
             found = more;
