@@ -230,6 +230,8 @@ int sim_serve(const struct sim_common_options *o, const struct sim_frontend *fe)
         goto out;
     }
     uint16_t port = http_server_port(server);
+    if (fe->on_listening)
+        fe->on_listening(fe->ctx, port);
     if (o->port_file && write_port_file(o->port_file, port) != 0) {
         log_error("event=port_file_failed path=%s", o->port_file);
         goto out;

@@ -72,6 +72,9 @@ struct sim_frontend {
     size_t call_kind_count;
     /* Once the core exists and the seed is loaded, before serving. */
     void (*on_start)(void *ctx, const struct sim_core *core);
+    /* Once the server listens on port (before the port file is
+     * written); NULL: nothing to do. */
+    void (*on_listening)(void *ctx, uint16_t port);
     /* The CRM's own API: every request outside /_sim. */
     http_on_request on_request;
     /* Spends what is left of the API's rolling burst window(s) now, as

@@ -7,6 +7,7 @@
 
 #include "base/alloc.h"
 #include "providers/oauth.h"
+#include "providers/pipedrive.h"
 #include "providers/provider.h"
 #include "services/connect.h"
 #include "services/backstop.h"
@@ -39,6 +40,8 @@ enum connect_target {
     TO_SETTING,    /* a string in the provider's settings under its name */
     TO_PUBLIC_URL, /* where the CRM reaches fieldsync, to register its
                       webhook (providers with register_webhook) */
+    TO_OAUTH_URL,  /* the OAuth token endpoint, when not on the API's host
+                      (the oauth_url setting) */
 };
 
 struct connect_flag {
@@ -79,7 +82,11 @@ static const struct connect_flag attio_flags[] = {
 };
 
 static const struct connect_flag pipedrive_flags[] = {
-    {"token", "T", TO_TOKEN, true, false},
+    {"token", "T", TO_TOKEN, false, false},
+    {"client-id", "ID", TO_OAUTH_CLIENT_ID, false, false},
+    {"client-secret", "S", TO_OAUTH_CLIENT_SECRET, false, false},
+    {"refresh-token", "T", TO_REFRESH_TOKEN, false, false},
+    {"oauth-url", "URL", TO_OAUTH_URL, false, false},
     {"company-id", "N", TO_ACCOUNT, true, true},
     {"user-id", "N", TO_APP, true, true},
     {"webhook-user", "U", TO_WEBHOOK_USER, true, false},
@@ -135,13 +142,24 @@ static const struct connect_spec specs[] = {
     {"pipedrive", "https://api.pipedrive.com", pipedrive_flags,
      sizeof(pipedrive_flags) / sizeof(pipedrive_flags[0]),
      "usage: fieldsync connect pipedrive --org NAME (--token T | --token-file "
+     "PATH\n"
+     "         | --client-id ID (--client-secret S | --client-secret-file "
      "PATH)\n"
+     "           (--refresh-token T | --refresh-token-file PATH)\n"
+     "           [--oauth-url URL])\n"
      "         --company-id N --user-id N\n"
      "         (--webhook-user U | --webhook-user-file PATH)\n"
      "         (--public-url URL | --webhook-password P |\n"
      "          --webhook-password-file PATH)\n"
      "         [--base-url URL] [--rate-2s N] [--rate-daily N]\n"
      "  --token             the integration user's API token\n"
+     "  --client-id, --client-secret, --refresh-token  or an OAuth app's\n"
+     "                      client and the refresh token of its install\n"
+     "                      (by the integration user): access tokens are\n"
+     "                      then refreshed before they expire, and calls\n"
+     "                      go to the company's api_domain\n"
+     "  --oauth-url URL     the token endpoint (default\n"
+     "                      " PIPEDRIVE_OAUTH_URL ")\n"
      "  --company-id        the Pipedrive company id\n"
      "  --user-id           the integration user's id (Pipedrive names our\n"
      "                      writes by it); checked against the token\n"
@@ -153,7 +171,7 @@ static const struct connect_spec specs[] = {
      "  --webhook-password  the Basic password of a webhook registered by\n"
      "                      hand\n"
      "  --base-url URL      default https://api.pipedrive.com (an OAuth\n"
-     "                      app's api_domain goes here)\n"
+     "                      app's calls go to its api_domain instead)\n"
      "  --rate-2s N         calls allowed per rolling 2 s (default 20)\n"
      "  --rate-daily N      API tokens allowed per day (default 30000)\n"
      "The deal fields account, product, engage_date, postcode, location\n"
@@ -320,11 +338,14 @@ static int take_flag(const struct connect_spec *spec,
         json_object_set_new(settings, f->name, json_string(opt->value));
         break;
     case TO_PUBLIC_URL:
+    case TO_OAUTH_URL:
         if (strncmp(opt->value, "https://", 8) != 0 &&
             strncmp(opt->value, "http://", 7) != 0)
             return cli_usage_error(spec->usage, "--%s is an http(s) URL",
                                    f->name);
-        json_object_set_new(settings, "public_url", json_string(opt->value));
+        json_object_set_new(
+            settings, f->target == TO_PUBLIC_URL ? "public_url" : "oauth_url",
+            json_string(opt->value));
         break;
     default:
         break;
@@ -332,16 +353,40 @@ static int take_flag(const struct connect_spec *spec,
     return CLI_EXIT_OK;
 }
 
-/* A static token or OAuth: one of the two, OAuth with its client id. */
-static int check_credentials(const struct connect_spec *spec,
-                             const struct connection *c)
+/* The CRM's option for a target, or NULL when it has none. */
+static const char *flag_name(const struct connect_spec *spec,
+                             enum connect_target target)
 {
+    for (size_t i = 0; i < spec->n_flags; i++) {
+        if (spec->flags[i].target == target)
+            return spec->flags[i].name;
+    }
+    return NULL;
+}
+
+/* A static token or OAuth: one of the two, OAuth with its client (and
+ * the client's own secret where the CRM's options name one), the OAuth
+ * options only with a refresh token. */
+static int check_credentials(const struct connect_spec *spec,
+                             const struct connection *c, const json_t *settings)
+{
+    const char *id_flag = flag_name(spec, TO_OAUTH_CLIENT_ID);
+    const char *secret_flag = flag_name(spec, TO_OAUTH_CLIENT_SECRET);
+    bool oauth_url = json_object_get(settings, "oauth_url") != NULL;
+
     if (!c->token == !c->refresh_token)
         return cli_usage_error(spec->usage,
                                "give --token or --refresh-token, not both");
     if (c->refresh_token && !c->oauth_client_id)
-        return cli_usage_error(spec->usage,
-                               "--refresh-token needs --oauth-client-id");
+        return cli_usage_error(spec->usage, "--refresh-token needs --%s",
+                               id_flag);
+    if (c->refresh_token && secret_flag && !c->oauth_client_secret)
+        return cli_usage_error(spec->usage, "--refresh-token needs --%s",
+                               secret_flag);
+    if (!c->refresh_token &&
+        (c->oauth_client_id || c->oauth_client_secret || oauth_url))
+        return cli_usage_error(spec->usage, "the OAuth client options go "
+                                            "with --refresh-token");
     return CLI_EXIT_OK;
 }
 
@@ -521,7 +566,7 @@ int cli_connect(int argc, char **argv)
     }
     if (json_object_size(settings) > 0)
         c.settings = json_dumps(settings, JSON_COMPACT | JSON_SORT_KEYS);
-    if ((rc = check_credentials(spec, &c)) != CLI_EXIT_OK)
+    if ((rc = check_credentials(spec, &c, settings)) != CLI_EXIT_OK)
         goto out;
     if ((rc = oauth_start(&c)) != CLI_EXIT_OK)
         goto out;
