@@ -6,7 +6,6 @@
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "net/http_client.h"
-#include "providers/oauth.h"
 
 #include <inttypes.h>
 #include <jansson.h>
@@ -22,35 +21,49 @@
 
 /* ---- many threads in this process ---- */
 
-struct memory_store {
-    pthread_mutex_t lock;
-    struct oauth_tokens tokens;
-    int saves;
-};
-
-static fs_result mem_load(void *ctx, int64_t id, struct oauth_tokens *out)
+void oauth_test_memory_init(struct oauth_test_memory *m,
+                            const char *refresh_token)
 {
-    struct memory_store *m = ctx;
+    memset(m, 0, sizeof(*m));
+    pthread_mutex_init(&m->lock, NULL);
+    m->tokens.refresh_token = refresh_token ? xstrdup(refresh_token) : NULL;
+}
+
+void oauth_test_memory_clear(struct oauth_test_memory *m)
+{
+    oauth_tokens_clear(&m->tokens);
+    pthread_mutex_destroy(&m->lock);
+}
+
+static char *copy(const char *s)
+{
+    return s ? xstrdup(s) : NULL;
+}
+
+fs_result oauth_test_memory_load(void *ctx, int64_t id,
+                                 struct oauth_tokens *out)
+{
+    struct oauth_test_memory *m = ctx;
 
     pthread_mutex_lock(&m->lock);
     memset(out, 0, sizeof(*out));
-    out->access_token =
-        m->tokens.access_token ? xstrdup(m->tokens.access_token) : NULL;
-    out->refresh_token = xstrdup(m->tokens.refresh_token);
+    out->access_token = copy(m->tokens.access_token);
+    out->refresh_token = copy(m->tokens.refresh_token);
     out->expires_at = m->tokens.expires_at;
     out->refresh_at = m->tokens.refresh_at;
     pthread_mutex_unlock(&m->lock);
     return FS_OK;
 }
 
-static fs_result mem_save(void *ctx, int64_t id, const struct oauth_tokens *t)
+fs_result oauth_test_memory_save(void *ctx, int64_t id,
+                                 const struct oauth_tokens *t)
 {
-    struct memory_store *m = ctx;
+    struct oauth_test_memory *m = ctx;
 
     pthread_mutex_lock(&m->lock);
     oauth_tokens_clear(&m->tokens);
-    m->tokens.access_token = xstrdup(t->access_token);
-    m->tokens.refresh_token = xstrdup(t->refresh_token);
+    m->tokens.access_token = copy(t->access_token);
+    m->tokens.refresh_token = copy(t->refresh_token);
     m->tokens.expires_at = t->expires_at;
     m->tokens.refresh_at = t->refresh_at;
     m->saves++;
@@ -100,13 +113,13 @@ char *oauth_test_threads(struct stack *st, const struct provider *provider,
                          const struct connection *conn, int threads,
                          int64_t run_ms, int ttl_s)
 {
-    struct memory_store mem = {.tokens.refresh_token =
-                                   xstrdup(conn->refresh_token)};
-    struct oauth_store_ops ops = {mem_load, mem_save, NULL, &mem};
+    struct oauth_test_memory mem;
+    struct oauth_store_ops ops = {oauth_test_memory_load,
+                                  oauth_test_memory_save, NULL, &mem};
     pthread_t *ids = xcalloc((size_t)threads, sizeof(*ids));
     struct worker *workers = xcalloc((size_t)threads, sizeof(*workers));
 
-    pthread_mutex_init(&mem.lock, NULL);
+    oauth_test_memory_init(&mem, conn->refresh_token);
     struct oauth_keeper *keeper = oauth_keeper_new(&ops);
     int64_t refreshes_before =
         stack_sim_stat(st, "api_calls_by_kind", "oauth_token");
@@ -141,8 +154,7 @@ char *oauth_test_threads(struct stack *st, const struct provider *provider,
     char *rotated = xstrdup(mem.tokens.refresh_token);
     assert_string_not_equal(rotated, conn->refresh_token);
     oauth_keeper_free(keeper);
-    oauth_tokens_clear(&mem.tokens);
-    pthread_mutex_destroy(&mem.lock);
+    oauth_test_memory_clear(&mem);
     free(workers);
     free(ids);
     return rotated;

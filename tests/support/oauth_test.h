@@ -10,7 +10,27 @@
 #include "stack.h"
 
 #include "model/connection.h"
+#include "providers/oauth.h"
 #include "providers/provider.h"
+
+#include <pthread.h>
+
+/* A token keeper's store in memory: load and save for
+ * oauth_store_ops, whose ctx is the memory (or a struct holding it as its
+ * first member). Start it with oauth_test_memory_init. */
+struct oauth_test_memory {
+    pthread_mutex_t lock;
+    struct oauth_tokens tokens;
+    int saves;
+};
+
+void oauth_test_memory_init(struct oauth_test_memory *m,
+                            const char *refresh_token);
+void oauth_test_memory_clear(struct oauth_test_memory *m);
+fs_result oauth_test_memory_load(void *ctx, int64_t id,
+                                 struct oauth_tokens *out);
+fs_result oauth_test_memory_save(void *ctx, int64_t id,
+                                 const struct oauth_tokens *t);
 
 /* Calls provider.list_owners from threads threads for run_ms through one
  * keeper (tokens kept in memory) on conn, whose tokens live ttl_s, and
