@@ -162,9 +162,12 @@ static const struct connect_spec specs[] = {
 static const char connect_intro[] =
     "Connects the org to a CRM account. The org's first connection is its\n"
     "primary CRM; a later one is added as a standby, made primary by\n"
-    "`fieldsync switch`. Every secret option has a -file form reading the\n"
-    "value from a file's first line, so it need not appear in the process\n"
-    "list; secrets are never printed.\n";
+    "`fieldsync switch`. The CRM checks the credentials (and what it maps)\n"
+    "first: a refusal, or a second connection to the same account, stores\n"
+    "nothing. `fieldsync connections --org NAME` lists them. Every secret\n"
+    "option has a -file form reading the value from a file's first line,\n"
+    "so it need not appear in the process list; secrets are never\n"
+    "printed.\n";
 
 static void print_all_usage(FILE *out)
 {

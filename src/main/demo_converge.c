@@ -335,9 +335,9 @@ static void report_calls(const struct demo *d, double seconds)
            crm->rate_window * seconds * 1000.0 / (double)crm->window_ms,
            crm->rate_window, crm->window_ms / 1000.0);
     if (searches > 0) {
-        struct connection none = {0};
+        struct connection defaults = {0};
         struct rate_budget search;
-        provider_budget(&none, CALL_SEARCH, &search);
+        p->rate_budget(&defaults, CALL_SEARCH, &search);
         printf(", %" PRId64 " searches against search's own %d a second",
                searches, search.window_calls);
     }
@@ -346,7 +346,9 @@ static void report_calls(const struct demo *d, double seconds)
 
 void demo_report(struct demo *d, size_t differences)
 {
-    double seconds = d->day_seconds + d->converge_seconds;
+    /* The simulator counts from the start of the day to the comparison. */
+    double seconds =
+        d->day_seconds + d->territories.seconds + d->converge_seconds;
     struct metrics *m = app_metrics(d->app);
     json_t *kinds = json_object_get(d->sim_stats, "api_calls_by_kind");
     const char *kind;
