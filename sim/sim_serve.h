@@ -18,6 +18,7 @@ struct sim_common_options {
     const char *listen;
     const char *data_dir;
     const char *postcodes;
+    int64_t placed_percent; /* share of seed deals placed (default 100) */
     const char *webhook_url;
     const char *port_file;
     const char *log_level;
@@ -36,6 +37,7 @@ enum {
     SIM_OPT_SEED,
     SIM_OPT_LOG_LEVEL,
     SIM_OPT_WEBHOOK_CA,
+    SIM_OPT_PLACED_PERCENT,
 };
 
 /* A getopt_long table: the front-end's own entries (up to their zero

@@ -151,6 +151,9 @@ fs_result store_connection_for_org(struct store *s, int64_t org_id,
 /* Every active connection, by id. */
 fs_result store_connections_active(struct store *s, struct connection **out,
                                    size_t *n_out);
+/* Every connection of the org, active or not, by id; without secrets. */
+fs_result store_connections_of_org(struct store *s, int64_t org_id,
+                                   struct connection **out, size_t *n_out);
 void store_connections_free(struct connection *list, size_t n);
 fs_result store_connection_set_watermark(struct store *s, int64_t id,
                                          int64_t watermark);
