@@ -783,7 +783,8 @@ static void test_budgets_and_fields(void **state)
     assert_true(attio_provider.webhooks_by_url);
     attio_provider.rate_budget(&c, CALL_READ, &b);
     assert_int_equal(b.window_calls, 100);
-    assert_int_equal(b.window_ms, 1000);
+    /* Longer than Attio's second: it counts a call when it arrives. */
+    assert_true(b.window_ms > 1000 && b.window_ms <= 1250);
     attio_provider.rate_budget(&c, CALL_WRITE, &b);
     assert_int_equal(b.window_calls, 25);
     c.rate_window = 40;
