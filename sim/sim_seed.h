@@ -10,6 +10,7 @@
 #include "base/result.h"
 
 #include <stddef.h>
+#include <stdio.h>
 
 /* Most rows read from a postcode table. */
 #define SIM_SEED_POSTCODES_MAX 2000000
@@ -39,5 +40,10 @@ enum sim_place sim_seed_place(const char *opportunity_id, size_t n,
  * frees). */
 fs_result sim_seed_load(struct sim_store *store, const char *dir,
                         const char *postcodes, char **err);
+
+/* The same from streams already open (postcodes NULL: no placements), for
+ * data held elsewhere than in a folder: tests and the fuzz target. */
+fs_result sim_seed_load_streams(struct sim_store *store, FILE *teams,
+                                FILE *pipeline, FILE *postcodes, char **err);
 
 #endif

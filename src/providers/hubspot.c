@@ -1586,6 +1586,54 @@ static char *hs_owner_name(const json_t *owner)
     return NULL;
 }
 
+/* Appends the owners of an owners page's results[] (those with an id). */
+static void hs_owners_of(const json_t *body, struct crm_owner **owners,
+                         size_t *n)
+{
+    size_t i;
+    const json_t *o;
+
+    json_array_foreach(json_object_get(body, "results"), i, o)
+    {
+        char *id = json_text(json_object_get(o, "id"));
+        if (!id)
+            continue;
+        *owners = xrealloc(*owners, (*n + 1) * sizeof(**owners));
+        (*owners)[*n].id = id;
+        (*owners)[*n].email = json_text(json_object_get(o, "email"));
+        (*owners)[*n].name = hs_owner_name(o);
+        (*n)++;
+    }
+}
+
+/* Appends the stages of every pipeline in results[] (those with ids). */
+static void hs_stages_of(const json_t *body, struct crm_stage **stages,
+                         size_t *n)
+{
+    size_t i, j;
+    const json_t *pipeline;
+    const json_t *stage;
+
+    json_array_foreach(json_object_get(body, "results"), i, pipeline)
+    {
+        char *pipeline_id = json_text(json_object_get(pipeline, "id"));
+        if (!pipeline_id)
+            continue;
+        json_array_foreach(json_object_get(pipeline, "stages"), j, stage)
+        {
+            char *id = json_text(json_object_get(stage, "id"));
+            if (!id)
+                continue;
+            *stages = xrealloc(*stages, (*n + 1) * sizeof(**stages));
+            (*stages)[*n].pipeline_id = xstrdup(pipeline_id);
+            (*stages)[*n].id = id;
+            (*stages)[*n].label = json_text(json_object_get(stage, "label"));
+            (*n)++;
+        }
+        free(pipeline_id);
+    }
+}
+
 static fs_result hs_list_owners(struct provider_session *s,
                                 struct crm_owner **out, size_t *count)
 {
@@ -1601,8 +1649,6 @@ static fs_result hs_list_owners(struct provider_session *s,
         char *esc = after ? provider_url_escape(after) : NULL;
         char *path = xasprintf("/crm/v3/owners?limit=%d%s%s", HS_LIST_LIMIT,
                                esc ? "&after=" : "", esc ? esc : "");
-        size_t i;
-        const json_t *o;
 
         free(esc);
         result = hs_call(s, "GET", path, NULL, false, &reply);
@@ -1613,17 +1659,7 @@ static fs_result hs_list_owners(struct provider_session *s,
             hs_reply_clear(&reply);
             goto out;
         }
-        json_array_foreach(json_object_get(reply.json, "results"), i, o)
-        {
-            char *id = json_text(json_object_get(o, "id"));
-            if (!id)
-                continue;
-            owners = xrealloc(owners, (n + 1) * sizeof(*owners));
-            owners[n].id = id;
-            owners[n].email = json_text(json_object_get(o, "email"));
-            owners[n].name = hs_owner_name(o);
-            n++;
-        }
+        hs_owners_of(reply.json, &owners, &n);
         free(after);
         after = hs_next_after(reply.json);
         hs_reply_clear(&reply);
@@ -1646,9 +1682,6 @@ static fs_result hs_list_stages(struct provider_session *s,
     struct hs_reply reply = {0};
     struct crm_stage *stages = NULL;
     size_t n = 0;
-    size_t i, j;
-    const json_t *pipeline;
-    const json_t *stage;
     fs_result result;
 
     *out = NULL;
@@ -1659,24 +1692,7 @@ static fs_result hs_list_stages(struct provider_session *s,
     if (result != FS_OK)
         goto out;
 
-    json_array_foreach(json_object_get(reply.json, "results"), i, pipeline)
-    {
-        char *pipeline_id = json_text(json_object_get(pipeline, "id"));
-        if (!pipeline_id)
-            continue;
-        json_array_foreach(json_object_get(pipeline, "stages"), j, stage)
-        {
-            char *id = json_text(json_object_get(stage, "id"));
-            if (!id)
-                continue;
-            stages = xrealloc(stages, (n + 1) * sizeof(*stages));
-            stages[n].pipeline_id = xstrdup(pipeline_id);
-            stages[n].id = id;
-            stages[n].label = json_text(json_object_get(stage, "label"));
-            n++;
-        }
-        free(pipeline_id);
-    }
+    hs_stages_of(reply.json, &stages, &n);
     *out = stages;
     *count = n;
     stages = NULL;
@@ -1685,6 +1701,55 @@ out:
     crm_stages_free(stages, n);
     hs_reply_clear(&reply);
     return result;
+}
+
+/* ---- answers without the network ---- */
+
+fs_result hubspot_read_answer(const struct connection *conn, const char *body,
+                              size_t len, struct hubspot_answer *out)
+{
+    json_t *root = json_loadb(body, len, 0, NULL);
+    struct deal_list list = {0};
+
+    memset(out, 0, sizeof(*out));
+    if (!root)
+        return FS_ERR_REMOTE;
+    hs_parse_results(conn, root, &list);
+    hs_add_missing(root, &list);
+    deal_list_give(&list, &out->deals, &out->deal_count);
+    hs_owners_of(root, &out->owners, &out->owner_count);
+    hs_stages_of(root, &out->stages, &out->stage_count);
+    out->next_after = hs_next_after(root);
+    json_decref(root);
+    return FS_OK;
+}
+
+void hubspot_answer_clear(struct hubspot_answer *a)
+{
+    if (!a)
+        return;
+    crm_deals_free(a->deals, a->deal_count);
+    crm_owners_free(a->owners, a->owner_count);
+    crm_stages_free(a->stages, a->stage_count);
+    free(a->next_after);
+    memset(a, 0, sizeof(*a));
+}
+
+fs_result hubspot_read_update_answer(const char *body, size_t len,
+                                     const struct crm_write *writes, size_t n,
+                                     struct crm_write_result *results)
+{
+    json_t *root = json_loadb(body, len, 0, NULL);
+    size_t *idx = xcalloc(n ? n : 1, sizeof(size_t));
+
+    memset(results, 0, n * sizeof(*results));
+    for (size_t i = 0; i < n; i++)
+        idx[i] = i;
+    if (root)
+        hs_apply_batch_answer(root, writes, idx, n, results);
+    free(idx);
+    json_decref(root);
+    return root ? FS_OK : FS_ERR_REMOTE;
 }
 
 /* Private apps on Free and Starter: 100 calls per rolling 10 s, 250,000 a

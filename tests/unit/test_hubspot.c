@@ -754,6 +754,26 @@ static void test_parse_invalid(void **state)
     assert_int_equal(parse("[]", &ev), FS_ERR_INVALID);
 }
 
+/* A date before the year 1000 (a typo such as 0620 for 2020 passes as a
+ * date) goes to HubSpot as epoch ms and comes back as the same day, so its
+ * webhook echo is recognised rather than dropped as an invalid value. */
+static void test_early_dates_round_trip(void **state)
+{
+    static const char *const days[] = {"0620-01-29", "0001-01-01", "1969-12-31",
+                                       "2017-03-01"};
+
+    for (size_t i = 0; i < sizeof(days) / sizeof(days[0]); i++) {
+        char *out = NULL;
+        char *back = NULL;
+        assert_int_equal(hubspot_value_out(DEAL_CLOSE_DATE, days[i], &out),
+                         FS_OK);
+        assert_int_equal(hubspot_value_in(DEAL_CLOSE_DATE, out, &back), FS_OK);
+        assert_string_equal(back, days[i]);
+        free(back);
+        free(out);
+    }
+}
+
 static void test_provider_by_name(void **state)
 {
     assert_ptr_equal(provider_by_name("hubspot"), &hubspot_provider);
@@ -1257,6 +1277,7 @@ int main(void)
         cmocka_unit_test(test_parse_lifecycle_and_echo),
         cmocka_unit_test(test_parse_merge),
         cmocka_unit_test(test_parse_invalid),
+        cmocka_unit_test(test_early_dates_round_trip),
         cmocka_unit_test(test_provider_by_name),
         cmocka_unit_test(test_write_deals_207_and_creates),
         cmocka_unit_test(test_write_deals_rate_limited),

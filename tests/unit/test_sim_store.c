@@ -430,6 +430,44 @@ static void test_seed_placement_ignores_load_order(void **state)
     free(bad);
 }
 
+/* A pipeline row shorter than the header is refused with its line, and a
+ * postcode table with a header only places nothing. */
+static void test_seed_short_row_and_empty_table(void **state)
+{
+    const char *rows[] = {
+        "K1,Ann Example,GTX,Acme,Won,2016-11-01,2017-03-01,100",
+        "K2,Ann Example,GTX",
+    };
+    char *dir = seed_dir(rows, 2, "postcode,latitude,longitude\n");
+    char *path = xasprintf("%s/postcodes.csv", dir);
+    struct sim_store *store = new_store(false, NULL);
+    char *err = NULL;
+
+    assert_int_equal(sim_seed_load(store, dir, path, &err), FS_ERR_INVALID);
+    assert_non_null(strstr(err, "sales_pipeline.csv line 3"));
+    free(err);
+    err = NULL;
+    sim_store_free(store);
+
+    char *ok = seed_dir(rows, 1, "postcode,latitude,longitude\n");
+    char *ok_path = xasprintf("%s/postcodes.csv", ok);
+    store = new_store(false, NULL);
+    assert_int_equal(sim_seed_load(store, ok, ok_path, &err), FS_OK);
+    sim_store_lock(store);
+    assert_int_equal(sim_store_deal_count(store), 1);
+    assert_null(sim_deal_value(sim_store_deal_at(store, 0), DEAL_POSTCODE));
+    sim_store_unlock(store);
+    sim_store_free(store);
+
+    char *cmd = xasprintf("rm -rf '%s' '%s'", dir, ok);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+    free(ok_path);
+    free(ok);
+    free(path);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -438,6 +476,7 @@ int main(void)
         cmocka_unit_test(test_merge_keeps_the_primary_or_mints_an_id),
         cmocka_unit_test(test_placement_rule),
         cmocka_unit_test(test_seed_placement_ignores_load_order),
+        cmocka_unit_test(test_seed_short_row_and_empty_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

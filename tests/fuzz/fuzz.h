@@ -1,0 +1,46 @@
+/* What every fuzz target shares: the libFuzzer entry points it defines,
+ * and small helpers to cut one input into the parts a target needs and to
+ * stop loudly when an invariant of the code under test breaks. The same
+ * target file builds against libFuzzer (`make fuzz`) and against
+ * replay_main.c, which feeds it each file of its corpus (`make check`). */
+#ifndef FIELDSYNC_TESTS_FUZZ_FUZZ_H
+#define FIELDSYNC_TESTS_FUZZ_FUZZ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Called once per input; returns 0. Defined by each target. */
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+/* Called once before the first input; defined by the targets that set up
+ * state (a store), else by nobody. */
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+
+/* The part of an input not yet taken. */
+struct fuzz_input {
+    const uint8_t *data;
+    size_t size;
+};
+
+/* The bytes up to the next sep (or all that is left when there is none)
+ * as a new NUL-terminated string, and moves past them and sep. NULL when
+ * nothing is left. The caller frees. */
+char *fuzz_take(struct fuzz_input *in, const char *sep);
+
+/* All that is left as a new NUL-terminated string (it may hold NULs of
+ * its own; *len is its length). Never NULL. The caller frees. */
+char *fuzz_rest(struct fuzz_input *in, size_t *len);
+
+/* A copy of data as a NUL-terminated string. The caller frees. */
+char *fuzz_text(const uint8_t *data, size_t size);
+
+/* Aborts with the message when cond is false: the code under test broke a
+ * promise its header makes, which libFuzzer reports as a crash. */
+#define FUZZ_CHECK(cond, msg)                                                  \
+    do {                                                                       \
+        if (!(cond))                                                           \
+            fuzz_fail(__FILE__, __LINE__, (msg));                              \
+    } while (0)
+
+_Noreturn void fuzz_fail(const char *file, int line, const char *msg);
+
+#endif
