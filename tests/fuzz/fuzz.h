@@ -6,6 +6,7 @@
 #ifndef FIELDSYNC_TESTS_FUZZ_FUZZ_H
 #define FIELDSYNC_TESTS_FUZZ_FUZZ_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,6 +33,10 @@ char *fuzz_rest(struct fuzz_input *in, size_t *len);
 
 /* A copy of data as a NUL-terminated string. The caller frees. */
 char *fuzz_text(const uint8_t *data, size_t size);
+
+/* Whether value is valid for the field and already in its canonical
+ * form (deal_field_canonical gives it back unchanged). */
+bool fuzz_is_canonical(int field, const char *value);
 
 /* Aborts with the message when cond is false: the code under test broke a
  * promise its header makes, which libFuzzer reports as a crash. */

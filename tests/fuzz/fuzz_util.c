@@ -2,6 +2,7 @@
 #include "fuzz.h"
 
 #include "base/alloc.h"
+#include "model/deal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,17 @@ char *fuzz_rest(struct fuzz_input *in, size_t *len)
     in->data += in->size;
     in->size = 0;
     return rest;
+}
+
+bool fuzz_is_canonical(int field, const char *value)
+{
+    char *again = NULL;
+    bool same =
+        deal_field_canonical((enum deal_field)field, value, &again) == FS_OK &&
+        again && strcmp(again, value) == 0;
+
+    free(again);
+    return same;
 }
 
 void fuzz_fail(const char *file, int line, const char *msg)

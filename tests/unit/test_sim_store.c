@@ -8,6 +8,7 @@
 
 #include <cmocka.h>
 
+#include "sim_fixture.h"
 #include "sim_seed.h"
 #include "sim_store.h"
 #include "test_env.h"
@@ -17,29 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static const struct sim_stage stages[] = {
-    {"s-open", "Open", "Prospecting", 0.1, false},
-    {"s-work", "Working", "Engaging", 0.4, false},
-    {"s-won", "Won", "Won", 1.0, true},
-    {"s-lost", "Lost", "Lost", 0.0, true},
-};
-static const struct sim_pipeline pipeline = {"p1", "Pipe", stages, 4};
-
-static char *deal_id(void *ctx, size_t n)
-{
-    return xasprintf("d%zu", n + 1);
-}
-
-static char *owner_id(void *ctx, size_t n)
-{
-    return xasprintf("o%zu", n + 1);
-}
-
-static char *user_id(void *ctx, size_t n)
-{
-    return xasprintf("u%zu", n + 1);
-}
 
 /* What the sink saw, flattened to text lines such as
  * "changed d1 stage s-open>s-work by user u1". */
@@ -71,13 +49,7 @@ static void on_event(void *ctx, const struct sim_event *ev)
 
 static struct sim_store *new_store(bool mint, struct seen *seen)
 {
-    struct sim_store_config config = {
-        .pipeline = &pipeline,
-        .deal_id = deal_id,
-        .owner_id = owner_id,
-        .user_id = user_id,
-        .merge_mints_id = mint,
-    };
+    struct sim_store_config config = sim_fixture_config(mint);
     struct sim_store *store = sim_store_new(&config);
     sim_store_add_owner(store, "Ann Example");
     if (seen)
