@@ -772,23 +772,44 @@ static json_t *hs_properties_array(bool mapped_only)
     return a;
 }
 
-/* The newest entry of a property's history, or NULL. */
-static const json_t *hs_history_newest(const json_t *history, int64_t *time)
+/* What a property's history says: its newest entry, and the newest one
+ * written by someone other than us (NULL when none). */
+struct hs_history {
+    const json_t *newest;
+    int64_t newest_time;
+    const json_t *other;
+    int64_t other_time;
+};
+
+static enum change_actor hs_entry_actor(const struct connection *conn,
+                                        const json_t *entry)
 {
-    const json_t *newest = NULL;
+    char *source_id = json_text(json_object_get(entry, "sourceId"));
+    enum change_actor actor =
+        hs_actor(conn, json_str(entry, "sourceType"), source_id);
+    free(source_id);
+    return actor;
+}
+
+static void hs_scan_history(const struct connection *conn,
+                            const json_t *history, struct hs_history *h)
+{
     size_t i;
     const json_t *entry;
 
-    *time = 0;
+    memset(h, 0, sizeof(*h));
     json_array_foreach(history, i, entry)
     {
         int64_t t = hs_time(json_object_get(entry, "timestamp"));
-        if (t > *time) {
-            *time = t;
-            newest = entry;
+        if (t > h->newest_time) {
+            h->newest_time = t;
+            h->newest = entry;
+        }
+        if (t > h->other_time && hs_entry_actor(conn, entry) == ACTOR_OTHER) {
+            h->other_time = t;
+            h->other = entry;
         }
     }
-    return newest;
 }
 
 /* Fills a deal from a SimplePublicObject. A value the canonical form
@@ -814,20 +835,24 @@ static fs_result hs_deal_from_json(const struct connection *conn,
 
     for (int f = 0; f < DEAL_FIELD_COUNT; f++) {
         const char *raw = json_str(props, hs_props[f]);
-        int64_t t = 0;
-        const json_t *newest =
-            hs_history_newest(json_object_get(history, hs_props[f]), &t);
-        char *source_id = json_text(json_object_get(newest, "sourceId"));
+        struct hs_history h;
+        hs_scan_history(conn, json_object_get(history, hs_props[f]), &h);
 
-        d->times[f] = t > 0 ? t : d->modified;
+        d->times[f] = h.newest_time > 0 ? h.newest_time : d->modified;
         d->actors[f] =
-            hs_actor(conn, json_str(newest, "sourceType"), source_id);
-        free(source_id);
+            h.newest ? hs_entry_actor(conn, h.newest) : ACTOR_UNKNOWN;
         if (hubspot_value_in(f, raw, &d->values[f]) != FS_OK) {
             log_info("provider=hubspot deal=%s property=%s value_rejected=1",
                      d->crm_id, hs_props[f]);
             d->values[f] = NULL;
             d->times[f] = 0;
+        }
+        /* A CRM edit our push may have overwritten since. */
+        if (h.other && h.other != h.newest &&
+            hubspot_value_in(f, json_str(h.other, "value"),
+                             &d->others[f].value) == FS_OK) {
+            d->others[f].time = h.other_time;
+            d->others[f].present = true;
         }
     }
     return FS_OK;

@@ -39,8 +39,10 @@ void crm_deal_clear(struct crm_deal *deal)
 {
     free(deal->crm_id);
     free(deal->our_id);
-    for (int f = 0; f < DEAL_FIELD_COUNT; f++)
+    for (int f = 0; f < DEAL_FIELD_COUNT; f++) {
         free(deal->values[f]);
+        free(deal->others[f].value);
+    }
     memset(deal, 0, sizeof(*deal));
 }
 

@@ -60,6 +60,13 @@ struct crm_event {
 
 void crm_event_clear(struct crm_event *event);
 
+/* An earlier value of a field, from the CRM's history. */
+struct crm_past_value {
+    char *value; /* canonical, NULL: cleared */
+    int64_t time;
+    bool present;
+};
+
 /* A deal as read from the CRM, values canonical. times[] holds each
  * field's CRM modification time when the read asked for it, else the
  * deal's own modification time. */
@@ -69,6 +76,12 @@ struct crm_deal {
     char *values[DEAL_FIELD_COUNT];
     int64_t times[DEAL_FIELD_COUNT];
     enum change_actor actors[DEAL_FIELD_COUNT]; /* who made each value */
+    /* From a read with per-field times, where the CRM keeps history: the
+     * newest value someone other than us wrote, when it is not the
+     * current one (our push landed after it), so the merge can tell
+     * whether the push overwrote a newer edit whose webhook never came. */
+    struct crm_past_value others[DEAL_FIELD_COUNT];
+    int64_t read_at; /* when the read was made (set by the reconciler) */
     int64_t modified;
     bool archived;
 };

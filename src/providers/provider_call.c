@@ -44,28 +44,53 @@ fs_result provider_call_acquire(struct provider_session *s,
     }
 }
 
+/* What an answer means for the provider: 429 and 5xx are results of
+ * their own, anything else is for the provider to read. */
+static fs_result answer_result(fs_result sent,
+                               const struct http_client_response *resp)
+{
+    if (sent != FS_OK)
+        return sent;
+    if (resp->status == 429)
+        return FS_ERR_RATE_LIMITED;
+    if (resp->status >= 500 || resp->status < 100)
+        return FS_ERR_UNAVAILABLE;
+    return FS_OK;
+}
+
 fs_result provider_call_send(struct provider_session *s,
                              const struct call_cost *cost, const char *method,
                              const char *url, const char *const *headers,
                              const char *body, size_t body_len,
                              struct http_client_response *resp)
 {
-    fs_result result;
-
     memset(resp, 0, sizeof(*resp));
-    result = provider_call_acquire(s, cost);
+    fs_result result = provider_call_acquire(s, cost);
     if (result != FS_OK)
         return result;
 
     result = http_client_request(s->http, method, url, headers, body, body_len,
                                  session_timeout(s), resp);
-    if (result != FS_OK)
-        return result;
-    if (resp->status == 429)
-        return FS_ERR_RATE_LIMITED;
-    if (resp->status >= 500 || resp->status < 100)
-        return FS_ERR_UNAVAILABLE;
-    return FS_OK;
+    return answer_result(result, resp);
+}
+
+void provider_call_send_many(struct provider_session *s,
+                             const struct call_cost *cost,
+                             struct http_client_call *calls, size_t n,
+                             size_t max_parallel)
+{
+    size_t ready = 0;
+
+    while (ready < n && provider_call_acquire(s, cost) == FS_OK)
+        ready++;
+    for (size_t i = ready; i < n; i++) {
+        memset(&calls[i].resp, 0, sizeof(calls[i].resp));
+        calls[i].result = FS_ERR_RATE_LIMITED;
+    }
+    http_client_request_many(s->http, calls, ready, max_parallel,
+                             session_timeout(s));
+    for (size_t i = 0; i < ready; i++)
+        calls[i].result = answer_result(calls[i].result, &calls[i].resp);
 }
 
 int provider_header_int(const struct http_client_response *resp,

@@ -38,6 +38,15 @@ fs_result provider_call_send(struct provider_session *s,
                              const char *body, size_t body_len,
                              struct http_client_response *resp);
 
+/* Sends a set of calls at once, at most max_parallel in flight, each taking
+ * its budget first as provider_call_send does (calls past a budget that
+ * stays spent beyond the session's timeout are not sent and end
+ * FS_ERR_RATE_LIMITED). Each call's result is as provider_call_send's. */
+void provider_call_send_many(struct provider_session *s,
+                             const struct call_cost *cost,
+                             struct http_client_call *calls, size_t n,
+                             size_t max_parallel);
+
 /* A response header as an int, or fallback when absent or not a number. */
 int provider_header_int(const struct http_client_response *resp,
                         const char *name, int fallback);

@@ -17,6 +17,8 @@
 
 /* Re-read this far behind the watermark: the CRM's search index lags. */
 #define BACKSTOP_OVERLAP_MS 5000
+/* Pushes checked against the CRM's history per pass, at most. */
+#define BACKSTOP_VERIFY_BATCH 500
 
 struct backstop {
     struct app *app;
@@ -124,6 +126,29 @@ fs_result import_connection(struct store *store,
     return result;
 }
 
+/* Reads the deals of recent pushes again with their history. A push can
+ * land just after a newer CRM edit and overwrite it; the edit's webhook
+ * tells us, but if it is lost the CRM's history is the only trace, and
+ * the merge of it writes the newer edit back. */
+static fs_result verify_pushes(struct store *store,
+                               struct provider_session *session,
+                               struct reconcile_effects *fx)
+{
+    char **ids = NULL;
+    size_t n = 0;
+
+    fs_result result =
+        store_records_unverified(store, session->conn->id, clock_now_ms(),
+                                 BACKSTOP_VERIFY_BATCH, &ids, &n);
+    if (result == FS_OK && n > 0)
+        result =
+            reconcile_read(store, session, (const char *const *)ids, n, fx);
+    for (size_t i = 0; i < n; i++)
+        free(ids[i]);
+    free(ids);
+    return result;
+}
+
 fs_result backstop_pass(struct store *store, struct provider_session *session,
                         struct reconcile_effects *fx, size_t *changed_out)
 {
@@ -151,6 +176,8 @@ fs_result backstop_pass(struct store *store, struct provider_session *session,
     if (result == FS_OK && newest > session->conn->watermark)
         result =
             store_connection_set_watermark(store, session->conn->id, newest);
+    if (result == FS_OK)
+        result = verify_pushes(store, session, fx);
     if (changed_out)
         *changed_out = total;
     return result;

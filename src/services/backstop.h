@@ -21,7 +21,8 @@ void backstop_free(struct backstop *b);
 typedef void (*import_on_progress)(void *ctx, size_t deals_read);
 
 /* Reads the connection's owners and pipeline stages into the store. */
-fs_result import_crm_meta(struct store *store, struct provider_session *session);
+fs_result import_crm_meta(struct store *store,
+                          struct provider_session *session);
 
 /* Reads every deal of the connection into the store (owners and stages
  * too) and sets the watermark to the newest modification seen. */

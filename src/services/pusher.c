@@ -109,6 +109,9 @@ static fs_result note_success(struct store *store, const struct record *sent,
     int64_t crm_time = res->time ? res->time : now;
     if (!r.crm_id && res->crm_id)
         r.crm_id = xstrdup(res->crm_id);
+    /* Checked against the CRM's history by a later read (see the
+     * backstop): the push may have overwritten a newer CRM edit. */
+    r.unverified_push_at = crm_time > now ? crm_time : now;
     for (int f = 0; f < DEAL_FIELD_COUNT; f++) {
         if (!w->present[f])
             continue;

@@ -232,6 +232,11 @@ fs_result reconcile_deal(struct store *store, const struct connection *conn,
             }
         }
     } else {
+        /* This read saw the CRM's history after our last push. */
+        if (r.unverified_push_at && deal->read_at > r.unverified_push_at) {
+            r.unverified_push_at = 0;
+            changed = true;
+        }
         for (int f = 0; f < DEAL_FIELD_COUNT; f++) {
             if (!(synced & (1u << f)))
                 continue;
@@ -241,6 +246,12 @@ fs_result reconcile_deal(struct store *store, const struct connection *conn,
                 .actor = deal->actors[f],
             };
             changed |= merge_one(store, &r, f, &change, fx);
+            if (deal->others[f].present) {
+                struct crm_change past = {.value = deal->others[f].value,
+                                          .time = deal->others[f].time,
+                                          .actor = ACTOR_OTHER};
+                changed |= merge_one(store, &r, f, &past, fx);
+            }
         }
     }
 
@@ -418,8 +429,11 @@ fs_result reconcile_read(struct store *store, struct provider_session *session,
         size_t n = count - start < READ_BATCH ? count - start : READ_BATCH;
         struct crm_deal *deals = NULL;
         size_t got = 0;
+        int64_t read_at = clock_now_ms();
         fs_result result =
             provider->read_deals(session, crm_ids + start, n, &deals, &got);
+        for (size_t i = 0; i < got; i++)
+            deals[i].read_at = read_at;
         if (fx->metrics)
             metrics_add(fx->metrics, METRIC_READ_CALLS, session->conn->id, 1);
         if (result != FS_OK)

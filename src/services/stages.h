@@ -31,8 +31,8 @@ fs_result stages_define(struct store *store, int64_t org_id, json_t *body,
  * given are derived where one CRM stage of a pipeline maps to the stage.
  * FS_ERR_INVALID with *error when the result does not validate;
  * FS_ERR_NOT_FOUND when the org has no connection. */
-fs_result stages_map(struct store *store, int64_t org_id,
-                     int64_t connection_id, json_t *body, char **error);
+fs_result stages_map(struct store *store, int64_t org_id, int64_t connection_id,
+                     json_t *body, char **error);
 
 /* The org's live deals whose CRM stage maps to none of its stages, ids
  * greater than after (NULL: from the start), at most limit. */

@@ -149,6 +149,12 @@ const char *const store_migrations[] = {
     "  key TEXT NOT NULL,"
     "  crm_stage TEXT NOT NULL,"
     "  PRIMARY KEY (connection_id, pipeline_id, key)) WITHOUT ROWID;",
+
+    /* 3: pushes still to check against the CRM's history. */
+    "ALTER TABLE records ADD COLUMN unverified_push_at INTEGER NOT NULL "
+    "  DEFAULT 0;"
+    "CREATE INDEX records_unverified ON records "
+    "  (connection_id, unverified_push_at) WHERE unverified_push_at > 0;",
 };
 
 const size_t store_migration_count =

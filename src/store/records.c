@@ -13,7 +13,8 @@
 
 #define RECORD_COLUMNS                                                         \
     "r.rowid, r.id, r.org_id, r.connection_id, r.crm_id, r.deleted_at, "       \
-    "r.deleted_reason, r.merged_into, r.created_at, r.updated_at"
+    "r.deleted_reason, r.merged_into, r.created_at, r.updated_at, "            \
+    "r.unverified_push_at"
 
 #define LIST_DEFAULT_LIMIT 100
 #define LIST_MAX_LIMIT 1000
@@ -48,6 +49,7 @@ static void read_record_row(sqlite3_stmt *st, struct record *r)
     r->merged_into = store_column_text(st, 7);
     r->created_at = sqlite3_column_int64(st, 8);
     r->updated_at = sqlite3_column_int64(st, 9);
+    r->unverified_push_at = sqlite3_column_int64(st, 10);
 }
 
 static fs_result load_fields(struct store *s, struct record *r)
@@ -309,12 +311,14 @@ static fs_result save_row(struct store *s, struct record *rec, bool pending)
 {
     static const char insert[] =
         "INSERT INTO records (id, org_id, connection_id, crm_id, deleted_at, "
-        "deleted_reason, merged_into, created_at, updated_at, pending) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+        "deleted_reason, merged_into, created_at, updated_at, pending, "
+        "unverified_push_at) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?12)";
     static const char update[] =
         "UPDATE records SET id = ?1, org_id = ?2, connection_id = ?3, "
         "crm_id = ?4, deleted_at = ?5, deleted_reason = ?6, merged_into = ?7, "
-        "created_at = ?8, updated_at = ?9, pending = ?10 WHERE rowid = ?11";
+        "created_at = ?8, updated_at = ?9, pending = ?10, "
+        "unverified_push_at = ?12 WHERE rowid = ?11";
     sqlite3_stmt *st = NULL;
     bool is_new = rec->rowid == 0;
 
@@ -336,6 +340,7 @@ static fs_result save_row(struct store *s, struct record *rec, bool pending)
     sqlite3_bind_int(st, 10, pending ? 1 : 0);
     if (!is_new)
         sqlite3_bind_int64(st, 11, rec->rowid);
+    sqlite3_bind_int64(st, 12, rec->unverified_push_at);
     r = store_step_done(st);
     if (r != FS_OK)
         return r;
@@ -508,4 +513,42 @@ fs_result store_pending_next_due(struct store *s, int64_t connection_id,
         r = store_map_rc(rc);
     sqlite3_reset(st);
     return r;
+}
+
+fs_result store_records_unverified(struct store *s, int64_t connection_id,
+                                   int64_t before, size_t limit, char ***out,
+                                   size_t *n_out)
+{
+    static const char sql[] =
+        "SELECT crm_id FROM records WHERE connection_id = ?1 "
+        "AND unverified_push_at > 0 AND unverified_push_at < ?2 "
+        "AND crm_id IS NOT NULL AND deleted_at = 0 "
+        "ORDER BY unverified_push_at LIMIT ?3";
+    sqlite3_stmt *st = NULL;
+    char **ids = NULL;
+    size_t n = 0;
+    int rc;
+
+    *out = NULL;
+    *n_out = 0;
+    fs_result r = store_prepare(s, sql, &st);
+    if (r != FS_OK)
+        return r;
+    sqlite3_bind_int64(st, 1, connection_id);
+    sqlite3_bind_int64(st, 2, before);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)limit);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        ids = xrealloc(ids, (n + 1) * sizeof(*ids));
+        ids[n++] = store_column_text(st, 0);
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        for (size_t i = 0; i < n; i++)
+            free(ids[i]);
+        free(ids);
+        return store_map_rc(rc);
+    }
+    *out = ids;
+    *n_out = n;
+    return FS_OK;
 }

@@ -96,8 +96,8 @@ fs_result store_user_get(struct store *s, int64_t org_id, int64_t user_id,
  * in that org. */
 fs_result store_user_revoke(struct store *s, int64_t org_id, int64_t user_id);
 /* Sets the user's owner id in the CRM (NULL: none). */
-fs_result store_user_set_owner(struct store *s, int64_t org_id,
-                               int64_t user_id, const char *owner_id);
+fs_result store_user_set_owner(struct store *s, int64_t org_id, int64_t user_id,
+                               const char *owner_id);
 /* All users of the org, revoked ones included, by id. */
 fs_result store_users_list(struct store *s, int64_t org_id, struct user **out,
                            size_t *n_out);
@@ -183,6 +183,10 @@ struct record {
     char *merged_into;     /* our id of the survivor of a CRM merge */
     int64_t created_at;
     int64_t updated_at; /* max field time, set by save */
+    /* When our last push landed, until a read of the CRM's history after
+     * it has shown whether the push overwrote a newer CRM edit; 0: none
+     * to check. */
+    int64_t unverified_push_at;
     struct field_state fields[DEAL_FIELD_COUNT];
 };
 
@@ -239,6 +243,12 @@ fs_result store_records_count(struct store *s, const struct record_filter *f,
 fs_result store_records_pending(struct store *s, int64_t connection_id,
                                 int64_t now, size_t limit, struct record **out,
                                 size_t *n_out);
+/* CRM ids of live records of the connection whose push landed before
+ * `before` and has not been checked against the CRM's history yet, the
+ * oldest first. The caller frees each id and the array. */
+fs_result store_records_unverified(struct store *s, int64_t connection_id,
+                                   int64_t before, size_t limit, char ***out,
+                                   size_t *n_out);
 /* The earliest next_try_at among pending, unfailed records of the
  * connection that are waiting on backoff; 0 when none. */
 fs_result store_pending_next_due(struct store *s, int64_t connection_id,
