@@ -23,9 +23,16 @@ static const struct connection conn = {
 static void check_deal(const struct crm_deal *d)
 {
     FUZZ_CHECK(d->crm_id, "a deal read has its CRM id");
-    for (int f = 0; f < DEAL_FIELD_COUNT; f++)
+    for (int f = 0; f < DEAL_FIELD_COUNT; f++) {
+        const struct crm_past_value *other = &d->others[f];
         FUZZ_CHECK(!d->values[f] || fuzz_is_canonical(f, d->values[f]),
                    "a deal read holds canonical values");
+        FUZZ_CHECK(!other->value ||
+                       (other->present && fuzz_is_canonical(f, other->value)),
+                   "an overwritten edit read holds a canonical value");
+        FUZZ_CHECK(!other->present || other->time > 0,
+                   "an overwritten edit read has its time");
+    }
 }
 
 static void check_answer(const char *body, size_t len)
