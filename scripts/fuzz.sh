@@ -41,6 +41,7 @@ run_one() {
         return 1
     fi
     mkdir -p "$corpus" "$scratch" "$artifacts"
+    touch "$logs/.started-$name"
     "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
         -max_len=65536 -print_final_stats=1 \
         -artifact_prefix="$artifacts" "$scratch" "$corpus" >"$log" 2>&1
@@ -62,6 +63,13 @@ run_one() {
     runs=$(grep -E '^stat::number_of_executed_units' "$log" | tail -1 |
         awk '{print $2}')
     echo "fuzz: $name: ok ${seconds}s runs=${runs:-?} last: $stats"
+    # A slow unit is not a failure (a busy machine stalls a run too), but
+    # say so: replay it to see whether it is slow by itself.
+    local slow
+    for slow in $(find "$artifacts" -name 'slow-unit-*' \
+        -newer "$logs/.started-$name"); do
+        echo "fuzz: $name: note: slow input kept: $slow"
+    done
     return 0
 }
 
