@@ -26,14 +26,16 @@ struct bench_options {
     const char *fieldsync_bin;
     const char *crmsim_bin;
     const char *data_dir;
-    const char *work_dir;  /* NULL: beside the fieldsync binary */
-    int threads;           /* webhook clients and edit clients */
-    int64_t ingest_events; /* events to post, at most */
-    int64_t ingest_ms;     /* posting stops after this long anyway */
-    int samples;           /* per latency measurement */
-    int edits;             /* edits of the call-count measurement */
-    int rate_10s;          /* CRM budget, simulator and connection */
-    bool keep;             /* leave the work folder behind */
+    const char *work_dir;    /* NULL: beside the fieldsync binary */
+    int threads;             /* webhook clients and edit clients */
+    int64_t ingest_events;   /* events to post, at most */
+    int64_t ingest_ms;       /* posting stops after this long anyway */
+    int samples;             /* per latency measurement */
+    int edits;               /* edits of the call-count measurement */
+    int rate_10s;            /* CRM budget, simulator and connection */
+    bool keep;               /* leave the work folder behind */
+    const char *geo_dir;     /* NULL: DATA/../geo_uk */
+    int64_t territory_deals; /* deals of the reassignment figure */
 };
 
 /* A deal as both sides name it. */
@@ -97,6 +99,23 @@ struct bench_results {
     int64_t create_calls;
     double edits_seconds;    /* firing the edits */
     double converge_seconds; /* first edit to all in the CRM */
+
+    bool lookups_ok;
+    size_t lookup_polygons;
+    size_t lookup_points;
+    int64_t lookup_found;
+    double lookup_build_ms;
+    double lookup_rate; /* STRtree + prepared */
+    double linear_rate; /* plain GEOS over every polygon */
+    bool reassign_ok;
+    int64_t reassign_deals;
+    double reassign_insert_s;
+    double reassign_first_s;
+    size_t reassign_first_moves;
+    double reassign_preview_s;
+    double reassign_apply_s;
+    size_t reassign_moves;
+    double reassign_raw_s; /* raw SQLite writes of as many owners */
 };
 
 /* ---- bench_env.c ---- */
@@ -150,5 +169,12 @@ fs_result bench_latency(struct bench_env *env, struct bench_results *res);
 
 /* CRM calls per opt->edits field edits over as many deals. */
 fs_result bench_calls(struct bench_env *env, struct bench_results *res);
+
+/* ---- bench_territory.c ---- */
+
+/* Territory lookups per second and a reassignment of every deal, in a
+ * database of its own under work_dir. */
+fs_result bench_territory(const struct bench_options *opt, const char *work_dir,
+                          struct bench_results *res);
 
 #endif

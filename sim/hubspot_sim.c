@@ -12,6 +12,7 @@
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/crypto.h"
+#include "base/urlform.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -30,6 +31,9 @@
 #define SEARCH_FILTERS_PER_GROUP_MAX 6
 #define SEARCH_FILTERS_MAX 18
 #define OWNERS_MAX 500
+/* Access tokens the OAuth endpoint remembers (older ones are unknown). */
+#define OAUTH_ISSUED_MAX 64
+#define OAUTH_FORM_MAX 16
 
 /* Ids as HubSpot shows them in this portal. */
 #define DEAL_ID_BASE 20000000001ULL
@@ -50,6 +54,7 @@ enum call_kind {
     KIND_MERGE,
     KIND_OWNERS,
     KIND_PIPELINES,
+    KIND_OAUTH_TOKEN,
     KIND_COUNT,
 };
 
@@ -67,6 +72,7 @@ static const struct sim_call_kind call_kinds[KIND_COUNT] = {
     [KIND_MERGE] = {"merge", SIM_CALL_WRITE},
     [KIND_OWNERS] = {"owners", SIM_CALL_META},
     [KIND_PIPELINES] = {"pipelines", SIM_CALL_META},
+    [KIND_OAUTH_TOKEN] = {"oauth_token", SIM_CALL_META},
 };
 
 /* The one pipeline, "default"; the stages of the seed CSV. */
@@ -88,6 +94,19 @@ struct hubspot_sim_config {
     int rate_10s;     /* calls per rolling 10 s */
     int rate_daily;   /* calls per UTC day */
     int search_per_s; /* search calls per rolling second */
+    /* OAuth (off without oauth_client_id): the install's refresh token,
+     * the lifetime of access tokens, and whether each refresh mints a
+     * new refresh token (HubSpot keeps it; Pipedrive-style rotation is a
+     * test knob). */
+    const char *oauth_client_id;
+    const char *refresh_token;
+    int64_t token_ttl_s;
+    bool rotate_refresh;
+};
+
+struct issued_token {
+    char *token;
+    int64_t expires_at; /* epoch ms */
 };
 
 struct hubspot_sim {
@@ -96,6 +115,11 @@ struct hubspot_sim {
     struct hubspot_webhooks hooks;
     struct sim_store *store;
     struct sim_control *control;
+
+    pthread_mutex_t oauth_mu; /* guards the OAuth state */
+    char *refresh_token;      /* the one that works now */
+    struct issued_token issued[OAUTH_ISSUED_MAX];
+    size_t issued_next;
 
     pthread_mutex_t mu; /* guards the limits */
     struct sim_window ten_secondly;
@@ -1638,16 +1662,169 @@ static struct route_result route_api(struct call *c, const char *m)
     return not_found;
 }
 
-static bool authorised(struct hubspot_sim *sim, const struct http_request *req)
+enum auth_outcome {
+    AUTH_OK,
+    AUTH_UNKNOWN,
+    AUTH_EXPIRED,
+};
+
+static bool same_secret(const char *a, const char *b)
+{
+    return a && b && crypto_equal(a, strlen(a), b, strlen(b));
+}
+
+/* The private app's static token, or an OAuth access token this portal
+ * issued and has not outlived; *expired_s says how long ago one did. */
+static enum auth_outcome authorised(struct hubspot_sim *sim,
+                                    const struct http_request *req,
+                                    int64_t *expired_ms)
 {
     const char *auth = http_request_header(req, "Authorization");
     const char *prefix = "Bearer ";
+    enum auth_outcome outcome = AUTH_UNKNOWN;
 
     if (!auth || strncasecmp(auth, prefix, strlen(prefix)) != 0)
-        return false;
+        return AUTH_UNKNOWN;
     auth += strlen(prefix);
-    return crypto_equal(auth, strlen(auth), sim->config.token,
-                        strlen(sim->config.token));
+    if (same_secret(auth, sim->config.token))
+        return AUTH_OK;
+    int64_t now = clock_now_ms();
+    pthread_mutex_lock(&sim->oauth_mu);
+    for (size_t i = 0; i < OAUTH_ISSUED_MAX && outcome == AUTH_UNKNOWN; i++) {
+        const struct issued_token *t = &sim->issued[i];
+        if (!same_secret(auth, t->token))
+            continue;
+        outcome = now < t->expires_at ? AUTH_OK : AUTH_EXPIRED;
+        *expired_ms = now - t->expires_at;
+    }
+    pthread_mutex_unlock(&sim->oauth_mu);
+    return outcome;
+}
+
+/* One field of an x-www-form-urlencoded body. */
+struct form_field {
+    char *name;
+    char *value;
+};
+
+/* Splits the body into at most OAUTH_FORM_MAX fields. */
+static size_t form_parse(const char *body, size_t len, struct form_field *out)
+{
+    size_t n = 0;
+    const char *p = body;
+    const char *end = body + len;
+
+    while (p < end && n < OAUTH_FORM_MAX) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *stop = amp ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(stop - p));
+        char *name = eq ? urlform_decode(p, (size_t)(eq - p)) : NULL;
+        char *value =
+            eq ? urlform_decode(eq + 1, (size_t)(stop - eq - 1)) : NULL;
+        if (name && value) {
+            out[n].name = name;
+            out[n].value = value;
+            n++;
+        } else {
+            free(name);
+            free(value);
+        }
+        p = stop + 1;
+    }
+    return n;
+}
+
+static const char *form_get(const struct form_field *f, size_t n,
+                            const char *name)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(f[i].name, name) == 0)
+            return f[i].value;
+    }
+    return NULL;
+}
+
+/* HubSpot's refusal of a token request: the legacy shape on v1, the
+ * standard error body on v3. */
+static void reply_token_refused(struct http_response *resp, bool v3,
+                                const char *status, const char *message)
+{
+    if (!v3) {
+        reply(resp, 400,
+              json_pack("{s:s, s:s}", "status", status, "message", message));
+        return;
+    }
+    json_t *body = error_body("VALIDATION_ERROR", message);
+    json_object_set_new(body, "subCategory", json_string(status));
+    reply(resp, 400, body);
+}
+
+static char *random_token(const char *prefix)
+{
+    char *hex = crypto_random_hex(24);
+    char *token = xasprintf("%s%s", prefix, hex);
+    free(hex);
+    return token;
+}
+
+/* POST /oauth/v1/token and /oauth/v3/token with grant_type
+ * refresh_token: a new access token living token_ttl_s, and the refresh
+ * token (a new one when rotating, the old one then dead). */
+static void h_oauth_token(struct hubspot_sim *sim,
+                          const struct http_request *req,
+                          struct http_response *resp, bool v3)
+{
+    struct form_field fields[OAUTH_FORM_MAX];
+    size_t n = form_parse(req->body, req->body_len, fields);
+    const char *grant = form_get(fields, n, "grant_type");
+    const char *rt = form_get(fields, n, "refresh_token");
+
+    sim_control_count_call(sim->control, KIND_OAUTH_TOKEN, false);
+    if (!sim->config.oauth_client_id ||
+        !same_secret(form_get(fields, n, "client_id"),
+                     sim->config.oauth_client_id)) {
+        reply_token_refused(resp, v3, "BAD_CLIENT_ID",
+                            "missing or unknown client id");
+    } else if (!same_secret(form_get(fields, n, "client_secret"),
+                            sim->config.client_secret)) {
+        reply_token_refused(resp, v3, "BAD_CLIENT_SECRET",
+                            "missing or invalid client secret");
+    } else if (!grant || strcmp(grant, "refresh_token") != 0) {
+        reply_token_refused(resp, v3, "BAD_GRANT_TYPE",
+                            "grant_type must be refresh_token");
+    } else {
+        pthread_mutex_lock(&sim->oauth_mu);
+        if (!same_secret(rt, sim->refresh_token)) {
+            pthread_mutex_unlock(&sim->oauth_mu);
+            reply_token_refused(resp, v3, "BAD_REFRESH_TOKEN",
+                                "missing or invalid refresh token");
+        } else {
+            struct issued_token *slot =
+                &sim->issued[sim->issued_next++ % OAUTH_ISSUED_MAX];
+            free(slot->token);
+            slot->token = random_token("sim-at-");
+            slot->expires_at = clock_now_ms() + sim->config.token_ttl_s * 1000;
+            if (sim->config.rotate_refresh) {
+                free(sim->refresh_token);
+                sim->refresh_token = random_token("sim-rt-");
+            }
+            json_t *body = json_pack(
+                "{s:s, s:s, s:s, s:I}", "token_type", "bearer", "refresh_token",
+                sim->refresh_token, "access_token", slot->token, "expires_in",
+                (json_int_t)sim->config.token_ttl_s);
+            pthread_mutex_unlock(&sim->oauth_mu);
+            if (v3) {
+                json_object_set_new(body, "token_use", json_string("access"));
+                json_object_set_new(body, "hub_id",
+                                    json_integer(sim->config.portal_id));
+            }
+            reply(resp, 200, body);
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        free(fields[i].name);
+        free(fields[i].value);
+    }
 }
 
 static bool parse_body(struct call *c)
@@ -1679,7 +1856,19 @@ static void serve_api(struct call *c)
                                     : "method not allowed on this resource");
         return;
     }
-    if (!authorised(sim, c->req)) {
+    int64_t expired_ms = 0;
+    enum auth_outcome auth = authorised(sim, c->req, &expired_ms);
+    if (auth == AUTH_EXPIRED) {
+        char *msg = xasprintf("The OAuth token used to make this call "
+                              "expired %" PRId64 " second(s) ago.",
+                              expired_ms / 1000);
+        sim_control_count_refused(sim->control, true);
+        reply_error(c->resp, 401, "EXPIRED_AUTHENTICATION", msg);
+        free(msg);
+        return;
+    }
+    if (auth != AUTH_OK) {
+        sim_control_count_refused(sim->control, false);
         reply_error(c->resp, 401, "INVALID_AUTHENTICATION",
                     "Authentication credentials not found. This API supports "
                     "OAuth 2.0 authentication and you can find more details "
@@ -1712,6 +1901,16 @@ static void on_request(void *ctx, const struct http_request *req,
 {
     struct call c = {.sim = ctx, .req = req, .resp = resp};
 
+    bool v1 = strcmp(req->path, "/oauth/v1/token") == 0;
+    if (v1 || strcmp(req->path, "/oauth/v3/token") == 0 ||
+        strcmp(req->path, "/oauth/2026-03/token") == 0) {
+        if (strcmp(req->method, "POST") != 0)
+            reply_error(resp, 405, "METHOD_NOT_ALLOWED",
+                        "method not allowed on this resource");
+        else
+            h_oauth_token(c.sim, req, resp, !v1);
+        return;
+    }
     sim_path_split(&c.path, req->path);
     serve_api(&c);
     json_decref(c.body);
@@ -1747,6 +1946,19 @@ static void on_start(void *ctx, const struct sim_core *core)
     sim->control = core->control;
 }
 
+/* The ten-secondly window is what deal calls are counted in; search
+ * keeps its own per-second window. */
+static void on_exhaust(void *ctx)
+{
+    struct hubspot_sim *sim = ctx;
+    int64_t now = clock_now_ms();
+
+    pthread_mutex_lock(&sim->mu);
+    while (sim_window_take(&sim->ten_secondly, now))
+        continue;
+    pthread_mutex_unlock(&sim->mu);
+}
+
 static void usage(FILE *out)
 {
     fputs("usage: crmsim hubspot --listen HOST:PORT --data DIR\n"
@@ -1769,6 +1981,13 @@ static void usage(FILE *out)
           "  --rate-10s N          API calls per rolling 10 s (default 100)\n"
           "  --rate-daily N        API calls per UTC day (default 250000)\n"
           "  --search-per-s N      search calls per second (default 5)\n"
+          "  --oauth-client-id ID  serve /oauth/v1/token and /oauth/v3/token\n"
+          "                        for this client (its secret is\n"
+          "                        --client-secret)\n"
+          "  --refresh-token T     the install's refresh token\n"
+          "  --token-ttl-s N       access token lifetime (default 1800)\n"
+          "  --rotate-refresh-tokens  mint a new refresh token each refresh\n"
+          "                        (HubSpot does not; a test knob)\n"
           "  --help                show this help\n",
           out);
 }
@@ -1785,6 +2004,10 @@ static int parse_options(int argc, char **argv, struct sim_common_options *o,
         OPT_RATE_10S,
         OPT_RATE_DAILY,
         OPT_SEARCH,
+        OPT_OAUTH_CLIENT,
+        OPT_REFRESH,
+        OPT_TTL,
+        OPT_ROTATE,
         OPT_HELP,
     };
     static const struct option own[] = {
@@ -1795,6 +2018,10 @@ static int parse_options(int argc, char **argv, struct sim_common_options *o,
         {"rate-10s", required_argument, NULL, OPT_RATE_10S},
         {"rate-daily", required_argument, NULL, OPT_RATE_DAILY},
         {"search-per-s", required_argument, NULL, OPT_SEARCH},
+        {"oauth-client-id", required_argument, NULL, OPT_OAUTH_CLIENT},
+        {"refresh-token", required_argument, NULL, OPT_REFRESH},
+        {"token-ttl-s", required_argument, NULL, OPT_TTL},
+        {"rotate-refresh-tokens", no_argument, NULL, OPT_ROTATE},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -1829,6 +2056,19 @@ static int parse_options(int argc, char **argv, struct sim_common_options *o,
         case OPT_SEARCH:
             rc = sim_parse_number("--search-per-s", optarg, 1, 100000, &search);
             break;
+        case OPT_OAUTH_CLIENT:
+            h->oauth_client_id = optarg;
+            break;
+        case OPT_REFRESH:
+            h->refresh_token = optarg;
+            break;
+        case OPT_TTL:
+            rc = sim_parse_number("--token-ttl-s", optarg, 1, 86400,
+                                  &h->token_ttl_s);
+            break;
+        case OPT_ROTATE:
+            h->rotate_refresh = true;
+            break;
         case OPT_HELP:
             usage(stdout);
             rc = 1;
@@ -1849,6 +2089,11 @@ static int parse_options(int argc, char **argv, struct sim_common_options *o,
     }
     if (sim_common_check(o) != 0)
         return -1;
+    if (!h->oauth_client_id != !h->refresh_token) {
+        fprintf(stderr, "crmsim: --oauth-client-id and --refresh-token go "
+                        "together\n");
+        return -1;
+    }
     if (!h->client_secret || !h->token || !h->app_id || !h->portal_id) {
         fprintf(stderr, "crmsim: --client-secret, --app-id, --portal-id and "
                         "--token are required\n");
@@ -1876,6 +2121,11 @@ int hubspot_sim_main(int argc, char **argv)
     };
     hubspot_webhook_format(&sim.hooks, &format);
     pthread_mutex_init(&sim.mu, NULL);
+    pthread_mutex_init(&sim.oauth_mu, NULL);
+    if (sim.config.token_ttl_s == 0)
+        sim.config.token_ttl_s = 1800;
+    sim.refresh_token =
+        sim.config.refresh_token ? xstrdup(sim.config.refresh_token) : NULL;
     int64_t now = clock_now_ms();
     sim_window_init(&sim.ten_secondly, sim.config.rate_10s, 10000);
     sim_window_init(&sim.secondly_search, sim.config.search_per_s, 1000);
@@ -1895,12 +2145,17 @@ int hubspot_sim_main(int argc, char **argv)
         .call_kind_count = KIND_COUNT,
         .on_start = on_start,
         .on_request = on_request,
+        .on_exhaust = on_exhaust,
         .ctx = &sim,
     };
     rc = sim_serve(&o, &fe);
 
     sim_window_free(&sim.ten_secondly);
     sim_window_free(&sim.secondly_search);
+    for (size_t i = 0; i < OAUTH_ISSUED_MAX; i++)
+        free(sim.issued[i].token);
+    free(sim.refresh_token);
+    pthread_mutex_destroy(&sim.oauth_mu);
     pthread_mutex_destroy(&sim.mu);
     return rc;
 }

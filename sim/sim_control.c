@@ -27,6 +27,8 @@ struct sim_control {
     struct webhook_sender *sender;
     const struct sim_call_kind *kinds;
     size_t kind_count;
+    void (*on_exhaust)(void *ctx);
+    void *ctx;
 
     pthread_mutex_t mu; /* guards everything below */
     uint64_t rng;
@@ -36,6 +38,8 @@ struct sim_control {
     int64_t rate_limited;
     int64_t faults_5xx;
     int64_t faults_timeout;
+    int64_t auth_refused; /* calls refused for their credentials */
+    int64_t auth_expired; /* of them, with an access token past its life */
 };
 
 /* One control request on its way through a handler. */
@@ -55,6 +59,8 @@ struct sim_control *sim_control_new(const struct sim_control_config *config)
     ctl->sender = config->sender;
     ctl->kinds = config->call_kinds;
     ctl->kind_count = config->call_kind_count;
+    ctl->on_exhaust = config->on_exhaust;
+    ctl->ctx = config->ctx;
     ctl->by_kind = xcalloc(ctl->kind_count + 1, sizeof(*ctl->by_kind));
     ctl->rng = config->seed ^ 0x5DEECE66DULL;
     pthread_mutex_init(&ctl->mu, NULL);
@@ -78,6 +84,15 @@ void sim_control_count_call(struct sim_control *ctl, int kind, bool limited)
         ctl->by_kind[kind]++;
     if (limited)
         ctl->rate_limited++;
+    pthread_mutex_unlock(&ctl->mu);
+}
+
+void sim_control_count_refused(struct sim_control *ctl, bool expired)
+{
+    pthread_mutex_lock(&ctl->mu);
+    ctl->auth_refused++;
+    if (expired)
+        ctl->auth_expired++;
     pthread_mutex_unlock(&ctl->mu);
 }
 
@@ -634,6 +649,8 @@ static void get_stats(struct call *c)
         "events_dropped", (json_int_t)ws.events_dropped, "events_duplicated",
         (json_int_t)ws.events_duplicated, "pending_deliveries",
         (json_int_t)ws.pending_deliveries);
+    json_object_set_new(obj, "auth_refused", json_integer(ctl->auth_refused));
+    json_object_set_new(obj, "auth_expired", json_integer(ctl->auth_expired));
     pthread_mutex_unlock(&ctl->mu);
     sim_reply(c->resp, 200, obj);
 }
@@ -649,8 +666,28 @@ static void reset_stats(struct call *c)
     ctl->rate_limited = 0;
     ctl->faults_5xx = 0;
     ctl->faults_timeout = 0;
+    ctl->auth_refused = 0;
+    ctl->auth_expired = 0;
     pthread_mutex_unlock(&ctl->mu);
     get_stats(c);
+}
+
+/* Another client of the account spends the rest of the burst window: the
+ * CRM's next calls are refused with its own 429 and hints. */
+static void exhaust_limits(struct call *c)
+{
+    static const char *const keys[] = {NULL};
+
+    if (!keys_known(c, keys))
+        return;
+    if (!c->ctl->on_exhaust) {
+        reply_error(c, 501, "not_supported", NULL,
+                    "this CRM's simulator cannot spend its rate window");
+        return;
+    }
+    c->ctl->on_exhaust(c->ctl->ctx);
+    log_notice("event=limits_exhausted");
+    sim_reply(c->resp, 200, json_pack("{s:b}", "exhausted", true));
 }
 
 static void get_idle(struct call *c)
@@ -681,6 +718,7 @@ static const struct route routes[] = {
     {{"stats"}, get_stats, NULL, NULL, NULL},
     {{"stats", "reset"}, NULL, reset_stats, NULL, NULL},
     {{"idle"}, get_idle, NULL, NULL, NULL},
+    {{"limits", "exhaust"}, NULL, exhaust_limits, NULL, NULL},
 };
 
 static bool route_matches(const struct route *r, const struct sim_path *p)

@@ -44,6 +44,10 @@ struct sim_control_config {
     const struct sim_call_kind *call_kinds;
     size_t call_kind_count;
     uint64_t seed; /* of the API fault dice */
+    /* The front-end's on_exhaust (sim_serve.h) and its ctx; NULL: POST
+     * /_sim/limits/exhaust answers 501. */
+    void (*on_exhaust)(void *ctx);
+    void *ctx;
 };
 
 /* What the API fault dice say for one call. */
@@ -67,6 +71,9 @@ void sim_control_on_request(void *ctx, const struct http_request *req,
 /* Counts one API call of that kind (an index into call_kinds); limited
  * when the front-end refused it for a rate limit. */
 void sim_control_count_call(struct sim_control *ctl, int kind, bool limited);
+/* Counts one API call refused for its credentials; expired when its
+ * access token had outlived its lifetime. */
+void sim_control_count_refused(struct sim_control *ctl, bool expired);
 /* Rolls the API fault dice for an admitted call. */
 enum sim_api_fault sim_control_roll_fault(struct sim_control *ctl, int *status);
 

@@ -8,6 +8,7 @@
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "net/http_client.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -24,6 +25,7 @@ static const struct option common_longopts[] = {
     {"port-file", required_argument, NULL, SIM_OPT_PORT_FILE},
     {"seed", required_argument, NULL, SIM_OPT_SEED},
     {"log-level", required_argument, NULL, SIM_OPT_LOG_LEVEL},
+    {"webhook-ca", required_argument, NULL, SIM_OPT_WEBHOOK_CA},
     {NULL, 0, NULL, 0},
 };
 
@@ -33,6 +35,7 @@ const char sim_common_help[] =
     "  --postcodes FILE      CSV of postcode, latitude, longitude to place\n"
     "                        the seed deals on (see docs/SIMULATOR.md)\n"
     "  --webhook-url URL     where webhooks are POSTed\n"
+    "  --webhook-ca PEM      trust this certificate for an https URL\n"
     "  --port-file PATH      write the bound port here once serving\n"
     "  --seed N              seed of the fault dice (default 1)\n"
     "  --log-level LEVEL     error|warn|notice|info|debug\n";
@@ -91,6 +94,9 @@ int sim_common_option(struct sim_common_options *o, int code, const char *arg)
         return 1;
     case SIM_OPT_LOG_LEVEL:
         o->log_level = arg;
+        return 1;
+    case SIM_OPT_WEBHOOK_CA:
+        http_client_set_ca_file(arg);
         return 1;
     case SIM_OPT_SEED:
         return sim_parse_number("--seed", arg, 0, INT64_MAX, &o->seed) == 0
@@ -205,6 +211,8 @@ int sim_serve(const struct sim_common_options *o, const struct sim_frontend *fe)
         .call_kinds = fe->call_kinds,
         .call_kind_count = fe->call_kind_count,
         .seed = (uint64_t)o->seed,
+        .on_exhaust = fe->on_exhaust,
+        .ctx = fe->ctx,
     };
     core.control = router.control = sim_control_new(&ccfg);
     fe->on_start(fe->ctx, &core);

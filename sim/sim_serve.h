@@ -35,6 +35,7 @@ enum {
     SIM_OPT_PORT_FILE,
     SIM_OPT_SEED,
     SIM_OPT_LOG_LEVEL,
+    SIM_OPT_WEBHOOK_CA,
 };
 
 /* A getopt_long table: the front-end's own entries (up to their zero
@@ -73,6 +74,11 @@ struct sim_frontend {
     void (*on_start)(void *ctx, const struct sim_core *core);
     /* The CRM's own API: every request outside /_sim. */
     http_on_request on_request;
+    /* Spends what is left of the API's rolling burst window(s) now, as
+     * other clients of the account would, so the next calls get the
+     * CRM's own 429 until the window moves on (POST
+     * /_sim/limits/exhaust). Daily budgets are left alone. */
+    void (*on_exhaust)(void *ctx);
     void *ctx;
 };
 

@@ -70,3 +70,30 @@ void buf_free(struct buf *b)
     b->data = NULL;
     b->len = b->cap = 0;
 }
+
+fs_result buf_read_file(struct buf *b, const char *path, size_t max)
+{
+    FILE *f = fopen(path, "rb");
+    char chunk[65536];
+    fs_result r = FS_OK;
+    size_t got;
+
+    buf_reset(b);
+    if (!f)
+        return FS_ERR_IO;
+    while ((got = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+        if (b->len + got > max) {
+            r = FS_ERR_TOO_LARGE;
+            break;
+        }
+        buf_append(b, chunk, got);
+    }
+    if (r == FS_OK && ferror(f))
+        r = FS_ERR_IO;
+    fclose(f);
+    if (!b->data) {
+        b->data = xcalloc(1, 1);
+        b->cap = 1;
+    }
+    return r;
+}

@@ -2,6 +2,8 @@
 #ifndef FIELDSYNC_BASE_BUF_H
 #define FIELDSYNC_BASE_BUF_H
 
+#include "base/result.h"
+
 #include <stddef.h>
 
 struct buf {
@@ -18,5 +20,9 @@ void buf_reset(struct buf *b);
 /* Gives the contents to the caller (never NULL) and empties the buffer. */
 char *buf_steal(struct buf *b);
 void buf_free(struct buf *b);
+
+/* Reads the whole file into b (replacing what it held). FS_ERR_IO when it
+ * cannot be read, FS_ERR_TOO_LARGE past max bytes. */
+fs_result buf_read_file(struct buf *b, const char *path, size_t max);
 
 #endif

@@ -3,6 +3,7 @@
 #include "main/cli.h"
 
 #include "base/alloc.h"
+#include "base/buf.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "services/app.h"
@@ -213,17 +214,57 @@ int cli_find_org(struct store *s, const char *name, int64_t *id)
 
 static const char serve_usage[] =
     "usage: fieldsync serve [--listen ADDR] [--port-file PATH]\n"
+    "                       [--tls-cert PEM --tls-key PEM]\n"
     "                       [--backstop-ms N] [--fail-after-ms N]\n"
-    "                       [--push-window-ms N]\n"
+    "                       [--push-window-ms N] [--max-connections N]\n"
+    "                       [--max-connections-per-ip N]\n"
+    "                       [--request-timeout-ms N] [--ingest-queue N]\n"
     "Runs the service until SIGINT or SIGTERM.\n"
     "  --listen ADDR        host:port to listen on (default "
     "127.0.0.1:8080;\n"
     "                       port 0 picks a free one)\n"
     "  --port-file PATH     write the bound port to PATH once listening\n"
+    "  --tls-cert PEM       serve HTTPS with this certificate (chain) file\n"
+    "  --tls-key PEM        and this private key file\n"
     "  --backstop-ms N      period of the incremental CRM read (60000)\n"
     "  --fail-after-ms N    failing this long marks a record failed "
     "(300000)\n"
-    "  --push-window-ms N   wait for more edits to batch (20)\n";
+    "  --push-window-ms N   wait for more edits to batch (20)\n"
+    "  --max-connections N  connections open at once; more get 503 (256)\n"
+    "  --max-connections-per-ip N  from one address (0: no limit)\n"
+    "  --request-timeout-ms N  a request must arrive whole within (30000)\n"
+    "  --ingest-queue N     webhook events waiting for a commit; more get\n"
+    "                       503 (200000)\n"
+    "  --max-db-pages N     test hook: cap the database at N pages, as a\n"
+    "                       full disk would\n";
+
+/* A PEM file read whole. */
+#define PEM_MAX_BYTES (256 * 1024)
+
+static int read_pem(const char *option, const char *path, char **out)
+{
+    FILE *f = fopen(path, "r");
+    struct buf b = {0};
+    char chunk[4096];
+    size_t n;
+
+    if (!f)
+        return cli_fail("cannot read --%s %s: %s", option, path,
+                        strerror(errno));
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0 &&
+           b.len <= PEM_MAX_BYTES)
+        buf_append(&b, chunk, n);
+    bool failed = ferror(f) != 0;
+    fclose(f);
+    if (failed || b.len == 0 || b.len > PEM_MAX_BYTES) {
+        buf_free(&b);
+        return cli_fail("--%s %s is empty, unreadable or over %d bytes", option,
+                        path, PEM_MAX_BYTES);
+    }
+    buf_append(&b, "", 1); /* the NUL libmicrohttpd expects */
+    *out = buf_steal(&b);
+    return CLI_EXIT_OK;
+}
 
 /* Written whole under a temporary name, then renamed, so a reader never
  * sees a partial port. */
@@ -249,33 +290,111 @@ static int write_port_file(const char *path, unsigned port)
     return rc;
 }
 
+enum serve_opt {
+    SERVE_LISTEN,
+    SERVE_PORT_FILE,
+    SERVE_BACKSTOP_MS,
+    SERVE_FAIL_AFTER_MS,
+    SERVE_PUSH_WINDOW_MS,
+    SERVE_MAX_CONNECTIONS,
+    SERVE_MAX_PER_IP,
+    SERVE_REQUEST_TIMEOUT_MS,
+    SERVE_INGEST_QUEUE,
+    SERVE_MAX_DB_PAGES,
+    SERVE_TLS_CERT,
+    SERVE_TLS_KEY,
+    SERVE_OPT_COUNT,
+};
+
+/* The numeric options into the config. */
+static int serve_numbers(const struct cli_option *opts,
+                         struct app_config *config)
+{
+    static const struct {
+        enum serve_opt opt;
+        int64_t min, max;
+        const char *what;
+    } ranges[] = {
+        {SERVE_BACKSTOP_MS, 0, INT64_C(86400000) * 365, "milliseconds"},
+        {SERVE_FAIL_AFTER_MS, 0, INT64_C(86400000) * 365, "milliseconds"},
+        {SERVE_PUSH_WINDOW_MS, 0, INT64_C(86400000) * 365, "milliseconds"},
+        {SERVE_MAX_CONNECTIONS, 1, 100000, "count"},
+        {SERVE_MAX_PER_IP, 0, 100000, "count"},
+        {SERVE_REQUEST_TIMEOUT_MS, 100, 3600000, "milliseconds"},
+        {SERVE_INGEST_QUEUE, 1, 100000000, "count"},
+        {SERVE_MAX_DB_PAGES, 1, INT32_MAX, "count"},
+    };
+    int64_t v[sizeof(ranges) / sizeof(ranges[0])];
+
+    for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
+        const struct cli_option *o = &opts[ranges[i].opt];
+        v[i] = -1;
+        if (o->given &&
+            !cli_parse_count(o->value, ranges[i].min, ranges[i].max, &v[i]))
+            return cli_usage_error(
+                serve_usage, "--%s takes a %s in %" PRId64 "..%" PRId64,
+                o->name, ranges[i].what, ranges[i].min, ranges[i].max);
+    }
+    if (v[0] >= 0)
+        config->backstop_interval_ms = v[0];
+    if (v[1] >= 0)
+        config->fail_after_ms = v[1];
+    if (v[2] >= 0)
+        config->push_window_ms = v[2];
+    if (v[3] >= 0)
+        config->max_connections = (unsigned)v[3];
+    if (v[4] >= 0)
+        config->max_per_ip = (unsigned)v[4];
+    if (v[5] >= 0)
+        config->request_timeout_ms = (unsigned)v[5];
+    if (v[6] >= 0)
+        config->ingest_max_queued = (size_t)v[6];
+    if (v[7] >= 0)
+        config->max_db_pages = v[7];
+    return -1;
+}
+
 int cli_serve(int argc, char **argv)
 {
-    struct cli_option opts[] = {
-        {"listen", "ADDR", NULL, false},
-        {"port-file", "PATH", NULL, false},
-        {"backstop-ms", "N", NULL, false},
-        {"fail-after-ms", "N", NULL, false},
-        {"push-window-ms", "N", NULL, false},
+    struct cli_option opts[SERVE_OPT_COUNT] = {
+        [SERVE_LISTEN] = {"listen", "ADDR", NULL, false},
+        [SERVE_PORT_FILE] = {"port-file", "PATH", NULL, false},
+        [SERVE_BACKSTOP_MS] = {"backstop-ms", "N", NULL, false},
+        [SERVE_FAIL_AFTER_MS] = {"fail-after-ms", "N", NULL, false},
+        [SERVE_PUSH_WINDOW_MS] = {"push-window-ms", "N", NULL, false},
+        [SERVE_MAX_CONNECTIONS] = {"max-connections", "N", NULL, false},
+        [SERVE_MAX_PER_IP] = {"max-connections-per-ip", "N", NULL, false},
+        [SERVE_REQUEST_TIMEOUT_MS] = {"request-timeout-ms", "N", NULL, false},
+        [SERVE_INGEST_QUEUE] = {"ingest-queue", "N", NULL, false},
+        [SERVE_MAX_DB_PAGES] = {"max-db-pages", "N", NULL, false},
+        [SERVE_TLS_CERT] = {"tls-cert", "PEM", NULL, false},
+        [SERVE_TLS_KEY] = {"tls-key", "PEM", NULL, false},
     };
-    int rc = cli_parse(argc, argv, serve_usage, opts, 5, NULL, 0);
+    char *cert = NULL;
+    char *key = NULL;
+    struct app *app = NULL;
+    int rc = cli_parse(argc, argv, serve_usage, opts, SERVE_OPT_COUNT, NULL, 0);
     if (rc >= 0)
         return rc;
 
     struct app_config config;
     app_config_defaults(&config);
     config.db_path = cli_db_path();
-    if (opts[0].given)
-        config.listen = opts[0].value;
-    int64_t *targets[] = {&config.backstop_interval_ms, &config.fail_after_ms,
-                          &config.push_window_ms};
-    for (size_t i = 0; i < 3; i++) {
-        if (opts[2 + i].given &&
-            !cli_parse_count(opts[2 + i].value, 0, INT64_C(86400000) * 365,
-                             targets[i]))
-            return cli_usage_error(serve_usage,
-                                   "--%s takes a number of milliseconds",
-                                   opts[2 + i].name);
+    if (opts[SERVE_LISTEN].given)
+        config.listen = opts[SERVE_LISTEN].value;
+    if ((rc = serve_numbers(opts, &config)) >= 0)
+        return rc;
+    if (opts[SERVE_TLS_CERT].given != opts[SERVE_TLS_KEY].given)
+        return cli_usage_error(serve_usage,
+                               "--tls-cert and --tls-key go together");
+    if (opts[SERVE_TLS_CERT].given) {
+        rc = read_pem("tls-cert", opts[SERVE_TLS_CERT].value, &cert);
+        if (rc == CLI_EXIT_OK)
+            rc = read_pem("tls-key", opts[SERVE_TLS_KEY].value, &key);
+        if (rc != CLI_EXIT_OK)
+            goto out;
+        config.tls_cert = cert;
+        config.tls_key = key;
     }
 
     /* Blocked before any thread starts, so every thread inherits the mask
@@ -287,20 +406,25 @@ int cli_serve(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    struct app *app = NULL;
     fs_result r = app_start(&config, &app);
-    if (r != FS_OK)
-        return cli_fail("cannot start on %s: %s", config.listen,
-                        fs_result_name(r));
+    if (r != FS_OK) {
+        rc = cli_fail("cannot start on %s: %s%s", config.listen,
+                      fs_result_name(r),
+                      cert && r == FS_ERR_INVALID
+                          ? " (is the key the certificate's, both PEM?)"
+                          : "");
+        goto out;
+    }
 
     const char *colon = strrchr(config.listen, ':');
     int host_len = colon ? (int)(colon - config.listen) : 0;
-    printf("fieldsync serving on http://%.*s:%u\n", host_len,
-           host_len ? config.listen : "127.0.0.1", (unsigned)app_port(app));
+    printf("fieldsync serving on %s://%.*s:%u\n", cert ? "https" : "http",
+           host_len, host_len ? config.listen : "127.0.0.1",
+           (unsigned)app_port(app));
     fflush(stdout);
     rc = CLI_EXIT_OK;
-    if (opts[1].given)
-        rc = write_port_file(opts[1].value, app_port(app));
+    if (opts[SERVE_PORT_FILE].given)
+        rc = write_port_file(opts[SERVE_PORT_FILE].value, app_port(app));
 
     int sig = 0;
     if (rc == CLI_EXIT_OK) {
@@ -308,6 +432,9 @@ int cli_serve(int argc, char **argv)
         log_notice("stopping signal=%d", sig);
     }
     app_stop(app);
+out:
+    free(cert);
+    free(key);
     return rc;
 }
 
@@ -388,9 +515,14 @@ static const char user_usage[] =
     "                          [--email E] [--owner-id ID]\n"
     "       fieldsync user list --org NAME\n"
     "       fieldsync user revoke --org NAME --id N\n"
+    "       fieldsync user set-owner --org NAME --id N --owner-id ID\n"
+    "                                [--provider P]\n"
     "add prints the new user's API token once; only its hash is kept.\n"
     "  --owner-id ID   the user's owner id in the CRM (a rep edits the\n"
-    "                  deals with that owner)\n";
+    "                  deals with that owner, and owns the deals of their\n"
+    "                  territories); set-owner with '' removes it\n"
+    "  --provider P    hubspot, pipedrive or attio (default: the org's\n"
+    "                  current CRM); a user has one owner id per CRM\n";
 
 static int user_add(struct store *s, int64_t org_id, struct cli_option *opts)
 {
@@ -446,13 +578,35 @@ static int user_revoke(struct store *s, int64_t org_id, const char *id_text)
     return CLI_EXIT_OK;
 }
 
+static int user_set_owner(struct store *s, int64_t org_id,
+                          const struct cli_option *opts)
+{
+    int64_t id = 0;
+    const char *owner = opts[4].value;
+
+    if (!cli_parse_count(opts[5].value, 1, INT64_MAX, &id))
+        return cli_usage_error(user_usage, "--id takes a user id");
+    if (strlen(owner) > 255)
+        return cli_usage_error(user_usage, "an owner id is at most 255 bytes");
+    fs_result r = store_user_set_owner_id(s, org_id, id, opts[6].value,
+                                          *owner ? owner : NULL);
+    if (r == FS_ERR_NOT_FOUND)
+        return cli_fail("no user %" PRId64 " in that org", id);
+    if (r != FS_OK)
+        return cli_fail("cannot set the owner id: %s", fs_result_name(r));
+    printf("user %" PRId64 " owner id %s\n", id, *owner ? owner : "removed");
+    return CLI_EXIT_OK;
+}
+
 int cli_user(int argc, char **argv)
 {
     struct cli_option opts[] = {
         {"org", "NAME", NULL, false},    {"name", "N", NULL, false},
         {"role", "ROLE", NULL, false},   {"email", "E", NULL, false},
         {"owner-id", "ID", NULL, false}, {"id", "N", NULL, false},
+        {"provider", "P", NULL, false},
     };
+    static const char *const set_owner_required[] = {"org", "id", "owner-id"};
     static const char *const add_required[] = {"org", "name", "role"};
     static const char *const list_required[] = {"org"};
     static const char *const revoke_required[] = {"org", "id"};
@@ -469,18 +623,20 @@ int cli_user(int argc, char **argv)
     }
     const char *cmd = argv[1];
     if (strcmp(cmd, "add") != 0 && strcmp(cmd, "list") != 0 &&
-        strcmp(cmd, "revoke") != 0)
+        strcmp(cmd, "revoke") != 0 && strcmp(cmd, "set-owner") != 0)
         return cli_usage_error(user_usage, "unknown user command '%s'", cmd);
 
-    rc = cli_parse(argc - 1, argv + 1, user_usage, opts, 6, pos, 0);
+    rc = cli_parse(argc - 1, argv + 1, user_usage, opts, 7, pos, 0);
     if (rc >= 0)
         return rc;
     if (strcmp(cmd, "add") == 0)
-        rc = cli_require(user_usage, opts, 6, add_required, 3);
+        rc = cli_require(user_usage, opts, 7, add_required, 3);
     else if (strcmp(cmd, "list") == 0)
-        rc = cli_require(user_usage, opts, 6, list_required, 1);
+        rc = cli_require(user_usage, opts, 7, list_required, 1);
+    else if (strcmp(cmd, "set-owner") == 0)
+        rc = cli_require(user_usage, opts, 7, set_owner_required, 3);
     else
-        rc = cli_require(user_usage, opts, 6, revoke_required, 2);
+        rc = cli_require(user_usage, opts, 7, revoke_required, 2);
     if (rc >= 0)
         return rc;
     if (opts[1].given &&
@@ -494,6 +650,8 @@ int cli_user(int argc, char **argv)
             rc = user_add(s, org_id, opts);
         else if (strcmp(cmd, "list") == 0)
             rc = user_list(s, org_id);
+        else if (strcmp(cmd, "set-owner") == 0)
+            rc = user_set_owner(s, org_id, opts);
         else
             rc = user_revoke(s, org_id, opts[5].value);
     }

@@ -65,6 +65,8 @@ int cli_org(int argc, char **argv);
 int cli_user(int argc, char **argv);
 int cli_status(int argc, char **argv);
 int cli_retry(int argc, char **argv);
+/* Written apart: src/main/cli_territory.c. */
+int cli_territory(int argc, char **argv);
 
 /* Written apart: src/main/import_cmd.c, src/main/cli_connect.c,
  * src/main/cli_stages.c, src/main/cli_switch.c and src/main/demo.c. */

@@ -6,8 +6,10 @@
 #include "main/cli.h"
 
 #include "base/alloc.h"
+#include "providers/oauth.h"
 #include "providers/provider.h"
 #include "services/backstop.h"
+#include "services/tokens.h"
 #include "store/store.h"
 
 #include <errno.h>
@@ -23,9 +25,12 @@
 
 /* Where an option's value goes. */
 enum connect_target {
-    TO_TOKEN,         /* secret */
-    TO_CLIENT_SECRET, /* secret */
-    TO_WEBHOOK_USER,  /* secret */
+    TO_TOKEN,               /* secret */
+    TO_CLIENT_SECRET,       /* secret */
+    TO_WEBHOOK_USER,        /* secret */
+    TO_REFRESH_TOKEN,       /* secret: OAuth, instead of a static token */
+    TO_OAUTH_CLIENT_SECRET, /* secret: when not the client secret */
+    TO_OAUTH_CLIENT_ID,
     TO_ACCOUNT,
     TO_APP,
     TO_RATE_WINDOW,
@@ -50,7 +55,9 @@ struct connect_spec {
 };
 
 static const struct connect_flag hubspot_flags[] = {
-    {"token", "T", TO_TOKEN, true, false},
+    {"token", "T", TO_TOKEN, false, false},
+    {"refresh-token", "T", TO_REFRESH_TOKEN, false, false},
+    {"oauth-client-id", "ID", TO_OAUTH_CLIENT_ID, false, false},
     {"client-secret", "S", TO_CLIENT_SECRET, true, false},
     {"app-id", "N", TO_APP, true, true},
     {"portal-id", "N", TO_ACCOUNT, true, true},
@@ -62,12 +69,17 @@ static const struct connect_spec specs[] = {
     {"hubspot", "https://api.hubapi.com", hubspot_flags,
      sizeof(hubspot_flags) / sizeof(hubspot_flags[0]),
      "usage: fieldsync connect hubspot --org NAME (--token T | --token-file "
-     "PATH)\n"
+     "PATH\n"
+     "         | --oauth-client-id ID (--refresh-token T | --refresh-token-file "
+     "PATH))\n"
      "         (--client-secret S | --client-secret-file PATH)\n"
      "         --app-id N --portal-id N [--base-url URL]\n"
      "         [--rate-10s N] [--rate-daily N]\n"
      "  --token          the private app's access token\n"
-     "  --client-secret  the app's client secret (signs webhooks)\n"
+     "  --oauth-client-id, --refresh-token  or a public app's OAuth client\n"
+     "                   id and the refresh token of its install: access\n"
+     "                   tokens are then refreshed before they expire\n"
+     "  --client-secret  the app's client secret (signs webhooks; OAuth)\n"
      "  --app-id         the app's id (HubSpot names our writes by it)\n"
      "  --portal-id      the HubSpot account (portal) id\n"
      "  --base-url URL   default https://api.hubapi.com\n"
@@ -101,7 +113,24 @@ static const struct connect_spec *spec_for(const char *crm)
 
 static bool is_secret(enum connect_target t)
 {
-    return t == TO_TOKEN || t == TO_CLIENT_SECRET || t == TO_WEBHOOK_USER;
+    return t == TO_TOKEN || t == TO_CLIENT_SECRET || t == TO_WEBHOOK_USER ||
+           t == TO_REFRESH_TOKEN || t == TO_OAUTH_CLIENT_SECRET;
+}
+
+static char **secret_slot(struct connection *c, enum connect_target t)
+{
+    switch (t) {
+    case TO_TOKEN:
+        return &c->token;
+    case TO_CLIENT_SECRET:
+        return &c->client_secret;
+    case TO_WEBHOOK_USER:
+        return &c->webhook_user;
+    case TO_REFRESH_TOKEN:
+        return &c->refresh_token;
+    default:
+        return &c->oauth_client_secret;
+    }
 }
 
 /* A secret from the option or from the first line of its file. */
@@ -183,9 +212,7 @@ static int take_flag(const struct connect_spec *spec,
         int rc = read_secret(spec->usage, opt, file_opt, &secret);
         if (rc != CLI_EXIT_OK)
             return rc;
-        char **slot = f->target == TO_TOKEN           ? &c->token
-                      : f->target == TO_CLIENT_SECRET ? &c->client_secret
-                                                      : &c->webhook_user;
+        char **slot = secret_slot(c, f->target);
         free(*slot);
         *slot = secret;
         return CLI_EXIT_OK;
@@ -204,6 +231,9 @@ static int take_flag(const struct connect_spec *spec,
     case TO_APP:
         c->app_id = xstrdup(opt->value);
         break;
+    case TO_OAUTH_CLIENT_ID:
+        c->oauth_client_id = xstrdup(opt->value);
+        break;
     case TO_RATE_WINDOW:
     case TO_RATE_DAILY:
         if (!cli_parse_count(opt->value, 1, INT32_MAX, &number))
@@ -218,6 +248,58 @@ static int take_flag(const struct connect_spec *spec,
         break;
     default:
         break;
+    }
+    return CLI_EXIT_OK;
+}
+
+/* A static token or OAuth: one of the two, OAuth with its client id. */
+static int check_credentials(const struct connect_spec *spec,
+                             const struct connection *c)
+{
+    if (!c->token == !c->refresh_token)
+        return cli_usage_error(spec->usage,
+                               "give --token or --refresh-token, not both");
+    if (c->refresh_token && !c->oauth_client_id)
+        return cli_usage_error(spec->usage,
+                               "--refresh-token needs --oauth-client-id");
+    return CLI_EXIT_OK;
+}
+
+/* Exchanges an OAuth connection's refresh token for its first access
+ * token, which also checks the client and the grant. The CRM may rotate
+ * the refresh token: the new one is what is stored. */
+static int oauth_start(struct connection *c)
+{
+    const struct provider *p = provider_by_name(c->provider);
+    struct provider_session session;
+    struct oauth_grant grant = {"refresh_token", c->refresh_token, NULL};
+    struct oauth_tokens t = {0};
+    char *error = NULL;
+
+    if (!c->refresh_token)
+        return CLI_EXIT_OK;
+    if (!p || !p->oauth_token)
+        return cli_fail("%s connections take no refresh token", c->provider);
+    provider_session_open(c, CONNECT_TIMEOUT_MS, &session);
+    fs_result r = p->oauth_token(&session, &grant, &t, &error);
+    provider_session_close(&session);
+    if (r != FS_OK) {
+        int rc = cli_fail("the %s token endpoint refused the OAuth client or "
+                          "refresh token: %s",
+                          c->provider, error ? error : fs_result_name(r));
+        free(error);
+        return rc;
+    }
+    free(error);
+    free(c->token);
+    free(c->refresh_token);
+    c->token = t.access_token;
+    c->refresh_token = t.refresh_token;
+    c->token_expires_at = t.expires_at;
+    c->token_refresh_at = t.refresh_at;
+    if (t.api_base) {
+        free(c->base_url);
+        c->base_url = t.api_base;
     }
     return CLI_EXIT_OK;
 }
@@ -321,6 +403,10 @@ int cli_connect(int argc, char **argv)
         xstrdup(opts[1].given ? opts[1].value : spec->default_base_url);
     if (json_object_size(settings) > 0)
         c.settings = json_dumps(settings, JSON_COMPACT | JSON_SORT_KEYS);
+    if ((rc = check_credentials(spec, &c)) != CLI_EXIT_OK)
+        goto out;
+    if ((rc = oauth_start(&c)) != CLI_EXIT_OK)
+        goto out;
     if ((rc = prepare(&c)) != CLI_EXIT_OK)
         goto out;
     if ((rc = cli_open_store(&s)) != CLI_EXIT_OK)
@@ -342,9 +428,9 @@ int cli_connect(int argc, char **argv)
          * the switch. */
         struct provider_session session;
         c.id = id;
-        provider_session_open(&c, CONNECT_TIMEOUT_MS, &session);
+        tokens_session_open(&c, CONNECT_TIMEOUT_MS, cli_db_path(), &session);
         r = import_crm_meta(s, &session);
-        provider_session_close(&session);
+        tokens_session_close(&session);
         if (r != FS_OK) {
             rc = cli_fail("the standby was added but its owners and stages "
                           "could not be read: %s",

@@ -4,6 +4,7 @@
 
 #include "providers/provider.h"
 #include "services/switch.h"
+#include "services/tokens.h"
 #include "store/store.h"
 
 #include <inttypes.h>
@@ -86,9 +87,9 @@ int cli_switch(int argc, char **argv)
     }
 
     struct provider_session session;
-    provider_session_open(&conn, SWITCH_TIMEOUT_MS, &session);
+    tokens_session_open(&conn, SWITCH_TIMEOUT_MS, cli_db_path(), &session);
     r = switch_primary(s, &session, org_id, &sw, &report, &error);
-    provider_session_close(&session);
+    tokens_session_close(&session);
     if (r != FS_OK) {
         rc = cli_fail("cannot switch: %s", error ? error : fs_result_name(r));
         goto out;

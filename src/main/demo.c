@@ -281,6 +281,8 @@ static fs_result start_crmsim(struct demo *d, const char *token,
     char *hook = xasprintf("%s/webhooks/hubspot", d->api_base);
     char *seed = xasprintf("%" PRIu64, d->opt.seed);
     char *rate = xasprintf("%d", DEMO_RATE_10S);
+    char *units = demo_geo_path(d, "uk_postcode_units_area_M.csv");
+    bool placed = access(units, R_OK) == 0;
     char *port_text = NULL;
     const char *argv[] = {crmsim,
                           "hubspot",
@@ -304,6 +306,8 @@ static fs_result start_crmsim(struct demo *d, const char *token,
                           rate,
                           "--seed",
                           seed,
+                          placed ? "--postcodes" : NULL,
+                          units,
                           NULL};
 
     unlink(port_file);
@@ -328,6 +332,7 @@ static fs_result start_crmsim(struct demo *d, const char *token,
 
 out:
     free(port_text);
+    free(units);
     free(rate);
     free(seed);
     free(hook);
@@ -656,7 +661,7 @@ int demo_main(int argc, char **argv)
     if (make_workdir(&d) != FS_OK || create_org(&d) != FS_OK ||
         set_up(&d) != FS_OK)
         goto out;
-    if (demo_run_day(&d) != FS_OK)
+    if (demo_run_day(&d) != FS_OK || demo_territories(&d) != FS_OK)
         goto out;
     if (demo_converge(&d, &differences) != FS_OK)
         goto out;

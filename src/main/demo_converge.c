@@ -355,6 +355,7 @@ void demo_report(struct demo *d, size_t differences)
            metrics_get(m, METRIC_EVENTS_RECEIVED, d->conn_id),
            metrics_get(m, METRIC_EVENTS_DUPLICATE, d->conn_id),
            metrics_get(m, METRIC_ECHOES, d->conn_id));
+    demo_report_territories(d);
     printf("  propagation\n");
     report_trip("field -> CRM", &d->to_crm, "pushes held for the rate budget");
     report_trip("CRM -> field", &d->to_field,

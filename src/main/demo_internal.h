@@ -103,6 +103,25 @@ struct demo_samples {
     size_t timed_out;
 };
 
+/* What the territory step did, for the report. */
+struct demo_territories {
+    bool ran;
+    size_t count;       /* territories imported */
+    size_t repairs;     /* polygons the import repaired */
+    size_t deals;       /* deals looked at */
+    size_t placed;      /* in a territory */
+    size_t unplaced;    /* in none */
+    size_t first_moves; /* owners the first import set */
+    size_t block_districts;
+    char from[128];
+    char to[128];
+    size_t block_moves;
+    bool preview_equal;
+    size_t block_inside; /* moved deals whose point is in the block */
+    size_t block_in_crm; /* moved deals the CRM shows with the new owner */
+    double seconds;
+};
+
 struct demo {
     struct demo_options opt;
     char *workdir;
@@ -143,6 +162,7 @@ struct demo {
     size_t won_earlier; /* conflicts where the earlier edit won: wrong */
     size_t deals_compared;
     bool settled;
+    struct demo_territories territories;
     json_t *sim_stats; /* the simulator's counters after convergence */
 
     /* Set by the signal thread on SIGINT or SIGTERM. */
@@ -153,6 +173,15 @@ struct demo {
 fs_result demo_run_day(struct demo *d);
 /* Turns the simulator's webhook faults on (the day's mix) or off. */
 fs_result demo_set_faults(struct demo *d, struct http_client *http, bool on);
+/* Step 2b: territories from the real district polygons, and a block of
+ * districts moved (src/main/demo_territory.c); skipped without the
+ * geo_uk files beside the pipeline. */
+fs_result demo_territories(struct demo *d);
+void demo_report_territories(const struct demo *d);
+/* A file of the shared geo_uk folder beside the pipeline's; the caller
+ * frees. */
+char *demo_geo_path(const struct demo *d, const char *file);
+
 /* Step 3: waits for the sync to settle and compares both sides; the
  * differences found go to *differences_out. */
 fs_result demo_converge(struct demo *d, size_t *differences_out);

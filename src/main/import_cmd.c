@@ -7,6 +7,7 @@
 #include "net/rate_governor.h"
 #include "providers/provider.h"
 #include "services/backstop.h"
+#include "services/tokens.h"
 #include "store/store.h"
 
 #include <stdio.h>
@@ -87,18 +88,18 @@ static bool take_option(int argc, char **argv, int *i, const char *name,
     return true;
 }
 
-static fs_result run_import(struct store *store, struct connection *conn,
-                            size_t *imported)
+static fs_result run_import(struct store *store, const char *db,
+                            struct connection *conn, size_t *imported)
 {
     struct provider_session session;
     struct import_progress progress;
 
-    provider_session_open(conn, IMPORT_TIMEOUT_MS, &session);
+    tokens_session_open(conn, IMPORT_TIMEOUT_MS, db, &session);
     import_progress_init(&progress, false);
     fs_result result = import_connection(
         store, &session, import_progress_on_page, &progress, imported);
     import_progress_finish(&progress);
-    provider_session_close(&session);
+    tokens_session_close(&session);
     return result;
 }
 
@@ -152,7 +153,7 @@ int cli_import(int argc, char **argv)
         goto out;
     }
 
-    result = run_import(store, &conn, &imported);
+    result = run_import(store, db, &conn, &imported);
     if (result != FS_OK) {
         log_error("event=import_failed org=%s connection=%lld deals=%zu "
                   "result=%s",

@@ -26,6 +26,7 @@ static const struct command commands[] = {
     {"switch", cli_switch, "make a standby connection the primary CRM"},
     {"status", cli_status, "show what waits to reach the CRM"},
     {"retry", cli_retry, "put failed deals back in line"},
+    {"territory", cli_territory, "import, edit and preview territories"},
     {"demo", demo_main, "run the demo against the CRM simulator"},
 };
 

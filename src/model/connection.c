@@ -14,5 +14,8 @@ void connection_clear(struct connection *c)
     free(c->token);
     free(c->client_secret);
     free(c->webhook_user);
+    free(c->refresh_token);
+    free(c->oauth_client_id);
+    free(c->oauth_client_secret);
     memset(c, 0, sizeof(*c));
 }

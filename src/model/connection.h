@@ -18,14 +18,23 @@ struct connection {
                           * Attio token actor id */
     char *settings;      /* the provider's own settings as JSON text (custom
                           * field keys, attribute map), or NULL */
-    char *token;         /* secret: API token */
+    char *token;         /* secret: API token, or the OAuth access token */
     char *client_secret; /* secret: verifies webhooks (HubSpot client
                           * secret, Attio webhook secret, Pipedrive Basic
                           * password) */
     char *webhook_user;  /* secret: Pipedrive's Basic user, or NULL */
-    int64_t watermark;   /* backstop: CRM modification time read up to */
-    int rate_window;     /* calls per the CRM's rate window; 0: default */
-    int rate_daily;      /* daily budget (calls or tokens); 0: default */
+    /* OAuth (NULL refresh_token: a static token that never expires). The
+     * provider's oauth_token hook exchanges the refresh token for a new
+     * access token (in token) before token_refresh_at. */
+    char *refresh_token;       /* secret */
+    char *oauth_client_id;     /* the OAuth app's client id */
+    char *oauth_client_secret; /* secret: when the CRM's differs from
+                                * client_secret (Pipedrive) */
+    int64_t token_expires_at;  /* epoch ms the access token stops working */
+    int64_t token_refresh_at;  /* epoch ms from which to refresh it */
+    int64_t watermark;         /* backstop: CRM modification time read up to */
+    int rate_window;           /* calls per the CRM's rate window; 0: default */
+    int rate_daily;            /* daily budget (calls or tokens); 0: default */
     bool active;
 };
 

@@ -160,6 +160,49 @@ fs_result postcode_normalize(const char *text, char **out)
     return FS_OK;
 }
 
+static void put_prefix(char out[][POSTCODE_MAX_LEN + 1], size_t *n,
+                       const char *s, size_t len)
+{
+    if (len > POSTCODE_MAX_LEN || *n >= POSTCODE_MAX_PREFIXES)
+        return;
+    memcpy(out[*n], s, len);
+    out[*n][len] = '\0';
+    (*n)++;
+}
+
+size_t postcode_prefixes(const char *canonical,
+                         char out[POSTCODE_MAX_PREFIXES][POSTCODE_MAX_LEN + 1])
+{
+    size_t len = strlen(canonical);
+    const char *space = strchr(canonical, ' ');
+    const char *dash = strchr(canonical, '-');
+    size_t n = 0;
+
+    put_prefix(out, &n, canonical, len);
+    if (dash && all_digits(canonical, (size_t)(dash - canonical))) {
+        put_prefix(out, &n, canonical, (size_t)(dash - canonical));
+        return n;
+    }
+    size_t outward = space ? (size_t)(space - canonical) : len;
+    if (!uk_outward(canonical, outward))
+        return n;
+    if (space) {
+        const char *inward = space + 1;
+        size_t in_len = len - outward - 1;
+        if (in_len == 3 && is_digit(inward[0]) && is_alpha(inward[1]) &&
+            is_alpha(inward[2]))
+            put_prefix(out, &n, canonical, outward + 2);
+        else if (in_len != 1 || !is_digit(inward[0]))
+            return n; /* not a UK sector or unit: only itself */
+        put_prefix(out, &n, canonical, outward);
+    }
+    size_t area = 0;
+    while (area < outward && is_alpha(canonical[area]))
+        area++;
+    put_prefix(out, &n, canonical, area);
+    return n;
+}
+
 static bool parse_degrees(const char *s, const char *end, double lo, double hi,
                           double *out)
 {

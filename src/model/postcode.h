@@ -20,6 +20,18 @@
  * caller frees *out. */
 fs_result postcode_normalize(const char *text, char **out);
 
+/* Most prefixes postcode_prefixes gives. */
+#define POSTCODE_MAX_PREFIXES 4
+
+/* The places a canonical postcode falls under, most specific first, each
+ * itself a canonical postcode: a UK unit "M1 1AE" gives "M1 1AE", its
+ * sector "M1 1", district "M1" and area "M"; a sector or a district
+ * gives itself and what is above it; a ZIP+4 "02134-1234" gives itself and
+ * "02134"; anything else only itself. Prefixes end at word boundaries, so
+ * "M11 1AA" never falls under "M1". Returns the count written to out. */
+size_t postcode_prefixes(const char *canonical,
+                         char out[POSTCODE_MAX_PREFIXES][POSTCODE_MAX_LEN + 1]);
+
 /* Parses "lat,lng" (decimal degrees, WGS84) and checks the ranges. */
 fs_result location_parse(const char *text, double *lat, double *lng);
 

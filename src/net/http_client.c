@@ -20,6 +20,13 @@ struct http_client {
 };
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static char *ca_file;
+
+void http_client_set_ca_file(const char *path)
+{
+    free(ca_file);
+    ca_file = path ? xstrdup(path) : NULL;
+}
 
 static void global_init(void)
 {
@@ -92,6 +99,8 @@ static void setup_easy(CURL *curl, const char *method, const char *url,
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &out->body);
     curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(curl, CURLOPT_HEADERDATA, &out->headers);
+    if (ca_file)
+        curl_easy_setopt(curl, CURLOPT_CAINFO, ca_file);
     if (strcmp(method, "HEAD") == 0)
         curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
     if (body) {

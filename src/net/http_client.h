@@ -18,6 +18,10 @@ struct http_client_response {
 };
 
 struct http_client *http_client_new(void);
+/* Trusts the certificates in this PEM file for HTTPS instead of the
+ * system's (a private CA, a test's self-signed server). Process-wide; set
+ * it before any client is used. NULL goes back to the system's. */
+void http_client_set_ca_file(const char *path);
 void http_client_free(struct http_client *client);
 
 /* Sends one request. headers is a NULL-terminated list of "Name: value"

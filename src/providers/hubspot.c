@@ -7,6 +7,7 @@
 #include "base/clock.h"
 #include "base/crypto.h"
 #include "base/log.h"
+#include "providers/oauth.h"
 #include "providers/provider_call.h"
 
 #include <ctype.h>
@@ -27,6 +28,11 @@
 #define HS_SEARCH_RETRIES 3
 #define HS_SEARCH_RETRY_MS 1000
 #define HS_WINDOW_MS 10000
+#define HS_SEARCH_PER_S 5
+/* HubSpot counts a call when it arrives, we when we send it: our windows
+ * are this much longer, so a call sent as a slot frees never arrives
+ * before the slot has freed there too. */
+#define HS_WINDOW_MARGIN_MS 250
 #define HS_MAX_PAGES 10000
 
 /* Deal fields and the HubSpot properties that hold them. */
@@ -690,23 +696,30 @@ static char *hs_url(const struct connection *conn, const char *path)
  * refused by the search endpoint's own per-second limit is retried a few
  * times after a second. Any answer but 429, 5xx and timeouts comes back
  * as FS_OK with its status; the body is parsed when it is JSON. */
+static const struct call_cost search_cost = {CALL_SEARCH, 1};
+
 static fs_result hs_call(struct provider_session *s, const char *method,
                          const char *path, const json_t *body, bool search,
                          struct hs_reply *reply)
 {
+    char *token = NULL;
+    struct http_client_response resp = {0};
+
+    memset(reply, 0, sizeof(*reply));
+    fs_result result = provider_access_token(s, &token);
+    if (result != FS_OK)
+        return result;
+
     char *url = hs_url(s->conn, path);
-    char *auth = xasprintf("Authorization: Bearer %s",
-                           s->conn->token ? s->conn->token : "");
+    char *auth = xasprintf("Authorization: Bearer %s", token);
     const char *headers[] = {auth, "Content-Type: application/json",
                              "Accept: application/json", NULL};
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    struct http_client_response resp = {0};
-    fs_result result;
 
-    memset(reply, 0, sizeof(*reply));
     for (int attempt = 0;; attempt++) {
-        result = provider_call_send(s, NULL, method, url, headers, text,
-                                    text ? strlen(text) : 0, &resp);
+        result =
+            provider_call_send(s, search ? &search_cost : NULL, method, url,
+                               headers, text, text ? strlen(text) : 0, &resp);
         hs_observe(s, &resp);
         if (result != FS_ERR_RATE_LIMITED || resp.status != 429)
             break;
@@ -726,6 +739,8 @@ static fs_result hs_call(struct provider_session *s, const char *method,
         goto out;
 
     reply->status = resp.status;
+    if (resp.status == 401)
+        provider_token_rejected(s, token);
     if (resp.body.len > 0)
         reply->json = json_loadb(resp.body.data, resp.body.len, 0, NULL);
     if (!reply->json && resp.body.len > 0 && reply->status < 300)
@@ -734,8 +749,24 @@ out:
     http_client_response_free(&resp);
     free(text);
     free(auth);
+    free(token);
     free(url);
     return result;
+}
+
+/* HubSpot's token endpoint takes the app's client id and secret (the one
+ * that signs webhooks) in the form; access tokens live 30 minutes and the
+ * refresh token is kept (HubSpot does not rotate it). */
+static fs_result hs_oauth_token(struct provider_session *s,
+                                const struct oauth_grant *grant,
+                                struct oauth_tokens *out, char **error)
+{
+    char *url = hs_url(s->conn, HUBSPOT_TOKEN_PATH);
+    fs_result r = oauth_token_request(
+        s, url, OAUTH_CLIENT_IN_BODY, s->conn->oauth_client_id,
+        s->conn->client_secret, grant, out, error);
+    free(url);
+    return r;
 }
 
 /* The CRM's error message, or a generic one. */
@@ -1778,12 +1809,19 @@ fs_result hubspot_read_update_answer(const char *body, size_t len,
 }
 
 /* Private apps on Free and Starter: 100 calls per rolling 10 s, 250,000 a
- * day; the same budget for reads and writes. */
+ * day, the same for reads and writes. Search has its own 5 a second and
+ * is outside the ten-second window. */
 static void hs_rate_budget(const struct connection *conn, enum call_class cls,
                            struct rate_budget *out)
 {
+    if (cls == CALL_SEARCH) {
+        out->window_calls = HS_SEARCH_PER_S;
+        out->window_ms = 1000 + HS_WINDOW_MARGIN_MS;
+        out->daily_units = 0;
+        return;
+    }
     out->window_calls = conn->rate_window > 0 ? conn->rate_window : 100;
-    out->window_ms = HS_WINDOW_MS;
+    out->window_ms = HS_WINDOW_MS + HS_WINDOW_MARGIN_MS;
     out->daily_units = conn->rate_daily > 0 ? conn->rate_daily : 250000;
 }
 
@@ -1795,6 +1833,7 @@ static unsigned hs_synced_fields(const struct connection *conn)
 const struct provider hubspot_provider = {
     .name = "hubspot",
     .max_write_batch = 100,
+    .separate_search_budget = true,
     .rate_budget = hs_rate_budget,
     .synced_fields = hs_synced_fields,
     .split_webhook = hs_split_webhook,
@@ -1807,4 +1846,5 @@ const struct provider hubspot_provider = {
     .find_by_our_id = hs_find_by_our_id,
     .list_owners = hs_list_owners,
     .list_stages = hs_list_stages,
+    .oauth_token = hs_oauth_token,
 };

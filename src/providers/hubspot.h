@@ -11,6 +11,9 @@
 #define HUBSPOT_MAX_EVENTS 100
 /* How far a v3 signature's timestamp may be from now, either way. */
 #define HUBSPOT_MAX_SKEW_MS 300000
+/* The OAuth token endpoint under the API root (the dated v3 form; the
+ * v1 one, /oauth/v1/token, is deprecated from 2027-02-16). */
+#define HUBSPOT_TOKEN_PATH "/oauth/v3/token"
 
 extern const struct provider hubspot_provider;
 

@@ -143,6 +143,10 @@ void provider_session_open(const struct connection *conn, long timeout_ms,
         provider_budget(conn, CALL_WRITE, &budget);
         out->write_governor = rate_governor_new(&budget);
     }
+    if (p && p->separate_search_budget) {
+        provider_budget(conn, CALL_SEARCH, &budget);
+        out->search_governor = rate_governor_new(&budget);
+    }
 }
 
 void provider_session_close(struct provider_session *s)
@@ -150,6 +154,7 @@ void provider_session_close(struct provider_session *s)
     http_client_free(s->http);
     rate_governor_free(s->governor);
     rate_governor_free(s->write_governor);
+    rate_governor_free(s->search_governor);
     memset(s, 0, sizeof(*s));
 }
 
@@ -158,5 +163,7 @@ struct rate_governor *provider_session_governor(struct provider_session *s,
 {
     if (cls == CALL_WRITE && s->write_governor)
         return s->write_governor;
+    if (cls == CALL_SEARCH && s->search_governor)
+        return s->search_governor;
     return s->governor;
 }

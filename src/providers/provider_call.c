@@ -4,6 +4,7 @@
 #include "base/alloc.h"
 #include "base/buf.h"
 #include "base/clock.h"
+#include "providers/oauth.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -91,6 +92,16 @@ void provider_call_send_many(struct provider_session *s,
                              session_timeout(s));
     for (size_t i = 0; i < ready; i++)
         calls[i].result = answer_result(calls[i].result, &calls[i].resp);
+}
+
+fs_result provider_access_token(struct provider_session *s, char **token)
+{
+    return oauth_keeper_token(s->tokens, s, token);
+}
+
+void provider_token_rejected(struct provider_session *s, const char *token)
+{
+    oauth_keeper_rejected(s->tokens, s->conn->id, token);
 }
 
 int provider_header_int(const struct http_client_response *resp,

@@ -47,6 +47,14 @@ void provider_call_send_many(struct provider_session *s,
                              struct http_client_call *calls, size_t n,
                              size_t max_parallel);
 
+/* The access token for the session's next call (caller frees): from the
+ * session's OAuth keeper, refreshed first when due, or the connection's
+ * static token. */
+fs_result provider_access_token(struct provider_session *s, char **token);
+/* After a 401 to a call made with token: an OAuth connection refreshes
+ * before its next call. */
+void provider_token_rejected(struct provider_session *s, const char *token);
+
 /* A response header as an int, or fallback when absent or not a number. */
 int provider_header_int(const struct http_client_response *resp,
                         const char *name, int fallback);

@@ -3,11 +3,13 @@
 #include "services/api_call.h"
 
 #include "base/alloc.h"
+#include "base/json_text.h"
 #include "base/log.h"
 #include "services/admin_api.h"
 #include "services/app.h"
 #include "services/field_api.h"
 #include "services/stage_cache.h"
+#include "services/territory_api.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -40,34 +42,6 @@ void api_error_set(struct api_error *err, int status, const char *code,
     err->code = code;
     err->field = field ? xstrdup(field) : NULL;
     err->message = xstrdup(msg);
-}
-
-int api_json_depth(const char *body, size_t len)
-{
-    int depth = 0;
-    int deepest = 0;
-    bool in_string = false;
-    bool escaped = false;
-
-    for (size_t i = 0; i < len; i++) {
-        char c = body[i];
-        if (in_string) {
-            if (escaped)
-                escaped = false;
-            else if (c == '\\')
-                escaped = true;
-            else if (c == '"')
-                in_string = false;
-        } else if (c == '"') {
-            in_string = true;
-        } else if (c == '{' || c == '[') {
-            if (++depth > deepest)
-                deepest = depth;
-        } else if (c == '}' || c == ']') {
-            depth--;
-        }
-    }
-    return deepest;
 }
 
 /* Whether a string (value or key) is over the limit; *where names the
@@ -120,7 +94,7 @@ fs_result api_json_parse_object(const char *body, size_t len, json_t **out,
                       "a JSON body is required");
         return FS_ERR_INVALID;
     }
-    if (api_json_depth(body, len) > API_MAX_DEPTH) {
+    if (json_text_depth(body, len) > API_MAX_DEPTH) {
         api_error_set(err, 400, "too_deep", NULL,
                       "JSON nested deeper than %d levels", API_MAX_DEPTH);
         return FS_ERR_INVALID;
@@ -186,6 +160,14 @@ void api_fail_store(struct api_call *c, fs_result r)
 {
     if (r == FS_ERR_BUSY) {
         api_fail(c, 503, "busy", NULL, "the database is busy; try again");
+        return;
+    }
+    if (r == FS_ERR_IO) {
+        /* A full disk, most likely: nothing was written, try later. */
+        log_error("api_store_failed result=%s detail=\"%s\"", fs_result_name(r),
+                  store_last_error(c->store));
+        api_fail(c, 503, "unavailable", NULL,
+                 "the database cannot write now; try again");
         return;
     }
     log_error("api_store_failed result=%s detail=\"%s\"", fs_result_name(r),
@@ -306,6 +288,7 @@ static const struct api_route *find_route(const char *path, const char **id)
     } tables[] = {
         {field_api_routes, &field_api_route_count},
         {admin_api_routes, &admin_api_route_count},
+        {territory_api_routes, &territory_api_route_count},
     };
 
     for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {

@@ -73,10 +73,6 @@ json_t *api_body_object(struct api_call *c);
 fs_result api_json_parse_object(const char *body, size_t len, json_t **out,
                                 struct api_error *err);
 
-/* The deepest nesting of objects and arrays in JSON text (strings are
- * skipped), without parsing it. */
-int api_json_depth(const char *body, size_t len);
-
 /* One endpoint. A path ending in "/{id}" takes one id segment, handed to
  * the handler (NULL otherwise). */
 struct api_route {

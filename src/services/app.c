@@ -13,6 +13,8 @@
 #include "services/pusher.h"
 #include "services/reconciler.h"
 #include "services/stage_cache.h"
+#include "services/territory.h"
+#include "services/tokens.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -41,6 +43,7 @@ struct app {
     pthread_mutex_t governor_lock;
     struct governor_entry *governors;
 
+    struct oauth_keeper *tokens;
     struct live_stream *live;
     struct stage_cache *stages;
     struct metrics *metrics;
@@ -63,6 +66,7 @@ void app_config_defaults(struct app_config *config)
     config->backoff_base_ms = 1000;
     config->backoff_max_ms = 60000;
     config->public_scheme = "http";
+    config->ingest_max_queued = 200000;
 }
 
 const struct app_config *app_config(const struct app *app)
@@ -82,9 +86,12 @@ struct store *app_store_acquire(struct app *app)
         return store;
 
     fs_result result = store_open(app->db_path, &store);
+    if (result == FS_OK && app->config.max_db_pages > 0)
+        result = store_set_page_limit(store, app->config.max_db_pages);
     if (result != FS_OK) {
         log_error("event=store_open_failed path=%s result=%s", app->db_path,
                   fs_result_name(result));
+        store_close(store);
         return NULL;
     }
     return store;
@@ -125,7 +132,10 @@ struct rate_governor *app_governor(struct app *app,
     const struct provider *provider = provider_by_name(conn->provider);
     struct governor_entry *e;
 
-    if (!provider || !provider->separate_write_budget)
+    bool separate =
+        provider && ((cls == CALL_WRITE && provider->separate_write_budget) ||
+                     (cls == CALL_SEARCH && provider->separate_search_budget));
+    if (!separate)
         cls = CALL_READ;
     pthread_mutex_lock(&app->governor_lock);
     for (e = app->governors; e; e = e->next) {
@@ -155,11 +165,14 @@ struct provider_session app_session(struct app *app,
         .conn = conn,
         .http = http,
         .governor = app_governor(app, conn, CALL_READ),
+        .tokens = app->tokens,
         .timeout_ms = app->config.crm_timeout_ms,
     };
 
     if (provider && provider->separate_write_budget)
         s.write_governor = app_governor(app, conn, CALL_WRITE);
+    if (provider && provider->separate_search_budget)
+        s.search_governor = app_governor(app, conn, CALL_SEARCH);
     return s;
 }
 
@@ -215,7 +228,8 @@ fs_result app_start(const struct app_config *config, struct app **out)
     app->config = *config;
     app->db_path = xstrdup(config->db_path);
     app->listen = xstrdup(config->listen);
-    app->public_scheme = xstrdup(config->public_scheme);
+    app->public_scheme = xstrdup(
+        config->tls_cert && config->tls_key ? "https" : config->public_scheme);
     app->config.db_path = app->db_path;
     app->config.listen = app->listen;
     app->config.public_scheme = app->public_scheme;
@@ -224,13 +238,17 @@ fs_result app_start(const struct app_config *config, struct app **out)
 
     /* Opening once here applies migrations before any thread starts. */
     fs_result result = store_open(app->db_path, &store);
+    if (result == FS_OK && config->max_db_pages > 0)
+        result = store_set_page_limit(store, config->max_db_pages);
     if (result != FS_OK) {
         log_error("event=store_open_failed path=%s result=%s", app->db_path,
                   fs_result_name(result));
+        store_close(store);
         goto fail;
     }
     app_store_release(app, store);
 
+    app->tokens = tokens_keeper_new(app->db_path);
     app->live = live_stream_new(LIVE_STREAM_CAPACITY);
     app->stages = stage_cache_new();
     app->metrics = metrics_new();
@@ -242,8 +260,14 @@ fs_result app_start(const struct app_config *config, struct app **out)
     struct http_server_config http = {
         .listen = app->listen,
         .max_body = 1 << 20,
-        .max_connections = 512,
-        .timeout_s = 30,
+        /* GeoJSON imports and centroid tables are files, not edits. */
+        .large_body_prefix = "/api/v1/territories/",
+        .large_max_body = TERRITORY_MAX_IMPORT_BYTES,
+        .max_connections = config->max_connections,
+        .max_per_ip = config->max_per_ip,
+        .request_timeout_ms = config->request_timeout_ms,
+        .tls_cert = config->tls_cert,
+        .tls_key = config->tls_key,
         .on_request = on_request,
         .ctx = app,
     };
@@ -253,8 +277,8 @@ fs_result app_start(const struct app_config *config, struct app **out)
                   fs_result_name(result));
         goto fail;
     }
-    log_notice("event=started listen=%s port=%u db=%s", app->listen,
-               (unsigned)app_port(app), app->db_path);
+    log_notice("event=started listen=%s port=%u scheme=%s db=%s", app->listen,
+               (unsigned)app_port(app), app->public_scheme, app->db_path);
     *out = app;
     return FS_OK;
 
@@ -276,6 +300,8 @@ void app_stop(struct app *app)
     live_stream_free(app->live);
     stage_cache_free(app->stages);
     metrics_free(app->metrics);
+    territory_cache_clear();
+    oauth_keeper_free(app->tokens);
     while (app->governors) {
         struct governor_entry *e = app->governors;
         app->governors = e->next;

@@ -21,7 +21,19 @@ struct app_config {
     long crm_timeout_ms;          /* one CRM call; 10000 */
     int64_t backoff_base_ms;      /* first retry delay; 1000 */
     int64_t backoff_max_ms;       /* retry delay cap; 60000 */
-    const char *public_scheme;    /* scheme the CRMs call us with; "http" */
+    const char *public_scheme;    /* scheme the CRMs call us with; "http",
+                                   * "https" when serving TLS */
+    /* Listener limits (net/http_server.h); 0 takes the server's default. */
+    unsigned max_connections;    /* open at once; 256 */
+    unsigned max_per_ip;         /* from one address; 0: no limit */
+    unsigned request_timeout_ms; /* a request arrives whole within; 30000 */
+    const char *tls_cert;        /* PEM text: serve HTTPS with tls_key */
+    const char *tls_key;
+    size_t ingest_max_queued; /* webhook events waiting for a commit at
+                               * most, past it shed with 503; 200000 */
+    /* Test hook: caps every database connection at this many pages
+     * (SQLite max_page_count), so a test sees a full disk; 0: none. */
+    int64_t max_db_pages;
 };
 
 /* Fills the defaults above. */

@@ -71,6 +71,12 @@ json_t *deal_json(const struct record *r, const struct sync_state *sync,
     json_object_set_new(obj, "deleted_reason", text_or_null(r->deleted_reason));
     if (r->merged_into)
         json_object_set_new(obj, "merged_into", json_string(r->merged_into));
+    json_object_set_new(obj, "territory_id",
+                        r->territory_id ? json_integer(r->territory_id)
+                                        : json_null());
+    json_object_set_new(obj, "point",
+                        r->located ? json_pack("[f, f]", r->lng, r->lat)
+                                   : json_null());
     json_object_set_new(obj, "created_at", json_integer(r->created_at));
     json_object_set_new(obj, "updated_at", json_integer(r->updated_at));
 

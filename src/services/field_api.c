@@ -7,14 +7,19 @@
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/urlform.h"
 #include "model/merge.h"
 #include "services/api_call.h"
 #include "services/app.h"
 #include "services/deal_json.h"
 #include "services/live_stream.h"
+#include "services/territory.h"
 #include "store/store.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,44 +38,6 @@ void field_api_query_clear(struct field_api_query *q)
     free(q->stage);
     free(q->cursor);
     memset(q, 0, sizeof(*q));
-}
-
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Percent-decodes s[0..len) ('+' is a space). NULL when an escape is
- * malformed or decodes to NUL. */
-static char *query_decode(const char *s, size_t len)
-{
-    char *out = xmalloc(len + 1);
-    size_t n = 0;
-
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] == '+') {
-            out[n++] = ' ';
-        } else if (s[i] == '%') {
-            int hi = i + 2 < len ? hex_value(s[i + 1]) : -1;
-            int lo = i + 2 < len ? hex_value(s[i + 2]) : -1;
-            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
-                free(out);
-                return NULL;
-            }
-            out[n++] = (char)(hi * 16 + lo);
-            i += 2;
-        } else {
-            out[n++] = s[i];
-        }
-    }
-    out[n] = '\0';
-    return out;
 }
 
 /* A decimal integer made of digits only, within [min, max]. */
@@ -98,7 +65,7 @@ static bool is_cursor(const char *s)
     if (len == 0 || len > API_ID_MAX_LEN)
         return false;
     for (const char *p = s; *p; p++) {
-        if (hex_value(*p) < 0)
+        if (!isxdigit((unsigned char)*p))
             return false;
     }
     return true;
@@ -111,6 +78,7 @@ enum query_param {
     PARAM_LIMIT,
     PARAM_CURSOR,
     PARAM_INCLUDE_DELETED,
+    PARAM_BBOX,
     PARAM_COUNT
 };
 
@@ -121,7 +89,32 @@ static const char *const param_names[PARAM_COUNT] = {
     [PARAM_LIMIT] = "limit",
     [PARAM_CURSOR] = "cursor",
     [PARAM_INCLUDE_DELETED] = "include_deleted",
+    [PARAM_BBOX] = "bbox",
 };
+
+/* "min_lng,min_lat,max_lng,max_lat" in WGS84 degrees, as GeoJSON orders
+ * a bbox. */
+static bool parse_bbox(const char *s, double bbox[4])
+{
+    static const double lo[4] = {-180, -90, -180, -90};
+    static const double hi[4] = {180, 90, 180, 90};
+    const char *p = s;
+
+    for (int i = 0; i < 4; i++) {
+        char *end = NULL;
+        errno = 0;
+        bbox[i] = strtod(p, &end);
+        if (errno != 0 || end == p || !isfinite(bbox[i]) || bbox[i] < lo[i] ||
+            bbox[i] > hi[i])
+            return false;
+        if (i < 3 && *end != ',')
+            return false;
+        if (i == 3 && *end != '\0')
+            return false;
+        p = end + 1;
+    }
+    return bbox[0] <= bbox[2] && bbox[1] <= bbox[3];
+}
 
 /* Stores one decoded parameter value; takes value. */
 static fs_result apply_param(enum query_param which, char *value,
@@ -178,6 +171,15 @@ static fs_result apply_param(enum query_param which, char *value,
             goto fail;
         }
         break;
+    case PARAM_BBOX:
+        if (!parse_bbox(value, q->bbox)) {
+            api_error_set(err, 400, "invalid_param", name,
+                          "bbox is min_lng,min_lat,max_lng,max_lat in "
+                          "degrees");
+            goto fail;
+        }
+        q->has_bbox = true;
+        break;
     case PARAM_COUNT:
         break;
     }
@@ -207,9 +209,9 @@ fs_result field_api_parse_query(const char *raw_url,
         size_t len = strcspn(p, "&");
         const char *eq = memchr(p, '=', len);
         size_t key_len = eq ? (size_t)(eq - p) : len;
-        char *key = query_decode(p, key_len);
+        char *key = urlform_decode(p, key_len);
         char *value =
-            eq ? query_decode(eq + 1, len - key_len - 1) : xstrdup("");
+            eq ? urlform_decode(eq + 1, len - key_len - 1) : xstrdup("");
         int which = -1;
 
         for (int i = 0; key && i < PARAM_COUNT; i++) {
@@ -439,7 +441,9 @@ static void handle_list(struct api_call *c)
         .include_deleted = q.include_deleted,
         .after_id = q.cursor,
         .limit = q.limit,
+        .has_bbox = q.has_bbox,
     };
+    memcpy(filter.bbox, q.bbox, sizeof(filter.bbox));
     const char **crm_stages = NULL;
     if (q.stage) {
         /* The org's stage stands for every CRM stage mapped onto it. */
@@ -626,8 +630,9 @@ static fs_result patch_once(struct api_call *c, const char *id,
     if (res != FS_OK)
         goto fail;
 
-    apply_edit(r, edit, crm_stage, clock_now_ms(), outcomes);
-    res = store_record_save(c->store, r);
+    int64_t now = clock_now_ms();
+    apply_edit(r, edit, crm_stage, now, outcomes);
+    res = territory_save_deal(c->store, r, now, NULL);
     if (res == FS_OK)
         res = audit_superseded(c, r, edit, outcomes);
     if (res == FS_OK)
@@ -734,8 +739,9 @@ static fs_result create_once(struct api_call *c,
     res = stage_for_write(c, r, edit, &crm_stage, err);
     if (res != FS_OK)
         goto fail;
-    apply_edit(r, edit, crm_stage, clock_now_ms(), outcomes);
-    res = store_record_save(c->store, r);
+    int64_t now = clock_now_ms();
+    apply_edit(r, edit, crm_stage, now, outcomes);
+    res = territory_save_deal(c->store, r, now, NULL);
     if (res == FS_OK)
         res = store_commit(c->store);
     if (res == FS_OK)

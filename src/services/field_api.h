@@ -32,6 +32,8 @@ struct field_api_query {
     int limit;
     char *cursor; /* NULL: from the start */
     bool include_deleted;
+    bool has_bbox;  /* bbox=min_lng,min_lat,max_lng,max_lat: only deals */
+    double bbox[4]; /* whose point (location or postcode centroid) is in */
 };
 
 void field_api_query_clear(struct field_api_query *q);

@@ -7,6 +7,7 @@
 #include "base/alloc.h"
 #include "base/buf.h"
 #include "base/clock.h"
+#include "base/json_text.h"
 #include "base/log.h"
 #include "providers/provider.h"
 #include "services/app.h"
@@ -18,9 +19,9 @@
 #include <string.h>
 #include <time.h>
 
-/* Events waiting for a commit at most; past it deliveries are shed with a
- * retryable status so memory stays bounded. */
-#define INGEST_MAX_QUEUED 200000
+/* Deepest JSON nesting a delivery may have (CRMs send 3 to 5 levels);
+ * checked before any parser sees the body. */
+#define INGEST_MAX_DEPTH 32
 /* How long a delivery waits for its commit before answering 503. */
 #define INGEST_COMMIT_WAIT_MS 4000
 
@@ -42,6 +43,8 @@ struct ingest {
     struct queued_delivery *head;
     struct queued_delivery *tail;
     size_t queued_events;
+    size_t max_queued; /* past it deliveries are shed with a retryable
+                        * status, so memory stays bounded */
     bool stopping;
     pthread_t thread;
 };
@@ -99,8 +102,8 @@ static void *committer_main(void *arg)
 
         fs_result result = store ? commit_all(store, list) : FS_ERR_DB;
         if (result != FS_OK)
-            log_error("event=inbox_commit_failed result=%s",
-                      fs_result_name(result));
+            log_error("event=inbox_commit_failed result=%s detail=\"%s\"",
+                      fs_result_name(result), store_last_error(store));
 
         pthread_mutex_lock(&ingest->lock);
         while (list) {
@@ -128,6 +131,9 @@ struct ingest *ingest_new(struct app *app)
 {
     struct ingest *ingest = xcalloc(1, sizeof(*ingest));
     ingest->app = app;
+    ingest->max_queued = app_config(app)->ingest_max_queued;
+    if (ingest->max_queued == 0)
+        ingest->max_queued = 200000;
     pthread_mutex_init(&ingest->lock, NULL);
     pthread_cond_init(&ingest->has_work, NULL);
     pthread_cond_init(&ingest->committed, NULL);
@@ -165,7 +171,8 @@ static fs_result commit_events(struct ingest *ingest,
     deadline.tv_sec += INGEST_COMMIT_WAIT_MS / 1000;
 
     pthread_mutex_lock(&ingest->lock);
-    if (ingest->stopping || ingest->queued_events + count > INGEST_MAX_QUEUED) {
+    if (ingest->stopping ||
+        ingest->queued_events + count > ingest->max_queued) {
         pthread_mutex_unlock(&ingest->lock);
         delivery_free(d);
         return FS_ERR_BUSY;
@@ -333,6 +340,11 @@ void ingest_handle_webhook(struct app *app, struct ingest *ingest,
         goto out;
     }
 
+    if (json_text_depth(req->body, req->body_len) > INGEST_MAX_DEPTH) {
+        answer_rejected(app, resp, 400, "too_deep",
+                        "delivery is nested too deep", provider_name);
+        goto out;
+    }
     url = called_url(app, req);
     struct webhook_request wreq = {
         .method = req->method,

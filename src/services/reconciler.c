@@ -11,6 +11,7 @@
 #include "services/deal_json.h"
 #include "services/live_stream.h"
 #include "services/metrics.h"
+#include "services/territory.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -256,7 +257,7 @@ fs_result reconcile_deal(struct store *store, const struct connection *conn,
     }
 
     if (changed) {
-        result = store_record_save(store, &r);
+        result = territory_save_deal(store, &r, clock_now_ms(), NULL);
         if (result == FS_OK)
             hold_for_publish(fx, &r, type);
     }
@@ -332,6 +333,26 @@ out:
     return result;
 }
 
+/* An event about a merged-away id (r was found through its alias) made
+ * no later than the merge: the survivor was re-read at the merge and holds
+ * what the CRM kept, so a late change, delete or restore of the loser must
+ * not land on it. A change the CRM reports under the old id after the
+ * merge (HubSpot resolves old ids to the survivor) still does. Events
+ * without a time, and re-reads, are not judged. */
+static bool predates_merge(struct store *store, const struct connection *conn,
+                           const struct crm_event *ev, const struct record *r)
+{
+    int64_t merged_at = 0;
+
+    if (ev->time <= 0 || !r->crm_id || strcmp(r->crm_id, ev->crm_id) == 0)
+        return false;
+    if (ev->kind != CRM_EVENT_CHANGE && ev->kind != CRM_EVENT_DELETE &&
+        ev->kind != CRM_EVENT_RESTORE)
+        return false;
+    return store_merged_at(store, conn->id, ev->crm_id, &merged_at) == FS_OK &&
+           ev->time <= merged_at;
+}
+
 /* Applies one normalised event inside the open transaction. Deals to read
  * afterwards are added to to_read. */
 static fs_result apply_event(struct store *store, const struct connection *conn,
@@ -365,6 +386,11 @@ static fs_result apply_event(struct store *store, const struct connection *conn,
         changed = true;
         type = "deal.created";
     } else if (result != FS_OK) {
+        goto out;
+    } else if (predates_merge(store, conn, ev, &r)) {
+        log_info("event=crm_event_before_merge connection=%lld crm_id=%s "
+                 "survivor=%s",
+                 (long long)conn->id, ev->crm_id, r.crm_id);
         goto out;
     }
 
@@ -410,7 +436,7 @@ static fs_result apply_event(struct store *store, const struct connection *conn,
 
     result = FS_OK;
     if (changed) {
-        result = store_record_save(store, &r);
+        result = territory_save_deal(store, &r, clock_now_ms(), NULL);
         if (result == FS_OK)
             hold_for_publish(fx, &r, type);
     }

@@ -476,7 +476,10 @@ static fs_result reassign_users(struct switch_ctx *x)
             x->report->users_unmatched++;
             continue;
         }
-        r = store_user_set_owner(x->store, x->org_id, users[i].id, neu);
+        /* Under the new CRM's provider: owner ids are kept per provider,
+         * and the new one becomes the org's when the switch commits. */
+        r = store_user_set_owner_id(x->store, x->org_id, users[i].id,
+                                    x->neu->provider, neu);
         x->report->users_reassigned++;
     }
     for (size_t i = 0; i < n; i++)

@@ -6,6 +6,7 @@
 #include "base/clock.h"
 #include "store/internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,43 @@
 static const char secret_token[] = "token";
 static const char secret_client[] = "client_secret";
 static const char secret_webhook_user[] = "webhook_user";
+static const char secret_refresh[] = "refresh_token";
+static const char secret_oauth_client[] = "oauth_client_id";
+static const char secret_oauth_secret[] = "oauth_client_secret";
+/* Not secret, but they belong with the token they describe. */
+static const char secret_expires[] = "token_expires_at";
+static const char secret_refresh_at[] = "token_refresh_at";
+
+/* The text slots of a connection's secrets table, by name. */
+static char **secret_slot(struct connection *c, const char *name)
+{
+    const struct {
+        const char *name;
+        char **slot;
+    } slots[] = {
+        {secret_token, &c->token},
+        {secret_client, &c->client_secret},
+        {secret_webhook_user, &c->webhook_user},
+        {secret_refresh, &c->refresh_token},
+        {secret_oauth_client, &c->oauth_client_id},
+        {secret_oauth_secret, &c->oauth_client_secret},
+    };
+
+    for (size_t i = 0; name && i < sizeof(slots) / sizeof(slots[0]); i++) {
+        if (strcmp(name, slots[i].name) == 0)
+            return slots[i].slot;
+    }
+    return NULL;
+}
+
+static int64_t *time_slot(struct connection *c, const char *name)
+{
+    if (name && strcmp(name, secret_expires) == 0)
+        return &c->token_expires_at;
+    if (name && strcmp(name, secret_refresh_at) == 0)
+        return &c->token_refresh_at;
+    return NULL;
+}
 
 static void read_connection(sqlite3_stmt *st, struct connection *c)
 {
@@ -51,6 +89,28 @@ static fs_result put_secret(struct store *s, int64_t id, const char *name,
     return store_step_done(st);
 }
 
+static fs_result put_time(struct store *s, int64_t id, const char *name,
+                          int64_t ms)
+{
+    char text[32];
+    snprintf(text, sizeof(text), "%lld", (long long)ms);
+    return put_secret(s, id, name, text);
+}
+
+static fs_result put_tokens(struct store *s, int64_t id, const char *access,
+                            const char *refresh, int64_t expires_at,
+                            int64_t refresh_at)
+{
+    fs_result r = put_secret(s, id, secret_token, access);
+    if (r == FS_OK)
+        r = put_secret(s, id, secret_refresh, refresh);
+    if (r == FS_OK)
+        r = put_time(s, id, secret_expires, expires_at);
+    if (r == FS_OK)
+        r = put_time(s, id, secret_refresh_at, refresh_at);
+    return r;
+}
+
 static fs_result load_secrets(struct store *s, struct connection *c)
 {
     static const char sql[] = "SELECT name, value FROM connection_secrets "
@@ -64,16 +124,14 @@ static fs_result load_secrets(struct store *s, struct connection *c)
     sqlite3_bind_int64(st, 1, c->id);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *name = (const char *)sqlite3_column_text(st, 0);
-        char **slot = NULL;
-        if (name && strcmp(name, secret_token) == 0)
-            slot = &c->token;
-        else if (name && strcmp(name, secret_client) == 0)
-            slot = &c->client_secret;
-        else if (name && strcmp(name, secret_webhook_user) == 0)
-            slot = &c->webhook_user;
+        char **slot = secret_slot(c, name);
+        int64_t *time = time_slot(c, name);
         if (slot) {
             free(*slot);
             *slot = store_column_text(st, 1);
+        } else if (time) {
+            const char *text = (const char *)sqlite3_column_text(st, 1);
+            *time = text ? strtoll(text, NULL, 10) : 0;
         }
     }
     sqlite3_reset(st);
@@ -122,6 +180,13 @@ fs_result store_connection_add(struct store *s, const struct connection *c,
     if (r != FS_OK)
         goto out;
     r = put_secret(s, id, secret_webhook_user, c->webhook_user);
+    if (r == FS_OK)
+        r = put_secret(s, id, secret_oauth_client, c->oauth_client_id);
+    if (r == FS_OK)
+        r = put_secret(s, id, secret_oauth_secret, c->oauth_client_secret);
+    if (r == FS_OK && c->refresh_token)
+        r = put_tokens(s, id, c->token, c->refresh_token, c->token_expires_at,
+                       c->token_refresh_at);
     if (r == FS_OK)
         r = store_stage_version_bump_for(s, id);
 
@@ -306,4 +371,31 @@ fs_result store_connection_set_settings(struct store *s, int64_t id,
     if (r == FS_OK && sqlite3_changes(s->db) == 0)
         r = FS_ERR_NOT_FOUND;
     return r;
+}
+
+fs_result store_connection_set_tokens(struct store *s, int64_t id,
+                                      const char *access, const char *refresh,
+                                      int64_t expires_at, int64_t refresh_at,
+                                      const char *base_url)
+{
+    static const char sql[] =
+        "UPDATE connections SET base_url = ?2 WHERE id = ?1";
+    sqlite3_stmt *st = NULL;
+    bool own = false;
+
+    if (!access || !refresh)
+        return FS_ERR_INVALID;
+    fs_result r = store_txn_enter(s, &own);
+    if (r != FS_OK)
+        return r;
+    r = put_tokens(s, id, access, refresh, expires_at, refresh_at);
+    if (r == FS_OK && base_url) {
+        r = store_prepare(s, sql, &st);
+        if (r == FS_OK) {
+            sqlite3_bind_int64(st, 1, id);
+            store_bind_text(st, 2, base_url);
+            r = store_step_done(st);
+        }
+    }
+    return store_txn_leave(s, own, r);
 }

@@ -42,6 +42,11 @@ void store_bind_text(sqlite3_stmt *st, int idx, const char *v);
 /* The column as a new string, or NULL. */
 char *store_column_text(sqlite3_stmt *st, int col);
 
+struct field_state;
+/* Writes (or, when it holds nothing, deletes) one field of a record. */
+fs_result store_field_save(struct store *s, int64_t rowid, int field,
+                           const struct field_state *f);
+
 /* Opens a transaction when none is open, else a savepoint inside the
  * caller's; leave commits or rolls back what enter opened, by result. */
 fs_result store_txn_enter(struct store *s, bool *own);

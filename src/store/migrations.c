@@ -155,6 +155,47 @@ const char *const store_migrations[] = {
     "  DEFAULT 0;"
     "CREATE INDEX records_unverified ON records "
     "  (connection_id, unverified_push_at) WHERE unverified_push_at > 0;",
+
+    /* 4: territories and where each deal stands with them; postcode
+     * centroids; a user's owner id per CRM provider (the one owner id of
+     * migration 1 moves over under the org's active provider). */
+    "CREATE TABLE territories ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  org_id INTEGER NOT NULL REFERENCES orgs(id),"
+    "  name TEXT NOT NULL,"
+    "  owner_user_id INTEGER NOT NULL REFERENCES users(id),"
+    "  priority INTEGER NOT NULL DEFAULT 0,"
+    "  postcodes TEXT,"
+    "  geometry TEXT,"
+    "  created_at INTEGER NOT NULL DEFAULT 0,"
+    "  updated_at INTEGER NOT NULL DEFAULT 0,"
+    "  UNIQUE (org_id, name));"
+
+    "CREATE TABLE territory_revisions ("
+    "  org_id INTEGER PRIMARY KEY,"
+    "  revision INTEGER NOT NULL DEFAULT 0);"
+
+    "CREATE TABLE postcode_centroids ("
+    "  org_id INTEGER NOT NULL,"
+    "  postcode TEXT NOT NULL,"
+    "  lat REAL NOT NULL,"
+    "  lng REAL NOT NULL,"
+    "  PRIMARY KEY (org_id, postcode)) WITHOUT ROWID;"
+
+    "CREATE TABLE user_owner_ids ("
+    "  user_id INTEGER NOT NULL REFERENCES users(id),"
+    "  provider TEXT NOT NULL,"
+    "  owner_id TEXT NOT NULL,"
+    "  PRIMARY KEY (user_id, provider)) WITHOUT ROWID;"
+    "INSERT INTO user_owner_ids (user_id, provider, owner_id) "
+    "  SELECT u.id, coalesce((SELECT c.provider FROM connections c "
+    "    WHERE c.org_id = u.org_id AND c.active = 1 "
+    "    ORDER BY c.id DESC LIMIT 1), 'hubspot'), u.crm_owner_id "
+    "  FROM users u WHERE u.crm_owner_id IS NOT NULL;"
+
+    "ALTER TABLE records ADD COLUMN territory_id INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE records ADD COLUMN geo_lat REAL;"
+    "ALTER TABLE records ADD COLUMN geo_lng REAL;",
 };
 
 const size_t store_migration_count =

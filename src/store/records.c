@@ -14,7 +14,7 @@
 #define RECORD_COLUMNS                                                         \
     "r.rowid, r.id, r.org_id, r.connection_id, r.crm_id, r.deleted_at, "       \
     "r.deleted_reason, r.merged_into, r.created_at, r.updated_at, "            \
-    "r.unverified_push_at"
+    "r.unverified_push_at, r.territory_id, r.geo_lat, r.geo_lng"
 
 #define LIST_DEFAULT_LIMIT 100
 #define LIST_MAX_LIMIT 1000
@@ -50,6 +50,11 @@ static void read_record_row(sqlite3_stmt *st, struct record *r)
     r->created_at = sqlite3_column_int64(st, 8);
     r->updated_at = sqlite3_column_int64(st, 9);
     r->unverified_push_at = sqlite3_column_int64(st, 10);
+    r->territory_id = sqlite3_column_int64(st, 11);
+    r->located = sqlite3_column_type(st, 12) != SQLITE_NULL &&
+                 sqlite3_column_type(st, 13) != SQLITE_NULL;
+    r->lat = r->located ? sqlite3_column_double(st, 12) : 0;
+    r->lng = r->located ? sqlite3_column_double(st, 13) : 0;
 }
 
 static fs_result load_fields(struct store *s, struct record *r)
@@ -202,6 +207,31 @@ fs_result store_record_by_crm_id(struct store *s, int64_t connection_id,
     return record_query_one(s, st, out);
 }
 
+fs_result store_merged_at(struct store *s, int64_t connection_id,
+                          const char *crm_id, int64_t *merged_at)
+{
+    static const char sql[] =
+        "SELECT deleted_at FROM records WHERE connection_id = ?1 AND "
+        "crm_id = ?2 AND deleted_reason = 'merged' LIMIT 1";
+    sqlite3_stmt *st = NULL;
+
+    *merged_at = 0;
+    if (!crm_id)
+        return FS_ERR_NOT_FOUND;
+    fs_result r = store_prepare(s, sql, &st);
+    if (r != FS_OK)
+        return r;
+    sqlite3_bind_int64(st, 1, connection_id);
+    store_bind_text(st, 2, crm_id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *merged_at = sqlite3_column_int64(st, 0);
+    else
+        r = rc == SQLITE_DONE ? FS_ERR_NOT_FOUND : store_map_rc(rc);
+    sqlite3_reset(st);
+    return r;
+}
+
 fs_result store_crm_alias_add(struct store *s, int64_t connection_id,
                               const char *old_crm_id, const char *crm_id)
 {
@@ -312,13 +342,14 @@ static fs_result save_row(struct store *s, struct record *rec, bool pending)
     static const char insert[] =
         "INSERT INTO records (id, org_id, connection_id, crm_id, deleted_at, "
         "deleted_reason, merged_into, created_at, updated_at, pending, "
-        "unverified_push_at) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?12)";
+        "unverified_push_at, territory_id, geo_lat, geo_lng) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?12, ?13, ?14, ?15)";
     static const char update[] =
         "UPDATE records SET id = ?1, org_id = ?2, connection_id = ?3, "
         "crm_id = ?4, deleted_at = ?5, deleted_reason = ?6, merged_into = ?7, "
         "created_at = ?8, updated_at = ?9, pending = ?10, "
-        "unverified_push_at = ?12 WHERE rowid = ?11";
+        "unverified_push_at = ?12, territory_id = ?13, geo_lat = ?14, "
+        "geo_lng = ?15 WHERE rowid = ?11";
     sqlite3_stmt *st = NULL;
     bool is_new = rec->rowid == 0;
 
@@ -341,6 +372,14 @@ static fs_result save_row(struct store *s, struct record *rec, bool pending)
     if (!is_new)
         sqlite3_bind_int64(st, 11, rec->rowid);
     sqlite3_bind_int64(st, 12, rec->unverified_push_at);
+    sqlite3_bind_int64(st, 13, rec->territory_id);
+    if (rec->located) {
+        sqlite3_bind_double(st, 14, rec->lat);
+        sqlite3_bind_double(st, 15, rec->lng);
+    } else {
+        sqlite3_bind_null(st, 14);
+        sqlite3_bind_null(st, 15);
+    }
     r = store_step_done(st);
     if (r != FS_OK)
         return r;
@@ -349,6 +388,12 @@ static fs_result save_row(struct store *s, struct record *rec, bool pending)
     else if (sqlite3_changes(s->db) == 0)
         return FS_ERR_NOT_FOUND;
     return FS_OK;
+}
+
+fs_result store_field_save(struct store *s, int64_t rowid, int field,
+                           const struct field_state *f)
+{
+    return save_field(s, rowid, field, f, false);
 }
 
 fs_result store_record_save(struct store *s, struct record *rec)
@@ -404,7 +449,9 @@ out:
     "  AND (f.value IN (SELECT value FROM json_each(?3))) = ?10)) "            \
     "AND r.updated_at >= ?4 "                                                  \
     "AND (?5 OR r.deleted_at = 0) "                                            \
-    "AND (?6 IS NULL OR r.id > ?6) "
+    "AND (?6 IS NULL OR r.id > ?6) "                                           \
+    "AND (?11 = 0 OR (r.geo_lng BETWEEN ?12 AND ?14 "                          \
+    "  AND r.geo_lat BETWEEN ?13 AND ?15)) "
 
 static void bind_filter(sqlite3_stmt *st, const struct record_filter *f)
 {
@@ -427,6 +474,9 @@ static void bind_filter(sqlite3_stmt *st, const struct record_filter *f)
     sqlite3_bind_int(st, 8, DEAL_OWNER);
     sqlite3_bind_int(st, 9, DEAL_STAGE);
     sqlite3_bind_int(st, 10, f->stage_not_in ? 0 : 1);
+    sqlite3_bind_int(st, 11, f->has_bbox ? 1 : 0);
+    for (int i = 0; i < 4; i++)
+        sqlite3_bind_double(st, 12 + i, f->has_bbox ? f->bbox[i] : 0);
 }
 
 fs_result store_records_list(struct store *s, const struct record_filter *f,

@@ -7,6 +7,7 @@
 #include "store/internal.h"
 
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -218,6 +219,14 @@ fs_result store_set_flush(struct store *s, bool flush)
                                : "PRAGMA synchronous=NORMAL");
 }
 
+fs_result store_set_page_limit(struct store *s, int64_t pages)
+{
+    char *sql = xasprintf("PRAGMA max_page_count=%lld", (long long)pages);
+    fs_result r = store_exec(s, sql);
+    free(sql);
+    return r;
+}
+
 fs_result store_open(const char *path, struct store **out)
 {
     struct store *s = xcalloc(1, sizeof(*s));
@@ -408,4 +417,13 @@ fs_result store_audit_list(struct store *s, int64_t org_id, int64_t after_id,
     *out = list;
     *n_out = n;
     return FS_OK;
+}
+
+fs_result store_set_cache_mib(struct store *s, int mib)
+{
+    char sql[64];
+
+    snprintf(sql, sizeof(sql), "PRAGMA cache_size=%d",
+             mib > 0 ? -1024 * mib : -2000);
+    return store_exec(s, sql);
 }

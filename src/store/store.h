@@ -32,12 +32,20 @@ fs_result store_begin(struct store *s);
 fs_result store_commit(struct store *s);
 fs_result store_rollback(struct store *s);
 
+/* Lets this connection keep up to mib MiB of pages in memory (0: back to
+ * SQLite's default), for a pass over every deal of a large org. */
+fs_result store_set_cache_mib(struct store *s, int mib);
+
 /* Whether this connection's commits wait for the disk (the default) or
  * only for the operating system. A commit that is not flushed can be lost
  * to a power cut, never to a crash of the process, and the log keeps
  * commits in order, so a later flushed commit of any connection makes it
  * durable too. For work that can be derived again from durable state
  * (merging inbox events that stay 'new' until the merge commits). */
+/* Caps the database at pages pages for this connection (SQLite
+ * max_page_count): writes past it fail as on a full disk (FS_ERR_IO). A
+ * test hook. */
+fs_result store_set_page_limit(struct store *s, int64_t pages);
 fs_result store_set_flush(struct store *s, bool flush);
 
 /* The schema version the database is at after store_open. */
@@ -72,7 +80,8 @@ struct user {
     char *name;
     char *email; /* may be NULL */
     enum user_role role;
-    char *crm_owner_id; /* the user's owner id in the CRM, may be NULL */
+    char *crm_owner_id; /* the user's owner id with the org's current CRM
+                         * provider (see store_org_provider), may be NULL */
     bool revoked;
 };
 
@@ -95,17 +104,35 @@ fs_result store_user_get(struct store *s, int64_t org_id, int64_t user_id,
 /* Revokes the user's token for good. FS_ERR_NOT_FOUND when the user is not
  * in that org. */
 fs_result store_user_revoke(struct store *s, int64_t org_id, int64_t user_id);
-/* Sets the user's owner id in the CRM (NULL: none). */
+/* Sets the user's owner id with the org's current CRM (NULL: none); see
+ * store_user_set_owner_id. */
 fs_result store_user_set_owner(struct store *s, int64_t org_id, int64_t user_id,
                                const char *owner_id);
 /* All users of the org, revoked ones included, by id. */
 fs_result store_users_list(struct store *s, int64_t org_id, struct user **out,
                            size_t *n_out);
 
+/* The provider of the org's active connection (the newest when several),
+ * or "hubspot" while it has none; the caller frees. Owner ids are kept
+ * per provider, so an org that switches CRM keeps each user's id with
+ * the old one and gives them one with the new one. */
+fs_result store_org_provider(struct store *s, int64_t org_id, char **out);
+/* Sets (owner_id NULL: removes) the user's owner id with provider (NULL:
+ * the org's current one). FS_ERR_NOT_FOUND when the user is not in that
+ * org. store_user_add's crm_owner_id goes in under the current one. */
+fs_result store_user_set_owner_id(struct store *s, int64_t org_id,
+                                  int64_t user_id, const char *provider,
+                                  const char *owner_id);
+/* The user's owner id with provider (NULL: the org's current one); the
+ * caller frees. FS_ERR_NOT_FOUND when there is none. */
+fs_result store_user_owner_id(struct store *s, int64_t org_id, int64_t user_id,
+                              const char *provider, char **out);
+
 /* ---- connections ---- */
 
-/* Adds the connection (c->id ignored); the secrets token, client_secret
- * and webhook_user go to connection_secrets, apart from the settings. */
+/* Adds the connection (c->id ignored); the secrets (token, client_secret,
+ * webhook_user, the OAuth ones and the token's times) go to
+ * connection_secrets, apart from the settings. */
 fs_result store_connection_add(struct store *s, const struct connection *c,
                                int64_t *id_out);
 /* Fills *out (secrets included); the caller calls connection_clear. */
@@ -129,6 +156,12 @@ fs_result store_connection_set_watermark(struct store *s, int64_t id,
                                          int64_t watermark);
 fs_result store_connection_set_active(struct store *s, int64_t id, bool active);
 /* Replaces the provider's settings (JSON text, NULL clears). */
+/* Keeps an OAuth connection's new tokens (and the API root the CRM named
+ * with them, when base_url is not NULL) in one transaction. */
+fs_result store_connection_set_tokens(struct store *s, int64_t id,
+                                      const char *access, const char *refresh,
+                                      int64_t expires_at, int64_t refresh_at,
+                                      const char *base_url);
 fs_result store_connection_set_settings(struct store *s, int64_t id,
                                         const char *settings);
 
@@ -187,6 +220,13 @@ struct record {
      * it has shown whether the push overwrote a newer CRM edit; 0: none
      * to check. */
     int64_t unverified_push_at;
+    /* Where territories placed the deal when it was last evaluated: the
+     * territory (0: none) and the point its location or postcode resolved
+     * to (located false: none). Set by the territory service. */
+    int64_t territory_id;
+    bool located;
+    double lat;
+    double lng;
     struct field_state fields[DEAL_FIELD_COUNT];
 };
 
@@ -202,6 +242,11 @@ fs_result store_record_by_rowid(struct store *s, int64_t rowid,
 /* Finds by CRM id, following crm_aliases left by CRM merges. */
 fs_result store_record_by_crm_id(struct store *s, int64_t connection_id,
                                  const char *crm_id, struct record *out);
+/* When a CRM merge folded away our deal that had this CRM id: the time of
+ * its tombstone. FS_ERR_NOT_FOUND when no deal of ours with that id was
+ * merged away. */
+fs_result store_merged_at(struct store *s, int64_t connection_id,
+                          const char *crm_id, int64_t *merged_at);
 /* Inserts (rowid 0; makes r->id when NULL, sets r->rowid and created_at)
  * or updates the record with all its fields. Sets updated_at to the
  * greatest field time (or created_at) and maintains the pending flag:
@@ -228,6 +273,8 @@ struct record_filter {
     bool include_deleted;
     const char *after_id; /* cursor: ids greater than this */
     int limit;            /* <= 0: 100; capped at 1000 */
+    bool has_bbox;        /* only deals whose point is inside bbox: */
+    double bbox[4];       /* min lng, min lat, max lng, max lat */
 };
 
 /* Records of the org matching the filter, ordered by id. */
@@ -318,6 +365,115 @@ void store_audit_free(struct audit_entry *entries, size_t n);
 /* The org's audit entries with id > after_id, oldest first. */
 fs_result store_audit_list(struct store *s, int64_t org_id, int64_t after_id,
                            int limit, struct audit_entry **out, size_t *n_out);
+
+/* ---- territories ---- */
+
+/* A territory as stored: its definition is kept as given (postcode rules
+ * canonical, geometry as GeoJSON text); model/territory.h builds the
+ * lookup from it. */
+struct territory {
+    int64_t id; /* 0: not yet saved */
+    int64_t org_id;
+    char *name;
+    int64_t owner_user_id; /* a user of the org */
+    int priority;
+    char **postcodes; /* canonical postcodes or prefixes */
+    size_t n_postcodes;
+    char *geometry; /* GeoJSON Polygon or MultiPolygon text, or NULL */
+    int64_t created_at;
+    int64_t updated_at;
+};
+
+void territory_clear(struct territory *t);
+void territory_copy(struct territory *dst, const struct territory *src);
+void store_territories_free(struct territory *list, size_t n);
+
+/* The org's territories, by id. */
+fs_result store_territories_list(struct store *s, int64_t org_id,
+                                 struct territory **out, size_t *n_out);
+/* Inserts the territory with t->id (0: a fresh one, set in t->id).
+ * FS_ERR_CONFLICT when the org has another territory of that name or the
+ * id is taken. */
+fs_result store_territory_insert(struct store *s, struct territory *t);
+/* Rewrites the territory t->id of t->org_id; FS_ERR_NOT_FOUND. */
+fs_result store_territory_update(struct store *s, struct territory *t);
+/* The id the next new territory gets: ids are never reused, so a deal
+ * still marked with a deleted territory never lands in a new one. */
+fs_result store_territory_next_id(struct store *s, int64_t *id_out);
+/* FS_ERR_NOT_FOUND when the org has no such territory. */
+fs_result store_territory_delete(struct store *s, int64_t org_id, int64_t id);
+/* A number that changes whenever the org's territories or centroids
+ * change, so a lookup built from them knows when it is stale. */
+fs_result store_territory_revision(struct store *s, int64_t org_id,
+                                   int64_t *revision_out);
+fs_result store_territory_bump(struct store *s, int64_t org_id);
+/* Live deals per territory (territory 0: in none), as parallel arrays. */
+fs_result store_territory_deal_counts(struct store *s, int64_t org_id,
+                                      int64_t **ids_out, int64_t **counts_out,
+                                      size_t *n_out);
+
+/* ---- postcode centroids ---- */
+
+struct store_centroid {
+    char *postcode; /* canonical */
+    double lat;
+    double lng;
+};
+
+/* Adds or replaces the org's centroids of these postcodes. */
+fs_result store_centroids_put(struct store *s, int64_t org_id,
+                              const struct store_centroid *list, size_t n);
+/* Forgets every centroid of the org. */
+fs_result store_centroids_clear(struct store *s, int64_t org_id);
+typedef void (*store_on_centroid)(void *ctx, const char *postcode, double lat,
+                                  double lng);
+fs_result store_centroids_each(struct store *s, int64_t org_id,
+                               store_on_centroid on_centroid, void *ctx);
+/* The centroid of exactly this postcode; FS_ERR_NOT_FOUND. */
+fs_result store_centroid_get(struct store *s, int64_t org_id,
+                             const char *postcode, double *lat, double *lng);
+fs_result store_centroids_count(struct store *s, int64_t org_id,
+                                int64_t *n_out);
+
+/* ---- placing deals (territory reassignment) ---- */
+
+/* What a territory reassignment needs of one live deal, read in one pass
+ * without loading whole records. */
+struct deal_placement {
+    int64_t rowid;
+    char *id;
+    bool has_crm_id;
+    bool pending; /* the record's pending flag */
+    int64_t updated_at;
+    int64_t territory_id;
+    bool located;
+    double lat;
+    double lng;
+    struct field_state owner;
+    char *postcode; /* values, may be NULL */
+    char *location;
+};
+
+void deal_placement_clear(struct deal_placement *p);
+
+/* The stored postcode and location values of a record (each may come back
+ * NULL); the caller frees. */
+fs_result store_record_place_values(struct store *s, int64_t rowid,
+                                    char **postcode_out, char **location_out);
+
+/* Calls on_deal for every live deal of the org, in storage order. on_deal
+ * may take the strings it wants (setting them NULL); the rest is freed
+ * after the call. It runs while the read is open: the only write it may
+ * make is store_placement_save of the deal it was given (a row the scan
+ * has passed, changed in place). */
+typedef fs_result (*store_on_placement)(void *ctx, struct deal_placement *p);
+fs_result store_placements_scan(struct store *s, int64_t org_id,
+                                store_on_placement on_deal, void *ctx);
+/* Writes a deal's new placement: its territory and point, its owner field
+ * when owner_changed, and its pending flag and update time. Inside the
+ * caller's transaction. */
+fs_result store_placement_save(struct store *s, const struct deal_placement *p,
+                               bool owner_changed);
 
 /* ---- the org's stages and the map onto them ---- */
 

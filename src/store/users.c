@@ -13,7 +13,17 @@
 #define TOKEN_BYTES 32
 #define TOKEN_MAX_LEN 256
 
-#define USER_COLUMNS "id, org_id, name, email, role, crm_owner_id, revoked"
+/* The provider of the org's active connection (the newest when several),
+ * "hubspot" while it has none: owner ids are per provider. */
+#define ORG_PROVIDER(org)                                                      \
+    "coalesce((SELECT c.provider FROM connections c WHERE c.org_id = " org     \
+    " AND c.active = 1 ORDER BY c.id DESC LIMIT 1), 'hubspot')"
+
+/* crm_owner_id is the user's owner id with the org's current provider. */
+#define USER_COLUMNS                                                           \
+    "id, org_id, name, email, role, "                                          \
+    "(SELECT o.owner_id FROM user_owner_ids o WHERE o.user_id = users.id "     \
+    "AND o.provider = " ORG_PROVIDER("users.org_id") "), revoked"
 
 const char *store_role_name(enum user_role role)
 {
@@ -104,8 +114,14 @@ fs_result store_user_add(struct store *s, int64_t org_id, const char *name,
     r = store_step_done(st);
     if (r != FS_OK)
         goto out;
+    int64_t id = sqlite3_last_insert_rowid(s->db);
+    if (crm_owner_id) {
+        r = store_user_set_owner_id(s, org_id, id, NULL, crm_owner_id);
+        if (r != FS_OK)
+            goto out;
+    }
     if (id_out)
-        *id_out = sqlite3_last_insert_rowid(s->db);
+        *id_out = id;
     *token_out = token;
     token = NULL;
 
@@ -185,20 +201,7 @@ fs_result store_user_revoke(struct store *s, int64_t org_id, int64_t user_id)
 fs_result store_user_set_owner(struct store *s, int64_t org_id, int64_t user_id,
                                const char *owner_id)
 {
-    static const char sql[] =
-        "UPDATE users SET crm_owner_id = ?3 WHERE id = ?1 AND org_id = ?2";
-    sqlite3_stmt *st = NULL;
-
-    fs_result r = store_prepare(s, sql, &st);
-    if (r != FS_OK)
-        return r;
-    sqlite3_bind_int64(st, 1, user_id);
-    sqlite3_bind_int64(st, 2, org_id);
-    store_bind_text(st, 3, owner_id);
-    r = store_step_done(st);
-    if (r == FS_OK && sqlite3_changes(s->db) == 0)
-        r = FS_ERR_NOT_FOUND;
-    return r;
+    return store_user_set_owner_id(s, org_id, user_id, NULL, owner_id);
 }
 
 fs_result store_users_list(struct store *s, int64_t org_id, struct user **out,
@@ -230,4 +233,79 @@ fs_result store_users_list(struct store *s, int64_t org_id, struct user **out,
     *out = list;
     *n_out = n;
     return FS_OK;
+}
+
+fs_result store_org_provider(struct store *s, int64_t org_id, char **out)
+{
+    static const char sql[] = "SELECT " ORG_PROVIDER("?1");
+    sqlite3_stmt *st = NULL;
+
+    *out = NULL;
+    fs_result r = store_prepare(s, sql, &st);
+    if (r != FS_OK)
+        return r;
+    sqlite3_bind_int64(st, 1, org_id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *out = store_column_text(st, 0);
+    else
+        r = store_map_rc(rc);
+    sqlite3_reset(st);
+    return r;
+}
+
+fs_result store_user_set_owner_id(struct store *s, int64_t org_id,
+                                  int64_t user_id, const char *provider,
+                                  const char *owner_id)
+{
+    static const char put[] =
+        "INSERT OR REPLACE INTO user_owner_ids (user_id, provider, owner_id) "
+        "SELECT u.id, coalesce(?2, " ORG_PROVIDER(
+            "u.org_id") "), ?3 "
+                        "FROM users u WHERE u.id = ?1 AND u.org_id = ?4";
+    static const char del[] =
+        "DELETE FROM user_owner_ids WHERE user_id = (SELECT u.id FROM users u "
+        "WHERE u.id = ?1 AND u.org_id = ?4) "
+        "AND provider = coalesce(?2, " ORG_PROVIDER("?4") ")";
+    sqlite3_stmt *st = NULL;
+    struct user u = {0};
+
+    fs_result r = store_user_get(s, org_id, user_id, &u);
+    user_clear(&u);
+    if (r != FS_OK)
+        return r;
+    r = store_prepare(s, owner_id ? put : del, &st);
+    if (r != FS_OK)
+        return r;
+    sqlite3_bind_int64(st, 1, user_id);
+    store_bind_text(st, 2, provider);
+    if (owner_id)
+        store_bind_text(st, 3, owner_id);
+    sqlite3_bind_int64(st, 4, org_id);
+    return store_step_done(st);
+}
+
+fs_result store_user_owner_id(struct store *s, int64_t org_id, int64_t user_id,
+                              const char *provider, char **out)
+{
+    static const char sql[] =
+        "SELECT o.owner_id FROM user_owner_ids o JOIN users u "
+        "ON u.id = o.user_id WHERE u.id = ?1 AND u.org_id = ?3 "
+        "AND o.provider = coalesce(?2, " ORG_PROVIDER("?3") ")";
+    sqlite3_stmt *st = NULL;
+
+    *out = NULL;
+    fs_result r = store_prepare(s, sql, &st);
+    if (r != FS_OK)
+        return r;
+    sqlite3_bind_int64(st, 1, user_id);
+    store_bind_text(st, 2, provider);
+    sqlite3_bind_int64(st, 3, org_id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *out = store_column_text(st, 0);
+    else
+        r = rc == SQLITE_DONE ? FS_ERR_NOT_FOUND : store_map_rc(rc);
+    sqlite3_reset(st);
+    return r;
 }

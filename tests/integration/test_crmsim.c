@@ -990,6 +990,49 @@ static void test_seed_deals_are_placed_on_postcodes(void **state)
     json_decref(c);
 }
 
+/* Last of all: the generous simulator refuses deal calls for 10 s after. */
+static void test_exhaust_spends_the_ten_secondly_window(void **state)
+{
+    long status;
+    json_t *r =
+        control("POST", "/_sim/limits/exhaust", "{\"now\":true}", &status);
+
+    assert_int_equal(status, 400);
+    assert_string_equal(json_string_value(json_object_get(r, "error")),
+                        "unknown_key");
+    json_decref(r);
+    json_t *stats = control("GET", "/_sim/stats", NULL, &status);
+    json_int_t limited =
+        json_integer_value(json_object_get(stats, "rate_limited"));
+    json_decref(stats);
+
+    r = control("POST", "/_sim/limits/exhaust", NULL, &status);
+    assert_int_equal(status, 200);
+    assert_true(json_is_true(json_object_get(r, "exhausted")));
+    json_decref(r);
+
+    /* The next deal call gets HubSpot's own 429, with nothing left. */
+    struct http_test_response resp;
+    char *u = url(fx.base, "/crm/v3/objects/deals/20000000001");
+    assert_true(http_test_request("GET", u, auth, NULL, &resp));
+    assert_int_equal(resp.status, 429);
+    assert_string_equal(
+        json_string_value(json_object_get(resp.json, "policyName")),
+        "TEN_SECONDLY_ROLLING");
+    char *remaining = http_test_header(&resp, "X-HubSpot-RateLimit-Remaining");
+    assert_string_equal(remaining, "0");
+    free(remaining);
+    http_test_response_free(&resp);
+    free(u);
+
+    /* Control calls are outside the CRM's budget; the refusal counted. */
+    stats = control("GET", "/_sim/stats", NULL, &status);
+    assert_int_equal(status, 200);
+    assert_int_equal(json_integer_value(json_object_get(stats, "rate_limited")),
+                     limited + 1);
+    json_decref(stats);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1005,6 +1048,7 @@ int main(void)
         cmocka_unit_test(test_control_api_speaks_field_names),
         cmocka_unit_test(test_control_delete_restore_merge_create),
         cmocka_unit_test(test_seed_deals_are_placed_on_postcodes),
+        cmocka_unit_test(test_exhaust_spends_the_ten_secondly_window),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,6 +1,7 @@
-/* Starting, wiring, calling and stopping the simulator and fieldsync for
- * integration tests. Everything goes through the programs' real
- * interfaces: the command line, the field API, /metrics and /_sim. */
+/* Starting, wiring, calling and stopping a CRM's simulator and fieldsync
+ * for integration tests. Everything goes through the programs' real
+ * interfaces: the command line, the field and admin APIs, /metrics and
+ * /_sim; the CRM's entry (stack_crm.h) supplies what differs. */
 #include "stack.h"
 
 #include "http_test.h"
@@ -10,8 +11,10 @@
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/crypto.h"
+#include "net/http_client.h"
 
 #include <inttypes.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +22,8 @@
 #include <unistd.h>
 
 #define START_TIMEOUT_MS 30000
+/* The account number a simulator beside another starts at. */
+#define STACK_BESIDE_ACCOUNTS 100
 #define STOP_TIMEOUT_MS 15000
 #define CLI_TIMEOUT_MS 30000
 #define IMPORT_TIMEOUT_MS 60000
@@ -77,7 +82,7 @@ static bool write_seed(const char *dir, int deals, int owners)
     return ok;
 }
 
-static char *read_file(const char *path)
+char *stack_read_file(const char *path)
 {
     FILE *f = fopen(path, "r");
     char *text = NULL;
@@ -98,21 +103,21 @@ static char *read_file(const char *path)
 char *stack_cli(struct stack *s, int *code, const char *const *args)
 {
     const char *bin = getenv("FS_BIN");
-    const char *argv[24];
+    const char *argv[STACK_WORDS_MAX + 4];
     size_t n = 0;
     char *out_path = xasprintf("%s/cli.out", s->dir);
 
     argv[n++] = bin ? bin : "fieldsync";
     argv[n++] = "--db";
     argv[n++] = s->db;
-    for (size_t i = 0; args[i] && n < 23; i++)
+    for (size_t i = 0; args[i] && n < STACK_WORDS_MAX + 3; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
 
     unlink(out_path);
     pid_t pid = proc_spawn(argv, NULL, out_path);
     *code = pid > 0 ? proc_wait(pid, CLI_TIMEOUT_MS) : -1;
-    char *text = read_file(out_path);
+    char *text = stack_read_file(out_path);
     free(out_path);
     if (*code != 0)
         fprintf(stderr, "stack: fieldsync %s exited %d: %s\n", args[0], *code,
@@ -140,34 +145,62 @@ char *stack_user_add(struct stack *s, const char *org, const char *name,
     return token;
 }
 
-bool stack_connect(struct stack *s, const char *org, const char *portal_id,
-                   int rate_10s)
+/* The connection id `connect` printed ("connection N added ..."), or
+ * -1. */
+static int64_t connection_id(const char *out)
 {
-    char *rate = xasprintf("%d", rate_10s);
-    const char *args[] = {
-        "connect",    "hubspot",       "--org",           org,
-        "--token",    STACK_SIM_TOKEN, "--client-secret", STACK_SECRET,
-        "--app-id",   STACK_APP_ID,    "--portal-id",     portal_id,
-        "--base-url", s->sim_base,     "--rate-10s",      rate,
-        NULL};
+    const char *at = strstr(out, "connection ");
+    char *end = NULL;
+
+    if (!at)
+        return -1;
+    long long id = strtoll(at + strlen("connection "), &end, 10);
+    return end && *end == ' ' && id > 0 ? (int64_t)id : -1;
+}
+
+bool stack_connect(struct stack *s, const char *org, int account, int rate)
+{
+    struct stack_words w = {0};
     int code;
-    free(stack_cli(s, &code, args));
-    free(rate);
-    return code == 0;
+
+    stack_words_add(&w, "connect");
+    stack_words_add(&w, s->crm->name);
+    stack_words_add(&w, "--org");
+    stack_words_add(&w, org);
+    stack_words_add(&w, "--base-url");
+    stack_words_add(&w, s->sim_base);
+    s->crm->connect_words(s, &w, account, rate);
+    char *out = stack_cli(s, &code, w.w);
+    int64_t id = code == 0 ? connection_id(out) : -1;
+    bool ok = id > 0;
+
+    if (code == 0 && !ok)
+        fprintf(stderr, "stack: no connection id in: %s\n", out);
+    if (ok)
+        s->connection = id;
+    if (ok && s->crm->after_connect && !s->crm->after_connect(s, account, id)) {
+        fprintf(stderr, "stack: %s after_connect failed for connection %lld\n",
+                s->crm->name, (long long)id);
+        ok = false;
+    }
+    free(out);
+    stack_words_clear(&w);
+    return ok;
 }
 
 /* Spawns a program that writes its port to dir/name.port, logging to
  * dir/name.log; returns the pid and the base URL, or -1. */
-static pid_t start_program(struct stack *s, const char *name, const char **argv,
+static pid_t start_program(struct stack *s, const char *name,
+                           const char *const *argv, const char *const *env,
                            const char *port_file, char **base)
 {
     char *log_path = xasprintf("%s/%s.log", s->dir, name);
-    pid_t pid = proc_spawn(argv, NULL, log_path);
+    pid_t pid = proc_spawn(argv, env, log_path);
     int port =
         pid > 0 ? proc_wait_port_file(port_file, pid, START_TIMEOUT_MS) : 0;
 
     if (port == 0) {
-        char *log = read_file(log_path);
+        char *log = stack_read_file(log_path);
         fprintf(stderr, "stack: %s did not start:\n%s\n", name, log);
         free(log);
         if (pid > 0)
@@ -180,71 +213,141 @@ static pid_t start_program(struct stack *s, const char *name, const char **argv,
     return pid;
 }
 
-static bool start_serve(struct stack *s, const struct stack_options *o)
+/* A self-signed certificate for 127.0.0.1 in dir (openssl req). */
+static bool make_cert(struct stack *s)
 {
+    char *key = xasprintf("%s/tls.key", s->dir);
+    s->cert = xasprintf("%s/tls.crt", s->dir);
+    char *log = xasprintf("%s/openssl.log", s->dir);
+    const char *argv[] = {
+        "openssl",  "req",           "-x509",   "-newkey",
+        "rsa:2048", "-nodes",        "-keyout", key,
+        "-out",     s->cert,         "-days",   "2",
+        "-subj",    "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+        NULL};
+    pid_t pid = proc_spawn(argv, NULL, log);
+    bool ok = pid > 0 && proc_wait(pid, CLI_TIMEOUT_MS) == 0;
+
+    if (!ok)
+        fprintf(stderr, "stack: openssl could not make a certificate\n");
+    else
+        http_client_set_ca_file(s->cert);
+    free(log);
+    free(key);
+    return ok;
+}
+
+/* Starts serve on listen with the stack's options and extra words. */
+static bool start_serve_on(struct stack *s, const char *listen,
+                           const char *const *extra)
+{
+    const struct stack_options *o = &s->options;
     const char *bin = getenv("FS_BIN");
     char *port_file = xasprintf("%s/serve.port", s->dir);
+    char *key = xasprintf("%s/tls.key", s->dir);
     char *backstop = xasprintf("%" PRId64, o->backstop_ms > 0 ? o->backstop_ms
                                                               : (int64_t)60000);
     char *fail_after =
         o->fail_after_ms > 0 ? xasprintf("%" PRId64, o->fail_after_ms) : NULL;
-    const char *argv[] = {bin,
-                          "--db",
-                          s->db,
-                          "serve",
-                          "--listen",
-                          "127.0.0.1:0",
-                          "--port-file",
-                          port_file,
-                          "--backstop-ms",
-                          backstop,
-                          fail_after ? "--fail-after-ms" : NULL,
-                          fail_after,
-                          NULL};
+    const char *argv[64];
+    size_t n = 0;
 
-    s->serve =
-        bin ? start_program(s, "serve", argv, port_file, &s->api_base) : -1;
+    argv[n++] = bin;
+    const char *fixed[] = {"--db",     s->db,           "serve",
+                           "--listen", listen,          "--port-file",
+                           port_file,  "--backstop-ms", backstop};
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+        argv[n++] = fixed[i];
+    if (fail_after) {
+        argv[n++] = "--fail-after-ms";
+        argv[n++] = fail_after;
+    }
+    if (o->tls) {
+        argv[n++] = "--tls-cert";
+        argv[n++] = s->cert;
+        argv[n++] = "--tls-key";
+        argv[n++] = key;
+    }
+    for (size_t i = 0; o->serve_args && o->serve_args[i] && n < 48; i++)
+        argv[n++] = o->serve_args[i];
+    for (size_t i = 0; extra && extra[i] && n < 62; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+
+    unlink(port_file);
+    free(s->api_base);
+    s->api_base = NULL;
+    s->serve = bin ? start_program(s, "serve", argv, o->serve_env, port_file,
+                                   &s->api_base)
+                   : -1;
+    if (s->serve > 0 && o->tls) {
+        /* start_program names it http://; this one speaks https. */
+        char *https = xasprintf("https://%s", s->api_base + strlen("http://"));
+        free(s->api_base);
+        s->api_base = https;
+    }
     free(fail_after);
     free(backstop);
+    free(key);
     free(port_file);
     return s->serve > 0;
+}
+
+static bool start_serve(struct stack *s)
+{
+    return start_serve_on(s, "127.0.0.1:0", NULL);
+}
+
+bool stack_restart_serve(struct stack *s, const char *const *extra_args)
+{
+    const char *colon = s->api_base ? strrchr(s->api_base, ':') : NULL;
+    char *listen = colon ? xasprintf("127.0.0.1%s", colon) : NULL;
+    bool ok =
+        listen && s->serve > 0 && proc_stop(s->serve, STOP_TIMEOUT_MS) == 0;
+
+    if (!ok)
+        fprintf(stderr, "stack: fieldsync serve did not stop cleanly\n");
+    s->serve = -1;
+    ok = ok && start_serve_on(s, listen, extra_args);
+    free(listen);
+    return ok;
 }
 
 static bool start_sim(struct stack *s, const struct stack_options *o,
                       const char *data_dir)
 {
     const char *bin = getenv("FS_SIM_BIN");
-    char *port_file = xasprintf("%s/sim.port", s->dir);
-    char *hook = xasprintf("%s/webhooks/hubspot", s->api_base);
-    char *rate =
-        xasprintf("%d", o->sim_rate_10s > 0 ? o->sim_rate_10s : 100000);
-    const char *argv[] = {bin,
-                          "hubspot",
-                          "--listen",
-                          "127.0.0.1:0",
-                          "--data",
-                          data_dir,
-                          "--webhook-url",
-                          hook,
-                          "--client-secret",
-                          STACK_SECRET,
-                          "--app-id",
-                          STACK_APP_ID,
-                          "--portal-id",
-                          STACK_PORTAL_ID,
-                          "--token",
-                          STACK_SIM_TOKEN,
-                          "--rate-10s",
-                          rate,
-                          "--search-per-s",
-                          "1000",
-                          "--port-file",
-                          port_file,
-                          NULL};
+    char *port_file = xasprintf("%s/%s.port", s->dir, s->sim_name);
+    struct stack_words w = {0};
 
-    s->sim = bin ? start_program(s, "sim", argv, port_file, &s->sim_base) : -1;
-    free(rate);
-    free(hook);
+    stack_words_add(&w, bin);
+    stack_words_add(&w, s->crm->name);
+    stack_words_add(&w, "--listen");
+    stack_words_add(&w, "127.0.0.1:0");
+    stack_words_add(&w, "--data");
+    stack_words_add(&w, data_dir);
+    /* Where the CRM's webhooks go when they are not per connection; a
+     * CRM whose are says where in after_connect. */
+    stack_words_add(&w, "--webhook-url");
+    stack_words_addf(&w, "%s/webhooks/%s", s->api_base, s->crm->name);
+    stack_words_add(&w, "--port-file");
+    stack_words_add(&w, port_file);
+    if (o->postcodes) {
+        stack_words_add(&w, "--postcodes");
+        stack_words_add(&w, o->postcodes);
+    }
+    if (o->tls) {
+        stack_words_add(&w, "--webhook-ca");
+        stack_words_add(&w, s->cert);
+    }
+    for (size_t i = 0; o->sim_args && o->sim_args[i]; i++)
+        stack_words_add(&w, o->sim_args[i]);
+    s->crm->sim_words(s, &w, o->sim_rate > 0 ? o->sim_rate : 100000);
+
+    s->sim =
+        bin ? start_program(s, s->sim_name, w.w, NULL, port_file, &s->sim_base)
+            : -1;
+    stack_words_clear(&w);
     free(port_file);
     return s->sim > 0;
 }
@@ -267,7 +370,7 @@ static bool all_imported(void *ctx)
 static size_t seed_rows(const char *data_dir)
 {
     char *path = xasprintf("%s/sales_pipeline.csv", data_dir);
-    char *text = read_file(path);
+    char *text = stack_read_file(path);
     size_t lines = 0;
 
     for (const char *p = text; *p; p++)
@@ -275,6 +378,54 @@ static size_t seed_rows(const char *data_dir)
     free(text);
     free(path);
     return lines > 0 ? lines - 1 : 0;
+}
+
+/* What the simulator was seeded with, read once: the seed deals' ids in
+ * order, the owners and the pipeline. */
+static bool read_seed(struct stack *s)
+{
+    json_t *deals = stack_sim_deals(s);
+    long status;
+    size_t i;
+    json_t *d;
+
+    s->seed = json_array();
+    json_array_foreach(deals, i, d)
+    {
+        if (i < s->deals)
+            json_array_append(s->seed, json_object_get(d, "id"));
+    }
+    json_decref(deals);
+    json_t *owners = stack_sim(s, "GET", "/_sim/owners", NULL, &status);
+    s->owners = json_incref(json_object_get(owners, "owners"));
+    json_decref(owners);
+    s->pipeline = stack_sim(s, "GET", "/_sim/pipeline", NULL, &status);
+    if (json_array_size(s->seed) != s->deals || !json_is_array(s->owners) ||
+        status != 200) {
+        fprintf(stderr, "stack: cannot read the simulator's seed\n");
+        return false;
+    }
+    return true;
+}
+
+/* Writes the seed a stack's options ask for and counts its rows. */
+static char *seed_dir(struct stack *s, const struct stack_options *o)
+{
+    char *dir = NULL;
+
+    if (o->data_dir) {
+        dir = xstrdup(o->data_dir);
+    } else {
+        dir = xasprintf("%s/seed-%s", s->dir, s->sim_name);
+        if (mkdir(dir, 0700) != 0 ||
+            !write_seed(dir, o->deals > 0 ? o->deals : 24,
+                        o->owners > 0 ? o->owners : 3)) {
+            free(dir);
+            return NULL;
+        }
+    }
+    s->deals = seed_rows(dir);
+    return dir;
 }
 
 bool stack_start(struct stack *s, const struct stack_options *options)
@@ -286,25 +437,28 @@ bool stack_start(struct stack *s, const struct stack_options *options)
 
     memset(s, 0, sizeof(*s));
     s->sim = s->serve = -1;
+    s->sim_name = "sim";
+    s->options = o;
     s->dir = test_temp_dir();
     s->db = xasprintf("%s/fieldsync.db", s->dir);
-    if (!o.data_dir) {
-        data_dir = xasprintf("%s/seed", s->dir);
-        if (mkdir(data_dir, 0700) != 0 ||
-            !write_seed(data_dir, o.deals > 0 ? o.deals : 24,
-                        o.owners > 0 ? o.owners : 3))
-            goto out;
-    } else {
-        data_dir = xstrdup(o.data_dir);
+    const char *crm = o.crm ? o.crm : stack_crm_default();
+    s->crm = stack_crm_by_name(crm);
+    if (!s->crm) {
+        fprintf(stderr, "stack: the suite has no CRM entry '%s'\n", crm);
+        goto out;
     }
-    s->deals = seed_rows(data_dir);
+    data_dir = seed_dir(s, &o);
+    if (!data_dir)
+        goto out;
 
     const char *org_add[] = {"org", "add", STACK_ORG, NULL};
     free(stack_cli(s, &code, org_add));
-    if (code != 0 || !start_serve(s, &o) || !start_sim(s, &o, data_dir))
+    if (o.tls && !make_cert(s))
         goto out;
-    if (!stack_connect(s, STACK_ORG, STACK_PORTAL_ID,
-                       o.conn_rate_10s > 0 ? o.conn_rate_10s : 100000))
+    if (code != 0 || !start_serve(s) || !start_sim(s, &o, data_dir) ||
+        !read_seed(s))
+        goto out;
+    if (!stack_connect(s, STACK_ORG, 0, o.conn_rate > 0 ? o.conn_rate : 100000))
         goto out;
     s->admin = stack_user_add(s, STACK_ORG, "Ann Admin", "admin", NULL);
     if (!s->admin)
@@ -325,13 +479,39 @@ bool stack_start(struct stack *s, const struct stack_options *options)
     if (!ok)
         fprintf(stderr, "stack: the import did not bring all %zu deals\n",
                 s->deals);
-    if (ok) {
-        const char *map[] = {"stages",  "map",           "--org",
-                             STACK_ORG, STACK_STAGE_MAP, NULL};
-        free(stack_cli(s, &code, map));
-        ok = code == 0;
+    const char *map[] = {STACK_STAGE_MAP, NULL};
+    if (ok && !stack_set_stage_map(s, map)) {
+        fprintf(stderr, "stack: the stage map was refused\n");
+        ok = false;
     }
 out:
+    free(data_dir);
+    if (!ok)
+        stack_stop(s);
+    return ok;
+}
+
+bool stack_start_beside(struct stack *base, struct stack *s,
+                        const struct stack_options *options)
+{
+    const char *crm = options->crm ? options->crm : stack_crm_default();
+
+    memset(s, 0, sizeof(*s));
+    s->sim = s->serve = -1;
+    s->beside = true;
+    s->sim_name = "sim-beside";
+    s->account_base = STACK_BESIDE_ACCOUNTS;
+    s->dir = base->dir;
+    s->db = base->db;
+    s->api_base = base->api_base;
+    s->admin = base->admin;
+    s->crm = stack_crm_by_name(crm);
+    if (!s->crm) {
+        fprintf(stderr, "stack: the suite has no CRM entry '%s'\n", crm);
+        return false;
+    }
+    char *data_dir = seed_dir(s, options);
+    bool ok = data_dir && start_sim(s, options, data_dir) && read_seed(s);
     free(data_dir);
     if (!ok)
         stack_stop(s);
@@ -341,6 +521,21 @@ out:
 bool stack_stop(struct stack *s)
 {
     bool clean = true;
+
+    if (s->beside) {
+        if (s->sim > 0 && proc_stop(s->sim, STOP_TIMEOUT_MS) != 0) {
+            fprintf(stderr, "stack: crmsim %s did not exit cleanly\n",
+                    s->sim_name);
+            clean = false;
+        }
+        free(s->sim_base);
+        json_decref(s->seed);
+        json_decref(s->owners);
+        json_decref(s->pipeline);
+        memset(s, 0, sizeof(*s));
+        s->sim = s->serve = -1;
+        return clean;
+    }
 
     /* Exit status 0 also means the sanitizers found nothing at exit. */
     if (s->serve > 0 && proc_stop(s->serve, STOP_TIMEOUT_MS) != 0) {
@@ -354,8 +549,8 @@ bool stack_stop(struct stack *s)
     if (!clean) {
         char *serve_log = xasprintf("%s/serve.log", s->dir);
         char *sim_log = xasprintf("%s/sim.log", s->dir);
-        char *a = read_file(serve_log);
-        char *b = read_file(sim_log);
+        char *a = stack_read_file(serve_log);
+        char *b = stack_read_file(sim_log);
         fprintf(stderr, "--- serve log ---\n%s\n--- sim log ---\n%s\n", a, b);
         free(a);
         free(b);
@@ -373,6 +568,10 @@ bool stack_stop(struct stack *s)
     free(s->sim_base);
     free(s->api_base);
     free(s->admin);
+    json_decref(s->seed);
+    json_decref(s->owners);
+    json_decref(s->pipeline);
+    free(s->cert);
     memset(s, 0, sizeof(*s));
     s->sim = s->serve = -1;
     return clean;
@@ -506,6 +705,33 @@ bool stack_wait_state(struct stack *s, const char *id, const char *state)
     return http_test_poll(state_is, &w, STACK_WAIT_MS);
 }
 
+struct deleted_wait {
+    struct stack *s;
+    const char *id;
+    bool deleted;
+    const char *reason;
+};
+
+static bool deleted_is(void *ctx)
+{
+    struct deleted_wait *w = ctx;
+    json_t *deal = stack_deal(w->s, w->id);
+    const char *reason = stack_text(deal, "deleted_reason");
+    bool match = deal &&
+                 json_is_true(json_object_get(deal, "deleted")) == w->deleted &&
+                 (!w->reason || (reason && strcmp(reason, w->reason) == 0));
+
+    json_decref(deal);
+    return match;
+}
+
+bool stack_wait_deleted(struct stack *s, const char *id, bool deleted,
+                        const char *reason)
+{
+    struct deleted_wait w = {s, id, deleted, reason};
+    return http_test_poll(deleted_is, &w, STACK_WAIT_MS);
+}
+
 const char *stack_text(const json_t *obj, const char *key)
 {
     return json_string_value(json_object_get(obj, key));
@@ -598,34 +824,6 @@ int64_t stack_sim_edit(struct stack *s, const char *crm_id, const char *fields)
     return t;
 }
 
-long stack_webhook(struct stack *s, const char *body, const char *secret,
-                   int64_t timestamp_ms)
-{
-    char *url = xasprintf("%s/webhooks/hubspot", s->api_base);
-    char *ts = xasprintf("%" PRId64, timestamp_ms);
-    char *message = xasprintf("POST%s%s%s", url, body, ts);
-    uint8_t mac[CRYPTO_SHA256_LEN];
-    struct http_test_response resp;
-
-    crypto_hmac_sha256(secret, strlen(secret), message, strlen(message), mac);
-    char *sig = crypto_base64(mac, sizeof(mac));
-    char *sig_header = xasprintf("X-HubSpot-Signature-v3: %s", sig);
-    char *ts_header = xasprintf("X-HubSpot-Request-Timestamp: %s", ts);
-    const char *headers[] = {"Content-Type: application/json", sig_header,
-                             ts_header, NULL};
-    http_test_request("POST", url, headers, body, &resp);
-    long status = resp.status;
-
-    http_test_response_free(&resp);
-    free(ts_header);
-    free(sig_header);
-    free(sig);
-    free(message);
-    free(ts);
-    free(url);
-    return status;
-}
-
 int64_t stack_metric(struct stack *s, const char *name)
 {
     struct http_test_response resp;
@@ -716,8 +914,14 @@ bool stack_wait_field(struct stack *s, const char *id, const char *field,
 bool stack_wait_sim(struct stack *s, const char *crm_id, const char *field,
                     const char *value)
 {
+    return stack_wait_sim_ms(s, crm_id, field, value, STACK_WAIT_MS);
+}
+
+bool stack_wait_sim_ms(struct stack *s, const char *crm_id, const char *field,
+                       const char *value, int64_t timeout_ms)
+{
     struct field_wait w = {s, crm_id, field, value, true};
-    return http_test_poll(field_has, &w, STACK_WAIT_MS);
+    return http_test_poll(field_has, &w, timeout_ms);
 }
 
 bool stack_holds(bool (*cond)(void *ctx), void *ctx, int64_t ms)
@@ -736,4 +940,132 @@ void stack_wait_past(int64_t t)
 {
     while (clock_now_ms() <= t)
         clock_sleep_ms(1);
+}
+
+/* Aborts the test run: a scenario asked for seed data that is not
+ * there, which no assertion of its own could report. */
+static void no_such(const char *what, const char *which)
+{
+    fprintf(stderr, "stack: the seed has no %s %s\n", what, which);
+    abort();
+}
+
+const char *stack_seed_id(const struct stack *s, size_t n)
+{
+    const char *id = json_string_value(json_array_get(s->seed, n));
+    if (!id) {
+        char num[32];
+        snprintf(num, sizeof(num), "%zu", n);
+        no_such("deal", num);
+    }
+    return id;
+}
+
+const char *stack_owner_id(const struct stack *s, size_t n)
+{
+    const char *id = stack_text(json_array_get(s->owners, n), "id");
+    if (!id) {
+        char num[32];
+        snprintf(num, sizeof(num), "%zu", n);
+        no_such("owner", num);
+    }
+    return id;
+}
+
+const char *stack_pipeline_id(const struct stack *s)
+{
+    const char *id = stack_text(s->pipeline, "id");
+    if (!id)
+        no_such("pipeline", "id");
+    return id;
+}
+
+const char *stack_stage_id(const struct stack *s, const char *label)
+{
+    size_t i;
+    json_t *stage;
+
+    json_array_foreach(json_object_get(s->pipeline, "stages"), i, stage)
+    {
+        const char *name = stack_text(stage, "seed_name");
+        if (name && strcmp(name, label) == 0)
+            return stack_text(stage, "id");
+    }
+    no_such("stage", label);
+    return NULL;
+}
+
+char *stack_stage_map_body(const struct stack *s, const char *const *words)
+{
+    json_t *map = json_object();
+    json_t *defaults = json_object();
+    bool after_default = false;
+
+    for (size_t i = 0; words[i]; i++) {
+        const char *eq = strchr(words[i], '=');
+        if (strcmp(words[i], "--default") == 0) {
+            after_default = true;
+            continue;
+        }
+        if (!eq)
+            no_such("stage map word", words[i]);
+        char *left = xstrndup(words[i], (size_t)(eq - words[i]));
+        if (after_default)
+            json_object_set_new(defaults, left,
+                                json_string(stack_stage_id(s, eq + 1)));
+        else
+            json_object_set_new(map, stack_stage_id(s, left),
+                                json_string(eq + 1));
+        free(left);
+    }
+    json_t *body = json_pack("{s:o, s:{s:o}}", "map", map, "defaults",
+                             stack_pipeline_id(s), defaults);
+    char *text = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(body);
+    return text;
+}
+
+bool stack_set_stage_map(struct stack *s, const char *const *words)
+{
+    char *text = stack_stage_map_body(s, words);
+    long status;
+
+    /* Beside another stack, the map is its standby connection's. */
+    if (s->beside) {
+        json_t *body = json_loads(text, 0, NULL);
+        json_object_set_new(body, "connection", json_integer(s->connection));
+        free(text);
+        text = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
+        json_decref(body);
+    }
+    json_decref(stack_api(s, s->admin, "PUT", "/api/v1/admin/stage-map", text,
+                          &status));
+    free(text);
+    return status == 200;
+}
+
+char *stack_connection_secret(struct stack *s, const char *account_id,
+                              const char *name)
+{
+    static const char sql[] =
+        "SELECT value FROM connection_secrets t JOIN connections c ON "
+        "c.id = t.connection_id WHERE c.account_id = ?1 AND t.name = ?2 "
+        "ORDER BY c.id DESC LIMIT 1";
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL;
+    char *value = NULL;
+
+    if (sqlite3_open_v2(s->db, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+        goto out;
+    sqlite3_busy_timeout(db, 10000);
+    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK)
+        goto out;
+    sqlite3_bind_text(q, 1, account_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, name, -1, SQLITE_STATIC);
+    if (sqlite3_step(q) == SQLITE_ROW)
+        value = xstrdup((const char *)sqlite3_column_text(q, 0));
+out:
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return value;
 }

@@ -1,10 +1,14 @@
-/* The whole system on loopback for integration tests: the HubSpot
- * simulator and `fieldsync serve` on a fresh database in a temporary
- * folder, wired together through the real command line (org add, connect
- * hubspot, user add), with helpers to call each side and to tear it all
- * down. */
+/* The whole system on loopback for integration tests: a CRM's simulator
+ * and `fieldsync serve` on a fresh database in a temporary folder, wired
+ * together through the real command line (org add, connect, user add,
+ * import) and the admin API (the stage map), with helpers to call each
+ * side and to tear it all down. What differs between CRMs is the CRM's
+ * entry in stack_crm.h; everything here speaks fieldsync's field names
+ * and the simulator's neutral /_sim control API (docs/SIMULATOR.md). */
 #ifndef FIELDSYNC_TESTS_STACK_H
 #define FIELDSYNC_TESTS_STACK_H
+
+#include "stack_crm.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -12,46 +16,81 @@
 #include <sys/types.h>
 
 #define STACK_ORG "acme"
-#define STACK_SECRET "stack-client-secret"
-#define STACK_SIM_TOKEN "pat-stack-token"
-#define STACK_APP_ID "424242"
-#define STACK_PORTAL_ID "9001"
-/* The map stack_start sets for the simulator's pipeline, as the words of
- * `fieldsync stages map` (each CRM stage onto one of the org's default
- * stages, In Quote written as Engaging). */
+/* The map stack_start sets for the seed pipeline, in the words of
+ * stack_stage_map_body: each CRM stage (by its label) onto one of the
+ * org's default stages, and In Quote written as Engaging. */
 #define STACK_STAGE_MAP                                                        \
-    "prospecting=new", "engaging=qualified", "closedwon=won",                  \
-        "closedlost=lost", "--default", "default/in_quote=engaging"
+    "Prospecting=new", "Engaging=qualified", "Won=won", "Lost=lost",           \
+        "--default", "in_quote=Engaging"
 /* How long a change may take to cross between the two sides. */
 #define STACK_WAIT_MS 15000
 
 struct stack_options {
+    const char *crm;       /* a CRM entry's name; NULL: stack_crm_default */
     const char *data_dir;  /* seed CSVs; NULL: generate `deals` rows */
     int deals;             /* rows to generate (default 24) */
     int owners;            /* sales agents to generate (default 3) */
-    int sim_rate_10s;      /* simulator's budget (default 100000) */
-    int conn_rate_10s;     /* the connection's budget (default 100000) */
+    int sim_rate;          /* the simulator's budget per CRM rate window
+                              (default 100000) */
+    int conn_rate;         /* the connection's budget per window (default
+                              100000) */
     int64_t backstop_ms;   /* serve --backstop-ms; 0: 60000, and the
                               import runs as `fieldsync import` instead of
                               in serve's first backstop pass */
     int64_t fail_after_ms; /* serve --fail-after-ms (default: serve's) */
+    const char *postcodes; /* crmsim --postcodes FILE, or NULL */
+    /* More words for `fieldsync serve` (NULL-terminated), e.g. limits. */
+    const char *const *serve_args;
+    /* Extra "NAME=value" environment of serve (NULL-terminated). */
+    const char *const *serve_env;
+    /* Serve HTTPS with a certificate the stack makes (openssl), which
+     * the tests' client and the simulator's webhooks trust. */
+    bool tls;
+    /* More words for the CRM's `crmsim` (NULL-terminated). */
+    const char *const *sim_args;
 };
 
 struct stack {
+    const struct stack_crm *crm;
+    const char *sim_name; /* the simulator's log and port file names */
+    bool beside;          /* a second simulator: dir, db, serve, api_base
+                             and admin are another stack's */
+    int64_t connection;   /* the id the last stack_connect made */
+    int account_base;     /* the simulator's own account number: 0, or
+                             more for one beside another (so two CRMs of
+                             one kind never share an account) */
     char *dir;
     char *db;
     pid_t sim;
     pid_t serve;
-    char *sim_base; /* http://127.0.0.1:PORT of the simulator */
-    char *api_base; /* http://127.0.0.1:PORT of fieldsync */
-    char *admin;    /* an admin's API token in STACK_ORG */
-    size_t deals;   /* deals the simulator was seeded with */
+    char *sim_base;   /* http://127.0.0.1:PORT of the simulator */
+    char *api_base;   /* http(s)://127.0.0.1:PORT of fieldsync */
+    char *admin;      /* an admin's API token in STACK_ORG */
+    size_t deals;     /* deals the simulator was seeded with */
+    json_t *seed;     /* the seed deals' CRM ids, in seed order */
+    json_t *owners;   /* GET /_sim/owners' list */
+    json_t *pipeline; /* GET /_sim/pipeline */
+    char *cert;       /* with tls: the certificate's PEM file */
+    struct stack_options options;
 };
 
 /* Starts both programs, connects STACK_ORG to the simulator, adds an
- * admin and waits until every deal has been imported.
+ * admin, waits until every deal has been imported and sets the stage map
+ * STACK_STAGE_MAP.
  * Returns false (after stopping what it started) on any failure. */
 bool stack_start(struct stack *s, const struct stack_options *options);
+
+/* Starts a second simulator beside base's (of any CRM of the suite, seeded
+ * as options say) for the same fieldsync; s then connects to it and calls
+ * it like any stack. stack_stop(s) stops only that simulator; stop it
+ * before base. */
+bool stack_start_beside(struct stack *base, struct stack *s,
+                        const struct stack_options *options);
+
+/* Stops fieldsync serve (SIGTERM, a clean exit expected) and starts it
+ * again on the same database and port, with extra_args (NULL-terminated,
+ * or NULL) after the stack's own. False when either step failed. */
+bool stack_restart_serve(struct stack *s, const char *const *extra_args);
 
 /* Stops both programs and removes the folder. Returns false when either
  * program did not exit cleanly (a sanitizer report makes exit non-zero). */
@@ -67,10 +106,34 @@ char *stack_cli(struct stack *s, int *code, const char *const *args);
 char *stack_user_add(struct stack *s, const char *org, const char *name,
                      const char *role, const char *owner_id);
 
-/* Connects org to the simulator with the given portal id through the
- * command line; true on success. */
-bool stack_connect(struct stack *s, const char *org, const char *portal_id,
-                   int rate_10s);
+/* Connects org to the simulator's account (0: the stack's own; see
+ * stack_crm.h) through the command line with a budget of rate calls per
+ * window, then runs the CRM's after_connect; true on success. */
+bool stack_connect(struct stack *s, const char *org, int account, int rate);
+
+/* The CRM id of the nth seed deal (from 0, the seed CSV's order).
+ * Borrowed; aborts the test when there is no such deal. */
+const char *stack_seed_id(const struct stack *s, size_t n);
+
+/* The id of the nth owner (from 0, the teams CSV's order). Borrowed;
+ * aborts the test when there is no such owner. */
+const char *stack_owner_id(const struct stack *s, size_t n);
+
+/* The seed pipeline's id, and the id of its stage with that label
+ * (Prospecting, Engaging, Won, Lost on every CRM). Borrowed; aborts the
+ * test when there is no such stage. */
+const char *stack_pipeline_id(const struct stack *s);
+const char *stack_stage_id(const struct stack *s, const char *label);
+
+/* The body of PUT /api/v1/admin/stage-map for the seed pipeline, from
+ * words (NULL-terminated) as in STACK_STAGE_MAP: "Label=stage" maps the
+ * CRM stage with that label onto an org stage; after "--default",
+ * "stage=Label" names the CRM stage written for an org stage. The caller
+ * frees. */
+char *stack_stage_map_body(const struct stack *s, const char *const *words);
+
+/* PUTs that map as the admin; true when fieldsync took it (200). */
+bool stack_set_stage_map(struct stack *s, const char *const *words);
 
 /* A field API call with the token (NULL: none); body is sent as it is
  * (JSON text, or anything for error cases) or NULL.
@@ -98,6 +161,11 @@ json_t *stack_patch(struct stack *s, const char *token, const char *id,
 /* Polls until the deal's sync state (GET /api/v1/deals/{id}) is state. */
 bool stack_wait_state(struct stack *s, const char *id, const char *state);
 
+/* Polls until the deal (our id) is deleted or not, as deleted says, and
+ * when reason is set, deleted for that reason ("crm_delete", "merged"). */
+bool stack_wait_deleted(struct stack *s, const char *id, bool deleted,
+                        const char *reason);
+
 /* A string member of a JSON object, or NULL. */
 const char *stack_text(const json_t *obj, const char *key);
 
@@ -109,6 +177,11 @@ json_t *stack_crm_view(const json_t *deal, const char *field);
 /* A simulator control call (/_sim/...); body is JSON text or NULL. */
 json_t *stack_sim(struct stack *s, const char *method, const char *path,
                   const char *body, long *status);
+
+/* Every fault of POST /_sim/faults off. */
+#define STACK_NO_FAULTS                                                        \
+    "{\"drop\":0,\"duplicate\":0,\"reorder\":false,\"delay_ms\":0,"            \
+    "\"api_5xx\":0,\"api_timeout\":0,\"webhooks_paused\":false}"
 
 /* Sets simulator faults (a JSON object as for POST /_sim/faults); true
  * when the simulator took them. */
@@ -136,11 +209,6 @@ json_t *stack_sim_fields(const json_t *sim_deal);
  * modification time of the deal (ms), or -1 when refused. */
 int64_t stack_sim_edit(struct stack *s, const char *crm_id, const char *fields);
 
-/* POSTs a HubSpot webhook delivery to fieldsync, signed (v3) with secret
- * at the given request time; returns the HTTP status (0: no answer). */
-long stack_webhook(struct stack *s, const char *body, const char *secret,
-                   int64_t timestamp_ms);
-
 /* The sum of a /metrics counter or gauge over its label sets; -1 when
  * /metrics did not answer. */
 int64_t stack_metric(struct stack *s, const char *name);
@@ -155,10 +223,22 @@ bool stack_wait_field(struct stack *s, const char *id, const char *field,
                       const char *value);
 bool stack_wait_sim(struct stack *s, const char *crm_id, const char *field,
                     const char *value);
+/* stack_wait_sim for up to timeout_ms. */
+bool stack_wait_sim_ms(struct stack *s, const char *crm_id, const char *field,
+                       const char *value, int64_t timeout_ms);
 
 /* Polls cond for the whole of ms and returns false as soon as it fails:
  * for things that must stay true (nothing re-pushed, nothing stored). */
 bool stack_holds(bool (*cond)(void *ctx), void *ctx, int64_t ms);
+
+/* A file's whole text (caller frees); "" when it cannot be read. */
+char *stack_read_file(const char *path);
+
+/* A secret fieldsync keeps for the connection of that account (the
+ * connection_secrets row name: "token", "refresh_token", ...), read from
+ * the database; the caller frees; NULL when there is none. */
+char *stack_connection_secret(struct stack *s, const char *account_id,
+                              const char *name);
 
 /* Waits until the wall clock has passed t (epoch ms), so the next write
  * is strictly later than one made at t. */

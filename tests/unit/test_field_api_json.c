@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "base/alloc.h"
+#include "base/json_text.h"
 #include "services/deal_json.h"
 #include "services/field_api.h"
 
@@ -392,9 +393,9 @@ static void test_edit_limits(void **state)
 static void test_json_depth_skips_strings(void **state)
 {
     const char *s = "{\"a\":\"[[[{{{\\\"]]\",\"b\":[{\"c\":[]}]}";
-    assert_int_equal(api_json_depth(s, strlen(s)), 4);
-    assert_int_equal(api_json_depth("\"[[[\"", 5), 0);
-    assert_int_equal(api_json_depth("[[[]]]", 6), 3);
+    assert_int_equal(json_text_depth(s, strlen(s)), 4);
+    assert_int_equal(json_text_depth("\"[[[\"", 5), 0);
+    assert_int_equal(json_text_depth("[[[]]]", 6), 3);
 }
 
 int main(void)

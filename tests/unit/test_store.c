@@ -554,6 +554,38 @@ static void test_alias_lookup(void **state)
     record_clear(&r);
 }
 
+/* The merge time of a merged-away deal is its own tombstone's, not what
+ * its alias leads to; other deletes are not merges. */
+static void test_merged_at(void **state)
+{
+    struct store_fixture *fx = *state;
+    struct record loser = {0};
+    struct record gone = {0};
+    int64_t t = -1;
+
+    make_record(fx, "400", &loser);
+    assert_int_equal(store_merged_at(fx->store, fx->conn, "400", &t),
+                     FS_ERR_NOT_FOUND);
+    loser.deleted_at = 4500;
+    loser.deleted_reason = xstrdup("merged");
+    assert_int_equal(store_record_save(fx->store, &loser), FS_OK);
+    assert_int_equal(store_crm_alias_add(fx->store, fx->conn, "400", "500"),
+                     FS_OK);
+    assert_int_equal(store_merged_at(fx->store, fx->conn, "400", &t), FS_OK);
+    assert_int_equal(t, 4500);
+
+    make_record(fx, "600", &gone);
+    gone.deleted_at = 6500;
+    gone.deleted_reason = xstrdup("crm_delete");
+    assert_int_equal(store_record_save(fx->store, &gone), FS_OK);
+    assert_int_equal(store_merged_at(fx->store, fx->conn, "600", &t),
+                     FS_ERR_NOT_FOUND);
+    assert_int_equal(store_merged_at(fx->store, fx->conn, "500", &t),
+                     FS_ERR_NOT_FOUND);
+    record_clear(&gone);
+    record_clear(&loser);
+}
+
 static void test_user_tokens(void **state)
 {
     struct store_fixture *fx = *state;
@@ -758,6 +790,8 @@ int main(void)
                                         store_fixture_setup,
                                         store_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_alias_lookup, store_fixture_setup,
+                                        store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_merged_at, store_fixture_setup,
                                         store_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_user_tokens, store_fixture_setup,
                                         store_fixture_teardown),

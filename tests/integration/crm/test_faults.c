@@ -1,8 +1,9 @@
-/* Sync under faults, on the real programs over loopback: webhooks dropped
- * or duplicated (healed by the backstop, nothing made twice), creates that
- * fail or time out and are retried (the CRM gets the deal once), and a
- * deal whose pushes keep failing (marked failed with its error, then sent
- * after a retry from the API or the command line). */
+/* Sync under faults with a CRM's simulator (FS_CRM), on the real programs
+ * over loopback: webhooks dropped or duplicated (healed by the backstop,
+ * nothing made twice), creates that fail or time out and are retried (the
+ * CRM gets the deal once), and a deal whose pushes keep failing (marked
+ * failed with its error, then sent after a retry from the API or the
+ * command line). */
 #include "http_test.h"
 #include "stack.h"
 
@@ -43,11 +44,7 @@ static int teardown(void **state)
 
 static int reset_faults(void **state)
 {
-    return stack_faults(&st, "{\"drop\":0,\"duplicate\":0,\"reorder\":false,"
-                             "\"delay_ms\":0,\"api_5xx\":0,\"api_timeout\":0,"
-                             "\"webhooks_paused\":false}")
-               ? 0
-               : -1;
+    return stack_faults(&st, STACK_NO_FAULTS) ? 0 : -1;
 }
 
 /* Records in fieldsync (tombstones too) holding that CRM id. */
@@ -66,8 +63,8 @@ static size_t records_with_crm_id(const char *crm_id)
     return n;
 }
 
-/* Simulator deals carrying our record id in fieldsync_id; *crm_id gets
- * the last one's id (caller frees). */
+/* Simulator deals carrying our record id (the CRM's field for it);
+ * *crm_id gets the last one's id (caller frees). */
 static size_t sim_deals_with_our_id(const char *our_id, char **crm_id)
 {
     json_t *all = stack_sim_deals(&st);
@@ -94,8 +91,8 @@ static char *crm_create(const char *name)
 {
     long status;
     char *body = xasprintf("{\"fields\":{\"name\":\"%s\","
-                           "\"stage\":\"prospecting\"}}",
-                           name);
+                           "\"stage\":\"%s\"}}",
+                           name, stack_stage_id(&st, "Prospecting"));
     json_t *r = stack_sim(&st, "POST", "/_sim/deals", body, &status);
 
     assert_int_equal(status, 201);
@@ -137,30 +134,32 @@ static void wait_record_name(const char *crm_id, const char *name)
 
 static void test_dropped_webhooks_are_healed_by_backstop(void **state)
 {
+    const char *renamed = stack_seed_id(&st, 0);
     int64_t dropped = stack_sim_stat(&st, "events_dropped", NULL);
 
     assert_true(stack_faults(&st, "{\"drop\":1.0}"));
-    crm_rename("20000000001", "Renamed while webhooks drop");
+    crm_rename(renamed, "Renamed while webhooks drop");
     char *created = crm_create("Created while webhooks drop");
     assert_true(stack_settled(&st, STACK_WAIT_MS));
     assert_true(stack_sim_stat(&st, "events_dropped", NULL) >= dropped + 2);
 
-    wait_record_name("20000000001", "Renamed while webhooks drop");
+    wait_record_name(renamed, "Renamed while webhooks drop");
     wait_record_name(created, "Created while webhooks drop");
     assert_int_equal(records_with_crm_id(created), 1);
-    assert_int_equal(records_with_crm_id("20000000001"), 1);
+    assert_int_equal(records_with_crm_id(renamed), 1);
     free(created);
 }
 
 static void test_duplicated_webhooks_create_nothing_twice(void **state)
 {
+    const char *renamed = stack_seed_id(&st, 1);
     int64_t duplicates = stack_metric(&st, "fieldsync_events_duplicate_total");
 
     assert_true(stack_faults(&st, "{\"duplicate\":1.0}"));
     char *created = crm_create("Created with every webhook twice");
-    crm_rename("20000000002", "Renamed with every webhook twice");
+    crm_rename(renamed, "Renamed with every webhook twice");
     wait_record_name(created, "Created with every webhook twice");
-    wait_record_name("20000000002", "Renamed with every webhook twice");
+    wait_record_name(renamed, "Renamed with every webhook twice");
     assert_true(stack_settled(&st, STACK_WAIT_MS));
 
     assert_true(stack_sim_stat(&st, "events_duplicated", NULL) > 0);
@@ -180,8 +179,8 @@ static char *field_create(const char *name)
 {
     long status;
     char *body = xasprintf("{\"fields\":{\"name\":\"%s\",\"amount\":700,"
-                           "\"owner\":\"100001\"}}",
-                           name);
+                           "\"owner\":\"%s\"}}",
+                           name, stack_owner_id(&st, 0));
     json_t *r =
         stack_api(&st, st.admin, "POST", "/api/v1/deals", body, &status);
 
@@ -352,7 +351,8 @@ static char *edit_until_failed(const char *crm_id, const char *name)
 
 static void test_failing_push_is_failed_then_sent_after_api_retry(void **state)
 {
-    char *id = edit_until_failed("20000000003", "Failed then retried");
+    const char *crm_id = stack_seed_id(&st, 2);
+    char *id = edit_until_failed(crm_id, "Failed then retried");
     long status;
     json_t *r =
         stack_api(&st, st.admin, "POST", "/api/v1/sync/retry", NULL, &status);
@@ -360,15 +360,15 @@ static void test_failing_push_is_failed_then_sent_after_api_retry(void **state)
     assert_int_equal(status, 200);
     assert_true(json_integer_value(json_object_get(r, "requeued")) >= 1);
     json_decref(r);
-    assert_true(
-        stack_wait_sim(&st, "20000000003", "name", "Failed then retried"));
+    assert_true(stack_wait_sim(&st, crm_id, "name", "Failed then retried"));
     assert_true(stack_wait_state(&st, id, "synced"));
     free(id);
 }
 
 static void test_failing_push_is_sent_after_cli_retry(void **state)
 {
-    char *id = edit_until_failed("20000000004", "Failed then CLI retried");
+    const char *crm_id = stack_seed_id(&st, 3);
+    char *id = edit_until_failed(crm_id, "Failed then CLI retried");
     const char *args[] = {"retry", "--org", STACK_ORG, NULL};
     int code;
     char *out = stack_cli(&st, &code, args);
@@ -376,8 +376,7 @@ static void test_failing_push_is_sent_after_cli_retry(void **state)
     assert_int_equal(code, 0);
     assert_non_null(strstr(out, "requeued 1"));
     free(out);
-    assert_true(
-        stack_wait_sim(&st, "20000000004", "name", "Failed then CLI retried"));
+    assert_true(stack_wait_sim(&st, crm_id, "name", "Failed then CLI retried"));
     assert_true(stack_wait_state(&st, id, "synced"));
     free(id);
 }

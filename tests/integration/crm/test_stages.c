@@ -1,8 +1,9 @@
-/* The org's stages and the CRM's map onto them, on the real programs: the
- * admin API validates a map whole, a deal in an unmapped stage keeps its
- * CRM stage, is flagged and listed and is never written back, re-mapping
- * changes what every deal shows without a call to the CRM, and edits name
- * the org's stages. */
+/* The org's stages and the CRM's map onto them, on the real programs with
+ * a CRM's simulator (FS_CRM): the admin API and the command line validate
+ * a map whole, a deal in an unmapped stage keeps its CRM stage, is
+ * flagged and listed and is never written back, re-mapping changes what
+ * every deal shows without a call to the CRM, and edits name the org's
+ * stages. CRM stages are named by their labels in the seed pipeline. */
 #include "stack.h"
 
 #include "base/alloc.h"
@@ -17,23 +18,16 @@
 
 #include <cmocka.h>
 
-#define REP_OWNER "100001"
-
 static struct stack st;
 static char *rep_token;
 
 /* The stack's own map, put back after each test. */
-static const char full_map[] =
-    "{\"map\":{\"prospecting\":\"new\",\"engaging\":\"qualified\","
-    "\"closedwon\":\"won\",\"closedlost\":\"lost\"},"
-    "\"defaults\":{\"default\":{\"in_quote\":\"engaging\"}}}";
+static const char *const full_map[] = {STACK_STAGE_MAP, NULL};
 
-/* Lost deals no longer map anywhere; Lost is written as closedlost. */
-static const char map_without_lost[] =
-    "{\"map\":{\"prospecting\":\"new\",\"engaging\":\"qualified\","
-    "\"closedwon\":\"won\"},"
-    "\"defaults\":{\"default\":{\"in_quote\":\"engaging\","
-    "\"lost\":\"closedlost\"}}}";
+/* Lost deals no longer map anywhere; Lost is still written as Lost. */
+static const char *const map_without_lost[] = {
+    "Prospecting=new",   "Engaging=qualified", "Won=won", "--default",
+    "in_quote=Engaging", "lost=Lost",          NULL};
 
 static int setup(void **state)
 {
@@ -41,8 +35,15 @@ static int setup(void **state)
 
     if (!stack_start(&st, &o))
         return -1;
-    rep_token = stack_user_add(&st, STACK_ORG, "Rob Rep", "rep", REP_OWNER);
+    rep_token = stack_user_add(&st, STACK_ORG, "Rob Rep", "rep",
+                               stack_owner_id(&st, 0));
     return rep_token ? 0 : -1;
+}
+
+/* The CRM's id of the seed pipeline's stage with that label. */
+static const char *stage(const char *label)
+{
+    return stack_stage_id(&st, label);
 }
 
 static int teardown(void **state)
@@ -59,10 +60,7 @@ static json_t *admin_call(const char *method, const char *path,
 
 static int restore_map(void **state)
 {
-    long status;
-    json_decref(
-        admin_call("PUT", "/api/v1/admin/stage-map", full_map, &status));
-    return status == 200 ? 0 : -1;
+    return stack_set_stage_map(&st, full_map) ? 0 : -1;
 }
 
 /* How many of the simulator's deals are in the CRM stage. */
@@ -114,9 +112,9 @@ static void test_view_shows_stages_and_the_crm_map(void **state)
     assert_string_equal(stack_text(json_array_get(stages, 3), "kind"), "won");
     json_t *pipeline = json_array_get(
         json_object_get(json_object_get(view, "crm"), "pipelines"), 0);
-    assert_string_equal(stack_text(pipeline, "id"), "default");
+    assert_string_equal(stack_text(pipeline, "id"), stack_pipeline_id(&st));
     json_t *engaging = json_array_get(json_object_get(pipeline, "stages"), 1);
-    assert_string_equal(stack_text(engaging, "id"), "engaging");
+    assert_string_equal(stack_text(engaging, "id"), stage("Engaging"));
     assert_string_equal(stack_text(engaging, "maps_to"), "qualified");
     assert_int_equal(json_array_size(json_object_get(engaging, "default_for")),
                      2);
@@ -129,57 +127,108 @@ static void test_view_shows_stages_and_the_crm_map(void **state)
     json_decref(stack_api(&st, rep_token, "GET", "/api/v1/admin/stages", NULL,
                           &status));
     assert_int_equal(status, 403);
+    char *body = stack_stage_map_body(&st, full_map);
     json_decref(stack_api(&st, rep_token, "PUT", "/api/v1/admin/stage-map",
-                          full_map, &status));
+                          body, &status));
     assert_int_equal(status, 403);
+    free(body);
 }
 
 static void test_bad_map_refused_whole(void **state)
 {
     long status;
     int64_t calls = stack_sim_stat(&st, "api_calls", NULL);
-    json_t *r = admin_call("PUT", "/api/v1/admin/stage-map",
-                           "{\"map\":{\"prospecting\":\"new\","
+    char *body = xasprintf("{\"map\":{\"%s\":\"new\","
                            "\"decisionmaker\":\"won\"}}",
-                           &status);
+                           stage("Prospecting"));
+    json_t *r = admin_call("PUT", "/api/v1/admin/stage-map", body, &status);
 
     assert_int_equal(status, 422);
     assert_non_null(strstr(stack_text(r, "message"), "decisionmaker"));
     json_decref(r);
+    free(body);
 
     /* A stage of the org with no CRM stage to write is refused too. */
-    r = admin_call("PUT", "/api/v1/admin/stage-map",
-                   "{\"map\":{\"prospecting\":\"new\",\"engaging\":"
-                   "\"qualified\",\"closedwon\":\"won\",\"closedlost\":"
-                   "\"lost\"}}",
-                   &status);
+    const char *const no_quote[] = {"Prospecting=new", "Engaging=qualified",
+                                    "Won=won", "Lost=lost", NULL};
+    body = stack_stage_map_body(&st, no_quote);
+    r = admin_call("PUT", "/api/v1/admin/stage-map", body, &status);
     assert_int_equal(status, 422);
     assert_non_null(strstr(stack_text(r, "message"), "in_quote"));
     json_decref(r);
+    free(body);
 
     /* Nothing changed. */
-    json_t *deal = deal_in("closedlost");
+    json_t *deal = deal_in(stage("Lost"));
     assert_non_null(deal);
     assert_string_equal(stack_text(deal, "stage"), "lost");
     json_decref(deal);
     assert_int_equal(stack_sim_stat(&st, "api_calls", NULL), calls);
 }
 
+/* `fieldsync stages map` takes the CRM's stage ids, through the same
+ * checks as the admin API. */
+static void test_cli_map_takes_crm_stage_ids(void **state)
+{
+    char *won = xasprintf("%s=won", stage("Won"));
+    char *lost = xasprintf("%s=lost", stage("Lost"));
+    char *quote =
+        xasprintf("%s/in_quote=%s", stack_pipeline_id(&st), stage("Engaging"));
+    const char *bad[] = {
+        "stages", "map", "--org", STACK_ORG, won, "decisionmaker=lost", NULL};
+    int code;
+    char *out = stack_cli(&st, &code, bad);
+    long status;
+
+    assert_int_not_equal(code, 0);
+    assert_non_null(strstr(out, "decisionmaker"));
+    free(out);
+
+    /* Prospecting maps nowhere now, but is what New is written as. */
+    char *engaging = xasprintf("%s=qualified", stage("Engaging"));
+    char *new_stage =
+        xasprintf("%s/new=%s", stack_pipeline_id(&st), stage("Prospecting"));
+    const char *map[] = {"stages", "map",       "--org",   STACK_ORG,
+                         won,      lost,        engaging,  "--default",
+                         quote,    "--default", new_stage, NULL};
+    out = stack_cli(&st, &code, map);
+    assert_int_equal(code, 0);
+    free(out);
+    json_t *view = admin_call("GET", "/api/v1/admin/stages", NULL, &status);
+    assert_int_equal(status, 200);
+    assert_int_equal(json_array_size(json_object_get(view, "problems")), 0);
+    assert_int_equal(
+        json_integer_value(json_object_get(view, "unmapped_deals")),
+        (json_int_t)sim_deals_in(stage("Prospecting")));
+    json_decref(view);
+    json_t *deal = deal_in(stage("Prospecting"));
+    assert_non_null(deal);
+    assert_true(json_is_true(json_object_get(deal, "stage_unmapped")));
+    json_decref(deal);
+    deal = deal_in(stage("Engaging"));
+    assert_non_null(deal);
+    assert_string_equal(stack_text(deal, "stage"), "qualified");
+    json_decref(deal);
+    free(new_stage);
+    free(engaging);
+    free(quote);
+    free(lost);
+    free(won);
+}
+
 static void test_unmapped_stage_flagged_listed_and_never_written(void **state)
 {
     long status;
-    size_t lost = sim_deals_in("closedlost");
+    size_t lost = sim_deals_in(stage("Lost"));
     int64_t calls = stack_sim_stat(&st, "api_calls", NULL);
 
     assert_true(lost > 0);
-    json_decref(admin_call("PUT", "/api/v1/admin/stage-map", map_without_lost,
-                           &status));
-    assert_int_equal(status, 200);
+    assert_true(stack_set_stage_map(&st, map_without_lost));
 
     /* Re-mapping is a local matter: no call reached the CRM. */
     assert_int_equal(stack_sim_stat(&st, "api_calls", NULL), calls);
 
-    json_t *deal = deal_in("closedlost");
+    json_t *deal = deal_in(stage("Lost"));
     assert_non_null(deal);
     assert_true(json_is_null(json_object_get(deal, "stage")));
     assert_true(json_is_true(json_object_get(deal, "stage_unmapped")));
@@ -210,14 +259,14 @@ static void test_unmapped_stage_flagged_listed_and_never_written(void **state)
     assert_int_equal(status, 200);
     assert_true(stack_wait_sim(&st, crm_id, "name", "Kept lost"));
     assert_true(stack_wait_state(&st, id, "synced"));
-    assert_true(stack_wait_sim(&st, crm_id, "stage", "closedlost"));
+    assert_true(stack_wait_sim(&st, crm_id, "stage", stage("Lost")));
     json_decref(deal);
 }
 
 static void test_edits_name_the_orgs_stages(void **state)
 {
     long status;
-    json_t *deal = deal_in("prospecting");
+    json_t *deal = deal_in(stage("Prospecting"));
     assert_non_null(deal);
     const char *id = stack_text(deal, "id");
     const char *crm_id = stack_text(deal, "crm_id");
@@ -227,26 +276,28 @@ static void test_edits_name_the_orgs_stages(void **state)
                             "{\"fields\":{\"stage\":\"in_quote\"}}", &status);
     assert_int_equal(status, 200);
     assert_string_equal(stack_text(json_object_get(r, "deal"), "crm_stage"),
-                        "engaging");
+                        stage("Engaging"));
     assert_string_equal(stack_text(json_object_get(r, "deal"), "stage"),
                         "qualified");
     json_decref(r);
-    assert_true(stack_wait_sim(&st, crm_id, "stage", "engaging"));
+    assert_true(stack_wait_sim(&st, crm_id, "stage", stage("Engaging")));
 
     /* A CRM stage id, or anything else that is not one of the org's
      * stages, is refused and changes nothing. */
-    r = stack_patch(&st, st.admin, id, "{\"fields\":{\"stage\":\"closedwon\"}}",
-                    &status);
+    char *body = xasprintf("{\"fields\":{\"stage\":\"%s\"}}", stage("Won"));
+    r = stack_patch(&st, st.admin, id, body, &status);
+    free(body);
     assert_int_equal(status, 422);
     assert_string_equal(stack_text(r, "error"), "unknown_stage");
     json_decref(r);
     json_t *after = stack_deal(&st, id);
-    assert_string_equal(stack_text(after, "crm_stage"), "engaging");
+    assert_string_equal(stack_text(after, "crm_stage"), stage("Engaging"));
     json_decref(after);
 
-    json_t *list =
-        admin_call("GET", "/api/v1/deals?stage=closedwon", NULL, &status);
+    char *path = xasprintf("/api/v1/deals?stage=%s", stage("Won"));
+    json_t *list = admin_call("GET", path, NULL, &status);
     assert_int_equal(status, 400);
+    free(path);
     json_decref(list);
     json_decref(deal);
 }
@@ -275,6 +326,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_view_shows_stages_and_the_crm_map),
         cmocka_unit_test_teardown(test_bad_map_refused_whole, restore_map),
+        cmocka_unit_test_teardown(test_cli_map_takes_crm_stage_ids,
+                                  restore_map),
         cmocka_unit_test_teardown(
             test_unmapped_stage_flagged_listed_and_never_written, restore_map),
         cmocka_unit_test_teardown(test_edits_name_the_orgs_stages, restore_map),
