@@ -6,6 +6,7 @@
 #include "fuzz.h"
 
 #include "base/alloc.h"
+#include "base/json_text.h"
 #include "model/deal.h"
 #include "services/api_call.h"
 #include "services/field_api.h"
@@ -29,7 +30,7 @@ static void check_object(const char *body, size_t len)
     fs_result r = api_json_parse_object(body, len, &root, &err);
     if (r == FS_OK) {
         FUZZ_CHECK(json_is_object(root), "the body taken is an object");
-        FUZZ_CHECK(api_json_depth(body, len) <= API_MAX_DEPTH,
+        FUZZ_CHECK(json_text_depth(body, len) <= API_MAX_DEPTH,
                    "the body taken is within the depth limit");
         FUZZ_CHECK(!err.code, "a body taken has no error");
     } else {
