@@ -64,6 +64,30 @@ static int64_t backoff_ms(const struct app_config *cfg, int attempts)
     return delay * 3 / 4 + (int64_t)(noise % (uint32_t)(delay / 2 + 1));
 }
 
+/* What the rep and admin read next to "couldn't sync to CRM" when the CRM
+ * gave no message of its own. */
+static const char *push_error_text(fs_result r)
+{
+    switch (r) {
+    case FS_ERR_UNAVAILABLE:
+        return "the CRM did not answer, or answered with a server error";
+    case FS_ERR_TIMEOUT:
+        return "the CRM did not answer in time";
+    case FS_ERR_AUTH:
+        return "the CRM refused fieldsync's credentials";
+    case FS_ERR_FORBIDDEN:
+        return "the CRM does not let fieldsync's credentials write this deal";
+    case FS_ERR_NOT_FOUND:
+        return "the CRM no longer has this deal";
+    case FS_ERR_INVALID:
+        return "the CRM refused a value of this deal";
+    case FS_ERR_REMOTE:
+        return "the CRM refused the write";
+    default:
+        return fs_result_name(r);
+    }
+}
+
 /* Notes a failed write of the record; after fail_after_ms of failures the
  * record is failed until retried. */
 static void note_failure(struct app *app, struct store *store,
@@ -113,6 +137,13 @@ static fs_result note_success(struct store *store, const struct record *sent,
      * backstop): the push may have overwritten a newer CRM edit. */
     r.unverified_push_at = crm_time > now ? crm_time : now;
     for (int f = 0; f < DEAL_FIELD_COUNT; f++) {
+        if (!w->present[f] && res->defaults[f]) {
+            /* The CRM filled a field the create left empty. */
+            struct crm_change given = {.value = res->defaults[f],
+                                       .time = crm_time,
+                                       .actor = ACTOR_OTHER};
+            merge_crm_change(&r.fields[f], &given);
+        }
         if (!w->present[f])
             continue;
         struct field_state *field = &r.fields[f];
@@ -126,6 +157,19 @@ static fs_result note_success(struct store *store, const struct record *sent,
         result = store_sync_clear(store, r.rowid);
     record_clear(&r);
     return result;
+}
+
+/* The CRM named our credentials on a write (Attio's token actor id):
+ * keep it, so later changes by that actor are known as our echoes. */
+static void learn_writer(struct store *store, const struct connection *conn,
+                         const char *writer_id)
+{
+    if (!writer_id || (conn->app_id && strcmp(conn->app_id, writer_id) == 0))
+        return;
+    /* The next pass reads the connection again with it. */
+    if (store_connection_set_app_id(store, conn->id, writer_id) == FS_OK)
+        log_info("event=writer_learnt connection=%lld app_id=%s",
+                 (long long)conn->id, writer_id);
 }
 
 static void build_write(const struct record *r, unsigned synced,
@@ -202,10 +246,11 @@ static size_t push_batch(struct app *app, struct store *store,
             continue; /* the governor holds the next try; not a failure */
         if (r == FS_OK) {
             note_success(store, &records[i], &writes[i], &results[i], now);
+            learn_writer(store, conn, results[i].writer_id);
             written++;
         } else {
             const char *msg =
-                results[i].error ? results[i].error : fs_result_name(r);
+                results[i].error ? results[i].error : push_error_text(r);
             note_failure(app, store, &records[i], msg, now);
             failed++;
         }

@@ -165,6 +165,15 @@ fs_result store_connection_set_tokens(struct store *s, int64_t id,
 fs_result store_connection_set_settings(struct store *s, int64_t id,
                                         const char *settings);
 
+/* Who our writes are from, as the CRM names it, once learnt (Attio's
+ * token actor id shows only on values we wrote). */
+fs_result store_connection_set_app_id(struct store *s, int64_t id,
+                                      const char *app_id);
+/* Replaces the secret that verifies webhooks (one the CRM gave when the
+ * webhook was registered). */
+fs_result store_connection_set_client_secret(struct store *s, int64_t id,
+                                             const char *secret);
+
 /* ---- inbox ---- */
 
 enum inbox_state {
@@ -519,6 +528,10 @@ fs_result store_crm_owners_replace(struct store *s, int64_t connection_id,
                                    const struct store_owner *owners, size_t n);
 fs_result store_crm_owners_list(struct store *s, int64_t connection_id,
                                 struct store_owner **out, size_t *n_out);
+/* Whether id is one of the connection's owners (true as well while no
+ * owner list has been read: nothing to check against). */
+fs_result store_crm_owner_known(struct store *s, int64_t connection_id,
+                                const char *id, bool *known);
 /* The owner id with that email (case-insensitive); FS_ERR_NOT_FOUND. */
 fs_result store_crm_owner_by_email(struct store *s, int64_t connection_id,
                                    const char *email, char **id_out);

@@ -96,6 +96,26 @@ static void test_deal_fields_use_the_forms(void **state)
     assert_int_equal(deal_field_canonical(DEAL_LOCATION, "53.4", &out),
                      FS_ERR_INVALID);
     assert_null(out);
+
+    /* A deal's postcode names a place: a word without a digit is none. */
+    assert_int_equal(deal_field_canonical(DEAL_POSTCODE, "HELLO", &out),
+                     FS_ERR_INVALID);
+    assert_null(out);
+    assert_int_equal(deal_field_canonical(DEAL_POSTCODE, "m1", &out), FS_OK);
+    assert_string_equal(out, "M1");
+    free(out);
+}
+
+static void test_country_of_form(void **state)
+{
+    assert_string_equal(postcode_country("M1 1AE"), "GB");
+    assert_string_equal(postcode_country("EC1A 1BB"), "GB");
+    assert_string_equal(postcode_country("02134"), "US");
+    assert_string_equal(postcode_country("02134-1234"), "US");
+    /* An outward code alone, or another form: not said. */
+    assert_null(postcode_country("M1"));
+    assert_null(postcode_country("1011 AB"));
+    assert_null(postcode_country(NULL));
 }
 
 int main(void)
@@ -106,6 +126,7 @@ int main(void)
         cmocka_unit_test(test_bad_postcodes_refused),
         cmocka_unit_test(test_locations),
         cmocka_unit_test(test_deal_fields_use_the_forms),
+        cmocka_unit_test(test_country_of_form),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
