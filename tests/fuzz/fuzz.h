@@ -38,6 +38,16 @@ char *fuzz_text(const uint8_t *data, size_t size);
  * form (deal_field_canonical gives it back unchanged). */
 bool fuzz_is_canonical(int field, const char *value);
 
+/* The object and stage attribute ids of Attio's documentation examples,
+ * which the Attio targets' connection maps. */
+#define FUZZ_ATTIO_OBJECT "97052eb9-e65e-443f-a297-f2d9a4a7f795"
+#define FUZZ_ATTIO_STAGE "41252299-f8c7-4b5e-99c9-4ff8321d2f96"
+
+/* The settings of an Attio connection with the default map of the
+ * standard deals object (attio_map_build on its attributes), as connect
+ * writes them. Built once, shared: not to be changed or freed. */
+char *fuzz_attio_settings(void);
+
 /* Aborts with the message when cond is false: the code under test broke a
  * promise its header makes, which libFuzzer reports as a crash. */
 #define FUZZ_CHECK(cond, msg)                                                  \
