@@ -34,6 +34,27 @@ char *fuzz_rest(struct fuzz_input *in, size_t *len);
 /* A copy of data as a NUL-terminated string. The caller frees. */
 char *fuzz_text(const uint8_t *data, size_t size);
 
+/* The value (NULL: absent) values[i] of the header names[i] that name
+ * is, in any case, among n: a webhook_request's header lookup. */
+const char *fuzz_header_value(const char *const *names,
+                              const char *const *values, int n,
+                              const char *name);
+
+struct crm_deal;
+struct crm_write;
+struct crm_write_result;
+
+/* Checks a deal a provider read: it has an id, our id is absent or not
+ * empty, every value and overwritten edit is canonical. */
+void fuzz_check_read_deal(const struct crm_deal *d);
+
+/* Checks the outcome a provider read from the answer, at status, to the
+ * write w (a create without crm_id): it is done; a success (2xx only)
+ * names its record and no error, a failure says why and names none;
+ * values the CRM filled in are a create's unset fields, canonical. */
+void fuzz_check_write_result(const struct crm_write *w, long status,
+                             const struct crm_write_result *res);
+
 /* Whether value is valid for the field and already in its canonical
  * form (deal_field_canonical gives it back unchanged). */
 bool fuzz_is_canonical(int field, const char *value);
@@ -47,6 +68,16 @@ bool fuzz_is_canonical(int field, const char *value);
  * standard deals object (attio_map_build on its attributes), as connect
  * writes them. Built once, shared: not to be changed or freed. */
 char *fuzz_attio_settings(void);
+
+/* The custom field keys of the Pipedrive targets' connection. */
+#define FUZZ_PD_PRODUCT "5e8c2d0a1f3b4c6d7e8f9a0b1c2d3e4f5a6b7c8d"
+#define FUZZ_PD_OURS "ffff0000ffff0000ffff0000ffff0000ffff0000"
+
+/* The settings of a Pipedrive connection as connect learns them from
+ * /dealFields: account, engage date, postcode and location as custom
+ * fields, the product an option field (41, 42), our id. Shared: not to
+ * be changed or freed. */
+char *fuzz_pipedrive_settings(void);
 
 /* Aborts with the message when cond is false: the code under test broke a
  * promise its header makes, which libFuzzer reports as a crash. */

@@ -26,12 +26,9 @@ static struct connection conn = {
 
 static void check_deal(const struct crm_deal *d)
 {
-    FUZZ_CHECK(d->crm_id && *d->crm_id, "a record read has its id");
-    FUZZ_CHECK(!d->our_id || *d->our_id, "our id read is never empty");
+    fuzz_check_read_deal(d);
     FUZZ_CHECK(!d->archived, "a record read is not gone");
     for (int f = 0; f < DEAL_FIELD_COUNT; f++) {
-        FUZZ_CHECK(!d->values[f] || fuzz_is_canonical(f, d->values[f]),
-                   "a record read holds canonical values");
         FUZZ_CHECK(!d->values[f] || d->times[f] != CRM_TIME_UNKNOWN,
                    "a value read is not an emptied one");
         FUZZ_CHECK(!d->values[f] || d->modified >= d->times[f],
@@ -134,22 +131,9 @@ static void check_write_answer(const char *body, size_t len)
                            "an unreadable answer decides nothing");
                 continue;
             }
-            FUZZ_CHECK(res.done, "a write answered has an outcome");
             FUZZ_CHECK(r == FS_OK || (r == res.result && statuses[s] == 401),
                        "only a refusal of our credentials stops the batch");
-            if (res.result == FS_OK) {
-                FUZZ_CHECK(statuses[s] < 300 && res.crm_id && *res.crm_id &&
-                               !res.error,
-                           "a write done names its record");
-            } else {
-                FUZZ_CHECK(res.error && *res.error && !res.crm_id,
-                           "a write failed says why");
-            }
-            for (int f = 0; f < DEAL_FIELD_COUNT; f++)
-                FUZZ_CHECK(!res.defaults[f] ||
-                               (!w->crm_id && !w->present[f] &&
-                                fuzz_is_canonical(f, res.defaults[f])),
-                           "a default is a create's unset field, canonical");
+            fuzz_check_write_result(w, statuses[s], &res);
             crm_write_results_clear(&res, 1);
         }
     }

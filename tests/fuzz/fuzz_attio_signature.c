@@ -31,11 +31,7 @@ static const char *on_header(const void *ctx, const char *name)
 {
     const struct headers *h = ctx;
 
-    for (int i = 0; i < H_COUNT; i++) {
-        if (strcmp(name, header_names[i]) == 0)
-            return h->values[i];
-    }
-    return NULL;
+    return fuzz_header_value(header_names, h->values, H_COUNT, name);
 }
 
 static fs_result verify(char *secret, const char *body, size_t len,

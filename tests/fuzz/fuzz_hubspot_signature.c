@@ -32,11 +32,7 @@ static const char *on_header(const void *ctx, const char *name)
 {
     const struct headers *h = ctx;
 
-    for (int i = 0; i < H_COUNT; i++) {
-        if (strcmp(name, header_names[i]) == 0)
-            return h->values[i];
-    }
-    return NULL;
+    return fuzz_header_value(header_names, h->values, H_COUNT, name);
 }
 
 /* What the check accepts as a timestamp: 1 to 18 digits. */

@@ -4,12 +4,14 @@
 #include "base/alloc.h"
 #include "model/deal.h"
 #include "providers/attio.h"
+#include "providers/provider.h"
 
 #include <jansson.h>
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 char *fuzz_text(const uint8_t *data, size_t size)
 {
@@ -50,6 +52,17 @@ char *fuzz_rest(struct fuzz_input *in, size_t *len)
     in->data += in->size;
     in->size = 0;
     return rest;
+}
+
+const char *fuzz_header_value(const char *const *names,
+                              const char *const *values, int n,
+                              const char *name)
+{
+    for (int i = 0; i < n; i++) {
+        if (strcasecmp(name, names[i]) == 0)
+            return values[i];
+    }
+    return NULL;
 }
 
 bool fuzz_is_canonical(int field, const char *value)
@@ -106,6 +119,57 @@ char *fuzz_attio_settings(void)
     json_decref(attrs);
     attio_map_clear(&m);
     return settings;
+}
+
+char *fuzz_pipedrive_settings(void)
+{
+    static char settings[] =
+        "{\"custom_fields\":{"
+        "\"account\":{\"key\":\"aaaa0000aaaa0000aaaa0000aaaa0000aaaa0000\","
+        "\"type\":\"varchar\"},"
+        "\"product\":{\"key\":\"" FUZZ_PD_PRODUCT "\",\"type\":\"enum\","
+        "\"options\":{\"41\":\"GTX Pro\",\"42\":\"GTX Basic\"}},"
+        "\"engage_date\":{\"key\":\"eeee0000eeee0000eeee0000eeee0000eeee0000\","
+        "\"type\":\"date\"},"
+        "\"postcode\":{\"key\":\"pppp0000pppp0000pppp0000pppp0000pppp0000\","
+        "\"type\":\"varchar\"},"
+        "\"location\":{\"key\":\"llll0000llll0000llll0000llll0000llll0000\","
+        "\"type\":\"varchar\"},"
+        "\"fieldsync_id\":{\"key\":\"" FUZZ_PD_OURS "\","
+        "\"type\":\"varchar\"}}}";
+
+    return settings;
+}
+
+void fuzz_check_read_deal(const struct crm_deal *d)
+{
+    FUZZ_CHECK(d->crm_id && *d->crm_id, "a deal read has its id");
+    FUZZ_CHECK(!d->our_id || *d->our_id, "our id read is never empty");
+    for (int f = 0; f < DEAL_FIELD_COUNT; f++) {
+        const struct crm_past_value *o = &d->others[f];
+        FUZZ_CHECK(!d->values[f] || fuzz_is_canonical(f, d->values[f]),
+                   "a deal read holds canonical values");
+        FUZZ_CHECK(!o->value || (o->present && fuzz_is_canonical(f, o->value)),
+                   "an overwritten edit read holds a canonical value");
+    }
+}
+
+void fuzz_check_write_result(const struct crm_write *w, long status,
+                             const struct crm_write_result *res)
+{
+    FUZZ_CHECK(res->done, "a write answered has an outcome");
+    if (res->result == FS_OK)
+        FUZZ_CHECK(status >= 200 && status < 300 && res->crm_id &&
+                       *res->crm_id && !res->error,
+                   "a write done names its record");
+    else
+        FUZZ_CHECK(res->error && *res->error && !res->crm_id,
+                   "a write failed says why");
+    for (int f = 0; f < DEAL_FIELD_COUNT; f++)
+        FUZZ_CHECK(!res->defaults[f] ||
+                       (!w->crm_id && !w->present[f] &&
+                        fuzz_is_canonical(f, res->defaults[f])),
+                   "a default is a create's unset field, canonical");
 }
 
 void fuzz_fail(const char *file, int line, const char *msg)
