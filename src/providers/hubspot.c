@@ -395,17 +395,17 @@ static fs_result hs_parse_merge(const json_t *event, struct crm_event *ev)
     const json_t *id;
 
     ev->kind = CRM_EVENT_MERGE;
-    ev->new_id = provider_json_text(json_object_get(event, "newObjectId"));
+    ev->new_id = provider_json_id(json_object_get(event, "newObjectId"));
     if (!ev->new_id)
         ev->new_id =
-            provider_json_text(json_object_get(event, "primaryObjectId"));
+            provider_json_id(json_object_get(event, "primaryObjectId"));
     if (!ev->new_id || !json_is_array(merged))
         return FS_ERR_INVALID;
 
     ev->merged_ids = xcalloc(json_array_size(merged) + 1, sizeof(char *));
     json_array_foreach(merged, i, id)
     {
-        char *text = provider_json_text(id);
+        char *text = provider_json_id(id);
         if (!text)
             return FS_ERR_INVALID;
         ev->merged_ids[ev->merged_count++] = text;
@@ -794,7 +794,7 @@ static fs_result hs_deal_from_json(const struct connection *conn,
     const char *our_id;
 
     memset(d, 0, sizeof(*d));
-    d->crm_id = provider_json_text(json_object_get(obj, "id"));
+    d->crm_id = provider_json_id(json_object_get(obj, "id"));
     if (!d->crm_id)
         return FS_ERR_INVALID;
     our_id = provider_json_str(props, HS_OUR_ID_PROP);
@@ -848,13 +848,8 @@ static char *hs_next_after(const json_t *body)
 {
     const json_t *next =
         json_object_get(json_object_get(body, "paging"), "next");
-    char *after = provider_json_text(json_object_get(next, "after"));
 
-    if (after && !*after) {
-        free(after);
-        after = NULL;
-    }
-    return after;
+    return provider_json_id(json_object_get(next, "after"));
 }
 
 /* ---- list, search, read ---- */
@@ -1069,7 +1064,7 @@ static void hs_add_missing(const json_t *body, struct crm_deal_list *l)
             continue;
         json_array_foreach(ids, j, id)
         {
-            char *text = provider_json_text(id);
+            char *text = provider_json_id(id);
             if (!text)
                 continue;
             struct crm_deal *d = crm_deal_list_add(l);
@@ -1237,7 +1232,7 @@ static void hs_apply_batch_answer(const json_t *body,
 
     json_array_foreach(json_object_get(body, "results"), i, item)
     {
-        char *id = provider_json_text(json_object_get(item, "id"));
+        char *id = provider_json_id(json_object_get(item, "id"));
         const char *trace = provider_json_str(item, "objectWriteTraceId");
         for (size_t j = 0; id && j < n; j++) {
             const struct crm_write *w = &writes[idx[j]];
@@ -1377,7 +1372,7 @@ static fs_result hs_find_by_our_id(struct provider_session *s,
     result = hs_status_result(reply.status);
     if (result != FS_OK)
         goto out;
-    *crm_id = provider_json_text(json_object_get(reply.json, "id"));
+    *crm_id = provider_json_id(json_object_get(reply.json, "id"));
     if (!*crm_id)
         result = FS_ERR_REMOTE;
 out:
@@ -1454,7 +1449,7 @@ static fs_result hs_create_one(struct provider_session *s,
         goto out;
 
     if (reply.status == 200 || reply.status == 201) {
-        char *id = provider_json_text(json_object_get(reply.json, "id"));
+        char *id = provider_json_id(json_object_get(reply.json, "id"));
         if (id)
             provider_result_ok(r, id, hs_object_time(reply.json));
         else
@@ -1537,7 +1532,7 @@ static void hs_owners_of(const json_t *body, struct crm_owner **owners,
 
     json_array_foreach(json_object_get(body, "results"), i, o)
     {
-        char *id = provider_json_text(json_object_get(o, "id"));
+        char *id = provider_json_id(json_object_get(o, "id"));
         if (!id)
             continue;
         *owners = xrealloc(*owners, (*n + 1) * sizeof(**owners));
@@ -1558,12 +1553,12 @@ static void hs_stages_of(const json_t *body, struct crm_stage **stages,
 
     json_array_foreach(json_object_get(body, "results"), i, pipeline)
     {
-        char *pipeline_id = provider_json_text(json_object_get(pipeline, "id"));
+        char *pipeline_id = provider_json_id(json_object_get(pipeline, "id"));
         if (!pipeline_id)
             continue;
         json_array_foreach(json_object_get(pipeline, "stages"), j, stage)
         {
-            char *id = provider_json_text(json_object_get(stage, "id"));
+            char *id = provider_json_id(json_object_get(stage, "id"));
             if (!id)
                 continue;
             *stages = xrealloc(*stages, (*n + 1) * sizeof(**stages));

@@ -447,25 +447,11 @@ static bool pd_changed(const struct pd_map *m, const json_t *previous,
     return json_object_get(holder, m->key[field]) != NULL;
 }
 
-/* A member's text (a number, or a string), NULL when absent or empty: an
- * answer naming a deal, user, stage or cursor "" never links, writes or
- * lists it. The caller frees. */
-static char *pd_text(const json_t *v)
-{
-    char *text = provider_json_text(v);
-
-    if (text && !*text) {
-        free(text);
-        text = NULL;
-    }
-    return text;
-}
-
 static char *pd_our_id(const struct pd_map *m, const json_t *obj)
 {
     if (!m->our_key)
         return NULL;
-    return pd_text(custom_bare(
+    return provider_json_id(custom_bare(
         json_object_get(json_object_get(obj, "custom_fields"), m->our_key)));
 }
 
@@ -873,8 +859,8 @@ static char *pd_error_message(const json_t *body, long status)
 
 static char *pd_next_cursor(const json_t *body)
 {
-    return pd_text(json_object_get(json_object_get(body, "additional_data"),
-                                   "next_cursor"));
+    return provider_json_id(json_object_get(
+        json_object_get(body, "additional_data"), "next_cursor"));
 }
 
 /* ---- deals as the API returns them ---- */
@@ -886,7 +872,7 @@ static fs_result pd_deal_from_json(const struct connection *conn,
                                    struct crm_deal *d)
 {
     memset(d, 0, sizeof(*d));
-    d->crm_id = pd_text(json_object_get(obj, "id"));
+    d->crm_id = provider_json_id(json_object_get(obj, "id"));
     if (!d->crm_id)
         return FS_ERR_INVALID;
     d->our_id = pd_our_id(m, obj);
@@ -1430,7 +1416,7 @@ static fs_result pd_take_answer(long status, const json_t *body,
 {
     if (status >= 200 && status < 300) {
         const json_t *data = json_object_get(body, "data");
-        char *id = pd_text(json_object_get(data, "id"));
+        char *id = provider_json_id(json_object_get(data, "id"));
         if (!json_is_true(json_object_get(body, "success")))
             provider_result_fail(r, FS_ERR_REMOTE,
                                  "Pipedrive answered without success");
@@ -1540,8 +1526,8 @@ static char *pd_search_hit(const json_t *body)
     json_array_foreach(json_object_get(json_object_get(body, "data"), "items"),
                        i, item)
     {
-        char *id =
-            pd_text(json_object_get(json_object_get(item, "item"), "id"));
+        char *id = provider_json_id(
+            json_object_get(json_object_get(item, "item"), "id"));
         if (id)
             return id;
     }
@@ -1742,7 +1728,7 @@ static void pd_users_of(const json_t *body, struct crm_owner **owners,
 
     json_array_foreach(json_object_get(body, "data"), i, u)
     {
-        char *id = pd_text(json_object_get(u, "id"));
+        char *id = provider_json_id(json_object_get(u, "id"));
         if (!id)
             continue;
         *owners = xrealloc(*owners, (*n + 1) * sizeof(**owners));
@@ -1801,8 +1787,8 @@ static void pd_stages_of(const json_t *body, struct crm_stage **stages,
 
     json_array_foreach(json_object_get(body, "data"), i, st)
     {
-        char *id = pd_text(json_object_get(st, "id"));
-        char *pipeline = pd_text(json_object_get(st, "pipeline_id"));
+        char *id = provider_json_id(json_object_get(st, "id"));
+        char *pipeline = provider_json_id(json_object_get(st, "pipeline_id"));
         if (!id || !pipeline ||
             json_is_true(json_object_get(st, "is_deleted"))) {
             free(id);

@@ -22,17 +22,10 @@ static const struct connection conn = {
 
 static void check_deal(const struct crm_deal *d)
 {
-    FUZZ_CHECK(d->crm_id, "a deal read has its CRM id");
-    for (int f = 0; f < DEAL_FIELD_COUNT; f++) {
-        const struct crm_past_value *other = &d->others[f];
-        FUZZ_CHECK(!d->values[f] || fuzz_is_canonical(f, d->values[f]),
-                   "a deal read holds canonical values");
-        FUZZ_CHECK(!other->value ||
-                       (other->present && fuzz_is_canonical(f, other->value)),
-                   "an overwritten edit read holds a canonical value");
-        FUZZ_CHECK(!other->present || other->time > 0,
+    fuzz_check_read_deal(d);
+    for (int f = 0; f < DEAL_FIELD_COUNT; f++)
+        FUZZ_CHECK(!d->others[f].present || d->others[f].time > 0,
                    "an overwritten edit read has its time");
-    }
 }
 
 static void check_answer(const char *body, size_t len)
@@ -47,9 +40,11 @@ static void check_answer(const char *body, size_t len)
     for (size_t i = 0; i < a.deal_count; i++)
         check_deal(&a.deals[i]);
     for (size_t i = 0; i < a.owner_count; i++)
-        FUZZ_CHECK(a.owners[i].id, "an owner read has an id");
+        FUZZ_CHECK(a.owners[i].id && *a.owners[i].id,
+                   "an owner read has an id");
     for (size_t i = 0; i < a.stage_count; i++)
-        FUZZ_CHECK(a.stages[i].id && a.stages[i].pipeline_id,
+        FUZZ_CHECK(a.stages[i].id && *a.stages[i].id &&
+                       a.stages[i].pipeline_id && *a.stages[i].pipeline_id,
                    "a stage read has its id and pipeline");
     FUZZ_CHECK(!a.next_after || *a.next_after, "a page token is never empty");
     hubspot_answer_clear(&a);
@@ -73,7 +68,8 @@ static void check_update_answer(const char *body, size_t len)
         }
         FUZZ_CHECK(w->done, "every write of a batch answer has an outcome");
         if (w->result == FS_OK)
-            FUZZ_CHECK(w->crm_id && !w->error, "a write done names its deal");
+            FUZZ_CHECK(w->crm_id && *w->crm_id && !w->error,
+                       "a write done names its deal");
         else
             FUZZ_CHECK(w->error && !w->crm_id, "a write failed says why");
     }

@@ -26,7 +26,10 @@ static void check_event(const struct crm_event *ev)
     if (ev->kind == CRM_EVENT_IGNORED)
         FUZZ_CHECK(ev->ignored_type, "an ignored event names its type");
     if (ev->kind == CRM_EVENT_MERGE)
-        FUZZ_CHECK(ev->new_id, "a merge names the surviving deal");
+        FUZZ_CHECK(ev->new_id && *ev->new_id,
+                   "a merge names the surviving deal");
+    for (size_t i = 0; i < ev->merged_count; i++)
+        FUZZ_CHECK(*ev->merged_ids[i], "a merge names each deal merged in");
     if (ev->kind != CRM_EVENT_IGNORED)
         FUZZ_CHECK(ev->crm_id && *ev->crm_id && ev->time > 0,
                    "a deal event has an id and a time");

@@ -733,6 +733,39 @@ static void test_parse_merge(void **state)
     assert_string_equal(ev.new_id, "4");
     assert_string_equal(ev.merged_ids[0], "3");
     crm_event_clear(&ev);
+
+    /* An empty id names no deal: a merge into "" or of "" is refused. */
+    assert_int_equal(parse("{\"occurredAt\":1,\"subscriptionType\":"
+                           "\"deal.merge\",\"objectId\":4,\"primaryObjectId\":"
+                           "4,\"newObjectId\":\"\",\"mergedObjectIds\":[\"\"]}",
+                           &ev),
+                     FS_ERR_INVALID);
+    crm_event_clear(&ev);
+}
+
+/* Answers naming deals, owners or stages by an empty id: none is taken
+ * (a read would link a deal to CRM id ""), nor an empty page token. */
+static void test_answer_empty_ids(void **state)
+{
+    struct connection conn = make_conn("s", "1");
+    struct hubspot_answer a;
+    const char *body =
+        "{\"results\":[{\"id\":\"\",\"email\":\"no-id@example.com\","
+        "\"stages\":[{\"id\":\"won\"}]},{\"id\":\"101\",\"properties\":{},"
+        "\"stages\":[{\"id\":\"\"},{\"id\":\"won\"}]}],"
+        "\"errors\":[{\"category\":\"OBJECT_NOT_FOUND\",\"context\":"
+        "{\"ids\":[\"\"]}}],\"paging\":{\"next\":{\"after\":\"\"}}}";
+
+    assert_int_equal(hubspot_read_answer(&conn, body, strlen(body), &a), FS_OK);
+    assert_int_equal(a.deal_count, 1);
+    assert_string_equal(a.deals[0].crm_id, "101");
+    assert_int_equal(a.owner_count, 1);
+    assert_string_equal(a.owners[0].id, "101");
+    assert_int_equal(a.stage_count, 1);
+    assert_string_equal(a.stages[0].pipeline_id, "101");
+    assert_string_equal(a.stages[0].id, "won");
+    assert_null(a.next_after);
+    hubspot_answer_clear(&a);
 }
 
 static void test_parse_invalid(void **state)
@@ -1276,6 +1309,7 @@ int main(void)
         cmocka_unit_test(test_parse_generic_deal_form),
         cmocka_unit_test(test_parse_lifecycle_and_echo),
         cmocka_unit_test(test_parse_merge),
+        cmocka_unit_test(test_answer_empty_ids),
         cmocka_unit_test(test_parse_invalid),
         cmocka_unit_test(test_early_dates_round_trip),
         cmocka_unit_test(test_provider_by_name),
