@@ -40,6 +40,7 @@ struct bench_options {
     bool keep;               /* leave the work folder behind */
     const char *geo_dir;     /* NULL: DATA/../geo_uk */
     int64_t territory_deals; /* deals of the reassignment figure */
+    bool only_territory;     /* --only territory: nothing else runs */
 };
 
 /* A deal as both sides name it. */
@@ -134,6 +135,11 @@ struct bench_results {
     double reassign_apply_s;
     size_t reassign_moves;
     double reassign_raw_s; /* raw SQLite writes of as many owners */
+    /* CPU seconds of the process (every thread) over the same spans:
+     * steadier than wall time on a shared machine. */
+    double reassign_preview_cpu_s;
+    double reassign_apply_cpu_s;
+    double reassign_raw_cpu_s;
 };
 
 /* ---- bench_env.c ---- */

@@ -15,6 +15,7 @@
 #include "store/store.h"
 
 #include <sqlite3.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,6 +107,17 @@ out:
 
 /* ---- reassignment at a million deals ---- */
 
+/* CPU seconds the process has used so far, every thread. */
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return 0;
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
 static fs_result exec(sqlite3 *db, const char *sql)
 {
     return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? FS_OK
@@ -182,7 +194,7 @@ out:
 /* The floor: as many owner changes written with plain prepared UPDATEs
  * of the owner row and the record row, in one transaction. */
 static fs_result raw_owner_writes(const char *db_path, int64_t n,
-                                  double *seconds)
+                                  double *seconds, double *cpu)
 {
     sqlite3 *db = NULL;
     sqlite3_stmt *f = NULL, *rec = NULL;
@@ -199,6 +211,7 @@ static fs_result raw_owner_writes(const char *db_path, int64_t n,
                            -1, &rec, NULL) != SQLITE_OK)
         goto out;
     int64_t t0 = bench_now_us();
+    double c0 = cpu_seconds();
     if (exec(db, "BEGIN IMMEDIATE") != FS_OK)
         goto out;
     for (int64_t i = 1; i <= n; i++) {
@@ -216,6 +229,7 @@ static fs_result raw_owner_writes(const char *db_path, int64_t n,
     }
     r = exec(db, "ROLLBACK");
     *seconds = (double)(bench_now_us() - t0) / 1e6;
+    *cpu = cpu_seconds() - c0;
 
 out:
     sqlite3_finalize(f);
@@ -226,14 +240,17 @@ out:
 
 static fs_result timed_run(struct store *s, int64_t org,
                            const struct territory_change *ch, bool apply,
-                           double *seconds, size_t *moves)
+                           double *seconds, double *cpu, size_t *moves)
 {
     struct territory_plan plan;
     struct territory_error err = {0};
     int64_t t0 = bench_now_us();
+    double c0 = cpu_seconds();
     fs_result r = territory_change_run(s, org, ch, apply, &plan, &err);
 
     *seconds = (double)(bench_now_us() - t0) / 1e6;
+    if (cpu)
+        *cpu = cpu_seconds() - c0;
     if (r == FS_OK) {
         *moves = plan.n_moves;
         territory_plan_clear(&plan);
@@ -306,7 +323,7 @@ static fs_result bench_reassign(const char *geo_dir, const char *work_dir,
         ch.repair = true;
     }
     if (r == FS_OK)
-        r = timed_run(s, org, &ch, true, &res->reassign_first_s,
+        r = timed_run(s, org, &ch, true, &res->reassign_first_s, NULL,
                       &res->reassign_first_moves);
     territory_change_clear(&ch);
     json_decref(fc);
@@ -329,14 +346,16 @@ static fs_result bench_reassign(const char *geo_dir, const char *work_dir,
     }
     if (r == FS_OK)
         r = timed_run(s, org, &ch, false, &res->reassign_preview_s,
-                      &res->reassign_moves);
+                      &res->reassign_preview_cpu_s, &res->reassign_moves);
     size_t applied = 0;
     if (r == FS_OK)
-        r = timed_run(s, org, &ch, true, &res->reassign_apply_s, &applied);
+        r = timed_run(s, org, &ch, true, &res->reassign_apply_s,
+                      &res->reassign_apply_cpu_s, &applied);
     if (r == FS_OK && applied != res->reassign_moves)
         r = FS_ERR_INVALID; /* preview and apply must agree */
     if (r == FS_OK)
-        r = raw_owner_writes(db_path, n_deals, &res->reassign_raw_s);
+        r = raw_owner_writes(db_path, n_deals, &res->reassign_raw_s,
+                             &res->reassign_raw_cpu_s);
     res->reassign_deals = n_deals;
     res->reassign_ok = r == FS_OK;
 

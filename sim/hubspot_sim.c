@@ -6,13 +6,12 @@
 
 #include "sim_control.h"
 #include "sim_limits.h"
+#include "sim_oauth.h"
 #include "sim_serve.h"
 #include "sim_util.h"
 
 #include "base/alloc.h"
 #include "base/clock.h"
-#include "base/crypto.h"
-#include "base/urlform.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -31,9 +30,6 @@
 #define SEARCH_FILTERS_PER_GROUP_MAX 6
 #define SEARCH_FILTERS_MAX 18
 #define OWNERS_MAX 500
-/* Access tokens the OAuth endpoint remembers (older ones are unknown). */
-#define OAUTH_ISSUED_MAX 64
-#define OAUTH_FORM_MAX 16
 
 /* Ids as HubSpot shows them in this portal. */
 #define DEAL_ID_BASE 20000000001ULL
@@ -104,11 +100,6 @@ struct hubspot_sim_config {
     bool rotate_refresh;
 };
 
-struct issued_token {
-    char *token;
-    int64_t expires_at; /* epoch ms */
-};
-
 struct hubspot_sim {
     struct hubspot_sim_config config;
     char app_id[32]; /* the integration's token id: sourceId of API changes */
@@ -116,10 +107,7 @@ struct hubspot_sim {
     struct sim_store *store;
     struct sim_control *control;
 
-    pthread_mutex_t oauth_mu; /* guards the OAuth state */
-    char *refresh_token;      /* the one that works now */
-    struct issued_token issued[OAUTH_ISSUED_MAX];
-    size_t issued_next;
+    struct sim_oauth *oauth; /* NULL without oauth_client_id */
 
     pthread_mutex_t mu; /* guards the limits */
     struct sim_window ten_secondly;
@@ -1662,86 +1650,17 @@ static struct route_result route_api(struct call *c, const char *m)
     return not_found;
 }
 
-enum auth_outcome {
-    AUTH_OK,
-    AUTH_UNKNOWN,
-    AUTH_EXPIRED,
-};
-
-static bool same_secret(const char *a, const char *b)
-{
-    return a && b && crypto_equal(a, strlen(a), b, strlen(b));
-}
-
 /* The private app's static token, or an OAuth access token this portal
- * issued and has not outlived; *expired_s says how long ago one did. */
-static enum auth_outcome authorised(struct hubspot_sim *sim,
-                                    const struct http_request *req,
-                                    int64_t *expired_ms)
+ * issued and has not outlived; *expired_ms says how long ago one did. */
+static enum sim_oauth_check authorised(struct hubspot_sim *sim,
+                                       const struct http_request *req,
+                                       int64_t *expired_ms)
 {
-    const char *auth = http_request_header(req, "Authorization");
-    const char *prefix = "Bearer ";
-    enum auth_outcome outcome = AUTH_UNKNOWN;
+    const char *token = sim_bearer_token(req);
 
-    if (!auth || strncasecmp(auth, prefix, strlen(prefix)) != 0)
-        return AUTH_UNKNOWN;
-    auth += strlen(prefix);
-    if (same_secret(auth, sim->config.token))
-        return AUTH_OK;
-    int64_t now = clock_now_ms();
-    pthread_mutex_lock(&sim->oauth_mu);
-    for (size_t i = 0; i < OAUTH_ISSUED_MAX && outcome == AUTH_UNKNOWN; i++) {
-        const struct issued_token *t = &sim->issued[i];
-        if (!same_secret(auth, t->token))
-            continue;
-        outcome = now < t->expires_at ? AUTH_OK : AUTH_EXPIRED;
-        *expired_ms = now - t->expires_at;
-    }
-    pthread_mutex_unlock(&sim->oauth_mu);
-    return outcome;
-}
-
-/* One field of an x-www-form-urlencoded body. */
-struct form_field {
-    char *name;
-    char *value;
-};
-
-/* Splits the body into at most OAUTH_FORM_MAX fields. */
-static size_t form_parse(const char *body, size_t len, struct form_field *out)
-{
-    size_t n = 0;
-    const char *p = body;
-    const char *end = body + len;
-
-    while (p < end && n < OAUTH_FORM_MAX) {
-        const char *amp = memchr(p, '&', (size_t)(end - p));
-        const char *stop = amp ? amp : end;
-        const char *eq = memchr(p, '=', (size_t)(stop - p));
-        char *name = eq ? urlform_decode(p, (size_t)(eq - p)) : NULL;
-        char *value =
-            eq ? urlform_decode(eq + 1, (size_t)(stop - eq - 1)) : NULL;
-        if (name && value) {
-            out[n].name = name;
-            out[n].value = value;
-            n++;
-        } else {
-            free(name);
-            free(value);
-        }
-        p = stop + 1;
-    }
-    return n;
-}
-
-static const char *form_get(const struct form_field *f, size_t n,
-                            const char *name)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (strcmp(f[i].name, name) == 0)
-            return f[i].value;
-    }
-    return NULL;
+    if (sim_same_secret(token, sim->config.token))
+        return SIM_OAUTH_OK;
+    return sim_oauth_check(sim->oauth, token, expired_ms);
 }
 
 /* HubSpot's refusal of a token request: the legacy shape on v1, the
@@ -1759,14 +1678,6 @@ static void reply_token_refused(struct http_response *resp, bool v3,
     reply(resp, 400, body);
 }
 
-static char *random_token(const char *prefix)
-{
-    char *hex = crypto_random_hex(24);
-    char *token = xasprintf("%s%s", prefix, hex);
-    free(hex);
-    return token;
-}
-
 /* POST /oauth/v1/token and /oauth/v3/token with grant_type
  * refresh_token: a new access token living token_ttl_s, and the refresh
  * token (a new one when rotating, the old one then dead). */
@@ -1774,57 +1685,42 @@ static void h_oauth_token(struct hubspot_sim *sim,
                           const struct http_request *req,
                           struct http_response *resp, bool v3)
 {
-    struct form_field fields[OAUTH_FORM_MAX];
-    size_t n = form_parse(req->body, req->body_len, fields);
-    const char *grant = form_get(fields, n, "grant_type");
-    const char *rt = form_get(fields, n, "refresh_token");
+    struct sim_form form;
+    struct sim_oauth_issue issue;
+    const char *grant;
 
+    sim_form_parse(&form, req->body, req->body_len);
+    grant = sim_form_get(&form, "grant_type");
     sim_control_count_call(sim->control, KIND_OAUTH_TOKEN, false);
-    if (!sim->config.oauth_client_id ||
-        !same_secret(form_get(fields, n, "client_id"),
-                     sim->config.oauth_client_id)) {
+    if (!sim->oauth || !sim_same_secret(sim_form_get(&form, "client_id"),
+                                        sim->config.oauth_client_id)) {
         reply_token_refused(resp, v3, "BAD_CLIENT_ID",
                             "missing or unknown client id");
-    } else if (!same_secret(form_get(fields, n, "client_secret"),
-                            sim->config.client_secret)) {
+    } else if (!sim_same_secret(sim_form_get(&form, "client_secret"),
+                                sim->config.client_secret)) {
         reply_token_refused(resp, v3, "BAD_CLIENT_SECRET",
                             "missing or invalid client secret");
     } else if (!grant || strcmp(grant, "refresh_token") != 0) {
         reply_token_refused(resp, v3, "BAD_GRANT_TYPE",
                             "grant_type must be refresh_token");
+    } else if (!sim_oauth_refresh(
+                   sim->oauth, sim_form_get(&form, "refresh_token"), &issue)) {
+        reply_token_refused(resp, v3, "BAD_REFRESH_TOKEN",
+                            "missing or invalid refresh token");
     } else {
-        pthread_mutex_lock(&sim->oauth_mu);
-        if (!same_secret(rt, sim->refresh_token)) {
-            pthread_mutex_unlock(&sim->oauth_mu);
-            reply_token_refused(resp, v3, "BAD_REFRESH_TOKEN",
-                                "missing or invalid refresh token");
-        } else {
-            struct issued_token *slot =
-                &sim->issued[sim->issued_next++ % OAUTH_ISSUED_MAX];
-            free(slot->token);
-            slot->token = random_token("sim-at-");
-            slot->expires_at = clock_now_ms() + sim->config.token_ttl_s * 1000;
-            if (sim->config.rotate_refresh) {
-                free(sim->refresh_token);
-                sim->refresh_token = random_token("sim-rt-");
-            }
-            json_t *body = json_pack(
-                "{s:s, s:s, s:s, s:I}", "token_type", "bearer", "refresh_token",
-                sim->refresh_token, "access_token", slot->token, "expires_in",
-                (json_int_t)sim->config.token_ttl_s);
-            pthread_mutex_unlock(&sim->oauth_mu);
-            if (v3) {
-                json_object_set_new(body, "token_use", json_string("access"));
-                json_object_set_new(body, "hub_id",
-                                    json_integer(sim->config.portal_id));
-            }
-            reply(resp, 200, body);
+        json_t *body = json_pack("{s:s, s:s, s:s, s:I}", "token_type", "bearer",
+                                 "refresh_token", issue.refresh_token,
+                                 "access_token", issue.access_token,
+                                 "expires_in", (json_int_t)issue.ttl_s);
+        if (v3) {
+            json_object_set_new(body, "token_use", json_string("access"));
+            json_object_set_new(body, "hub_id",
+                                json_integer(sim->config.portal_id));
         }
+        reply(resp, 200, body);
+        sim_oauth_issue_clear(&issue);
     }
-    for (size_t i = 0; i < n; i++) {
-        free(fields[i].name);
-        free(fields[i].value);
-    }
+    sim_form_free(&form);
 }
 
 static bool parse_body(struct call *c)
@@ -1857,8 +1753,8 @@ static void serve_api(struct call *c)
         return;
     }
     int64_t expired_ms = 0;
-    enum auth_outcome auth = authorised(sim, c->req, &expired_ms);
-    if (auth == AUTH_EXPIRED) {
+    enum sim_oauth_check auth = authorised(sim, c->req, &expired_ms);
+    if (auth == SIM_OAUTH_EXPIRED) {
         char *msg = xasprintf("The OAuth token used to make this call "
                               "expired %" PRId64 " second(s) ago.",
                               expired_ms / 1000);
@@ -1867,7 +1763,7 @@ static void serve_api(struct call *c)
         free(msg);
         return;
     }
-    if (auth != AUTH_OK) {
+    if (auth != SIM_OAUTH_OK) {
         sim_control_count_refused(sim->control, false);
         reply_error(c->resp, 401, "INVALID_AUTHENTICATION",
                     "Authentication credentials not found. This API supports "
@@ -2121,11 +2017,14 @@ int hubspot_sim_main(int argc, char **argv)
     };
     hubspot_webhook_format(&sim.hooks, &format);
     pthread_mutex_init(&sim.mu, NULL);
-    pthread_mutex_init(&sim.oauth_mu, NULL);
     if (sim.config.token_ttl_s == 0)
         sim.config.token_ttl_s = 1800;
-    sim.refresh_token =
-        sim.config.refresh_token ? xstrdup(sim.config.refresh_token) : NULL;
+    if (sim.config.oauth_client_id) {
+        struct sim_oauth_config oc = {sim.config.refresh_token,
+                                      sim.config.token_ttl_s,
+                                      sim.config.rotate_refresh};
+        sim.oauth = sim_oauth_new(&oc);
+    }
     int64_t now = clock_now_ms();
     sim_window_init(&sim.ten_secondly, sim.config.rate_10s, 10000);
     sim_window_init(&sim.secondly_search, sim.config.search_per_s, 1000);
@@ -2152,10 +2051,7 @@ int hubspot_sim_main(int argc, char **argv)
 
     sim_window_free(&sim.ten_secondly);
     sim_window_free(&sim.secondly_search);
-    for (size_t i = 0; i < OAUTH_ISSUED_MAX; i++)
-        free(sim.issued[i].token);
-    free(sim.refresh_token);
-    pthread_mutex_destroy(&sim.oauth_mu);
+    sim_oauth_free(sim.oauth);
     pthread_mutex_destroy(&sim.mu);
     return rc;
 }

@@ -3,11 +3,14 @@
  * archived deals, search, create, update, delete), stages, pipelines and
  * deal fields, v1 users, changelog and merge; the x-api-token, token
  * costs per call, the 2 s burst window with x-ratelimit-* headers and the
- * daily token budget; and the `crmsim pipedrive` command. */
+ * daily token budget; OAuth (oauth.pipedrive.com's /oauth/token, with
+ * Basic client auth, rotating refresh tokens and api_domain, and Bearer
+ * access tokens on the API); and the `crmsim pipedrive` command. */
 #include "pipedrive_sim.h"
 
 #include "sim_control.h"
 #include "sim_limits.h"
+#include "sim_oauth.h"
 #include "sim_serve.h"
 #include "sim_util.h"
 
@@ -58,6 +61,7 @@ enum call_kind {
     KIND_WEBHOOKS,
     KIND_WEBHOOK_ADD,
     KIND_WEBHOOK_DELETE,
+    KIND_OAUTH_TOKEN,
     KIND_COUNT,
 };
 
@@ -79,6 +83,7 @@ static const struct sim_call_kind call_kinds[KIND_COUNT] = {
     [KIND_WEBHOOKS] = {"webhooks", SIM_CALL_META},
     [KIND_WEBHOOK_ADD] = {"webhook_add", SIM_CALL_META},
     [KIND_WEBHOOK_DELETE] = {"webhook_delete", SIM_CALL_META},
+    [KIND_OAUTH_TOKEN] = {"oauth_token", SIM_CALL_META},
 };
 
 /* Token cost of each kind, as the API's x-token-cost says. */
@@ -91,7 +96,7 @@ static const int token_cost[KIND_COUNT] = {
     [KIND_DELETE] = 3,         [KIND_SEARCH] = 20,
     [KIND_CHANGELOG] = 20,     [KIND_MERGE] = 40,
     [KIND_WEBHOOKS] = 10,      [KIND_WEBHOOK_ADD] = 10,
-    [KIND_WEBHOOK_DELETE] = 6,
+    [KIND_WEBHOOK_DELETE] = 6, [KIND_OAUTH_TOKEN] = 0,
 };
 
 /* The one pipeline: two open stages; won and lost are statuses, kept in
@@ -121,6 +126,15 @@ struct pipedrive_sim_config {
     int rate_2s;
     int rate_daily; /* tokens per UTC day */
     int64_t ban_ms;
+    /* OAuth (off without oauth_client_id): the app's client, the
+     * install's first refresh token, the access tokens' lifetime and the
+     * api_domain answered (default: this simulator's own URL). */
+    const char *oauth_client_id;
+    const char *oauth_client_secret;
+    const char *refresh_token;
+    int64_t token_ttl_s;
+    const char *api_domain;
+    const char *listen; /* --listen, for the default api_domain */
 };
 
 struct pipedrive_sim {
@@ -130,7 +144,10 @@ struct pipedrive_sim {
     struct sim_store *store;
     struct sim_control *control;
     struct webhook_sender *sender;
-    bool naming_api_user; /* the next owner made is the token's user */
+    bool naming_api_user;    /* the next owner made is the token's user */
+    struct sim_oauth *oauth; /* NULL without OAuth */
+    char *client_basic;      /* "Basic base64(id:secret)" of the client */
+    char *api_domain;        /* set once listening (under mu) */
 
     pthread_mutex_t mu; /* guards the limits */
     struct sim_window burst;
@@ -1510,15 +1527,101 @@ static struct route_result route_api(struct call *c, const char *m)
     return not_found;
 }
 
-static bool authorised(struct pipedrive_sim *sim,
-                       const struct http_request *req)
+/* The API token (x-api-token, or the legacy api_token query parameter),
+ * or an OAuth access token issued here and still alive (Bearer). */
+static enum sim_oauth_check authorised(struct pipedrive_sim *sim,
+                                       const struct http_request *req,
+                                       int64_t *expired_ms)
 {
     const char *token = http_request_header(req, "x-api-token");
+    const char *bearer = sim_bearer_token(req);
 
     if (!token)
         token = http_request_query(req, "api_token");
-    return token && crypto_equal(token, strlen(token), sim->config.token,
-                                 strlen(sim->config.token));
+    if (sim_same_secret(token, sim->config.token))
+        return SIM_OAUTH_OK;
+    if (!bearer)
+        return SIM_OAUTH_UNKNOWN;
+    return sim_oauth_check(sim->oauth, bearer, expired_ms);
+}
+
+/* Refuses the call's credentials: Pipedrive's envelope, its OAuth
+ * proxy's words for a bad or expired access token. */
+static void refuse_auth(struct call *c, enum sim_oauth_check auth)
+{
+    bool bearer = sim_bearer_token(c->req) != NULL;
+
+    sim_control_count_refused(c->sim->control, auth == SIM_OAUTH_EXPIRED);
+    if (auth == SIM_OAUTH_EXPIRED)
+        reply_error(c->resp, 401, "Invalid token: access token has expired");
+    else if (bearer)
+        reply_error(c->resp, 401, "Invalid token: access token is invalid");
+    else
+        reply_error(c->resp, 401, "unauthorized access");
+}
+
+/* ---- OAuth (oauth.pipedrive.com) -------------------------------------- */
+
+/* The token endpoint's refusals: Pipedrive's message beside the OAuth
+ * error code. */
+static void reply_oauth_error(struct http_response *resp, int status,
+                              const char *error, const char *message)
+{
+    sim_reply(resp, status,
+              json_pack("{s:b, s:s, s:s}", "success", 0, "message", message,
+                        "error", error));
+}
+
+/* POST /oauth/token with grant_type refresh_token and the client in a
+ * Basic header: a new access token, a new refresh token (the old one
+ * dead from then on) and the company's api_domain. */
+static void h_oauth_token(struct pipedrive_sim *sim,
+                          const struct http_request *req,
+                          struct http_response *resp)
+{
+    const char *client = http_request_header(req, "Authorization");
+    const char *type = http_request_header(req, "Content-Type");
+    struct sim_form form;
+    struct sim_oauth_issue issue;
+
+    sim_form_parse(&form, req->body, req->body_len);
+    const char *grant = sim_form_get(&form, "grant_type");
+    sim_control_count_call(sim->control, KIND_OAUTH_TOKEN, false);
+    if (!type || strncasecmp(type, "application/x-www-form-urlencoded",
+                             strlen("application/x-www-form-urlencoded")) != 0)
+        reply_oauth_error(resp, 400, "invalid_request",
+                          "Invalid request: content must be "
+                          "application/x-www-form-urlencoded");
+    else if (!client)
+        reply_oauth_error(resp, 400, "invalid_client",
+                          "Invalid client: cannot retrieve client "
+                          "credentials");
+    else if (!sim->oauth || !sim_same_secret(client, sim->client_basic))
+        reply_oauth_error(resp, 400, "invalid_client",
+                          "Invalid client: client is invalid");
+    else if (!grant)
+        reply_oauth_error(resp, 400, "invalid_request",
+                          "Missing parameter: `grant_type`");
+    else if (strcmp(grant, "refresh_token") != 0)
+        reply_oauth_error(resp, 400, "unsupported_grant_type",
+                          "Unsupported grant type: `grant_type` is invalid");
+    else if (!sim_oauth_refresh(sim->oauth,
+                                sim_form_get(&form, "refresh_token"), &issue))
+        reply_oauth_error(resp, 400, "invalid_grant",
+                          "Invalid grant: refresh token is invalid");
+    else {
+        pthread_mutex_lock(&sim->mu);
+        json_t *body = json_pack(
+            "{s:s, s:s, s:I, s:s, s:s, s:s}", "access_token",
+            issue.access_token, "token_type", "Bearer", "expires_in",
+            (json_int_t)issue.ttl_s, "refresh_token", issue.refresh_token,
+            "scope", "base,deals:full,users:read,admin", "api_domain",
+            sim->api_domain ? sim->api_domain : "");
+        pthread_mutex_unlock(&sim->mu);
+        sim_reply(resp, 200, body);
+        sim_oauth_issue_clear(&issue);
+    }
+    sim_form_free(&form);
 }
 
 static bool parse_body(struct call *c)
@@ -1547,8 +1650,10 @@ static void serve_api(struct call *c)
                                     : "Method not allowed for this resource");
         return;
     }
-    if (!authorised(sim, c->req)) {
-        reply_error(c->resp, 401, "unauthorized access");
+    int64_t expired_ms = 0;
+    enum sim_oauth_check auth = authorised(sim, c->req, &expired_ms);
+    if (auth != SIM_OAUTH_OK) {
+        refuse_auth(c, auth);
         return;
     }
     if (!admit(sim, (enum call_kind)r.kind, c->resp))
@@ -1572,7 +1677,19 @@ static void on_request(void *ctx, const struct http_request *req,
 {
     struct call c = {.sim = ctx, .req = req, .resp = resp};
 
-    sim_path_split(&c.path, req->path);
+    if (strcmp(req->path, "/oauth/token") == 0 ||
+        strcmp(req->path, "/oauth/token/") == 0) {
+        if (strcmp(req->method, "POST") != 0)
+            reply_oauth_error(resp, 405, "invalid_request",
+                              "Method not allowed");
+        else
+            h_oauth_token(c.sim, req, resp);
+        return;
+    }
+    /* v1 answers at /api/v1 too, as on a company's api_domain. */
+    sim_path_split(&c.path, strncmp(req->path, "/api/v1/", 8) == 0
+                                ? req->path + 4
+                                : req->path);
     serve_api(&c);
     json_decref(c.body);
     sim_path_free(&c.path);
@@ -1616,6 +1733,28 @@ static void on_start(void *ctx, const struct sim_core *core)
     sim_store_unlock(sim->store);
 }
 
+/* The company's api_domain: the one given, else this simulator's own
+ * URL (its --listen host, loopback for a wildcard). */
+static void on_listening(void *ctx, uint16_t port)
+{
+    struct pipedrive_sim *sim = ctx;
+    const char *listen = sim->config.listen ? sim->config.listen : "";
+    const char *colon = strrchr(listen, ':');
+    int host_len = colon ? (int)(colon - listen) : (int)strlen(listen);
+    char *domain;
+
+    if (sim->config.api_domain)
+        domain = xstrdup(sim->config.api_domain);
+    else if (host_len == 0 || strncmp(listen, "0.0.0.0", 7) == 0 ||
+             strncmp(listen, "[::]", 4) == 0)
+        domain = xasprintf("http://127.0.0.1:%u", (unsigned)port);
+    else
+        domain = xasprintf("http://%.*s:%u", host_len, listen, (unsigned)port);
+    pthread_mutex_lock(&sim->mu);
+    sim->api_domain = domain;
+    pthread_mutex_unlock(&sim->mu);
+}
+
 /* Another client of the company spends the rest of the 2 s window. */
 static void on_exhaust(void *ctx)
 {
@@ -1653,6 +1792,13 @@ static void usage(FILE *out)
           "  --rate-daily N        API tokens per UTC day (default 30000)\n"
           "  --ban-ms N            how long a webhook banned after 10 failed\n"
           "                        first attempts stays banned (1800000)\n"
+          "  --oauth-client-id ID  serve /oauth/token for this OAuth client\n"
+          "  --oauth-client-secret S  its secret (Basic client auth)\n"
+          "  --refresh-token T     the install's first refresh token (each\n"
+          "                        refresh rotates it)\n"
+          "  --token-ttl-s N       access tokens' lifetime (default 3599)\n"
+          "  --api-domain URL      api_domain answered (default: this\n"
+          "                        simulator's own URL)\n"
           "  --help                show this help\n",
           out);
 }
@@ -1670,6 +1816,11 @@ static int parse_options(int argc, char **argv, struct sim_common_options *o,
         OPT_RATE_2S,
         OPT_RATE_DAILY,
         OPT_BAN_MS,
+        OPT_OAUTH_CLIENT,
+        OPT_OAUTH_SECRET,
+        OPT_REFRESH,
+        OPT_TTL,
+        OPT_API_DOMAIN,
         OPT_HELP,
     };
     static const struct option own[] = {
@@ -1681,6 +1832,11 @@ static int parse_options(int argc, char **argv, struct sim_common_options *o,
         {"rate-2s", required_argument, NULL, OPT_RATE_2S},
         {"rate-daily", required_argument, NULL, OPT_RATE_DAILY},
         {"ban-ms", required_argument, NULL, OPT_BAN_MS},
+        {"oauth-client-id", required_argument, NULL, OPT_OAUTH_CLIENT},
+        {"oauth-client-secret", required_argument, NULL, OPT_OAUTH_SECRET},
+        {"refresh-token", required_argument, NULL, OPT_REFRESH},
+        {"token-ttl-s", required_argument, NULL, OPT_TTL},
+        {"api-domain", required_argument, NULL, OPT_API_DOMAIN},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -1692,6 +1848,7 @@ static int parse_options(int argc, char **argv, struct sim_common_options *o,
     p->company_id = 9120044;
     p->user_id = 13377001;
     p->ban_ms = PIPEDRIVE_SIM_BAN_MS;
+    p->token_ttl_s = PIPEDRIVE_SIM_TOKEN_TTL_S;
     optind = 1;
     while (rc == 0 && (c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
@@ -1722,6 +1879,22 @@ static int parse_options(int argc, char **argv, struct sim_common_options *o,
         case OPT_BAN_MS:
             rc = sim_parse_number("--ban-ms", optarg, 1, 86400000, &p->ban_ms);
             break;
+        case OPT_OAUTH_CLIENT:
+            p->oauth_client_id = optarg;
+            break;
+        case OPT_OAUTH_SECRET:
+            p->oauth_client_secret = optarg;
+            break;
+        case OPT_REFRESH:
+            p->refresh_token = optarg;
+            break;
+        case OPT_TTL:
+            rc = sim_parse_number("--token-ttl-s", optarg, 1, 86400,
+                                  &p->token_ttl_s);
+            break;
+        case OPT_API_DOMAIN:
+            p->api_domain = optarg;
+            break;
         case OPT_HELP:
             usage(stdout);
             rc = 1;
@@ -1745,6 +1918,13 @@ static int parse_options(int argc, char **argv, struct sim_common_options *o,
         fprintf(stderr, "crmsim: --token is required\n");
         return -1;
     }
+    if (!p->oauth_client_id != !p->oauth_client_secret ||
+        !p->oauth_client_id != !p->refresh_token) {
+        fprintf(stderr, "crmsim: --oauth-client-id, --oauth-client-secret "
+                        "and --refresh-token go together\n");
+        return -1;
+    }
+    p->listen = o->listen;
     if (!p->hook_user != !p->hook_password) {
         fprintf(stderr, "crmsim: give both --webhook-user and "
                         "--webhook-password, or neither\n");
@@ -1775,6 +1955,17 @@ int pipedrive_sim_main(int argc, char **argv)
     }
     pipedrive_webhook_format(&sim.account, &format);
     pthread_mutex_init(&sim.mu, NULL);
+    if (sim.config.oauth_client_id) {
+        struct sim_oauth_config oc = {sim.config.refresh_token,
+                                      sim.config.token_ttl_s, true};
+        char *pair = xasprintf("%s:%s", sim.config.oauth_client_id,
+                               sim.config.oauth_client_secret);
+        char *b64 = crypto_base64((const uint8_t *)pair, strlen(pair));
+        sim.client_basic = xasprintf("Basic %s", b64);
+        sim.oauth = sim_oauth_new(&oc);
+        free(b64);
+        free(pair);
+    }
     sim_window_init(&sim.burst, sim.config.rate_2s, WINDOW_MS);
     sim_window_init(&sim.search, SEARCH_PER_WINDOW, WINDOW_MS);
     sim_daily_init(&sim.daily, sim.config.rate_daily, clock_now_ms());
@@ -1794,12 +1985,16 @@ int pipedrive_sim_main(int argc, char **argv)
         .call_kinds = call_kinds,
         .call_kind_count = KIND_COUNT,
         .on_start = on_start,
+        .on_listening = on_listening,
         .on_request = on_request,
         .on_exhaust = on_exhaust,
         .ctx = &sim,
     };
     rc = sim_serve(&o, &fe);
 
+    sim_oauth_free(sim.oauth);
+    free(sim.client_basic);
+    free(sim.api_domain);
     sim_window_free(&sim.burst);
     sim_window_free(&sim.search);
     pthread_mutex_destroy(&sim.mu);

@@ -24,6 +24,8 @@
 #define PIPEDRIVE_SIM_TIMEOUT_MS 10000
 #define PIPEDRIVE_SIM_BAN_AFTER 10
 #define PIPEDRIVE_SIM_BAN_MS (30 * 60 * 1000)
+/* Lifetime of an OAuth access token, as Pipedrive's answers give it. */
+#define PIPEDRIVE_SIM_TOKEN_TTL_S 3599
 
 /* `crmsim pipedrive ...`: argv[0] is "pipedrive". Returns the exit
  * code. */

@@ -52,6 +52,19 @@ enum sim_place sim_seed_place(const char *opportunity_id, size_t n,
                                              : SIM_PLACE_POSTCODE_ONLY;
 }
 
+bool sim_seed_in_share(const char *opportunity_id, int percent)
+{
+    /* The hash mixed again (MurmurHash3's 64-bit finaliser), so the share
+     * does not follow the placement's h mod 100 and h div 100. */
+    uint64_t x = fnv1a(opportunity_id);
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return (int)(x % 100) < percent;
+}
+
 static FILE *open_file(const char *path, char **err)
 {
     FILE *in = fopen(path, "r");
@@ -223,6 +236,7 @@ static fs_result load_places(FILE *in, const char *name, struct places *p,
 struct deal_loader {
     struct sim_store *store;
     const struct places *places;
+    int placed_percent;
 };
 
 static bool pipeline_header(void *ctx, const struct sim_csv_row *row)
@@ -253,7 +267,7 @@ static void place(const struct deal_loader *l, const char *key,
     size_t i;
     enum sim_place how = sim_seed_place(key, l->places->count, &i);
 
-    if (how == SIM_PLACE_NONE)
+    if (how == SIM_PLACE_NONE || !sim_seed_in_share(key, l->placed_percent))
         return;
     w->values[DEAL_POSTCODE] = xstrdup(l->places->items[i].postcode);
     if (how == SIM_PLACE_LOCATED)
@@ -294,10 +308,11 @@ static bool pipeline_row(void *ctx, const struct sim_csv_row *row)
 /* Both loads; postcodes_name names the postcode table in errors. */
 static fs_result load_streams(struct sim_store *store, FILE *teams_in,
                               FILE *pipeline_in, FILE *postcodes_in,
-                              const char *postcodes_name, char **err)
+                              const char *postcodes_name, int placed_percent,
+                              char **err)
 {
     struct places places = {0};
-    struct deal_loader loader = {store, &places};
+    struct deal_loader loader = {store, &places, placed_percent};
     struct csv_reader teams = {"sales_teams.csv", teams_header, teams_row,
                                store};
     struct csv_reader pipeline = {"sales_pipeline.csv", pipeline_header,
@@ -320,11 +335,11 @@ fs_result sim_seed_load_streams(struct sim_store *store, FILE *teams,
                                 FILE *pipeline, FILE *postcodes, char **err)
 {
     return load_streams(store, teams, pipeline, postcodes, "postcode table",
-                        err);
+                        100, err);
 }
 
 fs_result sim_seed_load(struct sim_store *store, const char *dir,
-                        const char *postcodes, char **err)
+                        const char *postcodes, int placed_percent, char **err)
 {
     FILE *postcodes_in = NULL;
     FILE *teams = NULL;
@@ -337,7 +352,8 @@ fs_result sim_seed_load(struct sim_store *store, const char *dir,
         goto out;
     if (!(pipeline = open_csv(dir, "sales_pipeline.csv", err)))
         goto out;
-    result = load_streams(store, teams, pipeline, postcodes_in, postcodes, err);
+    result = load_streams(store, teams, pipeline, postcodes_in, postcodes,
+                          placed_percent, err);
 out:
     if (pipeline)
         fclose(pipeline);

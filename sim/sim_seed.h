@@ -9,6 +9,7 @@
 
 #include "base/result.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -33,16 +34,23 @@ enum sim_place {
 enum sim_place sim_seed_place(const char *opportunity_id, size_t n,
                               size_t *index);
 
+/* Whether the seed deal with that opportunity_id is among the percent
+ * of 100 (by a part of its hash sim_seed_place does not use) that keep
+ * their placement: 100 keeps every deal, 0 none. */
+bool sim_seed_in_share(const char *opportunity_id, int percent);
+
 /* Loads dir's sales_teams.csv and sales_pipeline.csv into the store,
  * with placements from the postcodes CSV (columns postcode, latitude,
- * longitude, found by the header) when postcodes is not NULL. Takes the
+ * longitude, found by the header) when postcodes is not NULL, for the
+ * placed_percent share of the deals (sim_seed_in_share). Takes the
  * store's lock. On failure *err names the file and line (caller
  * frees). */
 fs_result sim_seed_load(struct sim_store *store, const char *dir,
-                        const char *postcodes, char **err);
+                        const char *postcodes, int placed_percent, char **err);
 
-/* The same from streams already open (postcodes NULL: no placements), for
- * data held elsewhere than in a folder: tests and the fuzz target. */
+/* The same from streams already open (postcodes NULL: no placements;
+ * every deal keeps its placement), for data held elsewhere than in a
+ * folder: tests and the fuzz target. */
 fs_result sim_seed_load_streams(struct sim_store *store, FILE *teams,
                                 FILE *pipeline, FILE *postcodes, char **err);
 

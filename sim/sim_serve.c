@@ -21,6 +21,7 @@ static const struct option common_longopts[] = {
     {"listen", required_argument, NULL, SIM_OPT_LISTEN},
     {"data", required_argument, NULL, SIM_OPT_DATA},
     {"postcodes", required_argument, NULL, SIM_OPT_POSTCODES},
+    {"placed-percent", required_argument, NULL, SIM_OPT_PLACED_PERCENT},
     {"webhook-url", required_argument, NULL, SIM_OPT_WEBHOOK_URL},
     {"port-file", required_argument, NULL, SIM_OPT_PORT_FILE},
     {"seed", required_argument, NULL, SIM_OPT_SEED},
@@ -34,6 +35,8 @@ const char sim_common_help[] =
     "  --data DIR            folder holding the seed CSV files\n"
     "  --postcodes FILE      CSV of postcode, latitude, longitude to place\n"
     "                        the seed deals on (see docs/SIMULATOR.md)\n"
+    "  --placed-percent N    only this share of the seed deals (picked by\n"
+    "                        their opportunity_id) is placed (default 100)\n"
     "  --webhook-url URL     where webhooks are POSTed\n"
     "  --webhook-ca PEM      trust this certificate for an https URL\n"
     "  --port-file PATH      write the bound port here once serving\n"
@@ -55,6 +58,7 @@ void sim_common_defaults(struct sim_common_options *o)
 {
     memset(o, 0, sizeof(*o));
     o->seed = 1;
+    o->placed_percent = 100;
 }
 
 int sim_parse_number(const char *name, const char *text, int64_t lo, int64_t hi,
@@ -98,6 +102,11 @@ int sim_common_option(struct sim_common_options *o, int code, const char *arg)
     case SIM_OPT_WEBHOOK_CA:
         http_client_set_ca_file(arg);
         return 1;
+    case SIM_OPT_PLACED_PERCENT:
+        return sim_parse_number("--placed-percent", arg, 0, 100,
+                                &o->placed_percent) == 0
+                   ? 1
+                   : -1;
     case SIM_OPT_SEED:
         return sim_parse_number("--seed", arg, 0, INT64_MAX, &o->seed) == 0
                    ? 1
@@ -191,7 +200,8 @@ int sim_serve(const struct sim_common_options *o, const struct sim_frontend *fe)
     signal(SIGPIPE, SIG_IGN);
 
     core.store = sim_store_new(fe->store);
-    if (sim_seed_load(core.store, o->data_dir, o->postcodes, &err) != FS_OK) {
+    if (sim_seed_load(core.store, o->data_dir, o->postcodes,
+                      (int)o->placed_percent, &err) != FS_OK) {
         log_error("event=load_failed error=\"%s\"", err ? err : "unknown");
         goto out;
     }
@@ -230,6 +240,8 @@ int sim_serve(const struct sim_common_options *o, const struct sim_frontend *fe)
         goto out;
     }
     uint16_t port = http_server_port(server);
+    if (fe->on_listening)
+        fe->on_listening(fe->ctx, port);
     if (o->port_file && write_port_file(o->port_file, port) != 0) {
         log_error("event=port_file_failed path=%s", o->port_file);
         goto out;

@@ -18,6 +18,7 @@ struct sim_common_options {
     const char *listen;
     const char *data_dir;
     const char *postcodes;
+    int64_t placed_percent; /* share of seed deals placed (default 100) */
     const char *webhook_url;
     const char *port_file;
     const char *log_level;
@@ -36,6 +37,7 @@ enum {
     SIM_OPT_SEED,
     SIM_OPT_LOG_LEVEL,
     SIM_OPT_WEBHOOK_CA,
+    SIM_OPT_PLACED_PERCENT,
 };
 
 /* A getopt_long table: the front-end's own entries (up to their zero
@@ -72,6 +74,9 @@ struct sim_frontend {
     size_t call_kind_count;
     /* Once the core exists and the seed is loaded, before serving. */
     void (*on_start)(void *ctx, const struct sim_core *core);
+    /* Once the server listens on port (before the port file is
+     * written); NULL: nothing to do. */
+    void (*on_listening)(void *ctx, uint16_t port);
     /* The CRM's own API: every request outside /_sim. */
     http_on_request on_request;
     /* Spends what is left of the API's rolling burst window(s) now, as

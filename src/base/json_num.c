@@ -36,3 +36,30 @@ json_t *json_num_of(const char *text)
         return NULL;
     return json_real(d);
 }
+
+#define OUT_SCALE 1e6 /* six decimals */
+
+static void round_reals(json_t *v)
+{
+    const char *key;
+    json_t *item;
+    size_t i;
+
+    if (json_is_real(v)) {
+        double d = json_real_value(v);
+        if (isfinite(d) && fabs(d) < 1e15 / OUT_SCALE)
+            json_real_set(v, round(d * OUT_SCALE) / OUT_SCALE);
+    } else if (json_is_object(v)) {
+        json_object_foreach(v, key, item) round_reals(item);
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, item) round_reals(item);
+    }
+}
+
+char *json_num_dumps(json_t *v, size_t flags)
+{
+    /* 15 significant digits hold six decimals below a billion and never
+     * show the binary rounding of a decimal. */
+    round_reals(v);
+    return json_dumps(v, flags | JSON_REAL_PRECISION(15));
+}

@@ -15,4 +15,10 @@ char *json_num_text(const json_t *v, int text_ok);
  * number. */
 json_t *json_num_of(const char *text);
 
+/* v as JSON text (json_dumps flags), every real in it first rounded in
+ * place to six decimals (a coordinate to about 0.1 m) and written with
+ * no more digits than that needs, so 53.48 goes out as 53.48, not
+ * 53.479999999999997. For what fieldsync answers. The caller frees. */
+char *json_num_dumps(json_t *v, size_t flags);
+
 #endif

@@ -735,9 +735,8 @@ static const char retry_usage[] =
     "Puts the org's failed deals back in line for the CRM. A running\n"
     "service picks them up on its next push pass.\n";
 
-/* Opens the store and finds the org named by the only option. */
-static int org_command_setup(int argc, char **argv, const char *usage,
-                             struct store **s, int64_t *org_id)
+int cli_org_setup(int argc, char **argv, const char *usage, struct store **s,
+                  int64_t *org_id)
 {
     struct cli_option opts[] = {{"org", "NAME", NULL, false}};
     static const char *const required[] = {"org"};
@@ -778,7 +777,7 @@ int cli_status(int argc, char **argv)
     size_t n = 0;
     int64_t org_id = 0;
 
-    int rc = org_command_setup(argc, argv, status_usage, &s, &org_id);
+    int rc = cli_org_setup(argc, argv, status_usage, &s, &org_id);
     if (rc >= 0)
         return rc;
     fs_result r = store_sync_status(s, org_id, 0, &entries, &n);
@@ -815,7 +814,7 @@ int cli_retry(int argc, char **argv)
     int64_t org_id = 0;
     int64_t count = 0;
 
-    int rc = org_command_setup(argc, argv, retry_usage, &s, &org_id);
+    int rc = cli_org_setup(argc, argv, retry_usage, &s, &org_id);
     if (rc >= 0)
         return rc;
     fs_result r = store_sync_retry_failed(s, org_id, &count);

@@ -47,6 +47,11 @@ int cli_open_store(struct store **out);
 int cli_create_store(struct store **out);
 /* The org's id by name; prints why and returns CLI_EXIT_FAIL when none. */
 int cli_find_org(struct store *s, const char *name, int64_t *id);
+/* For a command whose only option is --org: parses it, opens the store
+ * and finds the org. -1 when the command should go on (*s open), else
+ * the exit code (nothing left open). */
+int cli_org_setup(int argc, char **argv, const char *usage, struct store **s,
+                  int64_t *org_id);
 
 /* Prints "fieldsync: <message>" and the usage on stderr; returns
  * CLI_EXIT_USAGE. */
@@ -71,9 +76,11 @@ int cli_retry(int argc, char **argv);
 int cli_territory(int argc, char **argv);
 
 /* Written apart: src/main/import_cmd.c, src/main/cli_connect.c,
- * src/main/cli_stages.c, src/main/cli_switch.c and src/main/demo.c. */
+ * src/main/cli_stages.c, src/main/cli_switch.c and src/main/demo.c;
+ * cli_connections is in cli_connect.c. */
 int cli_import(int argc, char **argv);
 int cli_connect(int argc, char **argv);
+int cli_connections(int argc, char **argv);
 int cli_stages(int argc, char **argv);
 int cli_switch(int argc, char **argv);
 int demo_main(int argc, char **argv);

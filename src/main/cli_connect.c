@@ -7,10 +7,10 @@
 
 #include "base/alloc.h"
 #include "providers/oauth.h"
+#include "providers/pipedrive.h"
 #include "providers/provider.h"
 #include "services/connect.h"
 #include "services/backstop.h"
-#include "services/tokens.h"
 #include "store/store.h"
 
 #include <errno.h>
@@ -39,6 +39,8 @@ enum connect_target {
     TO_SETTING,    /* a string in the provider's settings under its name */
     TO_PUBLIC_URL, /* where the CRM reaches fieldsync, to register its
                       webhook (providers with register_webhook) */
+    TO_OAUTH_URL,  /* the OAuth token endpoint, when not on the API's host
+                      (the oauth_url setting) */
 };
 
 struct connect_flag {
@@ -79,7 +81,11 @@ static const struct connect_flag attio_flags[] = {
 };
 
 static const struct connect_flag pipedrive_flags[] = {
-    {"token", "T", TO_TOKEN, true, false},
+    {"token", "T", TO_TOKEN, false, false},
+    {"client-id", "ID", TO_OAUTH_CLIENT_ID, false, false},
+    {"client-secret", "S", TO_OAUTH_CLIENT_SECRET, false, false},
+    {"refresh-token", "T", TO_REFRESH_TOKEN, false, false},
+    {"oauth-url", "URL", TO_OAUTH_URL, false, false},
     {"company-id", "N", TO_ACCOUNT, true, true},
     {"user-id", "N", TO_APP, true, true},
     {"webhook-user", "U", TO_WEBHOOK_USER, true, false},
@@ -135,13 +141,24 @@ static const struct connect_spec specs[] = {
     {"pipedrive", "https://api.pipedrive.com", pipedrive_flags,
      sizeof(pipedrive_flags) / sizeof(pipedrive_flags[0]),
      "usage: fieldsync connect pipedrive --org NAME (--token T | --token-file "
+     "PATH\n"
+     "         | --client-id ID (--client-secret S | --client-secret-file "
      "PATH)\n"
+     "           (--refresh-token T | --refresh-token-file PATH)\n"
+     "           [--oauth-url URL])\n"
      "         --company-id N --user-id N\n"
      "         (--webhook-user U | --webhook-user-file PATH)\n"
      "         (--public-url URL | --webhook-password P |\n"
      "          --webhook-password-file PATH)\n"
      "         [--base-url URL] [--rate-2s N] [--rate-daily N]\n"
      "  --token             the integration user's API token\n"
+     "  --client-id, --client-secret, --refresh-token  or an OAuth app's\n"
+     "                      client and the refresh token of its install\n"
+     "                      (by the integration user): access tokens are\n"
+     "                      then refreshed before they expire, and calls\n"
+     "                      go to the company's api_domain\n"
+     "  --oauth-url URL     the token endpoint (default\n"
+     "                      " PIPEDRIVE_OAUTH_URL ")\n"
      "  --company-id        the Pipedrive company id\n"
      "  --user-id           the integration user's id (Pipedrive names our\n"
      "                      writes by it); checked against the token\n"
@@ -153,7 +170,7 @@ static const struct connect_spec specs[] = {
      "  --webhook-password  the Basic password of a webhook registered by\n"
      "                      hand\n"
      "  --base-url URL      default https://api.pipedrive.com (an OAuth\n"
-     "                      app's api_domain goes here)\n"
+     "                      app's calls go to its api_domain instead)\n"
      "  --rate-2s N         calls allowed per rolling 2 s (default 20)\n"
      "  --rate-daily N      API tokens allowed per day (default 30000)\n"
      "The deal fields account, product, engage_date, postcode, location\n"
@@ -163,9 +180,12 @@ static const struct connect_spec specs[] = {
 static const char connect_intro[] =
     "Connects the org to a CRM account. The org's first connection is its\n"
     "primary CRM; a later one is added as a standby, made primary by\n"
-    "`fieldsync switch`. Every secret option has a -file form reading the\n"
-    "value from a file's first line, so it need not appear in the process\n"
-    "list; secrets are never printed.\n";
+    "`fieldsync switch`. The CRM checks the credentials (and what it maps)\n"
+    "first: a refusal, or a second connection to the same account, stores\n"
+    "nothing. `fieldsync connections --org NAME` lists them. Every secret\n"
+    "option has a -file form reading the value from a file's first line,\n"
+    "so it need not appear in the process list; secrets are never\n"
+    "printed.\n";
 
 static void print_all_usage(FILE *out)
 {
@@ -320,11 +340,14 @@ static int take_flag(const struct connect_spec *spec,
         json_object_set_new(settings, f->name, json_string(opt->value));
         break;
     case TO_PUBLIC_URL:
+    case TO_OAUTH_URL:
         if (strncmp(opt->value, "https://", 8) != 0 &&
             strncmp(opt->value, "http://", 7) != 0)
             return cli_usage_error(spec->usage, "--%s is an http(s) URL",
                                    f->name);
-        json_object_set_new(settings, "public_url", json_string(opt->value));
+        json_object_set_new(
+            settings, f->target == TO_PUBLIC_URL ? "public_url" : "oauth_url",
+            json_string(opt->value));
         break;
     default:
         break;
@@ -332,16 +355,40 @@ static int take_flag(const struct connect_spec *spec,
     return CLI_EXIT_OK;
 }
 
-/* A static token or OAuth: one of the two, OAuth with its client id. */
-static int check_credentials(const struct connect_spec *spec,
-                             const struct connection *c)
+/* The CRM's option for a target, or NULL when it has none. */
+static const char *flag_name(const struct connect_spec *spec,
+                             enum connect_target target)
 {
+    for (size_t i = 0; i < spec->n_flags; i++) {
+        if (spec->flags[i].target == target)
+            return spec->flags[i].name;
+    }
+    return NULL;
+}
+
+/* A static token or OAuth: one of the two, OAuth with its client (and
+ * the client's own secret where the CRM's options name one), the OAuth
+ * options only with a refresh token. */
+static int check_credentials(const struct connect_spec *spec,
+                             const struct connection *c, const json_t *settings)
+{
+    const char *id_flag = flag_name(spec, TO_OAUTH_CLIENT_ID);
+    const char *secret_flag = flag_name(spec, TO_OAUTH_CLIENT_SECRET);
+    bool oauth_url = json_object_get(settings, "oauth_url") != NULL;
+
     if (!c->token == !c->refresh_token)
         return cli_usage_error(spec->usage,
                                "give --token or --refresh-token, not both");
     if (c->refresh_token && !c->oauth_client_id)
-        return cli_usage_error(spec->usage,
-                               "--refresh-token needs --oauth-client-id");
+        return cli_usage_error(spec->usage, "--refresh-token needs --%s",
+                               id_flag);
+    if (c->refresh_token && secret_flag && !c->oauth_client_secret)
+        return cli_usage_error(spec->usage, "--refresh-token needs --%s",
+                               secret_flag);
+    if (!c->refresh_token &&
+        (c->oauth_client_id || c->oauth_client_secret || oauth_url))
+        return cli_usage_error(spec->usage, "the OAuth client options go "
+                                            "with --refresh-token");
     return CLI_EXIT_OK;
 }
 
@@ -393,7 +440,7 @@ static int prepare(struct connection *c)
     int rc = CLI_EXIT_OK;
 
     if (r != FS_OK)
-        rc = cli_fail("the %s account does not fit: %s", c->provider,
+        rc = cli_fail("cannot connect %s: %s", c->provider,
                       error ? error : fs_result_name(r));
     free(error);
     return rc;
@@ -419,11 +466,77 @@ static int register_webhook(struct store *s, struct connection *c, int64_t id,
     return rc;
 }
 
-/* Adds the connection: primary when the org has none, else a standby.
- * With a public URL its webhook is registered inside the same
- * transaction, so a refusal leaves nothing behind. */
+/* The CRM account a connection is for: the account id it was given, or
+ * the workspace its provider learnt (Attio's, kept in the settings). NULL
+ * when neither is known. The caller frees. */
+static char *account_of(const struct connection *c)
+{
+    json_t *settings = c->settings ? json_loads(c->settings, 0, NULL) : NULL;
+    const char *ws =
+        json_string_value(json_object_get(settings, "workspace_id"));
+    char *account = c->account_id ? xstrdup(c->account_id)
+                    : ws          ? xstrdup(ws)
+                                  : NULL;
+
+    json_decref(settings);
+    return account;
+}
+
+/* Refuses a second connection of the org to the same CRM account. */
+static int refuse_duplicate(struct store *s, const struct connection *c,
+                            const char *org)
+{
+    struct connection *list = NULL;
+    size_t n = 0;
+    char *account = account_of(c);
+    int rc = CLI_EXIT_OK;
+
+    if (!account)
+        return CLI_EXIT_OK;
+    fs_result r = store_connections_of_org(s, c->org_id, &list, &n);
+    if (r != FS_OK)
+        rc = cli_fail("cannot read the org's connections: %s",
+                      fs_result_name(r));
+    for (size_t i = 0; i < n && rc == CLI_EXIT_OK; i++) {
+        char *theirs = account_of(&list[i]);
+        if (theirs && strcmp(list[i].provider, c->provider) == 0 &&
+            strcmp(theirs, account) == 0)
+            rc = cli_fail("org %s is already connected to %s account %s "
+                          "(connection %" PRId64 "); see fieldsync "
+                          "connections --org %s",
+                          org, c->provider, account, list[i].id, org);
+        free(theirs);
+    }
+    store_connections_free(list, n);
+    free(account);
+    return rc;
+}
+
+/* A standby's owners and stages, read now so its stages can be mapped
+ * before the switch. The access token is fresh (checked or exchanged
+ * just before), so the session uses it as it is. */
+static int read_standby_meta(struct store *s, struct connection *c, int64_t id)
+{
+    struct provider_session session;
+
+    c->id = id;
+    provider_session_open(c, CONNECT_TIMEOUT_MS, &session);
+    fs_result r = import_crm_meta(s, &session);
+    provider_session_close(&session);
+    if (r != FS_OK)
+        return cli_fail("the standby's owners and stages could not be read "
+                        "(%s); the connection was not added",
+                        fs_result_name(r));
+    return CLI_EXIT_OK;
+}
+
+/* Adds the connection: primary when the org has none, else a standby
+ * with its owners and stages. With a public URL its webhook is
+ * registered inside the same transaction, so a refusal at any step
+ * leaves nothing behind. */
 static int add_connection(struct store *s, struct connection *c,
-                          const char *public_url, int64_t *id, bool *standby)
+                          const char *org, const char *public_url, int64_t *id,
+                          bool *standby)
 {
     struct connection active = {0};
     int rc = CLI_EXIT_OK;
@@ -435,8 +548,13 @@ static int add_connection(struct store *s, struct connection *c,
     if (r == FS_ERR_NOT_FOUND)
         r = FS_OK;
     c->active = !*standby;
+    if (r == FS_OK && (rc = refuse_duplicate(s, c, org)) != CLI_EXIT_OK)
+        r = FS_ERR_CONFLICT;
     if (r == FS_OK)
         r = store_connection_add(s, c, id);
+    if (r == FS_OK && *standby &&
+        (rc = read_standby_meta(s, c, *id)) != CLI_EXIT_OK)
+        r = FS_ERR_REMOTE;
     if (r == FS_OK && public_url) {
         rc = register_webhook(s, c, *id, public_url);
         if (rc != CLI_EXIT_OK)
@@ -521,20 +639,25 @@ int cli_connect(int argc, char **argv)
     }
     if (json_object_size(settings) > 0)
         c.settings = json_dumps(settings, JSON_COMPACT | JSON_SORT_KEYS);
-    if ((rc = check_credentials(spec, &c)) != CLI_EXIT_OK)
-        goto out;
-    if ((rc = oauth_start(&c)) != CLI_EXIT_OK)
-        goto out;
-    if ((rc = prepare(&c)) != CLI_EXIT_OK)
+    if ((rc = check_credentials(spec, &c, settings)) != CLI_EXIT_OK)
         goto out;
     if ((rc = cli_open_store(&s)) != CLI_EXIT_OK)
         goto out;
     if ((rc = cli_find_org(s, opts[0].value, &c.org_id)) != CLI_EXIT_OK)
         goto out;
+    /* Before any call: an OAuth exchange could rotate a refresh token the
+     * existing connection holds. */
+    if ((rc = refuse_duplicate(s, &c, opts[0].value)) != CLI_EXIT_OK)
+        goto out;
+    if ((rc = oauth_start(&c)) != CLI_EXIT_OK)
+        goto out;
+    if ((rc = prepare(&c)) != CLI_EXIT_OK)
+        goto out;
 
     int64_t id = 0;
     bool standby = false;
-    if ((rc = add_connection(s, &c, public_url, &id, &standby)) != CLI_EXIT_OK)
+    if ((rc = add_connection(s, &c, opts[0].value, public_url, &id,
+                             &standby)) != CLI_EXIT_OK)
         goto out;
     printf("connection %" PRId64 " added for org %s (%s account %s)\n", id,
            opts[0].value, c.provider, c.account_id ? c.account_id : "-");
@@ -542,25 +665,11 @@ int cli_connect(int argc, char **argv)
         printf("webhooks: point the CRM's webhook at "
                "https://<your host>/webhooks/%s/%" PRId64 "\n",
                c.provider, id);
-    if (standby) {
-        /* Its owners and stages now, so its stages can be mapped before
-         * the switch. */
-        struct provider_session session;
-        c.id = id;
-        tokens_session_open(&c, CONNECT_TIMEOUT_MS, cli_db_path(), &session);
-        fs_result r = import_crm_meta(s, &session);
-        tokens_session_close(&session);
-        if (r != FS_OK) {
-            rc = cli_fail("the standby was added but its owners and stages "
-                          "could not be read: %s",
-                          fs_result_name(r));
-            goto out;
-        }
+    if (standby)
         printf("standby: the org keeps its primary CRM until `fieldsync "
                "switch --org %s --to %" PRId64 "`; map its stages first "
                "(fieldsync stages map --org %s --connection %" PRId64 ")\n",
                opts[0].value, id, opts[0].value, id);
-    }
 
 out:
     free(public_url);
@@ -570,4 +679,48 @@ out:
     connection_clear(&c);
     store_close(s);
     return rc;
+}
+
+static const char connections_usage[] =
+    "usage: fieldsync connections --org NAME\n"
+    "Lists the org's CRM connections, tab-separated: id, CRM, account,\n"
+    "role (primary: the CRM the org syncs with; standby: receives\n"
+    "nothing until `fieldsync switch`) and state.\n";
+
+/* What the connection does now. A connection read at least once (its
+ * watermark moved) and no longer primary was the primary before a
+ * switch. */
+static const char *connection_state(const struct connection *c)
+{
+    if (c->active)
+        return c->watermark > 0 ? "syncing" : "not imported yet";
+    return c->watermark > 0 ? "stopped (was primary)" : "waiting for switch";
+}
+
+int cli_connections(int argc, char **argv)
+{
+    struct store *s = NULL;
+    struct connection *list = NULL;
+    size_t n = 0;
+    int64_t org_id = 0;
+
+    int rc = cli_org_setup(argc, argv, connections_usage, &s, &org_id);
+    if (rc >= 0)
+        return rc;
+    fs_result r = store_connections_of_org(s, org_id, &list, &n);
+    store_close(s);
+    if (r != FS_OK)
+        return cli_fail("cannot read the connections: %s", fs_result_name(r));
+    printf("id\tcrm\taccount\trole\tstate\n");
+    for (size_t i = 0; i < n; i++) {
+        char *account = account_of(&list[i]);
+        printf("%" PRId64 "\t%s\t%s\t%s\t%s\n", list[i].id, list[i].provider,
+               account ? account : "-", list[i].active ? "primary" : "standby",
+               connection_state(&list[i]));
+        free(account);
+    }
+    if (n == 0)
+        printf("(none: fieldsync connect CRM --org NAME ...)\n");
+    store_connections_free(list, n);
+    return CLI_EXIT_OK;
 }

@@ -17,6 +17,7 @@
 #include "services/stages.h"
 #include "store/store.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <libgen.h>
@@ -39,14 +40,19 @@
 #define DEMO_PD_COMPANY "9120044"
 #define DEMO_PD_USER "13377001"
 #define DEMO_PD_HOOK_USER "fieldsync-demo"
+/* Attio and Pipedrive write one deal a call: of the 8,800 seed deals
+ * about 420 get a postcode, so the first territory assignment pushes a
+ * few hundred owners (under 20 s at Attio's 25 writes a second) rather
+ * than 8,000 (minutes). */
+#define DEMO_ONE_A_CALL_PLACED 5
 
 /* HubSpot: a private app on Free or Starter. Attio: its published API
  * limits. Pipedrive: an API token on Premium (100 calls per 2 s), 30,000
  * tokens x 5 x 35 seats a day. */
 static const struct demo_crm demo_crms[] = {
-    {"hubspot", "HubSpot", 100, 10000, 250000},
-    {"attio", "Attio", DEMO_ATTIO_READS, 1000, 0},
-    {"pipedrive", "Pipedrive", 100, 2000, 5250000},
+    {"hubspot", "HubSpot", 100, 10000, 250000, 100},
+    {"attio", "Attio", DEMO_ATTIO_READS, 1000, 0, DEMO_ONE_A_CALL_PLACED},
+    {"pipedrive", "Pipedrive", 100, 2000, 5250000, DEMO_ONE_A_CALL_PLACED},
 };
 
 const struct demo_crm *demo_crm_by_name(const char *name)
@@ -241,6 +247,32 @@ static char *default_crmsim(void)
     return xasprintf("%s/crmsim", dirname(self));
 }
 
+/* The seed must be there before anything starts: a relative --data (the
+ * default ../shared/data/crm_deals) is read from the current folder. */
+static fs_result check_data(const struct demo *d)
+{
+    char *csv = xasprintf("%s/sales_pipeline.csv", d->opt.data_dir);
+    char cwd[PATH_MAX];
+    fs_result result = FS_OK;
+
+    if (access(csv, R_OK) != 0) {
+        bool relative = d->opt.data_dir[0] != '/';
+        fprintf(stderr,
+                "fieldsync demo: cannot read %s (%s)%s%s%s.\n"
+                "Pass --data DIR, the shared data's crm_deals folder "
+                "(sales_pipeline.csv, sales_teams.csv; its geo_uk beside it "
+                "for the territory step), e.g. --data "
+                "/path/to/shared/data/crm_deals, or run `make demo "
+                "SHARED=/path/to/shared`.\n",
+                csv, strerror(errno), relative ? ", read from " : "",
+                relative && getcwd(cwd, sizeof(cwd)) ? cwd : "",
+                relative ? " as --data is relative" : "");
+        result = FS_ERR_NOT_FOUND;
+    }
+    free(csv);
+    return result;
+}
+
 static fs_result make_workdir(struct demo *d)
 {
     if (d->opt.workdir) {
@@ -323,22 +355,12 @@ static fs_result start_crmsim(struct demo *d, const char *token,
     char *daily = xasprintf("%d", crm->rate_daily);
     char *units = demo_geo_path(d, "uk_postcode_units_area_M.csv");
     bool placed = access(units, R_OK) == 0;
+    char *percent = xasprintf("%d", crm->placed_percent);
     char *port_text = NULL;
-    const char *hubspot_words[] = {"--client-secret",
-                                   secret,
-                                   "--app-id",
-                                   DEMO_APP_ID,
-                                   "--portal-id",
-                                   DEMO_PORTAL_ID,
-                                   "--rate-10s",
-                                   rate,
-                                   placed ? "--postcodes" : NULL,
-                                   units,
-                                   NULL};
+    const char *hubspot_words[] = {
+        "--client-secret", secret,       "--app-id", DEMO_APP_ID, "--portal-id",
+        DEMO_PORTAL_ID,    "--rate-10s", rate,       NULL};
     const char *attio_words[] = {"--webhook-secret", secret, NULL};
-    /* Attio and Pipedrive write a deal a call: their deals get no
-     * postcodes, so the territory step moves none (8,000 owner changes
-     * would take minutes at their budgets; docs/DEMO.md). */
     const char *pipedrive_words[] = {
         "--company-id", DEMO_PD_COMPANY, "--user-id", DEMO_PD_USER, "--rate-2s",
         rate,           "--rate-daily",  daily,       NULL};
@@ -352,6 +374,12 @@ static fs_result start_crmsim(struct demo *d, const char *token,
         "--webhook-url", hook,      "--token",  token,
         "--seed",        seed};
     size_t argc = 14;
+    if (placed) {
+        argv[argc++] = "--postcodes";
+        argv[argc++] = units;
+        argv[argc++] = "--placed-percent";
+        argv[argc++] = percent;
+    }
     for (size_t i = 0; crm_words[i]; i++)
         argv[argc++] = crm_words[i];
     argv[argc] = NULL;
@@ -378,6 +406,7 @@ static fs_result start_crmsim(struct demo *d, const char *token,
 
 out:
     free(port_text);
+    free(percent);
     free(units);
     free(daily);
     free(rate);
@@ -674,13 +703,51 @@ static void serve_until_signal(struct demo *d)
         ;
 }
 
+/* The service first, while the simulator still answers: a pusher or
+ * backstop pass in flight then ends as usual rather than failing. */
 static void tear_down(struct demo *d)
 {
+    app_stop(d->app);
+    d->app = NULL;
     if (d->sim_pid > 0)
         process_stop(d->sim_pid, SIGTERM, DEMO_SIM_STOP_MS, NULL);
     d->sim_pid = 0;
-    app_stop(d->app);
-    d->app = NULL;
+}
+
+/* Removes the folder the demo made (its files only: the database, its
+ * journal, the simulator's log and port file). False when something was
+ * left. */
+static bool remove_workdir(const char *path)
+{
+    DIR *dir = opendir(path);
+    struct dirent *e;
+    bool ok = dir != NULL;
+
+    while (dir && (e = readdir(dir)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        char *file = xasprintf("%s/%s", path, e->d_name);
+        ok = unlink(file) == 0 && ok;
+        free(file);
+    }
+    if (dir)
+        closedir(dir);
+    return ok && rmdir(path) == 0;
+}
+
+/* A folder the demo made goes once both sides agreed; on a failure, or
+ * one given with --workdir, it stays, and the demo says where. */
+static void finish_workdir(const struct demo *d, int status)
+{
+    if (!d->workdir)
+        return;
+    if (status == 0 && !d->opt.workdir && remove_workdir(d->workdir))
+        return;
+    if (status != 0 || !d->opt.workdir)
+        fprintf(stderr,
+                "fieldsync demo: the database and the simulator's log are "
+                "kept in %s\n",
+                d->workdir);
 }
 
 static void demo_free(struct demo *d)
@@ -733,8 +800,8 @@ int demo_main(int argc, char **argv)
     pthread_mutex_init(&d.to_field.lock, NULL);
     signal_watch_start(&watch, &d);
 
-    if (make_workdir(&d) != FS_OK || create_org(&d) != FS_OK ||
-        set_up(&d) != FS_OK)
+    if (check_data(&d) != FS_OK || make_workdir(&d) != FS_OK ||
+        create_org(&d) != FS_OK || set_up(&d) != FS_OK)
         goto out;
     if (demo_run_day(&d) != FS_OK || demo_territories(&d) != FS_OK)
         goto out;
@@ -749,6 +816,7 @@ out:
     if (atomic_load(&d.stop) && status != 0)
         fprintf(stderr, "fieldsync demo: stopped before the end\n");
     tear_down(&d);
+    finish_workdir(&d, status);
     signal_watch_stop(&watch);
     demo_free(&d);
     return status;

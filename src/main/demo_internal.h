@@ -57,13 +57,17 @@ fs_result demo_http_json(struct http_client *http, const char *method,
 
 /* The CRM a demo runs against and the connection's budget there: calls
  * per rolling window (Attio: reads, its writes are DEMO_ATTIO_WRITES),
- * and per day (calls, or Pipedrive's tokens; 0: no daily budget). */
+ * and per day (calls, or Pipedrive's tokens; 0: no daily budget); and
+ * the share of seed deals the simulator places on postcodes (crmsim
+ * --placed-percent): a CRM that writes one deal a call gets a few
+ * hundred, so the territory step's owner changes fit its budget. */
 struct demo_crm {
     const char *name;  /* crmsim's and connect's word */
     const char *label; /* for the report */
     int rate_window;
     int64_t window_ms;
     int rate_daily;
+    int placed_percent;
 };
 
 /* The CRM named name ("hubspot", "attio", "pipedrive"), or NULL. */

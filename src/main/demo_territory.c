@@ -1,7 +1,9 @@
 /* The demo's territory step, on the real files: the simulator's deals sit
  * on real Manchester postcodes; the 2,736 district polygons, grouped by
  * local authority, become a territory for each of the agents; then a
- * block of city-centre districts moves to the Salford territory. The step
+ * block of city-centre districts moves to the Salford territory (on Attio
+ * and Pipedrive, which write a deal a call, the simulator places only a
+ * share of the deals; demo_internal.h). The step
  * previews the move, applies it, checks that every moved deal lies inside
  * the block and that the CRM shows each one's new owner. */
 #include "main/demo_internal.h"
@@ -281,6 +283,10 @@ void demo_report_territories(const struct demo *d)
            "%zu owners set\n",
            t->count, t->repairs, t->placed, t->deals, t->unplaced,
            t->first_moves);
+    if (d->opt.crm->placed_percent < 100)
+        printf("    postcodes            on %d%% of the deals: %s writes one "
+               "deal a call, and 8,000 owner changes would take minutes\n",
+               d->opt.crm->placed_percent, d->opt.crm->label);
     printf("    block moved          %zu districts of M1's territory, %s -> "
            "%s: %zu deals moved (preview %s apply), %zu inside the block by "
            "polygon, %zu with the new owner in the CRM (%.1f s)\n",

@@ -20,6 +20,7 @@ static const struct command commands[] = {
     {"serve", cli_serve, "run the service (webhooks, API, sync)"},
     {"org", cli_org, "add or list orgs"},
     {"connect", cli_connect, "connect an org to its CRM account"},
+    {"connections", cli_connections, "list an org's CRM connections"},
     {"user", cli_user, "add, list or revoke API users"},
     {"import", run_import, "read an org's deals from its CRM"},
     {"stages", cli_stages, "the org's stages and the CRM's map onto them"},
@@ -66,7 +67,7 @@ static void print_usage(FILE *out)
             "commands:\n",
             CLI_DEFAULT_DB);
     for (size_t i = 0; i < COMMAND_COUNT; i++)
-        fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);
+        fprintf(out, "  %-11s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "Run 'fieldsync <command> --help' for a command's "
                  "options.\n");
 }

@@ -1690,6 +1690,38 @@ fs_result hubspot_read_update_answer(const char *body, size_t len,
     return root ? FS_OK : FS_ERR_REMOTE;
 }
 
+/* Checks the credentials with one cheap read the sync needs anyway (the
+ * deal pipelines: crm.objects.deals.read); HubSpot's mappings are fixed,
+ * so there is nothing to learn. A refusal names HubSpot's reason. */
+static fs_result hs_prepare(struct provider_session *s, char **settings,
+                            char **error)
+{
+    struct hs_reply reply = {0};
+
+    *settings = NULL;
+    *error = NULL;
+    fs_result r =
+        hs_call(s, "GET", "/crm/v3/pipelines/deals", NULL, false, &reply);
+    if (r == FS_OK)
+        r = hs_status_result(reply.status);
+    if (r != FS_OK) {
+        char *why = reply.status
+                        ? hs_error_message(reply.json, reply.status)
+                        : xasprintf("no answer (%s; is the base URL right?)",
+                                    fs_result_name(r));
+        *error = xasprintf("GET %s/crm/v3/pipelines/deals failed: %s%s",
+                           s->conn->base_url, why,
+                           r == FS_ERR_AUTH ? " (check the access token)"
+                           : r == FS_ERR_FORBIDDEN
+                               ? " (the app lacks a scope; README lists "
+                                 "them)"
+                               : "");
+        free(why);
+    }
+    hs_reply_clear(&reply);
+    return r;
+}
+
 /* Private apps on Free and Starter: 100 calls per rolling 10 s, 250,000 a
  * day, the same for reads and writes. Search has its own 5 a second and
  * is outside the ten-second window. */
@@ -1718,6 +1750,7 @@ const struct provider hubspot_provider = {
     .separate_search_budget = true,
     .rate_budget = hs_rate_budget,
     .synced_fields = hs_synced_fields,
+    .prepare = hs_prepare,
     .split_webhook = hs_split_webhook,
     .verify_webhook = hs_verify_webhook,
     .parse_event = hs_parse_event,

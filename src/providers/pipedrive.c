@@ -1,7 +1,8 @@
 /* The Pipedrive provider: checks webhooks v2 against their Basic
  * credentials, turns deal events into normalised changes, and reads and
  * writes deals over API v2 (users, changelog and webhooks over v1), each
- * call paying its token cost to the connection's governor. */
+ * call paying its token cost to the connection's governor, with the
+ * integration user's API token or an OAuth app's access token. */
 #include "providers/pipedrive.h"
 
 #include "base/alloc.h"
@@ -9,6 +10,7 @@
 #include "base/clock.h"
 #include "base/crypto.h"
 #include "base/log.h"
+#include "providers/oauth.h"
 #include "providers/provider_call.h"
 #include "providers/provider_util.h"
 
@@ -778,27 +780,68 @@ static bool is_html(const struct http_client_response *resp)
     return html;
 }
 
-/* One call with the connection's token, paying cost tokens. Any answer
- * but 429, 5xx, a Cloudflare block and timeouts comes back as FS_OK with
- * its status and parsed body. */
+/* An OAuth connection: its calls go to the company's api_domain with a
+ * Bearer token, v1 under /api/v1 there (the API token's /v1 is
+ * api.pipedrive.com's legacy root). */
+static bool pd_oauth(const struct connection *conn)
+{
+    return conn->refresh_token != NULL;
+}
+
+static char *pd_url(const struct connection *conn, const char *path)
+{
+    if (pd_oauth(conn) && strncmp(path, "/v1/", 4) == 0) {
+        char *api = xasprintf("/api%s", path);
+        char *url = provider_url(conn, api);
+        free(api);
+        return url;
+    }
+    return provider_url(conn, path);
+}
+
+/* The header that authorises the session's next calls (caller frees),
+ * and the token in it, to hand back after a 401. */
+static fs_result pd_auth_header(struct provider_session *s, char **token,
+                                char **header)
+{
+    *header = NULL;
+    fs_result r = provider_access_token(s, token);
+    if (r != FS_OK)
+        return r;
+    *header = pd_oauth(s->conn) ? xasprintf("Authorization: Bearer %s", *token)
+                                : xasprintf("x-api-token: %s", *token);
+    return FS_OK;
+}
+
+/* One call with the connection's token, paying cost tokens (the token
+ * taken once the budget lets the call out). Any answer but 429, 5xx, a
+ * Cloudflare block and timeouts comes back as FS_OK with its status and
+ * parsed body. */
 static fs_result pd_call(struct provider_session *s, enum call_class cls,
                          int cost, const char *method, const char *path,
                          const json_t *body, struct pd_reply *reply)
 {
     struct call_cost price = {cls, cost};
-    char *url = provider_url(s->conn, path);
-    char *auth =
-        xasprintf("x-api-token: %s", s->conn->token ? s->conn->token : "");
-    const char *headers[] = {auth, "Content-Type: application/json",
-                             "Accept: application/json", NULL};
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    char *token = NULL, *auth = NULL;
     struct http_client_response resp = {0};
+    char *url = pd_url(s->conn, path);
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     fs_result result;
 
     memset(reply, 0, sizeof(*reply));
     for (int attempt = 0;; attempt++) {
-        result = provider_call_send(s, &price, method, url, headers, text,
-                                    text ? strlen(text) : 0, &resp);
+        result = provider_call_acquire(s, &price);
+        if (result != FS_OK)
+            goto out;
+        free(token);
+        free(auth);
+        result = pd_auth_header(s, &token, &auth);
+        if (result != FS_OK)
+            goto out;
+        const char *headers[] = {auth, "Content-Type: application/json",
+                                 "Accept: application/json", NULL};
+        result = provider_call_transmit(s, method, url, headers, text,
+                                        text ? strlen(text) : 0, &resp);
         pd_observe(s, &resp);
         if (result != FS_ERR_RATE_LIMITED || resp.status != 429)
             break;
@@ -821,6 +864,8 @@ static fs_result pd_call(struct provider_session *s, enum call_class cls,
     if (result != FS_OK)
         goto out;
     reply->status = resp.status;
+    if (resp.status == 401)
+        provider_token_rejected(s, token);
     if (resp.body.len > 0)
         reply->json = json_loadb(resp.body.data, resp.body.len, 0, NULL);
     if (reply->status < 300 &&
@@ -830,6 +875,7 @@ out:
     http_client_response_free(&resp);
     free(text);
     free(auth);
+    free(token);
     free(url);
     return result;
 }
@@ -1597,6 +1643,48 @@ static fs_result pd_create_one(struct provider_session *s,
     return result;
 }
 
+/* The credentials one write of a pass went with. */
+struct pd_group_auth {
+    char *token;
+    char *header;
+    const char *headers[4];
+};
+
+/* Sends a group of PATCHes at once: each takes its budget, then all go
+ * with the token current then (one that outlives the wait for budget).
+ * Calls past a budget that stays spent, or without a token, are not
+ * sent and end with that result. */
+static void pd_send_group(struct provider_session *s,
+                          const struct call_cost *price,
+                          struct http_client_call *calls, size_t n,
+                          struct pd_group_auth *auths)
+{
+    size_t ready = 0;
+    char *token = NULL, *header = NULL;
+    fs_result r = FS_OK;
+
+    while (ready < n && (r = provider_call_acquire(s, price)) == FS_OK)
+        ready++;
+    if (ready > 0 && (r = pd_auth_header(s, &token, &header)) != FS_OK)
+        ready = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i >= ready) {
+            memset(&calls[i].resp, 0, sizeof(calls[i].resp));
+            calls[i].result = r;
+            continue;
+        }
+        auths[i].token = xstrdup(token);
+        auths[i].header = xstrdup(header);
+        auths[i].headers[0] = auths[i].header;
+        auths[i].headers[1] = "Content-Type: application/json";
+        auths[i].headers[2] = "Accept: application/json";
+        calls[i].headers = auths[i].headers;
+    }
+    provider_call_transmit_many(s, calls, ready, PD_WRITE_PARALLEL);
+    free(header);
+    free(token);
+}
+
 /* The PATCHes of a pass, sent at once (PD_WRITE_PARALLEL in flight),
  * each paying its tokens. A 429, 5xx or timeout leaves that write undone
  * and is the call's result; the other answers count. */
@@ -1610,10 +1698,7 @@ static fs_result pd_update_many(struct provider_session *s,
     char **urls = xcalloc(n ? n : 1, sizeof(char *));
     char **bodies = xcalloc(n ? n : 1, sizeof(char *));
     size_t *of = xcalloc(n ? n : 1, sizeof(size_t));
-    char *auth =
-        xasprintf("x-api-token: %s", s->conn->token ? s->conn->token : "");
-    const char *headers[] = {auth, "Content-Type: application/json",
-                             "Accept: application/json", NULL};
+    struct pd_group_auth *auths = xcalloc(n ? n : 1, sizeof(*auths));
     size_t k = 0;
     fs_result result = FS_OK;
 
@@ -1633,7 +1718,6 @@ static fs_result pd_update_many(struct provider_session *s,
         bodies[k] = body;
         calls[k] = (struct http_client_call){.method = "PATCH",
                                              .url = urls[k],
-                                             .headers = headers,
                                              .body = body,
                                              .body_len = strlen(body)};
         of[k++] = idx[j];
@@ -1650,8 +1734,7 @@ static fs_result pd_update_many(struct provider_session *s,
             rate_governor_wait(gov, (int)group, (int)group * COST_DEAL_UPDATE,
                                clock_now_ms()) > 0)
             group = 1;
-        provider_call_send_many(s, &price, calls + at, group,
-                                PD_WRITE_PARALLEL);
+        pd_send_group(s, &price, calls + at, group, &auths[at]);
         at += group;
     }
     for (size_t i = 0; i < k; i++) {
@@ -1672,11 +1755,15 @@ static fs_result pd_update_many(struct provider_session *s,
         }
         if (calls[i].result == FS_ERR_RATE_LIMITED && resp->status == 429)
             pd_pause_for(s, resp);
+        if (calls[i].result == FS_OK && resp->status == 401)
+            provider_token_rejected(s, auths[i].token);
         http_client_response_free(resp);
         free(urls[i]);
         free(bodies[i]);
+        free(auths[i].token);
+        free(auths[i].header);
     }
-    free(auth);
+    free(auths);
     free(of);
     free(bodies);
     free(urls);
@@ -1962,6 +2049,97 @@ out:
     return result;
 }
 
+/* ---- OAuth ---- */
+
+/* The connection's token endpoint: its oauth_url setting (connect
+ * --oauth-url), else Pipedrive's. The caller frees. */
+static char *pd_oauth_url(const struct connection *conn)
+{
+    json_t *settings =
+        conn->settings ? json_loads(conn->settings, 0, NULL) : NULL;
+    const char *url = json_string_value(json_object_get(settings, "oauth_url"));
+    char *out = xstrdup(url && *url ? url : PIPEDRIVE_OAUTH_URL);
+
+    json_decref(settings);
+    return out;
+}
+
+static size_t trim_slashes(const char *s, size_t len)
+{
+    while (len > 0 && s[len - 1] == '/')
+        len--;
+    return len;
+}
+
+fs_result pipedrive_api_root(const char *api_domain, char **root)
+{
+    static const char *const api_paths[] = {"/api/v2", "/api/v1", "/v1"};
+    const char *scheme_end = strstr(api_domain, "://");
+    size_t host_at = scheme_end ? (size_t)(scheme_end - api_domain) + 3 : 0;
+    size_t len = trim_slashes(api_domain, strlen(api_domain));
+
+    *root = NULL;
+    if (scheme_end && strncmp(api_domain, "https://", 8) != 0 &&
+        strncmp(api_domain, "http://", 7) != 0)
+        return FS_ERR_INVALID;
+    if (strpbrk(api_domain, " \t\r\n?#@\\") != NULL)
+        return FS_ERR_INVALID;
+    for (size_t i = 0; i < sizeof(api_paths) / sizeof(api_paths[0]); i++) {
+        size_t n = strlen(api_paths[i]);
+        if (len >= host_at + n &&
+            strncmp(api_domain + len - n, api_paths[i], n) == 0)
+            len -= n;
+    }
+    len = trim_slashes(api_domain, len);
+    if (len <= host_at || api_domain[host_at] == '/')
+        return FS_ERR_INVALID;
+    *root =
+        xasprintf("%s%.*s", scheme_end ? "" : "https://", (int)len, api_domain);
+    return FS_OK;
+}
+
+/* Pipedrive's token endpoint (oauth.pipedrive.com, not the API's host)
+ * takes the app's client id and secret as HTTP Basic; its answer names
+ * the company's API root (api_domain), which calls then go to, and may
+ * rotate the refresh token (the keeper stores the new one first). */
+static fs_result pd_oauth_token(struct provider_session *s,
+                                const struct oauth_grant *grant,
+                                struct oauth_tokens *out, char **error)
+{
+    char *url = pd_oauth_url(s->conn);
+    fs_result r = oauth_token_request(
+        s, url, OAUTH_CLIENT_BASIC, s->conn->oauth_client_id,
+        s->conn->oauth_client_secret, grant, out, error);
+
+    if (r == FS_OK && out->api_base) {
+        char *root = NULL;
+        if (pipedrive_api_root(out->api_base, &root) != FS_OK)
+            log_warn("provider=pipedrive connection=%" PRId64
+                     " event=api_domain_ignored",
+                     s->conn->id);
+        free(out->api_base);
+        out->api_base = root;
+    }
+    free(url);
+    return r;
+}
+
+/* A new connection's settings keep the token endpoint it was given. */
+static void pd_keep_oauth_url(const struct connection *conn, char **settings)
+{
+    json_t *old = conn->settings ? json_loads(conn->settings, 0, NULL) : NULL;
+    json_t *url = json_object_get(old, "oauth_url");
+    json_t *now = *settings ? json_loads(*settings, 0, NULL) : json_object();
+
+    if (json_is_string(url) && json_is_object(now)) {
+        json_object_set(now, "oauth_url", url);
+        free(*settings);
+        *settings = json_dumps(now, JSON_COMPACT | JSON_SORT_KEYS);
+    }
+    json_decref(now);
+    json_decref(old);
+}
+
 /* Checks the token, the company and the integration user against
  * /v1/users/me, then learns the custom fields' keys from /dealFields. */
 static fs_result pd_prepare(struct provider_session *s, char **settings,
@@ -1979,7 +2157,9 @@ static fs_result pd_prepare(struct provider_session *s, char **settings,
     if (result != FS_OK) {
         *error =
             xasprintf("GET /v1/users/me failed: %s%s", fs_result_name(result),
-                      result == FS_ERR_AUTH ? " (check the API token)" : "");
+                      result != FS_ERR_AUTH ? ""
+                      : pd_oauth(s->conn)   ? " (check the OAuth app's access)"
+                                            : " (check the API token)");
         goto out;
     }
     const json_t *me = json_object_get(reply.json, "data");
@@ -2025,6 +2205,8 @@ static fs_result pd_prepare(struct provider_session *s, char **settings,
     }
     result = pipedrive_settings_from_fields((const char *const *)pages, n,
                                             settings, error);
+    if (result == FS_OK)
+        pd_keep_oauth_url(s->conn, settings);
 out:
     for (size_t i = 0; i < n; i++)
         free(pages[i]);
@@ -2204,4 +2386,5 @@ const struct provider pipedrive_provider = {
     .find_by_our_id = pd_find_by_our_id,
     .list_owners = pd_list_owners,
     .list_stages = pd_list_stages,
+    .oauth_token = pd_oauth_token,
 };

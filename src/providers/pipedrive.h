@@ -18,6 +18,8 @@
 #define PIPEDRIVE_PAGE_MAX 500
 /* The burst window every budget counts in. */
 #define PIPEDRIVE_WINDOW_MS 2000
+/* OAuth apps' token endpoint, on its own host. */
+#define PIPEDRIVE_OAUTH_URL "https://oauth.pipedrive.com/oauth/token"
 
 extern const struct provider pipedrive_provider;
 
@@ -61,6 +63,13 @@ size_t pipedrive_apply_changelog(const struct connection *conn,
 fs_result pipedrive_write_body(const struct connection *conn,
                                const struct crm_write *w, bool create,
                                char **json);
+
+/* The API root an OAuth token answer's api_domain names: as it is
+ * ("https://acme.pipedrive.com"), https:// before a bare host, without a
+ * trailing '/' or API version path (/api/v2, /api/v1, /v1).
+ * FS_ERR_INVALID for anything but an http(s) URL or a host. The caller
+ * frees. */
+fs_result pipedrive_api_root(const char *api_domain, char **root);
 
 /* "Basic base64(user:password)", as Pipedrive sends its webhooks' HTTP
  * auth. The caller frees. */

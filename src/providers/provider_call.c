@@ -69,9 +69,18 @@ fs_result provider_call_send(struct provider_session *s,
     fs_result result = provider_call_acquire(s, cost);
     if (result != FS_OK)
         return result;
+    return provider_call_transmit(s, method, url, headers, body, body_len,
+                                  resp);
+}
 
-    result = http_client_request(s->http, method, url, headers, body, body_len,
-                                 session_timeout(s), resp);
+fs_result provider_call_transmit(struct provider_session *s, const char *method,
+                                 const char *url, const char *const *headers,
+                                 const char *body, size_t body_len,
+                                 struct http_client_response *resp)
+{
+    memset(resp, 0, sizeof(*resp));
+    fs_result result = http_client_request(s->http, method, url, headers, body,
+                                           body_len, session_timeout(s), resp);
     return answer_result(result, resp);
 }
 
@@ -88,9 +97,16 @@ void provider_call_send_many(struct provider_session *s,
         memset(&calls[i].resp, 0, sizeof(calls[i].resp));
         calls[i].result = FS_ERR_RATE_LIMITED;
     }
-    http_client_request_many(s->http, calls, ready, max_parallel,
+    provider_call_transmit_many(s, calls, ready, max_parallel);
+}
+
+void provider_call_transmit_many(struct provider_session *s,
+                                 struct http_client_call *calls, size_t n,
+                                 size_t max_parallel)
+{
+    http_client_request_many(s->http, calls, n, max_parallel,
                              session_timeout(s));
-    for (size_t i = 0; i < ready; i++)
+    for (size_t i = 0; i < n; i++)
         calls[i].result = answer_result(calls[i].result, &calls[i].resp);
 }
 

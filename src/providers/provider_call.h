@@ -38,6 +38,14 @@ fs_result provider_call_send(struct provider_session *s,
                              const char *body, size_t body_len,
                              struct http_client_response *resp);
 
+/* provider_call_send without acquiring: for a caller that acquired the
+ * budget itself first (an OAuth token is taken after the wait for
+ * budget, so the wait cannot outlast it). */
+fs_result provider_call_transmit(struct provider_session *s, const char *method,
+                                 const char *url, const char *const *headers,
+                                 const char *body, size_t body_len,
+                                 struct http_client_response *resp);
+
 /* Sends a set of calls at once, at most max_parallel in flight, each taking
  * its budget first as provider_call_send does (calls past a budget that
  * stays spent beyond the session's timeout are not sent and end
@@ -46,6 +54,12 @@ void provider_call_send_many(struct provider_session *s,
                              const struct call_cost *cost,
                              struct http_client_call *calls, size_t n,
                              size_t max_parallel);
+
+/* provider_call_send_many without acquiring (the caller acquired each
+ * call's budget). */
+void provider_call_transmit_many(struct provider_session *s,
+                                 struct http_client_call *calls, size_t n,
+                                 size_t max_parallel);
 
 /* The result a CRM's HTTP status stands for where the CRM gives it no
  * meaning of its own: 2xx FS_OK, 400/422 invalid, 401 auth, 403

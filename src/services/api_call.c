@@ -3,6 +3,7 @@
 #include "services/api_call.h"
 
 #include "base/alloc.h"
+#include "base/json_num.h"
 #include "base/json_text.h"
 #include "base/log.h"
 #include "services/admin_api.h"
@@ -181,7 +182,7 @@ void api_fail_store(struct api_call *c, fs_result r)
 
 void api_respond(struct api_call *c, int status, json_t *obj)
 {
-    http_response_set_body(c->resp, status, json_dumps(obj, JSON_COMPACT));
+    http_response_set_body(c->resp, status, json_num_dumps(obj, JSON_COMPACT));
     json_decref(obj);
 }
 

@@ -211,6 +211,14 @@ fs_result backstop_pass(struct store *store, struct provider_session *session,
     return result;
 }
 
+static bool backstop_stopping(struct backstop *b)
+{
+    pthread_mutex_lock(&b->lock);
+    bool stopping = b->stopping;
+    pthread_mutex_unlock(&b->lock);
+    return stopping;
+}
+
 static void run_pass(struct backstop *b, struct store *store,
                      struct http_client *http)
 {
@@ -230,6 +238,13 @@ static void run_pass(struct backstop *b, struct store *store,
             result = import_connection(store, &session, NULL, NULL, &count);
         else
             result = backstop_pass(store, &session, &fx, &count);
+        if (result != FS_OK && backstop_stopping(b)) {
+            /* Cut by the shutdown: the next start reads again. */
+            log_info("event=backstop_cut_by_shutdown connection=%lld "
+                     "result=%s",
+                     (long long)conns[i].id, fs_result_name(result));
+            break;
+        }
         if (result != FS_OK) {
             log_warn("event=backstop_failed connection=%lld result=%s",
                      (long long)conns[i].id, fs_result_name(result));

@@ -2,6 +2,7 @@
  * text, its tombstone, and where each field stands with the CRM. */
 #include "services/deal_json.h"
 
+#include "base/json_num.h"
 #include "services/live_stream.h"
 #include "services/stage_cache.h"
 
@@ -103,7 +104,7 @@ void deal_publish(struct live_stream *live, struct stage_cache *stages,
     json_t *obj = deal_json(r, has_sync ? &st : NULL, map);
     if (map)
         stage_cache_release(stages, map);
-    char *text = json_dumps(obj, JSON_COMPACT);
+    char *text = json_num_dumps(obj, JSON_COMPACT);
     live_stream_publish(live, r->org_id, type, text);
     free(text);
     json_decref(obj);

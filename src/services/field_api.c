@@ -5,6 +5,7 @@
 #include "services/field_api.h"
 
 #include "base/alloc.h"
+#include "base/json_num.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/urlform.h"
@@ -711,7 +712,7 @@ fail:
 /* Publishes the deal on the live stream and hands it to the pusher. */
 static void announce(struct api_call *c, const char *type, json_t *deal)
 {
-    char *text = json_dumps(deal, JSON_COMPACT);
+    char *text = json_num_dumps(deal, JSON_COMPACT);
 
     live_stream_publish(app_live_stream(c->app), c->user.org_id, type, text);
     free(text);

@@ -30,7 +30,8 @@ static const struct metric_def metric_defs[METRIC_COUNT] = {
     [METRIC_WEBHOOKS_REJECTED] = {"fieldsync_webhooks_rejected_total",
                                   "Webhook deliveries refused."},
     [METRIC_CONFLICTS] = {"fieldsync_conflicts_total",
-                          "CRM changes that lost to a newer local edit."},
+                          "CRM changes that met a local edit not yet "
+                          "confirmed (the later of the two wins)."},
     [METRIC_ECHOES] = {"fieldsync_echoes_total",
                        "Our own CRM writes coming back as events."},
     [METRIC_PUSH_CALLS] = {"fieldsync_push_calls_total",

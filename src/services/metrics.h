@@ -13,7 +13,7 @@ enum metric {
     METRIC_EVENTS_APPLIED,      /* inbox events merged */
     METRIC_EVENTS_IGNORED,      /* events about nothing we sync */
     METRIC_WEBHOOKS_REJECTED,   /* deliveries refused (signature, ...) */
-    METRIC_CONFLICTS,           /* CRM change lost to a newer local edit */
+    METRIC_CONFLICTS,           /* CRM change met an unconfirmed local edit */
     METRIC_ECHOES,              /* our own writes coming back */
     METRIC_PUSH_CALLS,          /* CRM write calls made */
     METRIC_PUSH_RECORDS,        /* records written to the CRM */

@@ -625,9 +625,20 @@ static void plan_move(struct territory_plan *plan,
     m->to_territory = to_territory;
 }
 
-static fs_result on_deal(void *ctx, struct deal_placement *p)
+/* What the write of a placed deal needs beside the deal itself. */
+struct deal_write {
+    bool moved;             /* the owner changed */
+    bool owner_was_pending; /* before the change */
+    int64_t updated_at;     /* the record's update time after it */
+};
+
+/* Places one deal and counts it in the plan. True when an apply must
+ * write it: then p holds its new territory, point and owner (a local
+ * edit) and w the rest. Touches no store, so it may run on the thread
+ * that reads while another writes. */
+static bool place_deal(struct scan *sc, struct deal_placement *p,
+                       struct deal_write *w)
 {
-    struct scan *sc = ctx;
     struct territory_plan *plan = sc->plan;
     bool located;
     double lat, lng;
@@ -661,25 +672,204 @@ static fs_result on_deal(void *ctx, struct deal_placement *p)
     if (moved)
         plan_move(plan, p, m.id, to_owner);
     if (!moved && !replaced)
-        return FS_OK;
+        return false;
     plan->replaced++;
     if (!sc->apply)
-        return FS_OK;
+        return false;
 
-    /* Written while the scan goes on: only rows it has passed change,
-     * in place, so it never meets them again. */
-    bool was_pending = merge_field_pending(&p->owner);
+    w->moved = moved;
+    w->owner_was_pending = merge_field_pending(&p->owner);
+    w->updated_at = p->updated_at;
     if (moved) {
         merge_local_edit(&p->owner, to_owner, sc->now, 0);
-        if (p->owner.time > p->updated_at)
-            p->updated_at = p->owner.time;
+        if (p->owner.time > w->updated_at)
+            w->updated_at = p->owner.time;
     }
     p->territory_id = m.id;
     p->located = located;
     p->lat = lat;
     p->lng = lng;
-    fs_result r = pending_after(sc->apply, p, was_pending, &p->pending);
-    return r == FS_OK ? store_placement_save(sc->apply, p, moved) : r;
+    return true;
+}
+
+static fs_result write_deal(struct store *s, const struct deal_placement *p,
+                            const struct deal_write *w)
+{
+    bool pending = false;
+    fs_result r = pending_after(s, p, w->owner_was_pending, &pending);
+
+    return r == FS_OK
+               ? store_placement_save(s, p, pending, w->updated_at, w->moved)
+               : r;
+}
+
+/* The scan and the writes on one connection: each deal is written while
+ * the scan goes on; only rows it has passed change, in place, so it never
+ * meets them again. */
+static fs_result on_deal(void *ctx, struct deal_placement *p)
+{
+    struct scan *sc = ctx;
+    struct deal_write w;
+
+    if (!place_deal(sc, p, &w))
+        return FS_OK;
+    return write_deal(sc->apply, p, &w);
+}
+
+/* ---- an apply that reads and writes at once ----
+ *
+ * A second connection reads and places the deals on a thread of its own
+ * and hands them over in batches; this thread writes them on the store,
+ * inside its transaction. The reader's snapshot begins after that
+ * transaction's BEGIN IMMEDIATE, so it sees exactly the state before the
+ * change (no other writer can commit in between) and none of the writes.
+ * Nothing is placed differently from a scan on one connection: both run
+ * place_deal over the same rows in the same order. */
+
+#define PIPE_BATCH 512 /* deals a hand-over carries */
+#define PIPE_DEPTH 8   /* hand-overs waiting at most */
+
+struct pipe_item {
+    struct deal_placement p;
+    struct deal_write w;
+};
+
+struct pipe_batch {
+    size_t n;
+    struct pipe_item items[PIPE_BATCH];
+};
+
+struct pipe {
+    struct scan *sc;
+    struct store *reader;
+    int64_t org_id;
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    struct pipe_batch *queue[PIPE_DEPTH]; /* a ring */
+    size_t head, count;
+    struct pipe_batch *filling; /* the reader's */
+    bool read_done;             /* the reader has handed over its last */
+    bool stop;                  /* the writer failed: the reader stops */
+    fs_result read_result;
+};
+
+static void batch_free(struct pipe_batch *b)
+{
+    for (size_t i = 0; b && i < b->n; i++)
+        deal_placement_clear(&b->items[i].p);
+    free(b);
+}
+
+/* Hands the reader's batch over, waiting while the queue is full;
+ * FS_ERR_BUSY when the writer has stopped. */
+static fs_result pipe_hand_over(struct pipe *pp)
+{
+    fs_result r = FS_OK;
+
+    pthread_mutex_lock(&pp->lock);
+    while (pp->count == PIPE_DEPTH && !pp->stop)
+        pthread_cond_wait(&pp->changed, &pp->lock);
+    if (pp->stop) {
+        r = FS_ERR_BUSY;
+    } else {
+        pp->queue[(pp->head + pp->count++) % PIPE_DEPTH] = pp->filling;
+        pp->filling = NULL;
+        pthread_cond_broadcast(&pp->changed);
+    }
+    pthread_mutex_unlock(&pp->lock);
+    return r;
+}
+
+static fs_result on_deal_piped(void *ctx, struct deal_placement *p)
+{
+    struct pipe *pp = ctx;
+    struct deal_write w;
+
+    if (!place_deal(pp->sc, p, &w))
+        return FS_OK;
+    if (!pp->filling)
+        pp->filling = xcalloc(1, sizeof(*pp->filling));
+    struct pipe_item *it = &pp->filling->items[pp->filling->n++];
+    it->p = *p;
+    it->w = w;
+    memset(p, 0, sizeof(*p)); /* its strings go with the item */
+    return pp->filling->n == PIPE_BATCH ? pipe_hand_over(pp) : FS_OK;
+}
+
+static void *pipe_read(void *arg)
+{
+    struct pipe *pp = arg;
+    fs_result r =
+        store_placements_scan(pp->reader, pp->org_id, on_deal_piped, pp);
+
+    if (r == FS_OK && pp->filling)
+        r = pipe_hand_over(pp);
+    batch_free(pp->filling);
+    pp->filling = NULL;
+    pthread_mutex_lock(&pp->lock);
+    pp->read_result = r;
+    pp->read_done = true;
+    pthread_cond_broadcast(&pp->changed);
+    pthread_mutex_unlock(&pp->lock);
+    return NULL;
+}
+
+/* The next batch to write; NULL once the reader is done and all are
+ * taken. */
+static struct pipe_batch *pipe_take(struct pipe *pp)
+{
+    struct pipe_batch *b = NULL;
+
+    pthread_mutex_lock(&pp->lock);
+    while (pp->count == 0 && !pp->read_done)
+        pthread_cond_wait(&pp->changed, &pp->lock);
+    if (pp->count > 0) {
+        b = pp->queue[pp->head];
+        pp->head = (pp->head + 1) % PIPE_DEPTH;
+        pp->count--;
+        pthread_cond_broadcast(&pp->changed);
+    }
+    pthread_mutex_unlock(&pp->lock);
+    return b;
+}
+
+/* Places and writes every deal of the org, reading on reader while
+ * writing on s. */
+static fs_result scan_piped(struct store *s, struct store *reader,
+                            int64_t org_id, struct scan *sc)
+{
+    struct pipe pp = {.sc = sc, .reader = reader, .org_id = org_id};
+    pthread_t thread;
+    fs_result r = FS_OK;
+
+    pthread_mutex_init(&pp.lock, NULL);
+    pthread_cond_init(&pp.changed, NULL);
+    if (pthread_create(&thread, NULL, pipe_read, &pp) != 0) {
+        r = store_placements_scan(s, org_id, on_deal, sc);
+        goto out;
+    }
+    struct pipe_batch *b;
+    while ((b = pipe_take(&pp))) {
+        for (size_t i = 0; i < b->n && r == FS_OK; i++)
+            r = write_deal(s, &b->items[i].p, &b->items[i].w);
+        batch_free(b);
+        if (r != FS_OK)
+            break;
+    }
+    pthread_mutex_lock(&pp.lock);
+    pp.stop = r != FS_OK;
+    pthread_cond_broadcast(&pp.changed);
+    pthread_mutex_unlock(&pp.lock);
+    pthread_join(thread, NULL);
+    while ((b = pipe_take(&pp)))
+        batch_free(b);
+    if (r == FS_OK)
+        r = pp.read_result;
+
+out:
+    pthread_cond_destroy(&pp.changed);
+    pthread_mutex_destroy(&pp.lock);
+    return r;
 }
 
 /* Whether a record is pending once its owner is as in owner: the other
@@ -759,12 +949,17 @@ static fs_result run_once(struct store *s, int64_t org_id,
     struct compose c = {.s = s, .org_id = org_id, .change = change};
     struct scan sc = {.plan = plan, .apply = apply ? s : NULL, .now = now};
     struct lookup *lk = NULL;
+    struct store *reader = NULL;
     fs_result r = store_set_cache_mib(s, SCAN_CACHE_MIB);
 
     if (r == FS_OK && apply)
         r = store_begin(s);
     if (r != FS_OK)
         return r;
+    /* Without a second connection (a database in memory, or none could
+     * be opened) the apply reads and writes on one. */
+    if (apply && store_open_reader(s, &reader) != FS_OK)
+        reader = NULL;
     r = compose_change(&c, err);
     if (r == FS_OK)
         r = build_lookup(s, &c, plan, err, &lk);
@@ -776,7 +971,9 @@ static fs_result run_once(struct store *s, int64_t org_id,
     sc.lk = lk;
     if (apply)
         r = write_territories(s, &c);
-    if (r == FS_OK)
+    if (r == FS_OK && apply && reader)
+        r = scan_piped(s, reader, org_id, &sc);
+    else if (r == FS_OK)
         r = store_placements_scan(s, org_id, on_deal, &sc);
     if (r == FS_OK && apply)
         r = store_territory_bump(s, org_id);
@@ -795,6 +992,7 @@ static fs_result run_once(struct store *s, int64_t org_id,
 out:
     if (r != FS_OK && apply)
         store_rollback(s);
+    store_close(reader);
     store_set_cache_mib(s, 0);
     memo_free(&sc.memo);
     lookup_free(lk);

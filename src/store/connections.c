@@ -279,30 +279,26 @@ void store_connections_free(struct connection *list, size_t n)
     free(list);
 }
 
-fs_result store_connections_active(struct store *s, struct connection **out,
-                                   size_t *n_out)
+/* Steps a bound query selecting CONNECTION_COLUMNS into a list, with
+ * each connection's secrets when asked. */
+static fs_result connection_list(struct store *s, sqlite3_stmt *st,
+                                 bool secrets, struct connection **out,
+                                 size_t *n_out)
 {
-    static const char sql[] =
-        "SELECT " CONNECTION_COLUMNS " FROM connections WHERE active = 1 "
-        "ORDER BY id";
-    sqlite3_stmt *st = NULL;
     struct connection *list = NULL;
     size_t n = 0;
     int rc;
 
     *out = NULL;
     *n_out = 0;
-    fs_result r = store_prepare(s, sql, &st);
-    if (r != FS_OK)
-        return r;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         list = xrealloc(list, (n + 1) * sizeof(*list));
         memset(&list[n], 0, sizeof(list[n]));
         read_connection(st, &list[n++]);
     }
     sqlite3_reset(st);
-    r = rc == SQLITE_DONE ? FS_OK : store_map_rc(rc);
-    for (size_t i = 0; i < n && r == FS_OK; i++)
+    fs_result r = rc == SQLITE_DONE ? FS_OK : store_map_rc(rc);
+    for (size_t i = 0; i < n && r == FS_OK && secrets; i++)
         r = load_secrets(s, &list[i]);
     if (r != FS_OK) {
         store_connections_free(list, n);
@@ -311,6 +307,38 @@ fs_result store_connections_active(struct store *s, struct connection **out,
     *out = list;
     *n_out = n;
     return FS_OK;
+}
+
+fs_result store_connections_active(struct store *s, struct connection **out,
+                                   size_t *n_out)
+{
+    static const char sql[] =
+        "SELECT " CONNECTION_COLUMNS " FROM connections WHERE active = 1 "
+        "ORDER BY id";
+    sqlite3_stmt *st = NULL;
+
+    *out = NULL;
+    *n_out = 0;
+    fs_result r = store_prepare(s, sql, &st);
+    if (r != FS_OK)
+        return r;
+    return connection_list(s, st, true, out, n_out);
+}
+
+fs_result store_connections_of_org(struct store *s, int64_t org_id,
+                                   struct connection **out, size_t *n_out)
+{
+    static const char sql[] = "SELECT " CONNECTION_COLUMNS
+                              " FROM connections WHERE org_id = ?1 ORDER BY id";
+    sqlite3_stmt *st = NULL;
+
+    *out = NULL;
+    *n_out = 0;
+    fs_result r = store_prepare(s, sql, &st);
+    if (r != FS_OK)
+        return r;
+    sqlite3_bind_int64(st, 1, org_id);
+    return connection_list(s, st, false, out, n_out);
 }
 
 fs_result store_connection_set_watermark(struct store *s, int64_t id,

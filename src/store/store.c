@@ -259,6 +259,30 @@ out:
     return FS_OK;
 }
 
+fs_result store_open_reader(struct store *s, struct store **out)
+{
+    const char *path = sqlite3_db_filename(s->db, "main");
+    struct store *rd = NULL;
+
+    *out = NULL;
+    if (!path || !*path)
+        return FS_ERR_NOT_FOUND; /* in memory or temporary: no file */
+    rd = xcalloc(1, sizeof(*rd));
+    int rc = sqlite3_open_v2(path, &rd->db,
+                             SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+    fs_result r = rc == SQLITE_OK ? FS_OK : store_map_rc(rc);
+    if (r == FS_OK) {
+        sqlite3_busy_handler(rd->db, on_busy, NULL);
+        rd->version = s->version;
+    }
+    if (r != FS_OK) {
+        store_close(rd);
+        return r;
+    }
+    *out = rd;
+    return FS_OK;
+}
+
 void store_close(struct store *s)
 {
     if (!s)

@@ -21,6 +21,12 @@ struct store;
 /* Opens (creating if needed) the database at path, sets WAL mode and
  * applies pending migrations. */
 fs_result store_open(const char *path, struct store **out);
+/* A second, read-only connection to s's database file, for another
+ * thread; FS_ERR_NOT_FOUND when s has no file (in memory). Its read
+ * transaction (a WAL snapshot) begins with its first read, so a reader
+ * first used while s holds a write transaction sees the database as it
+ * was when that transaction began, none of s's uncommitted writes. */
+fs_result store_open_reader(struct store *s, struct store **out);
 /* Closes the connection; accepts NULL. */
 void store_close(struct store *s);
 
@@ -151,6 +157,9 @@ fs_result store_connection_for_org(struct store *s, int64_t org_id,
 /* Every active connection, by id. */
 fs_result store_connections_active(struct store *s, struct connection **out,
                                    size_t *n_out);
+/* Every connection of the org, active or not, by id; without secrets. */
+fs_result store_connections_of_org(struct store *s, int64_t org_id,
+                                   struct connection **out, size_t *n_out);
 void store_connections_free(struct connection *list, size_t n);
 fs_result store_connection_set_watermark(struct store *s, int64_t id,
                                          int64_t watermark);
@@ -478,10 +487,12 @@ fs_result store_record_place_values(struct store *s, int64_t rowid,
 typedef fs_result (*store_on_placement)(void *ctx, struct deal_placement *p);
 fs_result store_placements_scan(struct store *s, int64_t org_id,
                                 store_on_placement on_deal, void *ctx);
-/* Writes a deal's new placement: its territory and point, its owner field
- * when owner_changed, and its pending flag and update time. Inside the
- * caller's transaction. */
+/* Writes a deal's new placement: p's territory and point, its owner field
+ * when owner_changed, and the record's new pending flag and update time
+ * (p->pending and p->updated_at are as read; each is written only when it
+ * differs). Inside the caller's transaction. */
 fs_result store_placement_save(struct store *s, const struct deal_placement *p,
+                               bool pending, int64_t updated_at,
                                bool owner_changed);
 
 /* ---- the org's stages and the map onto them ---- */

@@ -488,14 +488,29 @@ static fs_result save_owner(struct store *s, int64_t rowid,
 }
 
 fs_result store_placement_save(struct store *s, const struct deal_placement *p,
+                               bool pending, int64_t updated_at,
                                bool owner_changed)
 {
-    static const char sql[] =
+    /* An UPDATE that names a column rewrites the entries of every index
+     * on it even when the value stays (updated_at: records_org_updated
+     * and records_pending; pending: both partial indexes), so each is
+     * named only when it changes. */
+    static const char *const sql[4] = {
+        "UPDATE records SET territory_id = ?2, geo_lat = ?3, geo_lng = ?4 "
+        "WHERE rowid = ?1",
         "UPDATE records SET territory_id = ?2, geo_lat = ?3, geo_lng = ?4, "
-        "pending = ?5, updated_at = ?6 WHERE rowid = ?1";
+        "updated_at = ?5 WHERE rowid = ?1",
+        "UPDATE records SET territory_id = ?2, geo_lat = ?3, geo_lng = ?4, "
+        "pending = ?6 WHERE rowid = ?1",
+        "UPDATE records SET territory_id = ?2, geo_lat = ?3, geo_lng = ?4, "
+        "updated_at = ?5, pending = ?6 WHERE rowid = ?1",
+    };
     sqlite3_stmt *st = NULL;
+    bool new_time = updated_at != p->updated_at;
+    bool new_flag = pending != p->pending;
 
-    fs_result r = store_prepare(s, sql, &st);
+    fs_result r =
+        store_prepare(s, sql[(new_flag ? 2 : 0) | (new_time ? 1 : 0)], &st);
     if (r != FS_OK)
         return r;
     sqlite3_bind_int64(st, 1, p->rowid);
@@ -507,8 +522,10 @@ fs_result store_placement_save(struct store *s, const struct deal_placement *p,
         sqlite3_bind_null(st, 3);
         sqlite3_bind_null(st, 4);
     }
-    sqlite3_bind_int(st, 5, p->pending ? 1 : 0);
-    sqlite3_bind_int64(st, 6, p->updated_at);
+    if (new_time)
+        sqlite3_bind_int64(st, 5, updated_at);
+    if (new_flag)
+        sqlite3_bind_int(st, 6, pending ? 1 : 0);
     r = store_step_done(st);
     if (r == FS_OK && owner_changed)
         r = save_owner(s, p->rowid, &p->owner);

@@ -100,7 +100,7 @@ static void keep_stored_tokens(void)
     sqlite3 *db = NULL;
     sqlite3_stmt *q = NULL;
 
-    assert_int_equal(sqlite3_open_v2(st.db, &db, SQLITE_OPEN_READONLY, NULL),
+    assert_int_equal(sqlite3_open_v2(st.db, &db, SQLITE_OPEN_READWRITE, NULL),
                      SQLITE_OK);
     sqlite3_busy_timeout(db, 10000);
     assert_int_equal(sqlite3_prepare_v2(db,

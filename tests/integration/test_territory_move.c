@@ -3,7 +3,10 @@
  * district polygons grouped into territories for the 35 agents, then a
  * block of districts moved to another territory. Exactly the deals inside
  * move (preview and apply agree), the rep who loses them sees them go on
- * the live stream, and the simulator ends up with the new owners. */
+ * the live stream, and the simulator ends up with the new owners. The
+ * API's numbers (deal points, polygon coordinates) carry at most six
+ * decimals, never the binary noise of a double. */
+#include "http_test.h"
 #include "stack.h"
 
 #include "base/alloc.h"
@@ -412,10 +415,84 @@ static void test_move_block_of_districts(void **state)
     json_decref(fc);
 }
 
+/* The body of a GET as the admin, as text (caller frees). */
+static char *get_text(const char *path)
+{
+    char *url = xasprintf("%s%s", st.api_base, path);
+    char *auth = xasprintf("Authorization: Bearer %s", st.admin);
+    const char *headers[] = {auth, NULL};
+    struct http_test_response r = {0};
+
+    assert_true(http_test_request("GET", url, headers, NULL, &r));
+    assert_int_equal(r.status, 200);
+    char *body = xstrdup(r.body);
+    http_test_response_free(&r);
+    free(auth);
+    free(url);
+    return body;
+}
+
+/* The most digits after a decimal point anywhere in text. */
+static size_t longest_fraction(const char *text)
+{
+    size_t longest = 0;
+
+    for (const char *p = strchr(text, '.'); p; p = strchr(p + 1, '.')) {
+        size_t n = strspn(p + 1, "0123456789");
+        longest = n > longest ? n : longest;
+    }
+    return longest;
+}
+
+/* "53.480000" as JSON writes the number: "53.48". */
+static char *trimmed(const char *text, size_t len)
+{
+    char *t = xstrndup(text, len);
+    size_t n = strlen(t);
+
+    while (n > 0 && strchr(t, '.') && t[n - 1] == '0')
+        t[--n] = '\0';
+    if (n > 0 && t[n - 1] == '.')
+        t[n - 1] = '\0';
+    return t;
+}
+
+static void test_api_numbers_have_six_decimals(void **state)
+{
+    char *deals = get_text("/api/v1/deals?bbox=-2.25,53.47,-2.22,53.49&"
+                           "limit=50");
+    json_t *parsed = json_loads(deals, 0, NULL);
+    json_t *first = json_array_get(json_object_get(parsed, "deals"), 0);
+    const char *location = stack_text(first, "location");
+
+    assert_true(strchr(deals, '.') != NULL);
+    assert_in_range(longest_fraction(deals), 1, 6);
+    /* The point is the location's own numbers, [lng, lat]. */
+    assert_non_null(location);
+    const char *comma = strchr(location, ',');
+    assert_non_null(comma);
+    char *lat = trimmed(location, (size_t)(comma - location));
+    char *lng = trimmed(comma + 1, strlen(comma + 1));
+    char *point = xasprintf("\"point\":[%s,%s]", lng, lat);
+    assert_non_null(strstr(deals, point));
+
+    char *territories = get_text("/api/v1/territories");
+    assert_non_null(strstr(territories, "\"coordinates\":[[[["));
+    assert_in_range(longest_fraction(territories), 1, 6);
+
+    free(territories);
+    free(point);
+    free(lng);
+    free(lat);
+    json_decref(parsed);
+    free(deals);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_move_block_of_districts),
+        cmocka_unit_test(test_api_numbers_have_six_decimals),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -710,6 +710,39 @@ bool stack_wait_state(struct stack *s, const char *id, const char *state)
     return http_test_poll(state_is, &w, STACK_WAIT_MS);
 }
 
+struct attempts_wait {
+    struct stack *s;
+    const char *id;
+    int attempts;
+};
+
+static bool attempts_reached(void *ctx)
+{
+    struct attempts_wait *w = ctx;
+    long status;
+    json_t *r = stack_api(w->s, w->s->admin, "GET", "/api/v1/sync/status", NULL,
+                          &status);
+    size_t i;
+    json_t *e;
+    bool reached = false;
+
+    json_array_foreach(json_object_get(r, "records"), i, e)
+    {
+        const char *id = stack_text(e, "id");
+        reached |=
+            id && strcmp(id, w->id) == 0 &&
+            json_integer_value(json_object_get(e, "attempts")) >= w->attempts;
+    }
+    json_decref(r);
+    return status == 200 && reached;
+}
+
+bool stack_wait_attempts(struct stack *s, const char *id, int attempts)
+{
+    struct attempts_wait w = {s, id, attempts};
+    return http_test_poll(attempts_reached, &w, STACK_WAIT_MS);
+}
+
 struct deleted_wait {
     struct stack *s;
     const char *id;
@@ -1060,7 +1093,10 @@ char *stack_connection_secret(struct stack *s, const char *account_id,
     sqlite3_stmt *q = NULL;
     char *value = NULL;
 
-    if (sqlite3_open_v2(s->db, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+    /* Opened read-write though it only reads: a read-only connection to
+     * the WAL database while the server opened or closed it at the same
+     * moment failed with SQLITE_CANTOPEN (test_limits, under load). */
+    if (sqlite3_open_v2(s->db, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK)
         goto out;
     sqlite3_busy_timeout(db, 10000);
     if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK)

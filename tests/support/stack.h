@@ -173,6 +173,11 @@ json_t *stack_patch(struct stack *s, const char *token, const char *id,
 /* Polls until the deal's sync state (GET /api/v1/deals/{id}) is state. */
 bool stack_wait_state(struct stack *s, const char *id, const char *state);
 
+/* Polls until the sync status lists the deal (our id) with at least
+ * attempts failed pushes: its next try is then the backoff's
+ * attempts-th step away (1 s doubling, +-25%). */
+bool stack_wait_attempts(struct stack *s, const char *id, int attempts);
+
 /* Polls until the deal (our id) is deleted or not, as deleted says, and
  * when reason is set, deleted for that reason ("crm_delete", "merged"). */
 bool stack_wait_deleted(struct stack *s, const char *id, bool deleted,

@@ -11,6 +11,7 @@
 
 #include "base/alloc.h"
 #include "base/clock.h"
+#include "oauth_test.h"
 #include "providers/oauth.h"
 
 #include <pthread.h>
@@ -21,8 +22,10 @@
 #define THREADS 16
 #define ISSUED_MAX 64
 
-/* The stand-in CRM and store. */
+/* The stand-in CRM and store (the store first: the keeper's ctx is the
+ * fake). */
 struct fake {
+    struct oauth_test_memory mem;
     pthread_mutex_t lock;
     int64_t lifetime_s;
     fs_result answer;   /* what the endpoint answers */
@@ -31,8 +34,6 @@ struct fake {
     int most_in_flight; /* at once, at most */
     char *current_rt;   /* the refresh token the endpoint takes */
     bool wrong_rt;      /* a refresh token other than current_rt came */
-    struct oauth_tokens stored;
-    int saves;
     /* Every access token issued and when it expires. */
     char *issued[ISSUED_MAX];
     int64_t issued_expiry[ISSUED_MAX];
@@ -75,37 +76,6 @@ static fs_result fake_exchange(void *ctx, struct provider_session *s,
     return r;
 }
 
-static fs_result fake_load(void *ctx, int64_t id, struct oauth_tokens *out)
-{
-    struct fake *f = ctx;
-
-    pthread_mutex_lock(&f->lock);
-    memset(out, 0, sizeof(*out));
-    if (f->stored.access_token)
-        out->access_token = xstrdup(f->stored.access_token);
-    if (f->stored.refresh_token)
-        out->refresh_token = xstrdup(f->stored.refresh_token);
-    out->expires_at = f->stored.expires_at;
-    out->refresh_at = f->stored.refresh_at;
-    pthread_mutex_unlock(&f->lock);
-    return FS_OK;
-}
-
-static fs_result fake_save(void *ctx, int64_t id, const struct oauth_tokens *t)
-{
-    struct fake *f = ctx;
-
-    pthread_mutex_lock(&f->lock);
-    oauth_tokens_clear(&f->stored);
-    f->stored.access_token = xstrdup(t->access_token);
-    f->stored.refresh_token = xstrdup(t->refresh_token);
-    f->stored.expires_at = t->expires_at;
-    f->stored.refresh_at = t->refresh_at;
-    f->saves++;
-    pthread_mutex_unlock(&f->lock);
-    return FS_OK;
-}
-
 struct rig {
     struct fake f;
     struct oauth_keeper *keeper;
@@ -118,8 +88,9 @@ static void rig_init(struct rig *r, int64_t lifetime_s)
     pthread_mutex_init(&r->f.lock, NULL);
     r->f.lifetime_s = lifetime_s;
     r->f.current_rt = xstrdup("rt-install");
-    r->f.stored.refresh_token = xstrdup("rt-install");
-    struct oauth_store_ops ops = {fake_load, fake_save, fake_exchange, &r->f};
+    oauth_test_memory_init(&r->f.mem, "rt-install");
+    struct oauth_store_ops ops = {oauth_test_memory_load,
+                                  oauth_test_memory_save, fake_exchange, &r->f};
     r->keeper = oauth_keeper_new(&ops);
     r->conn.id = 7;
     r->conn.provider = xstrdup("hubspot");
@@ -130,7 +101,7 @@ static void rig_free(struct rig *r)
 {
     oauth_keeper_free(r->keeper);
     connection_clear(&r->conn);
-    oauth_tokens_clear(&r->f.stored);
+    oauth_test_memory_clear(&r->f.mem);
     free(r->f.current_rt);
     for (int i = 0; i < r->f.n_issued; i++)
         free(r->f.issued[i]);
@@ -244,8 +215,8 @@ static void test_one_refresh_in_flight(void **state)
     assert_true(r.f.exchanges >= 3);
     assert_true(r.f.exchanges <= 1 + 4);
     assert_int_equal(oauth_keeper_refreshes(r.keeper), r.f.exchanges);
-    assert_int_equal(r.f.saves, r.f.exchanges);
-    assert_string_equal(r.f.stored.refresh_token, r.f.current_rt);
+    assert_int_equal(r.f.mem.saves, r.f.exchanges);
+    assert_string_equal(r.f.mem.tokens.refresh_token, r.f.current_rt);
     rig_free(&r);
 }
 
@@ -257,10 +228,10 @@ static void test_tokens_stored_elsewhere_are_taken(void **state)
     char *token = NULL;
 
     rig_init(&r, 60);
-    oauth_tokens_clear(&r.f.stored);
-    r.f.stored.access_token = xstrdup("at-other-process");
-    r.f.stored.refresh_token = xstrdup("rt-other-process");
-    oauth_tokens_set_lifetime(&r.f.stored, clock_now_ms(), 60);
+    oauth_tokens_clear(&r.f.mem.tokens);
+    r.f.mem.tokens.access_token = xstrdup("at-other-process");
+    r.f.mem.tokens.refresh_token = xstrdup("rt-other-process");
+    oauth_tokens_set_lifetime(&r.f.mem.tokens, clock_now_ms(), 60);
     assert_int_equal(token_of(&r, &token), FS_OK);
     assert_string_equal(token, "at-other-process");
     assert_int_equal(r.f.exchanges, 0);

@@ -802,8 +802,8 @@ static void test_provider_shape(void **state)
     assert_true(pipedrive_provider.webhooks_by_url);
     assert_true(pipedrive_provider.bans_failing_hooks);
     assert_non_null(pipedrive_provider.register_webhook);
-    /* API tokens only (docs/LIMITATIONS.md). */
-    assert_null(pipedrive_provider.oauth_token);
+    /* API tokens and OAuth apps (refreshed by the token keeper). */
+    assert_non_null(pipedrive_provider.oauth_token);
     pipedrive_provider.rate_budget(&c, CALL_WRITE, &b);
     assert_int_equal(b.window_ms, 2200);
     assert_int_equal(b.window_calls, 20);
@@ -813,6 +813,43 @@ static void test_provider_shape(void **state)
     pipedrive_provider.rate_budget(&c, CALL_READ, &b);
     assert_int_equal(b.window_calls, 80);
     assert_int_equal(b.daily_units, 300000);
+}
+
+/* A token answer's api_domain as the root calls go to: the spec's
+ * reading (an https URL) and the others seen (a bare host, an API path,
+ * a trailing slash); anything else is not taken. */
+static void test_api_domain_root(void **state)
+{
+    static const char *const taken[][2] = {
+        {"https://acme.pipedrive.com", "https://acme.pipedrive.com"},
+        {"https://acme.pipedrive.com/", "https://acme.pipedrive.com"},
+        {"acme.pipedrive.com", "https://acme.pipedrive.com"},
+        {"https://acme.pipedrive.com/api/v2", "https://acme.pipedrive.com"},
+        {"https://acme.pipedrive.com/api/v1/", "https://acme.pipedrive.com"},
+        {"https://acme.pipedrive.com/v1", "https://acme.pipedrive.com"},
+        {"http://127.0.0.1:4100", "http://127.0.0.1:4100"},
+    };
+    static const char *const refused[] = {
+        "ftp://acme.pipedrive.com",
+        "https://",
+        "https:///path",
+        "https://acme.pipedrive.com?x=1",
+        "https://user@evil.example",
+        "acme pipedrive",
+        "/",
+        "",
+    };
+    char *root = NULL;
+
+    for (size_t i = 0; i < sizeof(taken) / sizeof(taken[0]); i++) {
+        assert_int_equal(pipedrive_api_root(taken[i][0], &root), FS_OK);
+        assert_string_equal(root, taken[i][1]);
+        free(root);
+    }
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        assert_int_equal(pipedrive_api_root(refused[i], &root), FS_ERR_INVALID);
+        assert_null(root);
+    }
 }
 
 int main(void)
@@ -832,6 +869,7 @@ int main(void)
         cmocka_unit_test(test_write_bodies),
         cmocka_unit_test(test_empty_ids_refused),
         cmocka_unit_test(test_provider_shape),
+        cmocka_unit_test(test_api_domain_root),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

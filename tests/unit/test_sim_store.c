@@ -263,6 +263,24 @@ static void test_placement_rule(void **state)
     assert_true(counts[SIM_PLACE_NONE] > 300);
 }
 
+/* --placed-percent: the FNV-1a hash through MurmurHash3's finaliser,
+ * 0x07d3e9e203fcf19f for "1C1I7A6R", bucket 47 of 100. */
+static void test_placement_share(void **state)
+{
+    assert_false(sim_seed_in_share("1C1I7A6R", 47));
+    assert_true(sim_seed_in_share("1C1I7A6R", 48));
+
+    size_t kept = 0;
+    for (int k = 0; k < 10000; k++) {
+        char key[16];
+        snprintf(key, sizeof(key), "DEAL%05d", k);
+        assert_true(sim_seed_in_share(key, 100));
+        assert_false(sim_seed_in_share(key, 0));
+        kept += sim_seed_in_share(key, 5);
+    }
+    assert_in_range(kept, 400, 600);
+}
+
 static void write_text(const char *dir, const char *name, const char *text)
 {
     char *path = xasprintf("%s/%s", dir, name);
@@ -299,7 +317,7 @@ static struct sim_store *load(const char *dir)
     char *postcodes = xasprintf("%s/postcodes.csv", dir);
     char *err = NULL;
 
-    assert_int_equal(sim_seed_load(store, dir, postcodes, &err), FS_OK);
+    assert_int_equal(sim_seed_load(store, dir, postcodes, 100, &err), FS_OK);
     assert_null(err);
     free(postcodes);
     return store;
@@ -389,7 +407,7 @@ static void test_seed_placement_ignores_load_order(void **state)
     struct sim_store *c = new_store(false, NULL);
     char *path = xasprintf("%s/postcodes.csv", bad);
     char *err = NULL;
-    assert_int_equal(sim_seed_load(c, bad, path, &err), FS_ERR_INVALID);
+    assert_int_equal(sim_seed_load(c, bad, path, 100, &err), FS_ERR_INVALID);
     assert_non_null(strstr(err, "line 3"));
     free(err);
     free(path);
@@ -415,7 +433,8 @@ static void test_seed_short_row_and_empty_table(void **state)
     struct sim_store *store = new_store(false, NULL);
     char *err = NULL;
 
-    assert_int_equal(sim_seed_load(store, dir, path, &err), FS_ERR_INVALID);
+    assert_int_equal(sim_seed_load(store, dir, path, 100, &err),
+                     FS_ERR_INVALID);
     assert_non_null(strstr(err, "sales_pipeline.csv line 3"));
     free(err);
     err = NULL;
@@ -424,7 +443,7 @@ static void test_seed_short_row_and_empty_table(void **state)
     char *ok = seed_dir(rows, 1, "postcode,latitude,longitude\n");
     char *ok_path = xasprintf("%s/postcodes.csv", ok);
     store = new_store(false, NULL);
-    assert_int_equal(sim_seed_load(store, ok, ok_path, &err), FS_OK);
+    assert_int_equal(sim_seed_load(store, ok, ok_path, 100, &err), FS_OK);
     sim_store_lock(store);
     assert_int_equal(sim_store_deal_count(store), 1);
     assert_null(sim_deal_value(sim_store_deal_at(store, 0), DEAL_POSTCODE));
@@ -447,6 +466,7 @@ int main(void)
         cmocka_unit_test(test_changes_are_events_with_old_and_new_values),
         cmocka_unit_test(test_merge_keeps_the_primary_or_mints_an_id),
         cmocka_unit_test(test_placement_rule),
+        cmocka_unit_test(test_placement_share),
         cmocka_unit_test(test_seed_placement_ignores_load_order),
         cmocka_unit_test(test_seed_short_row_and_empty_table),
     };

@@ -2,7 +2,8 @@
  * apply, owners become pending local edits, a hand edit is respected
  * until a change touches the deal, a deal in no territory keeps its owner
  * and is listed, moving a deal re-places it, bad input changes nothing,
- * and owner ids are kept per CRM provider. */
+ * owner ids are kept per CRM provider, and an apply reads the state at its
+ * start while other connections write. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +16,8 @@
 #include "services/territory.h"
 #include "store_fixture.h"
 
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -137,6 +140,22 @@ static bool listed(char *const *ids, size_t n, const char *id)
     return false;
 }
 
+/* The connection's pending records, as the pusher sees them; *found
+ * tells whether id is among them. */
+static size_t count_pending(struct world *w, const char *id, bool *found)
+{
+    struct record *pending = NULL;
+    size_t n = 0;
+
+    assert_int_equal(store_records_pending(w->fx->store, w->fx->conn,
+                                           clock_now_ms(), 100, &pending, &n),
+                     FS_OK);
+    for (size_t i = 0; found && i < n; i++)
+        *found = *found || strcmp(pending[i].id, id) == 0;
+    store_records_free(pending, n);
+    return n;
+}
+
 static void test_preview_equals_apply(void **state)
 {
     struct world *w = *state;
@@ -205,14 +224,7 @@ static void test_preview_equals_apply(void **state)
     get(w, by_centroid, &r);
     assert_true(r.located && r.lat == 53.47 && r.lng == -2.20);
     /* The pusher sees them: pending records of the connection. */
-    struct record *pending = NULL;
-    size_t n_pending = 0;
-    assert_int_equal(store_records_pending(w->fx->store, w->fx->conn,
-                                           clock_now_ms(), 100, &pending,
-                                           &n_pending),
-                     FS_OK);
-    assert_int_equal(n_pending, 5);
-    store_records_free(pending, n_pending);
+    assert_int_equal(count_pending(w, NULL, NULL), 5);
 
     record_clear(&r);
     territory_plan_clear(&preview);
@@ -323,6 +335,97 @@ static void test_moving_a_deal_places_it_again(void **state)
 
     record_clear(&r);
     free(a);
+}
+
+/* Another connection's writer: renames a deal again and again, each in a
+ * transaction of its own, while the test applies a change. */
+struct renamer {
+    const char *path;
+    const char *id;
+    int64_t org;
+    int rounds;
+    fs_result result;
+};
+
+static void *rename_loop(void *arg)
+{
+    struct renamer *rn = arg;
+    struct store *s = NULL;
+
+    rn->result = store_open(rn->path, &s);
+    for (int i = 0; i < rn->rounds && rn->result == FS_OK; i++) {
+        struct record r = {0};
+        char name[32];
+        snprintf(name, sizeof(name), "renamed %d", i);
+        rn->result = store_begin(s);
+        if (rn->result == FS_OK)
+            rn->result = store_record_get(s, rn->org, rn->id, &r);
+        if (rn->result == FS_OK) {
+            merge_local_edit(&r.fields[DEAL_NAME], name, clock_now_ms(), 0);
+            rn->result = store_record_save(s, &r);
+        }
+        rn->result = rn->result == FS_OK ? store_commit(s)
+                                         : (store_rollback(s), rn->result);
+        record_clear(&r);
+    }
+    store_close(s);
+    return NULL;
+}
+
+static void test_apply_beside_other_writers(void **state)
+{
+    struct world *w = *state;
+    struct territory_plan plan;
+    struct record r = {0};
+    struct store *other = NULL;
+    char *a = make_deal(w, "31", "900", NULL, "53.470000,-2.270000");
+    char *b = make_deal(w, "32", "900", NULL, "53.480000,-2.280000");
+    char *kept = make_deal(w, "33", "101", NULL, "53.460000,-2.280000");
+
+    /* Committed by another connection just before: the apply, which reads
+     * on a connection of its own, places b east by it. */
+    assert_int_equal(store_open(w->fx->path, &other), FS_OK);
+    assert_int_equal(store_record_get(other, w->fx->org, b, &r), FS_OK);
+    merge_local_edit(&r.fields[DEAL_LOCATION], "53.470000,-2.200000",
+                     clock_now_ms(), 0);
+    assert_int_equal(store_record_save(other, &r), FS_OK);
+    store_close(other);
+    get(w, kept, &r);
+    int64_t kept_updated = r.updated_at;
+
+    /* Renames of a while the change is applied: each waits for the
+     * apply's transaction or goes before it, none is lost. */
+    struct renamer rn = {
+        .path = w->fx->path, .id = a, .org = w->fx->org, .rounds = 20};
+    pthread_t thread;
+    assert_int_equal(pthread_create(&thread, NULL, rename_loop, &rn), 0);
+    run(w, two_squares, true, &plan);
+    pthread_join(thread, NULL);
+    assert_int_equal(rn.result, FS_OK);
+
+    assert_int_equal(plan.n_moves, 2);
+    get(w, a, &r);
+    assert_string_equal(r.fields[DEAL_NAME].value, "renamed 19");
+    assert_string_equal(r.fields[DEAL_OWNER].value, "101");
+    assert_true(merge_field_pending(&r.fields[DEAL_OWNER]));
+    get(w, b, &r);
+    assert_string_equal(r.fields[DEAL_OWNER].value, "102");
+    assert_int_equal(r.territory_id, move_of(&plan, b)->to_territory);
+    assert_int_equal(r.updated_at, r.fields[DEAL_OWNER].time);
+    /* Placed but not moved: its territory is written, its update time
+     * and pending flag stay. */
+    get(w, kept, &r);
+    assert_int_equal(r.territory_id, plan.territories[0].id);
+    assert_int_equal(r.updated_at, kept_updated);
+    bool kept_pending = false;
+    assert_int_equal(count_pending(w, kept, &kept_pending), 2);
+    assert_false(kept_pending);
+
+    record_clear(&r);
+    territory_plan_clear(&plan);
+    free(a);
+    free(b);
+    free(kept);
 }
 
 static void expect_refused(struct world *w, const char *geojson, bool repair,
@@ -490,6 +593,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_owner_ids_per_provider, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_centroid_csv, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_apply_beside_other_writers, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -294,9 +294,12 @@ static void test_conflict_later_field_edit_wins_both_sides(void **state)
     assert_int_equal(status, 200);
 
     /* An id-only webhook is only news once the CRM can be read; the
-     * push, backing off since its failure, comes after that read. */
-    if (!st.crm->webhook_values)
+     * push, backing off since its third failure (4 s), comes after that
+     * read. */
+    if (!st.crm->webhook_values) {
+        assert_true(stack_wait_attempts(&st, id, 3));
         assert_true(stack_faults(&st, "{\"api_5xx\":0}"));
+    }
     assert_true(stack_faults(&st, "{\"webhooks_paused\":false}"));
     assert_true(stack_settled(&st, STACK_WAIT_MS));
     assert_true(stack_metric(&st, "fieldsync_conflicts_total") > conflicts);
