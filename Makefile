@@ -2,11 +2,15 @@
 # every test. Both install missing Debian packages first.
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 600
+FUZZ_JOBS  ?= 1
 SHARED     ?= $(abspath ../shared)
 JOBS       ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build demo check format format-check unit asan bench clean
+.PHONY: all deps build demo check format format-check unit asan bench fuzz \
+	fuzz-build clean
 
 all: build
 
@@ -43,5 +47,16 @@ bench: build
 	$(BUILD)/fsbench --fieldsync $(BUILD)/fieldsync --crmsim $(BUILD)/crmsim \
 	    --data $(SHARED)/data/crm_deals
 
+# The libFuzzer targets (clang), each run FUZZ_SECONDS, FUZZ_JOBS at a time;
+# FUZZ_TARGETS picks some (docs/FUZZING.md).
+fuzz-build: deps
+	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	    -DFS_FUZZ=ON -DFS_SHARED_DIR=$(SHARED) $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(FUZZ_BUILD) --target fuzz -j $(JOBS)
+
+fuzz: fuzz-build
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_JOBS=$(FUZZ_JOBS) \
+	    scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_TARGETS)
+
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

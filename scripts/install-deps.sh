@@ -5,7 +5,7 @@
 set -euo pipefail
 
 packages=(
-    build-essential cmake pkg-config clang clang-format
+    build-essential cmake pkg-config clang clang-format libclang-rt-dev
     libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev
     libssl-dev libgeos-dev libcmocka-dev curl openssl
 )

@@ -8,8 +8,10 @@
 
 void sim_csv_row_clear(struct sim_csv_row *row)
 {
-    for (size_t i = 0; i < row->count; i++)
+    for (size_t i = 0; i < row->count; i++) {
         free(row->fields[i]);
+        row->fields[i] = NULL;
+    }
     row->count = 0;
 }
 

@@ -206,19 +206,17 @@ static void places_free(struct places *p)
 
 /* The table sorted by postcode, each postcode once, so the placement
  * does not depend on the file's order. */
-static fs_result load_places(const char *path, struct places *p, char **err)
+static fs_result load_places(FILE *in, const char *name, struct places *p,
+                             char **err)
 {
     struct postcode_columns c = {.places = p};
-    struct csv_reader r = {path, postcodes_header, postcodes_row, &c};
-    FILE *in = open_file(path, err);
+    struct csv_reader r = {name, postcodes_header, postcodes_row, &c};
 
-    if (!in)
-        return FS_ERR_IO;
     fs_result result = read_csv(in, &r, err);
-    fclose(in);
     if (result != FS_OK)
         return result;
-    qsort(p->items, p->count, sizeof(*p->items), compare_places);
+    if (p->count > 1)
+        qsort(p->items, p->count, sizeof(*p->items), compare_places);
     size_t kept = 0;
     for (size_t i = 0; i < p->count; i++) {
         if (kept > 0 &&
@@ -284,12 +282,15 @@ static bool pipeline_row(void *ctx, const struct sim_csv_row *row)
     struct deal_loader *l = ctx;
     struct sim_write w = {0};
     char *const *f = row->fields;
-    const struct sim_stage *stage = seed_stage(l->store, f[4]);
-    const struct sim_owner *owner = sim_store_owner_named(l->store, f[1]);
     int64_t created = 0;
 
+    /* A short row has no stage or agent to look up. */
+    if (row->count < 8)
+        return false;
+    const struct sim_stage *stage = seed_stage(l->store, f[4]);
+    const struct sim_owner *owner = sim_store_owner_named(l->store, f[1]);
     bool ok =
-        row->count >= 8 && stage && *f[0] && put(l, &w, DEAL_NAME, f[0]) &&
+        stage && *f[0] && put(l, &w, DEAL_NAME, f[0]) &&
         put(l, &w, DEAL_STAGE, stage->id) && put(l, &w, DEAL_AMOUNT, f[7]) &&
         (!*f[6] || put(l, &w, DEAL_CLOSE_DATE, f[6])) &&
         (!owner || put(l, &w, DEAL_OWNER, owner->id)) &&
@@ -304,8 +305,11 @@ static bool pipeline_row(void *ctx, const struct sim_csv_row *row)
     return ok;
 }
 
-fs_result sim_seed_load(struct sim_store *store, const char *dir,
-                        const char *postcodes, int placed_percent, char **err)
+/* Both loads; postcodes_name names the postcode table in errors. */
+static fs_result load_streams(struct sim_store *store, FILE *teams_in,
+                              FILE *pipeline_in, FILE *postcodes_in,
+                              const char *postcodes_name, int placed_percent,
+                              char **err)
 {
     struct places places = {0};
     struct deal_loader loader = {store, &places, placed_percent};
@@ -313,25 +317,49 @@ fs_result sim_seed_load(struct sim_store *store, const char *dir,
                                store};
     struct csv_reader pipeline = {"sales_pipeline.csv", pipeline_header,
                                   pipeline_row, &loader};
-    FILE *in = NULL;
     fs_result result = FS_OK;
 
-    if (postcodes)
-        result = load_places(postcodes, &places, err);
+    if (postcodes_in)
+        result = load_places(postcodes_in, postcodes_name, &places, err);
     sim_store_lock(store);
-    if (result == FS_OK) {
-        in = open_csv(dir, "sales_teams.csv", err);
-        result = in ? read_csv(in, &teams, err) : FS_ERR_IO;
-        if (in)
-            fclose(in);
-    }
-    if (result == FS_OK) {
-        in = open_csv(dir, "sales_pipeline.csv", err);
-        result = in ? read_csv(in, &pipeline, err) : FS_ERR_IO;
-        if (in)
-            fclose(in);
-    }
+    if (result == FS_OK)
+        result = read_csv(teams_in, &teams, err);
+    if (result == FS_OK)
+        result = read_csv(pipeline_in, &pipeline, err);
     sim_store_unlock(store);
     places_free(&places);
+    return result;
+}
+
+fs_result sim_seed_load_streams(struct sim_store *store, FILE *teams,
+                                FILE *pipeline, FILE *postcodes, char **err)
+{
+    return load_streams(store, teams, pipeline, postcodes, "postcode table",
+                        100, err);
+}
+
+fs_result sim_seed_load(struct sim_store *store, const char *dir,
+                        const char *postcodes, int placed_percent, char **err)
+{
+    FILE *postcodes_in = NULL;
+    FILE *teams = NULL;
+    FILE *pipeline = NULL;
+    fs_result result = FS_ERR_IO;
+
+    if (postcodes && !(postcodes_in = open_file(postcodes, err)))
+        goto out;
+    if (!(teams = open_csv(dir, "sales_teams.csv", err)))
+        goto out;
+    if (!(pipeline = open_csv(dir, "sales_pipeline.csv", err)))
+        goto out;
+    result = load_streams(store, teams, pipeline, postcodes_in, postcodes,
+                          placed_percent, err);
+out:
+    if (pipeline)
+        fclose(pipeline);
+    if (teams)
+        fclose(teams);
+    if (postcodes_in)
+        fclose(postcodes_in);
     return result;
 }

@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 /* Most rows read from a postcode table. */
 #define SIM_SEED_POSTCODES_MAX 2000000
@@ -46,5 +47,11 @@ bool sim_seed_in_share(const char *opportunity_id, int percent);
  * frees). */
 fs_result sim_seed_load(struct sim_store *store, const char *dir,
                         const char *postcodes, int placed_percent, char **err);
+
+/* The same from streams already open (postcodes NULL: no placements;
+ * every deal keeps its placement), for data held elsewhere than in a
+ * folder: tests and the fuzz target. */
+fs_result sim_seed_load_streams(struct sim_store *store, FILE *teams,
+                                FILE *pipeline, FILE *postcodes, char **err);
 
 #endif

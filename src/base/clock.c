@@ -43,9 +43,20 @@ void clock_format_iso(int64_t ms, char out[32])
         frac += 1000;
         secs -= 1;
     }
-    gmtime_r(&secs, &tm);
-    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 32 - n, ".%03dZ", frac);
+    char text[96];
+
+    /* The year always takes four digits (strftime's %Y drops leading
+     * zeros, so year 620 would not read back). */
+    if (!gmtime_r(&secs, &tm)) {
+        snprintf(out, 32, "invalid");
+        return;
+    }
+    snprintf(text, sizeof(text), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+             tm.tm_min, tm.tm_sec, frac);
+    size_t n = strlen(text) < 31 ? strlen(text) : 31;
+    memcpy(out, text, n);
+    out[n] = '\0';
 }
 
 static int parse_digits(const char **p, int count, int *out)

@@ -221,6 +221,8 @@ void http_client_request_many(struct http_client *client,
     free(slot_ids);
 }
 
+/* Lines end in CRLF, or in a bare LF from a lenient server (curl takes
+ * both); the value is trimmed of blanks at both ends. */
 char *http_client_response_header(const struct http_client_response *resp,
                                   const char *name)
 {
@@ -228,16 +230,20 @@ char *http_client_response_header(const struct http_client_response *resp,
     const char *line = resp->headers.data;
 
     while (line && *line) {
-        const char *end = strstr(line, "\r\n");
+        const char *end = strchr(line, '\n');
         size_t len = end ? (size_t)(end - line) : strlen(line);
         if (len > name_len && line[name_len] == ':' &&
             strncasecmp(line, name, name_len) == 0) {
             const char *v = line + name_len + 1;
-            while (*v == ' ' || *v == '\t')
+            const char *v_end = line + len;
+            while (v < v_end && (*v == ' ' || *v == '\t'))
                 v++;
-            return xstrndup(v, (size_t)(line + len - v));
+            while (v_end > v &&
+                   (v_end[-1] == '\r' || v_end[-1] == ' ' || v_end[-1] == '\t'))
+                v_end--;
+            return xstrndup(v, (size_t)(v_end - v));
         }
-        line = end ? end + 2 : NULL;
+        line = end ? end + 1 : NULL;
     }
     return NULL;
 }

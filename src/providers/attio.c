@@ -328,6 +328,18 @@ static void at_reply_clear(struct at_reply *r)
     memset(r, 0, sizeof(*r));
 }
 
+/* An answer as the calls read it: its status and JSON body; FS_ERR_REMOTE
+ * for a 2xx answer (but 204) whose body is not JSON. */
+static fs_result reply_of(long status, const char *body, size_t len,
+                          struct at_reply *reply)
+{
+    reply->status = status;
+    reply->json = len > 0 ? json_loadb(body, len, 0, NULL) : NULL;
+    if (!reply->json && status < 300 && status != 204)
+        return FS_ERR_REMOTE;
+    return FS_OK;
+}
+
 /* Attio's error message ("message" of {status_code,type,code,message}). */
 static char *at_error_message(const json_t *body, long status)
 {
@@ -410,11 +422,7 @@ static fs_result at_call(struct provider_session *s, enum call_class cls,
     }
     if (result != FS_OK)
         goto out;
-    reply->status = resp.status;
-    if (resp.body.len > 0)
-        reply->json = json_loadb(resp.body.data, resp.body.len, 0, NULL);
-    if (!reply->json && reply->status < 300 && reply->status != 204)
-        result = FS_ERR_REMOTE;
+    result = reply_of(resp.status, resp.body.data, resp.body.len, reply);
 out:
     http_client_response_free(&resp);
     free(text);
@@ -545,6 +553,54 @@ static fs_result at_changed_since(struct provider_session *s,
     return scan_page(s, cursor, out, count);
 }
 
+/* Of an attribute's value history, the newest value someone other than
+ * us wrote when it is no longer current; NULL when the newest is
+ * current. */
+static const json_t *newest_other(const struct connection *conn,
+                                  const json_t *history)
+{
+    size_t i;
+    const json_t *v;
+    const json_t *found = NULL;
+    int64_t newest = 0;
+
+    json_array_foreach(history, i, v)
+    {
+        const json_t *actor = json_object_get(v, "created_by_actor");
+        int64_t t = 0;
+        bool ours = attio_actor(conn, actor) == ACTOR_US;
+        if (ours || !json_str(v, "active_from") ||
+            clock_parse_iso(json_str(v, "active_from"), &t) != 0)
+            continue;
+        const json_t *until = json_object_get(v, "active_until");
+        if (t >= newest) {
+            newest = t;
+            found = until && !json_is_null(until) ? v : NULL;
+        }
+    }
+    return found;
+}
+
+/* Sets others[] of every field on attribute a (from field f on) from the
+ * history value v (may be NULL), marking them looked at. */
+static void take_other(const struct attio_map *m, int f, const json_t *v,
+                       struct crm_deal *d, bool looked[DEAL_FIELD_COUNT])
+{
+    const struct attio_attr *a = &m->fields[f];
+
+    for (int g = f; g < DEAL_FIELD_COUNT; g++) {
+        char *value = NULL;
+        if (!m->fields[g].slug || strcmp(m->fields[g].slug, a->slug) != 0)
+            continue;
+        looked[g] = true;
+        if (!v || attio_value_in(a->kind, g, v, &value) != FS_OK)
+            continue;
+        clock_parse_iso(json_str(v, "active_from"), &d->others[g].time);
+        d->others[g].value = value;
+        d->others[g].present = true;
+    }
+}
+
 /* The newest value of an attribute's history someone other than us
  * wrote, when the current value is ours: an edit our push may have
  * overwritten (its webhook leads to a read that shows only our value). */
@@ -559,25 +615,8 @@ static fs_result other_value(struct provider_session *s,
         "/records/%s/attributes/%s/values?show_historic=true", id, slug);
     char *path = object_path(m, rest);
     fs_result result = at_call_ok(s, CALL_READ, "GET", path, NULL, reply);
-    size_t i;
-    const json_t *v;
-    int64_t newest = 0;
 
-    *out = NULL;
-    json_array_foreach(json_object_get(reply->json, "data"), i, v)
-    {
-        const json_t *actor = json_object_get(v, "created_by_actor");
-        int64_t t = 0;
-        bool ours = attio_actor(s->conn, actor) == ACTOR_US;
-        if (ours || !json_str(v, "active_from") ||
-            clock_parse_iso(json_str(v, "active_from"), &t) != 0)
-            continue;
-        const json_t *until = json_object_get(v, "active_until");
-        if (t >= newest) {
-            newest = t;
-            *out = until && !json_is_null(until) ? v : NULL;
-        }
-    }
+    *out = newest_other(s->conn, json_object_get(reply->json, "data"));
     free(path);
     free(rest);
     free(slug);
@@ -601,17 +640,8 @@ static fs_result add_history(struct provider_session *s,
         struct at_reply reply = {0};
         const json_t *v = NULL;
         fs_result result = other_value(s, m, d->crm_id, a, &v, &reply);
-        for (int g = f; result == FS_OK && g < DEAL_FIELD_COUNT; g++) {
-            char *value = NULL;
-            if (!m->fields[g].slug || strcmp(m->fields[g].slug, a->slug) != 0)
-                continue;
-            looked[g] = true;
-            if (!v || attio_value_in(a->kind, g, v, &value) != FS_OK)
-                continue;
-            clock_parse_iso(json_str(v, "active_from"), &d->others[g].time);
-            d->others[g].value = value;
-            d->others[g].present = true;
-        }
+        if (result == FS_OK)
+            take_other(m, f, v, d, looked);
         at_reply_clear(&reply);
         if (result != FS_OK)
             return result;
@@ -760,6 +790,37 @@ static void take_defaults(const struct connection *conn,
     crm_deal_clear(&d);
 }
 
+/* What the answer to the write w says into *r; FS_OK, or the refusal of
+ * our credentials that stops the batch. */
+static fs_result write_answer(const struct connection *conn,
+                              const struct attio_map *m,
+                              const struct crm_write *w,
+                              const struct at_reply *reply,
+                              struct crm_write_result *r)
+{
+    const json_t *data = json_object_get(reply->json, "data");
+    const char *id = json_str(json_object_get(data, "id"), "record_id");
+    bool ok = reply->status >= 200 && reply->status < 300;
+
+    if (ok && id) {
+        const char *writer = NULL;
+        int64_t t = written_time(m, w, data, &writer);
+        result_ok(r, id, t, writer);
+        if (!w->crm_id)
+            take_defaults(conn, m, w, data, r);
+    } else if (ok) {
+        provider_result_fail(r, FS_ERR_REMOTE, "Attio returned no record id");
+    } else {
+        fs_result code = provider_status_result(reply->status);
+        char *message = at_error_message(reply->json, reply->status);
+        provider_result_fail(r, code, message);
+        free(message);
+        if (code == FS_ERR_AUTH || code == FS_ERR_FORBIDDEN)
+            return code;
+    }
+    return FS_OK;
+}
+
 static fs_result write_one(struct provider_session *s,
                            const struct attio_map *m, const struct crm_write *w,
                            struct crm_write_result *r)
@@ -799,24 +860,7 @@ static fs_result write_one(struct provider_session *s,
     if (result != FS_OK)
         goto out;
 
-    const json_t *data = json_object_get(reply.json, "data");
-    const char *id = json_str(json_object_get(data, "id"), "record_id");
-    if (reply.status >= 200 && reply.status < 300 && id) {
-        const char *writer = NULL;
-        int64_t t = written_time(m, w, data, &writer);
-        result_ok(r, id, t, writer);
-        if (create)
-            take_defaults(s->conn, m, w, data, r);
-    } else if (reply.status >= 200 && reply.status < 300) {
-        provider_result_fail(r, FS_ERR_REMOTE, "Attio returned no record id");
-    } else {
-        fs_result code = provider_status_result(reply.status);
-        char *message = at_error_message(reply.json, reply.status);
-        provider_result_fail(r, code, message);
-        free(message);
-        if (code == FS_ERR_AUTH || code == FS_ERR_FORBIDDEN)
-            result = code;
-    }
+    result = write_answer(s->conn, m, w, &reply, r);
 out:
     json_decref(body);
     at_reply_clear(&reply);
@@ -879,25 +923,18 @@ static char *member_name(const json_t *member)
     return NULL;
 }
 
-static fs_result at_list_owners(struct provider_session *s,
-                                struct crm_owner **out, size_t *count)
+/* The workspace members of a list answer's data that have an id. */
+static fs_result members_of(const json_t *data, struct crm_owner **out,
+                            size_t *count)
 {
-    struct at_reply reply = {0};
-    struct crm_owner *owners = NULL;
+    struct crm_owner *owners;
     size_t n = 0, i;
     const json_t *member;
 
     *out = NULL;
     *count = 0;
-    fs_result result =
-        at_call_ok(s, CALL_READ, "GET", "/v2/workspace_members", NULL, &reply);
-    if (result != FS_OK)
-        goto out;
-    const json_t *data = json_object_get(reply.json, "data");
-    if (json_array_size(data) > MEMBERS_MAX) {
-        result = FS_ERR_TOO_LARGE;
-        goto out;
-    }
+    if (json_array_size(data) > MEMBERS_MAX)
+        return FS_ERR_TOO_LARGE;
     owners = xcalloc(json_array_size(data) + 1, sizeof(*owners));
     json_array_foreach(data, i, member)
     {
@@ -912,12 +949,48 @@ static fs_result at_list_owners(struct provider_session *s,
     }
     *out = owners;
     *count = n;
-    owners = NULL;
-    n = 0;
+    return FS_OK;
+}
+
+static fs_result at_list_owners(struct provider_session *s,
+                                struct crm_owner **out, size_t *count)
+{
+    struct at_reply reply = {0};
+
+    *out = NULL;
+    *count = 0;
+    fs_result result =
+        at_call_ok(s, CALL_READ, "GET", "/v2/workspace_members", NULL, &reply);
+    if (result != FS_OK)
+        goto out;
+    result = members_of(json_object_get(reply.json, "data"), out, count);
 out:
-    crm_owners_free(owners, n);
     at_reply_clear(&reply);
     return result;
+}
+
+/* The statuses of a list answer's data that have an id, as stages of
+ * pipeline. */
+static void statuses_of(const char *pipeline, const json_t *data,
+                        struct crm_stage **out, size_t *count)
+{
+    struct crm_stage *stages =
+        xcalloc(json_array_size(data) + 1, sizeof(*stages));
+    size_t n = 0, i;
+    const json_t *st;
+
+    json_array_foreach(data, i, st)
+    {
+        const char *id = json_str(json_object_get(st, "id"), "status_id");
+        if (!id)
+            continue;
+        stages[n].pipeline_id = xstrdup(pipeline);
+        stages[n].id = xstrdup(id);
+        stages[n].label = dup_or_null(json_str(st, "title"));
+        n++;
+    }
+    *out = stages;
+    *count = n;
 }
 
 /* The stage attribute's statuses; the attribute's slug stands for the one
@@ -927,9 +1000,6 @@ static fs_result at_list_stages(struct provider_session *s,
 {
     struct attio_map m = {0};
     struct at_reply reply = {0};
-    struct crm_stage *stages = NULL;
-    size_t n = 0, i;
-    const json_t *st;
     char *path = NULL;
 
     *out = NULL;
@@ -945,24 +1015,9 @@ static fs_result at_list_stages(struct provider_session *s,
     result = at_call_ok(s, CALL_READ, "GET", path, NULL, &reply);
     if (result != FS_OK)
         goto out;
-    const json_t *data = json_object_get(reply.json, "data");
-    stages = xcalloc(json_array_size(data) + 1, sizeof(*stages));
-    json_array_foreach(data, i, st)
-    {
-        const char *id = json_str(json_object_get(st, "id"), "status_id");
-        if (!id)
-            continue;
-        stages[n].pipeline_id = xstrdup(m.fields[DEAL_STAGE].slug);
-        stages[n].id = xstrdup(id);
-        stages[n].label = dup_or_null(json_str(st, "title"));
-        n++;
-    }
-    *out = stages;
-    *count = n;
-    stages = NULL;
-    n = 0;
+    statuses_of(m.fields[DEAL_STAGE].slug, json_object_get(reply.json, "data"),
+                out, count);
 out:
-    crm_stages_free(stages, n);
     at_reply_clear(&reply);
     free(path);
     attio_map_clear(&m);
@@ -1170,6 +1225,74 @@ static fs_result at_register_webhook(struct provider_session *s,
                             : xstrdup(fs_result_name(result));
     }
     json_decref(body);
+    at_reply_clear(&reply);
+    attio_map_clear(&m);
+    return result;
+}
+
+/* ---- answers without a network ---- */
+
+fs_result attio_read_answer(const struct connection *conn, const char *body,
+                            size_t len, struct attio_answer *out)
+{
+    struct attio_map m = {0};
+    struct at_reply reply = {0};
+    struct crm_deal_list list = {0};
+    struct crm_deal history = {0};
+    bool looked[DEAL_FIELD_COUNT] = {false};
+
+    memset(out, 0, sizeof(*out));
+    fs_result result = attio_map_from_settings(conn->settings, &m);
+    if (result == FS_OK)
+        result = reply_of(200, body, len, &reply);
+    if (result != FS_OK || !reply.json) {
+        attio_map_clear(&m);
+        return result == FS_OK ? FS_ERR_REMOTE : result;
+    }
+    const json_t *data = json_object_get(reply.json, "data");
+    add_records(conn, &m, data, &list);
+    crm_deal_list_give(&list, &out->deals, &out->deal_count);
+    members_of(data, &out->owners, &out->owner_count);
+    statuses_of(m.fields[DEAL_STAGE].slug, data, &out->stages,
+                &out->stage_count);
+    for (int f = 0; f < DEAL_FIELD_COUNT; f++) {
+        if (m.fields[f].slug && !looked[f])
+            take_other(&m, f, newest_other(conn, data), &history, looked);
+    }
+    memcpy(out->others, history.others, sizeof(out->others));
+    out->error = at_error_message(reply.json, reply.status);
+    at_reply_clear(&reply);
+    attio_map_clear(&m);
+    return FS_OK;
+}
+
+void attio_answer_clear(struct attio_answer *a)
+{
+    if (!a)
+        return;
+    crm_deals_free(a->deals, a->deal_count);
+    crm_owners_free(a->owners, a->owner_count);
+    crm_stages_free(a->stages, a->stage_count);
+    for (int f = 0; f < DEAL_FIELD_COUNT; f++)
+        free(a->others[f].value);
+    free(a->error);
+    memset(a, 0, sizeof(*a));
+}
+
+fs_result attio_read_write_answer(const struct connection *conn,
+                                  const struct crm_write *w, long status,
+                                  const char *body, size_t len,
+                                  struct crm_write_result *out)
+{
+    struct attio_map m = {0};
+    struct at_reply reply = {0};
+
+    memset(out, 0, sizeof(*out));
+    fs_result result = attio_map_from_settings(conn->settings, &m);
+    if (result == FS_OK)
+        result = reply_of(status, body, len, &reply);
+    if (result == FS_OK)
+        result = write_answer(conn, &m, w, &reply, out);
     at_reply_clear(&reply);
     attio_map_clear(&m);
     return result;

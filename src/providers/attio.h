@@ -136,4 +136,38 @@ char *attio_signature(const char *secret, const char *body, size_t len);
  * until; 0 when it is neither. */
 int64_t attio_retry_after(const char *value, int64_t now_ms);
 
+/* What the REST calls read from one answer body, the same parsing the
+ * calls do as a pure entry point, so tests and the fuzz target can feed
+ * answers without a network: its data[] read with the map of conn's
+ * settings as the records of a query (the well-formed ones), as
+ * workspace members (none past 10,000), as the stage attribute's
+ * statuses, and as an attribute's value history (others[f]: the newest
+ * value someone else wrote, when no longer current), and the error text
+ * the calls would log. FS_ERR_REMOTE when body is not JSON,
+ * FS_ERR_INVALID when conn's settings hold no map. */
+struct attio_answer {
+    struct crm_deal *deals;
+    size_t deal_count;
+    struct crm_owner *owners;
+    size_t owner_count;
+    struct crm_stage *stages;
+    size_t stage_count;
+    struct crm_past_value others[DEAL_FIELD_COUNT];
+    char *error;
+};
+
+fs_result attio_read_answer(const struct connection *conn, const char *body,
+                            size_t len, struct attio_answer *out);
+void attio_answer_clear(struct attio_answer *a);
+
+/* Reads the answer (status and body) to the write w (a create when its
+ * crm_id is NULL) into *out, as write_deals does: FS_OK with the outcome
+ * in *out, FS_ERR_AUTH or FS_ERR_FORBIDDEN (with *out failed) when the
+ * answer refuses our credentials, FS_ERR_REMOTE when a 2xx body is not
+ * JSON (*out not done). Pure, like attio_read_answer. */
+fs_result attio_read_write_answer(const struct connection *conn,
+                                  const struct crm_write *w, long status,
+                                  const char *body, size_t len,
+                                  struct crm_write_result *out);
+
 #endif

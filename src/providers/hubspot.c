@@ -395,17 +395,17 @@ static fs_result hs_parse_merge(const json_t *event, struct crm_event *ev)
     const json_t *id;
 
     ev->kind = CRM_EVENT_MERGE;
-    ev->new_id = provider_json_text(json_object_get(event, "newObjectId"));
+    ev->new_id = provider_json_id(json_object_get(event, "newObjectId"));
     if (!ev->new_id)
         ev->new_id =
-            provider_json_text(json_object_get(event, "primaryObjectId"));
+            provider_json_id(json_object_get(event, "primaryObjectId"));
     if (!ev->new_id || !json_is_array(merged))
         return FS_ERR_INVALID;
 
     ev->merged_ids = xcalloc(json_array_size(merged) + 1, sizeof(char *));
     json_array_foreach(merged, i, id)
     {
-        char *text = provider_json_text(id);
+        char *text = provider_json_id(id);
         if (!text)
             return FS_ERR_INVALID;
         ev->merged_ids[ev->merged_count++] = text;
@@ -794,7 +794,7 @@ static fs_result hs_deal_from_json(const struct connection *conn,
     const char *our_id;
 
     memset(d, 0, sizeof(*d));
-    d->crm_id = provider_json_text(json_object_get(obj, "id"));
+    d->crm_id = provider_json_id(json_object_get(obj, "id"));
     if (!d->crm_id)
         return FS_ERR_INVALID;
     our_id = provider_json_str(props, HS_OUR_ID_PROP);
@@ -848,13 +848,8 @@ static char *hs_next_after(const json_t *body)
 {
     const json_t *next =
         json_object_get(json_object_get(body, "paging"), "next");
-    char *after = provider_json_text(json_object_get(next, "after"));
 
-    if (after && !*after) {
-        free(after);
-        after = NULL;
-    }
-    return after;
+    return provider_json_id(json_object_get(next, "after"));
 }
 
 /* ---- list, search, read ---- */
@@ -1069,7 +1064,7 @@ static void hs_add_missing(const json_t *body, struct crm_deal_list *l)
             continue;
         json_array_foreach(ids, j, id)
         {
-            char *text = provider_json_text(id);
+            char *text = provider_json_id(id);
             if (!text)
                 continue;
             struct crm_deal *d = crm_deal_list_add(l);
@@ -1237,7 +1232,7 @@ static void hs_apply_batch_answer(const json_t *body,
 
     json_array_foreach(json_object_get(body, "results"), i, item)
     {
-        char *id = provider_json_text(json_object_get(item, "id"));
+        char *id = provider_json_id(json_object_get(item, "id"));
         const char *trace = provider_json_str(item, "objectWriteTraceId");
         for (size_t j = 0; id && j < n; j++) {
             const struct crm_write *w = &writes[idx[j]];
@@ -1377,7 +1372,7 @@ static fs_result hs_find_by_our_id(struct provider_session *s,
     result = hs_status_result(reply.status);
     if (result != FS_OK)
         goto out;
-    *crm_id = provider_json_text(json_object_get(reply.json, "id"));
+    *crm_id = provider_json_id(json_object_get(reply.json, "id"));
     if (!*crm_id)
         result = FS_ERR_REMOTE;
 out:
@@ -1454,7 +1449,7 @@ static fs_result hs_create_one(struct provider_session *s,
         goto out;
 
     if (reply.status == 200 || reply.status == 201) {
-        char *id = provider_json_text(json_object_get(reply.json, "id"));
+        char *id = provider_json_id(json_object_get(reply.json, "id"));
         if (id)
             provider_result_ok(r, id, hs_object_time(reply.json));
         else
@@ -1528,6 +1523,55 @@ static char *hs_owner_name(const json_t *owner)
     return NULL;
 }
 
+/* Appends the owners of an owners page's results[] (those with an id). */
+static void hs_owners_of(const json_t *body, struct crm_owner **owners,
+                         size_t *n)
+{
+    size_t i;
+    const json_t *o;
+
+    json_array_foreach(json_object_get(body, "results"), i, o)
+    {
+        char *id = provider_json_id(json_object_get(o, "id"));
+        if (!id)
+            continue;
+        *owners = xrealloc(*owners, (*n + 1) * sizeof(**owners));
+        (*owners)[*n].id = id;
+        (*owners)[*n].email = provider_json_text(json_object_get(o, "email"));
+        (*owners)[*n].name = hs_owner_name(o);
+        (*n)++;
+    }
+}
+
+/* Appends the stages of every pipeline in results[] (those with ids). */
+static void hs_stages_of(const json_t *body, struct crm_stage **stages,
+                         size_t *n)
+{
+    size_t i, j;
+    const json_t *pipeline;
+    const json_t *stage;
+
+    json_array_foreach(json_object_get(body, "results"), i, pipeline)
+    {
+        char *pipeline_id = provider_json_id(json_object_get(pipeline, "id"));
+        if (!pipeline_id)
+            continue;
+        json_array_foreach(json_object_get(pipeline, "stages"), j, stage)
+        {
+            char *id = provider_json_id(json_object_get(stage, "id"));
+            if (!id)
+                continue;
+            *stages = xrealloc(*stages, (*n + 1) * sizeof(**stages));
+            (*stages)[*n].pipeline_id = xstrdup(pipeline_id);
+            (*stages)[*n].id = id;
+            (*stages)[*n].label =
+                provider_json_text(json_object_get(stage, "label"));
+            (*n)++;
+        }
+        free(pipeline_id);
+    }
+}
+
 static fs_result hs_list_owners(struct provider_session *s,
                                 struct crm_owner **out, size_t *count)
 {
@@ -1543,8 +1587,6 @@ static fs_result hs_list_owners(struct provider_session *s,
         char *esc = after ? provider_url_escape(after) : NULL;
         char *path = xasprintf("/crm/v3/owners?limit=%d%s%s", HS_LIST_LIMIT,
                                esc ? "&after=" : "", esc ? esc : "");
-        size_t i;
-        const json_t *o;
 
         free(esc);
         result = hs_call(s, "GET", path, NULL, false, &reply);
@@ -1555,17 +1597,7 @@ static fs_result hs_list_owners(struct provider_session *s,
             hs_reply_clear(&reply);
             goto out;
         }
-        json_array_foreach(json_object_get(reply.json, "results"), i, o)
-        {
-            char *id = provider_json_text(json_object_get(o, "id"));
-            if (!id)
-                continue;
-            owners = xrealloc(owners, (n + 1) * sizeof(*owners));
-            owners[n].id = id;
-            owners[n].email = provider_json_text(json_object_get(o, "email"));
-            owners[n].name = hs_owner_name(o);
-            n++;
-        }
+        hs_owners_of(reply.json, &owners, &n);
         free(after);
         after = hs_next_after(reply.json);
         hs_reply_clear(&reply);
@@ -1588,9 +1620,6 @@ static fs_result hs_list_stages(struct provider_session *s,
     struct hs_reply reply = {0};
     struct crm_stage *stages = NULL;
     size_t n = 0;
-    size_t i, j;
-    const json_t *pipeline;
-    const json_t *stage;
     fs_result result;
 
     *out = NULL;
@@ -1601,25 +1630,7 @@ static fs_result hs_list_stages(struct provider_session *s,
     if (result != FS_OK)
         goto out;
 
-    json_array_foreach(json_object_get(reply.json, "results"), i, pipeline)
-    {
-        char *pipeline_id = provider_json_text(json_object_get(pipeline, "id"));
-        if (!pipeline_id)
-            continue;
-        json_array_foreach(json_object_get(pipeline, "stages"), j, stage)
-        {
-            char *id = provider_json_text(json_object_get(stage, "id"));
-            if (!id)
-                continue;
-            stages = xrealloc(stages, (n + 1) * sizeof(*stages));
-            stages[n].pipeline_id = xstrdup(pipeline_id);
-            stages[n].id = id;
-            stages[n].label =
-                provider_json_text(json_object_get(stage, "label"));
-            n++;
-        }
-        free(pipeline_id);
-    }
+    hs_stages_of(reply.json, &stages, &n);
     *out = stages;
     *count = n;
     stages = NULL;
@@ -1628,6 +1639,55 @@ out:
     crm_stages_free(stages, n);
     hs_reply_clear(&reply);
     return result;
+}
+
+/* ---- answers without the network ---- */
+
+fs_result hubspot_read_answer(const struct connection *conn, const char *body,
+                              size_t len, struct hubspot_answer *out)
+{
+    json_t *root = json_loadb(body, len, 0, NULL);
+    struct crm_deal_list list = {0};
+
+    memset(out, 0, sizeof(*out));
+    if (!root)
+        return FS_ERR_REMOTE;
+    hs_parse_results(conn, root, &list);
+    hs_add_missing(root, &list);
+    crm_deal_list_give(&list, &out->deals, &out->deal_count);
+    hs_owners_of(root, &out->owners, &out->owner_count);
+    hs_stages_of(root, &out->stages, &out->stage_count);
+    out->next_after = hs_next_after(root);
+    json_decref(root);
+    return FS_OK;
+}
+
+void hubspot_answer_clear(struct hubspot_answer *a)
+{
+    if (!a)
+        return;
+    crm_deals_free(a->deals, a->deal_count);
+    crm_owners_free(a->owners, a->owner_count);
+    crm_stages_free(a->stages, a->stage_count);
+    free(a->next_after);
+    memset(a, 0, sizeof(*a));
+}
+
+fs_result hubspot_read_update_answer(const char *body, size_t len,
+                                     const struct crm_write *writes, size_t n,
+                                     struct crm_write_result *results)
+{
+    json_t *root = json_loadb(body, len, 0, NULL);
+    size_t *idx = xcalloc(n ? n : 1, sizeof(size_t));
+
+    memset(results, 0, n * sizeof(*results));
+    for (size_t i = 0; i < n; i++)
+        idx[i] = i;
+    if (root)
+        hs_apply_batch_answer(root, writes, idx, n, results);
+    free(idx);
+    json_decref(root);
+    return root ? FS_OK : FS_ERR_REMOTE;
 }
 
 /* Checks the credentials with one cheap read the sync needs anyway (the

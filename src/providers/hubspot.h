@@ -49,4 +49,32 @@ char *hubspot_signature_v3(const char *secret, const char *method,
                            const char *uri, const char *body, size_t len,
                            const char *timestamp);
 
+/* What the REST calls read from one answer body: the deals of results[]
+ * (list, search, batch read; with the ids errors[] reports as not found,
+ * as archived deals), results[] read as owners, and as pipelines with
+ * their stages, and the next page's token. The same parsing the calls do,
+ * as a pure entry point, so tests and the fuzz target can feed answers
+ * without a network. FS_ERR_REMOTE when body is not JSON. */
+struct hubspot_answer {
+    struct crm_deal *deals;
+    size_t deal_count;
+    struct crm_owner *owners;
+    size_t owner_count;
+    struct crm_stage *stages;
+    size_t stage_count;
+    char *next_after; /* NULL on the last page */
+};
+
+fs_result hubspot_read_answer(const struct connection *conn, const char *body,
+                              size_t len, struct hubspot_answer *out);
+void hubspot_answer_clear(struct hubspot_answer *a);
+
+/* Reads a 200/207 answer to a batch update of writes[0..n) (each with a
+ * crm_id) into results[], as write_deals does; a write the answer names
+ * nowhere counts as written. FS_ERR_REMOTE when body is not JSON (results
+ * are then all not done). Pure, like hubspot_read_answer. */
+fs_result hubspot_read_update_answer(const char *body, size_t len,
+                                     const struct crm_write *writes, size_t n,
+                                     struct crm_write_result *results);
+
 #endif

@@ -451,19 +451,10 @@ static bool pd_changed(const struct pd_map *m, const json_t *previous,
 
 static char *pd_our_id(const struct pd_map *m, const json_t *obj)
 {
-    const json_t *v;
-    char *id;
-
     if (!m->our_key)
         return NULL;
-    v = custom_bare(
-        json_object_get(json_object_get(obj, "custom_fields"), m->our_key));
-    id = provider_json_text(v);
-    if (id && !*id) {
-        free(id);
-        id = NULL;
-    }
-    return id;
+    return provider_json_id(custom_bare(
+        json_object_get(json_object_get(obj, "custom_fields"), m->our_key)));
 }
 
 static enum change_actor pd_actor(const struct connection *conn,
@@ -914,13 +905,8 @@ static char *pd_error_message(const json_t *body, long status)
 
 static char *pd_next_cursor(const json_t *body)
 {
-    char *next = provider_json_text(json_object_get(
+    return provider_json_id(json_object_get(
         json_object_get(body, "additional_data"), "next_cursor"));
-    if (next && !*next) {
-        free(next);
-        next = NULL;
-    }
-    return next;
 }
 
 /* ---- deals as the API returns them ---- */
@@ -932,7 +918,7 @@ static fs_result pd_deal_from_json(const struct connection *conn,
                                    struct crm_deal *d)
 {
     memset(d, 0, sizeof(*d));
-    d->crm_id = provider_json_text(json_object_get(obj, "id"));
+    d->crm_id = provider_json_id(json_object_get(obj, "id"));
     if (!d->crm_id)
         return FS_ERR_INVALID;
     d->our_id = pd_our_id(m, obj);
@@ -1476,7 +1462,7 @@ static fs_result pd_take_answer(long status, const json_t *body,
 {
     if (status >= 200 && status < 300) {
         const json_t *data = json_object_get(body, "data");
-        char *id = provider_json_text(json_object_get(data, "id"));
+        char *id = provider_json_id(json_object_get(data, "id"));
         if (!json_is_true(json_object_get(body, "success")))
             provider_result_fail(r, FS_ERR_REMOTE,
                                  "Pipedrive answered without success");
@@ -1520,6 +1506,21 @@ static void pd_take_defaults(const struct connection *conn,
     pd_map_clear(&m);
 }
 
+/* Records a write's answer in r, and for a create (created set) the
+ * values Pipedrive gave the fields it left empty; returns the whole-call
+ * failure it is, or FS_OK. */
+static fs_result pd_write_answer(const struct connection *conn, long status,
+                                 const json_t *body,
+                                 const struct crm_write *created,
+                                 struct crm_write_result *r)
+{
+    fs_result result = pd_take_answer(status, body, r);
+
+    if (result == FS_OK && r->result == FS_OK && created)
+        pd_take_defaults(conn, created, body, r);
+    return result;
+}
+
 /* Sends one deal's body; records the outcome in r, and for a create
  * (created set) the values Pipedrive gave the fields it left empty. */
 static fs_result pd_send_deal(struct provider_session *s, const char *method,
@@ -1533,9 +1534,7 @@ static fs_result pd_send_deal(struct provider_session *s, const char *method,
 
     json_decref(json);
     if (result == FS_OK || (result == FS_ERR_REMOTE && reply.status < 300))
-        result = pd_take_answer(reply.status, reply.json, r);
-    if (result == FS_OK && r->result == FS_OK && created)
-        pd_take_defaults(s->conn, created, reply.json, r);
+        result = pd_write_answer(s->conn, reply.status, reply.json, created, r);
     pd_reply_clear(&reply);
     return result;
 }
@@ -1563,6 +1562,24 @@ static fs_result pd_update_one(struct provider_session *s,
     return result;
 }
 
+/* The first deal a search answer names (data.items[].item.id), or NULL.
+ * The caller frees. */
+static char *pd_search_hit(const json_t *body)
+{
+    size_t i;
+    const json_t *item;
+
+    json_array_foreach(json_object_get(json_object_get(body, "data"), "items"),
+                       i, item)
+    {
+        char *id = provider_json_id(
+            json_object_get(json_object_get(item, "item"), "id"));
+        if (id)
+            return id;
+    }
+    return NULL;
+}
+
 static fs_result pd_find_by_our_id(struct provider_session *s,
                                    const char *our_id, char **crm_id)
 {
@@ -1572,21 +1589,12 @@ static fs_result pd_find_by_our_id(struct provider_session *s,
                            esc);
     struct pd_reply reply = {0};
     fs_result result;
-    size_t i;
-    const json_t *item;
 
     *crm_id = NULL;
     result = pd_get(s, COST_DEAL_SEARCH, path, &reply);
     if (result != FS_OK)
         goto out;
-    json_array_foreach(
-        json_object_get(json_object_get(reply.json, "data"), "items"), i, item)
-    {
-        *crm_id = provider_json_text(
-            json_object_get(json_object_get(item, "item"), "id"));
-        if (*crm_id)
-            break;
-    }
+    *crm_id = pd_search_hit(reply.json);
     if (!*crm_id)
         result = FS_ERR_NOT_FOUND;
 out:
@@ -1798,35 +1806,37 @@ static fs_result pd_write_deals(struct provider_session *s,
 
 /* ---- users, stages, deal fields ---- */
 
+/* Appends the users of a users answer's data[] (those with an id). */
+static void pd_users_of(const json_t *body, struct crm_owner **owners,
+                        size_t *n)
+{
+    size_t i;
+    const json_t *u;
+
+    json_array_foreach(json_object_get(body, "data"), i, u)
+    {
+        char *id = provider_json_id(json_object_get(u, "id"));
+        if (!id)
+            continue;
+        *owners = xrealloc(*owners, (*n + 1) * sizeof(**owners));
+        (*owners)[*n].id = id;
+        (*owners)[*n].email = provider_json_text(json_object_get(u, "email"));
+        (*owners)[*n].name = provider_json_text(json_object_get(u, "name"));
+        (*n)++;
+    }
+}
+
 static fs_result pd_list_owners(struct provider_session *s,
                                 struct crm_owner **out, size_t *count)
 {
     struct pd_reply reply = {0};
-    struct crm_owner *owners = NULL;
-    size_t n = 0;
-    size_t i;
-    const json_t *u;
     fs_result result;
 
     *out = NULL;
     *count = 0;
     result = pd_get(s, COST_USERS, "/v1/users", &reply);
-    if (result != FS_OK)
-        goto out;
-    json_array_foreach(json_object_get(reply.json, "data"), i, u)
-    {
-        char *id = provider_json_text(json_object_get(u, "id"));
-        if (!id)
-            continue;
-        owners = xrealloc(owners, (n + 1) * sizeof(*owners));
-        owners[n].id = id;
-        owners[n].email = provider_json_text(json_object_get(u, "email"));
-        owners[n].name = provider_json_text(json_object_get(u, "name"));
-        n++;
-    }
-    *out = owners;
-    *count = n;
-out:
+    if (result == FS_OK)
+        pd_users_of(reply.json, out, count);
     pd_reply_clear(&reply);
     return result;
 }
@@ -1854,6 +1864,32 @@ static void add_closed_stages(struct crm_stage **stages, size_t *n)
     }
 }
 
+/* Appends the live stages of a stages page's data[] (those with an id and
+ * a pipeline). */
+static void pd_stages_of(const json_t *body, struct crm_stage **stages,
+                         size_t *n)
+{
+    size_t i;
+    const json_t *st;
+
+    json_array_foreach(json_object_get(body, "data"), i, st)
+    {
+        char *id = provider_json_id(json_object_get(st, "id"));
+        char *pipeline = provider_json_id(json_object_get(st, "pipeline_id"));
+        if (!id || !pipeline ||
+            json_is_true(json_object_get(st, "is_deleted"))) {
+            free(id);
+            free(pipeline);
+            continue;
+        }
+        *stages = xrealloc(*stages, (*n + 1) * sizeof(**stages));
+        (*stages)[*n].pipeline_id = pipeline;
+        (*stages)[*n].id = id;
+        (*stages)[*n].label = provider_json_text(json_object_get(st, "name"));
+        (*n)++;
+    }
+}
+
 static fs_result pd_list_stages(struct provider_session *s,
                                 struct crm_stage **out, size_t *count)
 {
@@ -1867,8 +1903,6 @@ static fs_result pd_list_stages(struct provider_session *s,
     for (int page = 0; page < PD_MAX_PAGES; page++) {
         struct buf path = {0};
         struct pd_reply reply = {0};
-        size_t i;
-        const json_t *st;
 
         buf_appendf(&path, "/api/v2/stages?limit=%d", PIPEDRIVE_PAGE_MAX);
         pd_append_cursor(&path, cursor);
@@ -1880,23 +1914,7 @@ static fs_result pd_list_stages(struct provider_session *s,
             pd_reply_clear(&reply);
             break;
         }
-        json_array_foreach(json_object_get(reply.json, "data"), i, st)
-        {
-            char *id = provider_json_text(json_object_get(st, "id"));
-            char *pipeline =
-                provider_json_text(json_object_get(st, "pipeline_id"));
-            if (!id || !pipeline ||
-                json_is_true(json_object_get(st, "is_deleted"))) {
-                free(id);
-                free(pipeline);
-                continue;
-            }
-            stages = xrealloc(stages, (n + 1) * sizeof(*stages));
-            stages[n].pipeline_id = pipeline;
-            stages[n].id = id;
-            stages[n].label = provider_json_text(json_object_get(st, "name"));
-            n++;
-        }
+        pd_stages_of(reply.json, &stages, &n);
         cursor = pd_next_cursor(reply.json);
         pd_reply_clear(&reply);
         if (!cursor)
@@ -2294,6 +2312,59 @@ static unsigned pd_synced_fields(const struct connection *conn)
     }
     pd_map_clear(&m);
     return bits;
+}
+
+/* ---- answers without a network ---- */
+
+fs_result pipedrive_read_answer(const struct connection *conn, const char *body,
+                                size_t len, struct pipedrive_answer *out)
+{
+    json_t *root = json_loadb(body, len, 0, NULL);
+    struct crm_deal_list list = {0};
+    struct pd_map m;
+
+    memset(out, 0, sizeof(*out));
+    if (!root)
+        return FS_ERR_REMOTE;
+    pd_map_load(conn, &m);
+    pd_parse_page(conn, &m, root, false, &list);
+    crm_deal_list_give(&list, &out->deals, &out->deal_count);
+    out->next_cursor = pd_next_cursor(root);
+    pd_users_of(root, &out->owners, &out->owner_count);
+    pd_stages_of(root, &out->stages, &out->stage_count);
+    add_closed_stages(&out->stages, &out->stage_count);
+    out->found_id = pd_search_hit(root);
+    out->error = pd_error_message(root, 200);
+    pd_map_clear(&m);
+    json_decref(root);
+    return FS_OK;
+}
+
+void pipedrive_answer_clear(struct pipedrive_answer *a)
+{
+    if (!a)
+        return;
+    crm_deals_free(a->deals, a->deal_count);
+    crm_owners_free(a->owners, a->owner_count);
+    crm_stages_free(a->stages, a->stage_count);
+    free(a->next_cursor);
+    free(a->found_id);
+    free(a->error);
+    memset(a, 0, sizeof(*a));
+}
+
+fs_result pipedrive_read_write_answer(const struct connection *conn,
+                                      const struct crm_write *w, long status,
+                                      const char *body, size_t len,
+                                      struct crm_write_result *out)
+{
+    json_t *root = len > 0 ? json_loadb(body, len, 0, NULL) : NULL;
+
+    memset(out, 0, sizeof(*out));
+    fs_result result =
+        pd_write_answer(conn, status, root, w->crm_id ? NULL : w, out);
+    json_decref(root);
+    return result;
 }
 
 const struct provider pipedrive_provider = {

@@ -75,4 +75,37 @@ fs_result pipedrive_api_root(const char *api_domain, char **root);
  * auth. The caller frees. */
 char *pipedrive_basic_auth(const char *user, const char *password);
 
+/* What the REST calls read from one answer body, the same parsing the
+ * calls do as a pure entry point, so tests and the fuzz target can feed
+ * answers without a network: data[] as a page of deals (list, ids=, the
+ * backstop's reads) with the next page's cursor, as users, as stages
+ * (each pipeline's won and lost stages added, as list_stages does), the
+ * deal a search finds, and the error text a failed call gives.
+ * FS_ERR_REMOTE when body is not JSON. */
+struct pipedrive_answer {
+    struct crm_deal *deals;
+    size_t deal_count;
+    char *next_cursor; /* NULL on the last page */
+    struct crm_owner *owners;
+    size_t owner_count;
+    struct crm_stage *stages;
+    size_t stage_count;
+    char *found_id; /* NULL: the search found nothing */
+    char *error;
+};
+
+fs_result pipedrive_read_answer(const struct connection *conn, const char *body,
+                                size_t len, struct pipedrive_answer *out);
+void pipedrive_answer_clear(struct pipedrive_answer *a);
+
+/* Reads the answer (status and body) to the PATCH, or for a write
+ * without crm_id the POST, of w into *out, as write_deals does: the
+ * outcome, and a create's values Pipedrive filled in. Returns the
+ * failure that stops the whole call (a refused token, the plan, the
+ * rate limit), or FS_OK. Pure, like pipedrive_read_answer. */
+fs_result pipedrive_read_write_answer(const struct connection *conn,
+                                      const struct crm_write *w, long status,
+                                      const char *body, size_t len,
+                                      struct crm_write_result *out);
+
 #endif

@@ -17,6 +17,17 @@ char *provider_json_text(const json_t *v)
     return NULL;
 }
 
+char *provider_json_id(const json_t *v)
+{
+    char *text = provider_json_text(v);
+
+    if (text && !*text) {
+        free(text);
+        text = NULL;
+    }
+    return text;
+}
+
 const char *provider_json_str(const json_t *obj, const char *key)
 {
     return json_string_value(json_object_get(obj, key));

@@ -12,6 +12,9 @@
 
 /* An integer or string member as text (the caller frees), or NULL. */
 char *provider_json_text(const json_t *v);
+/* The same, NULL when it is empty too: an id or a cursor an answer gives
+ * as "" names nothing (a deal linked to "", a PATCH of the collection). */
+char *provider_json_id(const json_t *v);
 /* A string member, or NULL. */
 const char *provider_json_str(const json_t *obj, const char *key);
 /* Strict decimal int64: optional '-', 1 to 18 digits, nothing else; 0 on

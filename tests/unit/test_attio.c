@@ -761,6 +761,65 @@ static void test_record_with_history(void **state)
     json_decref(rec);
 }
 
+/* The calls' own reading of members, statuses and write answers, fed as
+ * text (attio_read_answer, attio_read_write_answer). */
+static void test_answers_read(void **state)
+{
+    struct connection c;
+    struct attio_answer a;
+    struct crm_write_result r;
+    const struct crm_write w = {
+        .crm_id = "rec-1",
+        .values = {[DEAL_NAME] = "Kinetic"},
+        .present = {[DEAL_NAME] = true},
+    };
+    const char *members =
+        "{\"data\":[{\"id\":{\"workspace_member_id\":\"m1\"},"
+        "\"first_name\":\"\",\"last_name\":\"Kare\",\"email_address\":"
+        "\"susan@example.com\"},{\"first_name\":\"No id\"}]}";
+    const char *statuses =
+        "{\"data\":[{\"id\":{\"status_id\":\"s1\"},\"title\":\"Lead\","
+        "\"is_archived\":true}]}";
+
+    connection_with_map(&c, TOKEN_ACTOR);
+    assert_int_equal(attio_read_answer(&c, members, strlen(members), &a),
+                     FS_OK);
+    assert_int_equal(a.owner_count, 1);
+    assert_string_equal(a.owners[0].id, "m1");
+    assert_string_equal(a.owners[0].name, "Kare");
+    assert_string_equal(a.owners[0].email, "susan@example.com");
+    attio_answer_clear(&a);
+    assert_int_equal(attio_read_answer(&c, statuses, strlen(statuses), &a),
+                     FS_OK);
+    assert_int_equal(a.stage_count, 1);
+    assert_string_equal(a.stages[0].pipeline_id, "stage");
+    assert_string_equal(a.stages[0].label, "Lead");
+    attio_answer_clear(&a);
+    assert_int_equal(attio_read_answer(&c, "<html>", 6, &a), FS_ERR_REMOTE);
+    assert_null(a.deals);
+
+    /* A 2xx without a record id fails the write; a refused token stops
+     * the batch; a 2xx that is not JSON decides nothing. */
+    assert_int_equal(attio_read_write_answer(&c, &w, 200, "{}", 2, &r), FS_OK);
+    assert_true(r.done);
+    assert_int_equal(r.result, FS_ERR_REMOTE);
+    assert_string_equal(r.error, "Attio returned no record id");
+    crm_write_results_clear(&r, 1);
+    const char *refused =
+        "{\"status_code\":401,\"type\":\"auth_error\","
+        "\"code\":\"unauthorized\",\"message\":\"Bad token\"}";
+    assert_int_equal(
+        attio_read_write_answer(&c, &w, 401, refused, strlen(refused), &r),
+        FS_ERR_AUTH);
+    assert_true(r.done);
+    assert_string_equal(r.error, "unauthorized: Bad token");
+    crm_write_results_clear(&r, 1);
+    assert_int_equal(attio_read_write_answer(&c, &w, 200, "<html>", 6, &r),
+                     FS_ERR_REMOTE);
+    assert_false(r.done);
+    connection_clear(&c);
+}
+
 static void test_retry_after(void **state)
 {
     int64_t now = 1445412480000; /* 2015-10-21T07:28:00Z */
@@ -808,6 +867,7 @@ int main(void)
         cmocka_unit_test(test_values_in),
         cmocka_unit_test(test_values_out),
         cmocka_unit_test(test_record_with_history),
+        cmocka_unit_test(test_answers_read),
         cmocka_unit_test(test_retry_after),
         cmocka_unit_test(test_budgets_and_fields),
     };

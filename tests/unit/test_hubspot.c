@@ -733,6 +733,39 @@ static void test_parse_merge(void **state)
     assert_string_equal(ev.new_id, "4");
     assert_string_equal(ev.merged_ids[0], "3");
     crm_event_clear(&ev);
+
+    /* An empty id names no deal: a merge into "" or of "" is refused. */
+    assert_int_equal(parse("{\"occurredAt\":1,\"subscriptionType\":"
+                           "\"deal.merge\",\"objectId\":4,\"primaryObjectId\":"
+                           "4,\"newObjectId\":\"\",\"mergedObjectIds\":[\"\"]}",
+                           &ev),
+                     FS_ERR_INVALID);
+    crm_event_clear(&ev);
+}
+
+/* Answers naming deals, owners or stages by an empty id: none is taken
+ * (a read would link a deal to CRM id ""), nor an empty page token. */
+static void test_answer_empty_ids(void **state)
+{
+    struct connection conn = make_conn("s", "1");
+    struct hubspot_answer a;
+    const char *body =
+        "{\"results\":[{\"id\":\"\",\"email\":\"no-id@example.com\","
+        "\"stages\":[{\"id\":\"won\"}]},{\"id\":\"101\",\"properties\":{},"
+        "\"stages\":[{\"id\":\"\"},{\"id\":\"won\"}]}],"
+        "\"errors\":[{\"category\":\"OBJECT_NOT_FOUND\",\"context\":"
+        "{\"ids\":[\"\"]}}],\"paging\":{\"next\":{\"after\":\"\"}}}";
+
+    assert_int_equal(hubspot_read_answer(&conn, body, strlen(body), &a), FS_OK);
+    assert_int_equal(a.deal_count, 1);
+    assert_string_equal(a.deals[0].crm_id, "101");
+    assert_int_equal(a.owner_count, 1);
+    assert_string_equal(a.owners[0].id, "101");
+    assert_int_equal(a.stage_count, 1);
+    assert_string_equal(a.stages[0].pipeline_id, "101");
+    assert_string_equal(a.stages[0].id, "won");
+    assert_null(a.next_after);
+    hubspot_answer_clear(&a);
 }
 
 static void test_parse_invalid(void **state)
@@ -752,6 +785,26 @@ static void test_parse_invalid(void **state)
                      FS_ERR_INVALID);
     assert_int_equal(parse("not json", &ev), FS_ERR_INVALID);
     assert_int_equal(parse("[]", &ev), FS_ERR_INVALID);
+}
+
+/* A date before the year 1000 (a typo such as 0620 for 2020 passes as a
+ * date) goes to HubSpot as epoch ms and comes back as the same day, so its
+ * webhook echo is recognised rather than dropped as an invalid value. */
+static void test_early_dates_round_trip(void **state)
+{
+    static const char *const days[] = {"0620-01-29", "0001-01-01", "1969-12-31",
+                                       "2017-03-01"};
+
+    for (size_t i = 0; i < sizeof(days) / sizeof(days[0]); i++) {
+        char *out = NULL;
+        char *back = NULL;
+        assert_int_equal(hubspot_value_out(DEAL_CLOSE_DATE, days[i], &out),
+                         FS_OK);
+        assert_int_equal(hubspot_value_in(DEAL_CLOSE_DATE, out, &back), FS_OK);
+        assert_string_equal(back, days[i]);
+        free(back);
+        free(out);
+    }
 }
 
 static void test_provider_by_name(void **state)
@@ -1256,7 +1309,9 @@ int main(void)
         cmocka_unit_test(test_parse_generic_deal_form),
         cmocka_unit_test(test_parse_lifecycle_and_echo),
         cmocka_unit_test(test_parse_merge),
+        cmocka_unit_test(test_answer_empty_ids),
         cmocka_unit_test(test_parse_invalid),
+        cmocka_unit_test(test_early_dates_round_trip),
         cmocka_unit_test(test_provider_by_name),
         cmocka_unit_test(test_write_deals_207_and_creates),
         cmocka_unit_test(test_write_deals_rate_limited),

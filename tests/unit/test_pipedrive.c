@@ -738,6 +738,61 @@ static void test_write_bodies(void **state)
     assert_int_equal(pipedrive_write_body(&c, &w, true, &json), FS_ERR_INVALID);
 }
 
+/* An answer naming a deal, user or stage by an empty id: none of them is
+ * taken, a write so answered is not done with an empty id, and a search
+ * finds the next hit (else a retried create would PATCH the deals
+ * collection). */
+static void test_empty_ids_refused(void **state)
+{
+    struct connection c = make_conn();
+    struct pipedrive_answer a;
+    struct crm_write_result r;
+    const struct crm_write create = {
+        .our_id = "r-1",
+        .values = {[DEAL_NAME] = "Deal One"},
+        .present = {[DEAL_NAME] = true},
+    };
+    const char *page =
+        "{\"success\":true,\"data\":[{\"id\":\"\",\"title\":\"No id\"},"
+        "{\"id\":7,\"title\":\"Seven\"}],\"additional_data\":"
+        "{\"next_cursor\":\"\"}}";
+    const char *users = "{\"data\":[{\"id\":\"\",\"name\":\"No id\"},"
+                        "{\"id\":3,\"name\":\"Three\"}]}";
+    const char *stages = "{\"data\":[{\"id\":\"\",\"pipeline_id\":1},"
+                         "{\"id\":4,\"pipeline_id\":\"\"}]}";
+    const char *search = "{\"data\":{\"items\":[{\"item\":{\"id\":\"\"}},"
+                         "{\"item\":{\"id\":12}}]}}";
+    const char *written = "{\"success\":true,\"data\":{\"id\":\"\"}}";
+
+    assert_int_equal(pipedrive_read_answer(&c, page, strlen(page), &a), FS_OK);
+    assert_int_equal(a.deal_count, 1);
+    assert_string_equal(a.deals[0].crm_id, "7");
+    assert_null(a.next_cursor);
+    pipedrive_answer_clear(&a);
+    assert_int_equal(pipedrive_read_answer(&c, users, strlen(users), &a),
+                     FS_OK);
+    assert_int_equal(a.owner_count, 1);
+    assert_string_equal(a.owners[0].id, "3");
+    pipedrive_answer_clear(&a);
+    assert_int_equal(pipedrive_read_answer(&c, stages, strlen(stages), &a),
+                     FS_OK);
+    assert_int_equal(a.stage_count, 0);
+    pipedrive_answer_clear(&a);
+    assert_int_equal(pipedrive_read_answer(&c, search, strlen(search), &a),
+                     FS_OK);
+    assert_string_equal(a.found_id, "12");
+    pipedrive_answer_clear(&a);
+
+    assert_int_equal(pipedrive_read_write_answer(&c, &create, 201, written,
+                                                 strlen(written), &r),
+                     FS_OK);
+    assert_true(r.done);
+    assert_int_equal(r.result, FS_ERR_REMOTE);
+    assert_null(r.crm_id);
+    assert_string_equal(r.error, "Pipedrive returned no deal id");
+    crm_write_results_clear(&r, 1);
+}
+
 static void test_provider_shape(void **state)
 {
     struct connection c = make_conn();
@@ -812,6 +867,7 @@ int main(void)
         cmocka_unit_test(test_vendor_users_and_errors),
         cmocka_unit_test(test_settings_from_fields),
         cmocka_unit_test(test_write_bodies),
+        cmocka_unit_test(test_empty_ids_refused),
         cmocka_unit_test(test_provider_shape),
         cmocka_unit_test(test_api_domain_root),
     };

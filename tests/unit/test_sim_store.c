@@ -8,6 +8,7 @@
 
 #include <cmocka.h>
 
+#include "sim_fixture.h"
 #include "sim_seed.h"
 #include "sim_store.h"
 #include "test_env.h"
@@ -17,29 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static const struct sim_stage stages[] = {
-    {"s-open", "Open", "Prospecting", 0.1, false},
-    {"s-work", "Working", "Engaging", 0.4, false},
-    {"s-won", "Won", "Won", 1.0, true},
-    {"s-lost", "Lost", "Lost", 0.0, true},
-};
-static const struct sim_pipeline pipeline = {"p1", "Pipe", stages, 4};
-
-static char *deal_id(void *ctx, size_t n)
-{
-    return xasprintf("d%zu", n + 1);
-}
-
-static char *owner_id(void *ctx, size_t n)
-{
-    return xasprintf("o%zu", n + 1);
-}
-
-static char *user_id(void *ctx, size_t n)
-{
-    return xasprintf("u%zu", n + 1);
-}
 
 /* What the sink saw, flattened to text lines such as
  * "changed d1 stage s-open>s-work by user u1". */
@@ -71,13 +49,7 @@ static void on_event(void *ctx, const struct sim_event *ev)
 
 static struct sim_store *new_store(bool mint, struct seen *seen)
 {
-    struct sim_store_config config = {
-        .pipeline = &pipeline,
-        .deal_id = deal_id,
-        .owner_id = owner_id,
-        .user_id = user_id,
-        .merge_mints_id = mint,
-    };
+    struct sim_store_config config = sim_fixture_config(mint);
     struct sim_store *store = sim_store_new(&config);
     sim_store_add_owner(store, "Ann Example");
     if (seen)
@@ -448,6 +420,45 @@ static void test_seed_placement_ignores_load_order(void **state)
     free(bad);
 }
 
+/* A pipeline row shorter than the header is refused with its line, and a
+ * postcode table with a header only places nothing. */
+static void test_seed_short_row_and_empty_table(void **state)
+{
+    const char *rows[] = {
+        "K1,Ann Example,GTX,Acme,Won,2016-11-01,2017-03-01,100",
+        "K2,Ann Example,GTX",
+    };
+    char *dir = seed_dir(rows, 2, "postcode,latitude,longitude\n");
+    char *path = xasprintf("%s/postcodes.csv", dir);
+    struct sim_store *store = new_store(false, NULL);
+    char *err = NULL;
+
+    assert_int_equal(sim_seed_load(store, dir, path, 100, &err),
+                     FS_ERR_INVALID);
+    assert_non_null(strstr(err, "sales_pipeline.csv line 3"));
+    free(err);
+    err = NULL;
+    sim_store_free(store);
+
+    char *ok = seed_dir(rows, 1, "postcode,latitude,longitude\n");
+    char *ok_path = xasprintf("%s/postcodes.csv", ok);
+    store = new_store(false, NULL);
+    assert_int_equal(sim_seed_load(store, ok, ok_path, 100, &err), FS_OK);
+    sim_store_lock(store);
+    assert_int_equal(sim_store_deal_count(store), 1);
+    assert_null(sim_deal_value(sim_store_deal_at(store, 0), DEAL_POSTCODE));
+    sim_store_unlock(store);
+    sim_store_free(store);
+
+    char *cmd = xasprintf("rm -rf '%s' '%s'", dir, ok);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+    free(ok_path);
+    free(ok);
+    free(path);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -457,6 +468,7 @@ int main(void)
         cmocka_unit_test(test_placement_rule),
         cmocka_unit_test(test_placement_share),
         cmocka_unit_test(test_seed_placement_ignores_load_order),
+        cmocka_unit_test(test_seed_short_row_and_empty_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
