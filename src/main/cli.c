@@ -419,6 +419,12 @@ int cli_serve(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     fs_result r = app_start(&config, &app);
+    if (r == FS_ERR_CONFLICT) {
+        rc = cli_fail("cannot start on %s: another fieldsync serve runs on "
+                      "this database (%s)",
+                      config.listen, config.db_path);
+        goto out;
+    }
     if (r != FS_OK) {
         rc = cli_fail("cannot start on %s: %s%s", config.listen,
                       fs_result_name(r),
@@ -780,16 +786,17 @@ int cli_status(int argc, char **argv)
     int rc = cli_org_setup(argc, argv, status_usage, &s, &org_id);
     if (rc >= 0)
         return rc;
-    fs_result r = store_sync_status(s, org_id, 0, &entries, &n);
+    int64_t pending = 0;
+    int64_t failed = 0;
+    fs_result r = store_sync_status_counts(s, org_id, NULL, &pending, &failed);
+    if (r == FS_OK)
+        r = store_sync_status(s, org_id, NULL, 0, &entries, &n);
     if (r != FS_OK) {
         store_close(s);
         return cli_fail("cannot read the sync status: %s", fs_result_name(r));
     }
 
-    size_t failed = 0;
-    for (size_t i = 0; i < n; i++)
-        failed += entries[i].failed ? 1 : 0;
-    printf("pending: %zu\nfailed: %zu\n", n - failed, failed);
+    printf("pending: %" PRId64 "\nfailed: %" PRId64 "\n", pending, failed);
     for (size_t i = 0; i < n; i++) {
         char since[32];
         if (!entries[i].failed)

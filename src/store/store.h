@@ -356,9 +356,16 @@ struct sync_status_entry {
 
 void store_sync_status_free(struct sync_status_entry *entries, size_t n);
 /* The org's live records that are pending or have a sync_state row, by
- * record id, at most limit (<= 0: 1000). */
-fs_result store_sync_status(struct store *s, int64_t org_id, int limit,
-                            struct sync_status_entry **out, size_t *n_out);
+ * record id, at most limit (<= 0: 1000); only those whose owner is owner
+ * when owner is not NULL. */
+fs_result store_sync_status(struct store *s, int64_t org_id, const char *owner,
+                            int limit, struct sync_status_entry **out,
+                            size_t *n_out);
+/* How many records store_sync_status would list without a limit: failed
+ * ones, and the others (pending). */
+fs_result store_sync_status_counts(struct store *s, int64_t org_id,
+                                   const char *owner, int64_t *pending_out,
+                                   int64_t *failed_out);
 /* Pending live records and failed ones, for one connection. */
 fs_result store_sync_counts(struct store *s, int64_t connection_id,
                             int64_t *pending_out, int64_t *failed_out);

@@ -477,9 +477,14 @@ static void test_pending_and_sync_state(void **state)
 
     struct sync_status_entry *status = NULL;
     size_t n = 0;
-    assert_int_equal(store_sync_status(fx->store, fx->org, 0, &status, &n),
-                     FS_OK);
+    assert_int_equal(
+        store_sync_status(fx->store, fx->org, NULL, 0, &status, &n), FS_OK);
     assert_int_equal(n, 1);
+    assert_int_equal(
+        store_sync_status_counts(fx->store, fx->org, NULL, &pending, &failed),
+        FS_OK);
+    assert_int_equal(pending, 0);
+    assert_int_equal(failed, 1);
     assert_string_equal(status[0].record_id, r.id);
     assert_string_equal(status[0].crm_id, "500");
     assert_true(status[0].failed);

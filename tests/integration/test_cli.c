@@ -1,0 +1,127 @@
+/* What a new user meets first, through the real binaries: the sync
+ * status's whole counts past its list's cap, serve's one-per-database
+ * lock whatever the path, and the command line's error wording. */
+#include "stack.h"
+
+#include "base/alloc.h"
+#include "test_env.h"
+
+#include <jansson.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+/* One more than the status list's cap (docs/API.md). */
+#define STATUS_DEALS 1001
+
+static struct stack st;
+
+static int setup(void **state)
+{
+    struct stack_options o = {.deals = 6};
+
+    (void)state;
+    return stack_start(&st, &o) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    return stack_stop(&st) ? 0 : -1;
+}
+
+/* Runs the CLI with args; asserts the exit code and that the output holds
+ * want. */
+static void assert_cli(const char *const *args, int want_code, const char *want)
+{
+    int code = -1;
+    char *out = stack_cli(&st, &code, args);
+
+    if (!out || !strstr(out, want))
+        print_error("output: %s\n", out ? out : "(none)");
+    assert_non_null(out);
+    assert_int_equal(code, want_code);
+    assert_non_null(strstr(out, want));
+    free(out);
+}
+
+/* More deals waiting than the list shows: the counts are whole in the API
+ * and `fieldsync status`, the list stops at 1,000. */
+static void test_status_counts_past_the_list(void **state)
+{
+    long status;
+
+    (void)state;
+    assert_true(stack_faults(&st, "{\"api_5xx\":1.0}"));
+    for (int i = 0; i < STATUS_DEALS; i++) {
+        char *body = xasprintf("{\"fields\":{\"name\":\"Waiting %d\"}}", i);
+        json_decref(
+            stack_api(&st, st.admin, "POST", "/api/v1/deals", body, &status));
+        free(body);
+        assert_int_equal(status, 201);
+    }
+
+    json_t *r =
+        stack_api(&st, st.admin, "GET", "/api/v1/sync/status", NULL, &status);
+    assert_int_equal(status, 200);
+    json_int_t pending = json_integer_value(json_object_get(r, "pending"));
+    json_int_t failed = json_integer_value(json_object_get(r, "failed"));
+    assert_int_equal(pending + failed, STATUS_DEALS);
+    assert_int_equal(json_array_size(json_object_get(r, "records")), 1000);
+    json_decref(r);
+
+    int code;
+    const char *args[] = {"status", "--org", STACK_ORG, NULL};
+    char *out = stack_cli(&st, &code, args);
+    assert_int_equal(code, 0);
+    long long cli_pending = -1, cli_failed = -1;
+    assert_int_equal(
+        sscanf(out, "pending: %lld\nfailed: %lld", &cli_pending, &cli_failed),
+        2);
+    assert_int_equal(cli_pending + cli_failed, STATUS_DEALS);
+    free(out);
+    assert_true(stack_faults(&st, STACK_NO_FAULTS));
+}
+
+/* A second serve on the running one's database is refused by any path to
+ * it, a symbolic link, one through "..", a hard link, and says why. */
+static void test_second_serve_refused_by_any_path(void **state)
+{
+    char *db = st.db;
+    char *sym = xasprintf("%s/alias.db", st.dir);
+    char *hard = xasprintf("%s/hard.db", st.dir);
+    char *dotted = xasprintf("%s/../%s", st.dir, strrchr(st.dir, '/') + 1);
+    char *dotted_db = xasprintf("%s/%s", dotted, strrchr(db, '/') + 1);
+    const char *serve[] = {"serve", "--listen", "127.0.0.1:0", NULL};
+
+    (void)state;
+    assert_int_equal(symlink(db, sym), 0);
+    assert_int_equal(link(db, hard), 0);
+    char *paths[] = {db, sym, dotted_db, hard};
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        st.db = paths[i];
+        assert_cli(serve, 1, "another fieldsync serve runs on this database");
+    }
+    st.db = db;
+    unlink(sym);
+    unlink(hard);
+    free(sym);
+    free(hard);
+    free(dotted);
+    free(dotted_db);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_status_counts_past_the_list),
+        cmocka_unit_test(test_second_serve_refused_by_any_path),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
