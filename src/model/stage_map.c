@@ -253,6 +253,29 @@ static fs_result validate_links(const struct stage_map *m, char **error)
     return FS_OK;
 }
 
+/* Whether the default writes its stage as a CRM stage that reads back as
+ * a stage of another kind (an open deal written as the CRM's Lost, a won
+ * one as lost): a deal would change its outcome by the write. Another
+ * stage of the same kind is allowed (DECISIONS.md, fewer stages). */
+static bool default_changes_kind(const struct stage_map *m,
+                                 const struct stage_default *d, char **error)
+{
+    const struct stage_def *want = stage_map_find(m, d->key);
+    const char *back_key = stage_map_key_of(m, d->crm_stage);
+    const struct stage_def *back =
+        back_key ? stage_map_find(m, back_key) : NULL;
+
+    if (!want || !back || back->kind == want->kind)
+        return false;
+    *error = xasprintf("stage %s (%s) cannot be written as CRM stage %s in "
+                       "pipeline %s: it reads back as %s (%s); write it as a "
+                       "CRM stage that reads as a stage of kind %s",
+                       want->key, stage_kind_name(want->kind), d->crm_stage,
+                       d->pipeline_id, back->key, stage_kind_name(back->kind),
+                       stage_kind_name(want->kind));
+    return true;
+}
+
 static fs_result validate_defaults(const struct stage_map *m, char **error)
 {
     for (size_t i = 0; i < m->n_defaults; i++) {
@@ -269,6 +292,8 @@ static fs_result validate_defaults(const struct stage_map *m, char **error)
                                d->pipeline_id, d->crm_stage);
             return FS_ERR_INVALID;
         }
+        if (default_changes_kind(m, d, error))
+            return FS_ERR_INVALID;
     }
 
     size_t n_pipes = 0;

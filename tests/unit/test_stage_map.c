@@ -129,8 +129,30 @@ static void test_derived_defaults_and_validation(void **state)
     add_default(&m, "renewals", "in_quote", "r1");
     add_default(&m, "renewals", "new", "r1");
     add_default(&m, "renewals", "qualified", "r1");
+    /* An open stage written as one that reads back as won is refused. */
+    expect_invalid(&m, "stage in_quote (open) cannot be written as CRM stage "
+                       "r1 in pipeline renewals: it reads back as won (won)");
+
+    /* Written as an open stage that reads as another one, it is taken. */
+    add_crm(&m, "renewals", "r0");
+    add_link(&m, "r0", "qualified");
+    for (size_t i = 0; i < m.n_defaults; i++) {
+        if (strcmp(m.defaults[i].pipeline_id, "renewals") == 0 &&
+            strcmp(m.defaults[i].crm_stage, "r1") == 0 &&
+            strcmp(m.defaults[i].key, "won") != 0) {
+            free(m.defaults[i].crm_stage);
+            m.defaults[i].crm_stage = xstrdup("r0");
+        }
+    }
     assert_int_equal(stage_map_validate(&m, &error), FS_OK);
     assert_null(error);
+
+    /* Won written as a stage that reads back as lost is refused too. */
+    add_default(&m, "sales", "won", "s4");
+    expect_invalid(&m, "stage won (won) cannot be written as CRM stage s4");
+    free(m.defaults[--m.n_defaults].pipeline_id);
+    free(m.defaults[m.n_defaults].key);
+    free(m.defaults[m.n_defaults].crm_stage);
 
     /* A derived default never replaces one given. */
     stage_map_derive_defaults(&m);
