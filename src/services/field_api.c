@@ -299,6 +299,14 @@ static fs_result value_text(enum deal_field field, json_t *v, char **out,
     return FS_ERR_INVALID;
 }
 
+/* NULL, empty or spaces only: no name a person could read. */
+static bool text_blank(const char *text)
+{
+    while (text && *text == ' ')
+        text++;
+    return !text || !*text;
+}
+
 static fs_result parse_fields(json_t *fields, struct field_api_edit *out,
                               struct api_error *err)
 {
@@ -349,6 +357,12 @@ static fs_result parse_fields(json_t *fields, struct field_api_edit *out,
             api_error_set(err, 422, "invalid_value", name,
                           "not a valid %s value", deal_fields[f].name);
             return r;
+        }
+        if (f == DEAL_NAME && text_blank(canonical)) {
+            free(canonical);
+            api_error_set(err, 422, "invalid_value", name,
+                          "a deal needs a name");
+            return FS_ERR_INVALID;
         }
         out->set[f] = true;
         out->values[f] = canonical;
