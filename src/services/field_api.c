@@ -537,6 +537,26 @@ static const char *edit_outcome_name(enum edit_outcome o)
     return "unchanged";
 }
 
+/* The answer for one field's edit. A stage the pipeline writes as a CRM
+ * stage that reads back as another org stage (In Quote written as
+ * Engaging, which reads as Qualified) is "remapped", applied or not: the
+ * deal does not read as the stage asked, and its "stage" says which it
+ * does. */
+static const char *edit_answer(struct api_call *c,
+                               const struct field_api_edit *edit,
+                               const struct record *r, int field,
+                               enum edit_outcome outcome)
+{
+    if (field == DEAL_STAGE && outcome != EDIT_SUPERSEDED &&
+        edit->values[DEAL_STAGE]) {
+        const char *reads_as =
+            stage_map_key_of(api_stages(c), r->fields[DEAL_STAGE].value);
+        if (reads_as && strcmp(reads_as, edit->values[DEAL_STAGE]) != 0)
+            return "remapped";
+    }
+    return edit_outcome_name(outcome);
+}
+
 /* What a rep may not do with an edit: give the deal to someone else. */
 static bool rep_owner_allowed(const struct api_call *c,
                               const struct field_api_edit *edit)
@@ -775,8 +795,9 @@ static void handle_patch(struct api_call *c, const char *id)
         if (!edit.set[f])
             continue;
         changed = changed || outcomes[f] == EDIT_APPLIED;
-        json_object_set_new(edits, deal_fields[f].name,
-                            json_string(edit_outcome_name(outcomes[f])));
+        json_object_set_new(
+            edits, deal_fields[f].name,
+            json_string(edit_answer(c, &edit, &r, f, outcomes[f])));
     }
     json_t *deal = record_json(c, &r);
     if (changed)

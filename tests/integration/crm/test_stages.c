@@ -343,8 +343,26 @@ static void test_edits_name_the_orgs_stages(void **state)
                         stage("Engaging"));
     assert_string_equal(stack_text(json_object_get(r, "deal"), "stage"),
                         "qualified");
+    /* The answer says the deal does not read as the stage asked. */
+    assert_string_equal(stack_text(json_object_get(r, "edits"), "stage"),
+                        "remapped");
     json_decref(r);
     assert_true(stack_wait_sim(&st, crm_id, "stage", stage("Engaging")));
+
+    /* Asked again, nothing changes, and the answer still says so; asked
+     * for the stage it reads as, the edit is plainly unchanged. */
+    r = stack_patch(&st, st.admin, id, "{\"fields\":{\"stage\":\"in_quote\"}}",
+                    &status);
+    assert_int_equal(status, 200);
+    assert_string_equal(stack_text(json_object_get(r, "edits"), "stage"),
+                        "remapped");
+    json_decref(r);
+    r = stack_patch(&st, st.admin, id, "{\"fields\":{\"stage\":\"qualified\"}}",
+                    &status);
+    assert_int_equal(status, 200);
+    assert_string_equal(stack_text(json_object_get(r, "edits"), "stage"),
+                        "unchanged");
+    json_decref(r);
 
     /* A CRM stage id, or anything else that is not one of the org's
      * stages, is refused and changes nothing. */
