@@ -4,6 +4,8 @@
 #include "stack.h"
 
 #include "base/alloc.h"
+#include "http_test.h"
+#include "sse_test.h"
 #include "test_env.h"
 
 #include <jansson.h>
@@ -24,7 +26,11 @@ static struct stack st;
 
 static int setup(void **state)
 {
-    struct stack_options o = {.deals = 6};
+    /* A short backstop period, so a failing pass shows in the log soon;
+     * info lines, where a client gone away is logged. */
+    static const char *const serve_args[] = {"--log-level", "info", NULL};
+    struct stack_options o = {
+        .deals = 6, .backstop_ms = 200, .serve_args = serve_args};
 
     (void)state;
     return stack_start(&st, &o) ? 0 : -1;
@@ -117,11 +123,128 @@ static void test_second_serve_refused_by_any_path(void **state)
     free(dotted_db);
 }
 
+/* The serve log holds a line with every one of the words. */
+struct log_wait {
+    const char *const *words;
+};
+
+static bool log_has_line(void *ctx)
+{
+    const struct log_wait *w = ctx;
+    char *path = xasprintf("%s/serve.log", st.dir);
+    char *text = stack_read_file(path);
+    bool found = false;
+
+    for (char *line = text; line && *line && !found;) {
+        char *end = strchr(line, '\n');
+        if (end)
+            *end = '\0';
+        found = true;
+        for (size_t i = 0; w->words[i] && found; i++)
+            found = strstr(line, w->words[i]) != NULL;
+        line = end ? end + 1 : NULL;
+    }
+    free(text);
+    free(path);
+    return found;
+}
+
+/* A backstop pass the CRM refuses says what the CRM answered. */
+static void test_backstop_failure_says_why(void **state)
+{
+    const char *words[] = {"event=backstop_failed", "status=50",
+                           "error=\"The service is temporarily unavailable.\"",
+                           NULL};
+    struct log_wait w = {words};
+
+    (void)state;
+    assert_true(stack_faults(&st, "{\"api_5xx\":1.0}"));
+    bool logged = http_test_poll(log_has_line, &w, STACK_WAIT_MS);
+    assert_true(stack_faults(&st, STACK_NO_FAULTS));
+    assert_true(logged);
+}
+
+/* libmicrohttpd's own messages (a live stream's client gone while an
+ * event is sent) come as key=value lines at info, never raw. */
+static void test_library_messages_are_log_lines(void **state)
+{
+    const char *words[] = {"level=info", "event=http_library_message",
+                           "library=libmicrohttpd", "message=\"", NULL};
+    struct log_wait w = {words};
+    char *url = xasprintf("%s/api/v1/events", st.api_base);
+    const char *id = NULL;
+    long status;
+
+    (void)state;
+    json_t *deals = stack_deals(&st, false);
+    id = stack_text(json_array_get(deals, 0), "id");
+    assert_non_null(id);
+    bool logged = false;
+    for (int round = 0; round < 5 && !logged; round++) {
+        struct sse_test *sse = sse_test_open(url, st.admin);
+        assert_non_null(sse);
+        sse_test_close(sse);
+        for (int i = 0; i < 5; i++) {
+            char *body =
+                xasprintf("{\"fields\":{\"name\":\"Gone %d.%d\"}}", round, i);
+            json_decref(stack_patch(&st, st.admin, id, body, &status));
+            free(body);
+            assert_int_equal(status, 200);
+        }
+        logged = http_test_poll(log_has_line, &w, 2000);
+    }
+    assert_true(logged);
+
+    /* No line of libmicrohttpd's is left raw. */
+    char *path = xasprintf("%s/serve.log", st.dir);
+    char *text = stack_read_file(path);
+    for (char *line = text; line && *line;) {
+        char *end = strchr(line, '\n');
+        if (end)
+            *end = '\0';
+        if (strstr(line, "Failed to send") || strstr(line, "chunked"))
+            assert_non_null(strstr(line, "event=http_library_message"));
+        line = end ? end + 1 : NULL;
+    }
+    free(text);
+    free(path);
+    json_decref(deals);
+    free(url);
+}
+
+/* A rejected webhook, which no connection owns, shows as one series
+ * without a label; no series names a connection 0. */
+static void test_no_metrics_for_connection_zero(void **state)
+{
+    char *url = xasprintf("%s/webhooks/hubspot", st.api_base);
+    struct http_test_response resp;
+    const char *json[] = {"Content-Type: application/json", NULL};
+
+    (void)state;
+    assert_true(http_test_request("POST", url, json, "[]", &resp));
+    assert_true(resp.status >= 400);
+    http_test_response_free(&resp);
+    free(url);
+
+    url = xasprintf("%s/metrics", st.api_base);
+    assert_true(http_test_request("GET", url, NULL, NULL, &resp));
+    assert_int_equal(resp.status, 200);
+    assert_null(strstr(resp.body, "connection=\"0\""));
+    assert_non_null(strstr(resp.body, "\nfieldsync_webhooks_rejected_total "));
+    assert_non_null(
+        strstr(resp.body, "fieldsync_push_calls_total{connection=\""));
+    http_test_response_free(&resp);
+    free(url);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_status_counts_past_the_list),
         cmocka_unit_test(test_second_serve_refused_by_any_path),
+        cmocka_unit_test(test_backstop_failure_says_why),
+        cmocka_unit_test(test_library_messages_are_log_lines),
+        cmocka_unit_test(test_no_metrics_for_connection_zero),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
