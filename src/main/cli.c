@@ -563,6 +563,28 @@ static int check_owner_known(struct store *s, int64_t org_id, const char *owner)
     return CLI_EXIT_OK;
 }
 
+/* One CRM owner is one user: a second user linked to the same owner id
+ * would see and edit the same deals under another name. */
+static int check_owner_free(struct store *s, int64_t org_id,
+                            const char *provider, const char *owner,
+                            int64_t user_id)
+{
+    int64_t other = 0;
+
+    if (!owner || !*owner)
+        return CLI_EXIT_OK;
+    fs_result r =
+        store_user_with_owner_id(s, org_id, provider, owner, user_id, &other);
+    if (r != FS_OK)
+        return cli_fail("cannot read the users: %s", fs_result_name(r));
+    if (other)
+        return cli_fail("CRM owner %s is already linked to user %" PRId64
+                        " of the org (one CRM owner is one user; revoke that "
+                        "user or move its --owner-id first)",
+                        owner, other);
+    return CLI_EXIT_OK;
+}
+
 static int user_add(struct store *s, int64_t org_id, struct cli_option *opts)
 {
     enum user_role role;
@@ -572,6 +594,8 @@ static int user_add(struct store *s, int64_t org_id, struct cli_option *opts)
     if (store_role_parse(opts[2].value, &role) != FS_OK)
         return cli_usage_error(user_usage, "--role is rep or admin");
     int rc = check_owner_known(s, org_id, opts[4].value);
+    if (rc == CLI_EXIT_OK)
+        rc = check_owner_free(s, org_id, NULL, opts[4].value, 0);
     if (rc != CLI_EXIT_OK)
         return rc;
     fs_result r = store_user_add(s, org_id, opts[1].value, opts[3].value, role,
@@ -658,6 +682,9 @@ static int user_set_owner(struct store *s, int64_t org_id,
         return cli_usage_error(user_usage, "--id takes a user id");
     if (strlen(owner) > 255)
         return cli_usage_error(user_usage, "an owner id is at most 255 bytes");
+    int rc = check_owner_free(s, org_id, opts[6].value, owner, id);
+    if (rc != CLI_EXIT_OK)
+        return rc;
     fs_result r = store_user_set_owner_id(s, org_id, id, opts[6].value,
                                           *owner ? owner : NULL);
     if (r == FS_ERR_NOT_FOUND)

@@ -100,6 +100,10 @@ fs_result stage_map_for_write(const struct stage_map *m, const char *key,
  * *error (the caller frees) says what is wrong. */
 fs_result stage_map_validate(const struct stage_map *m, char **error);
 
+/* Every problem stage_map_validate would find, in its order (NULL and 0
+ * when none); the caller frees each and the array. */
+char **stage_map_problems(const struct stage_map *m, size_t *n);
+
 /* Adds the defaults an admin need not spell out: where exactly one CRM
  * stage of a pipeline maps to a stage of the org, it is that stage's
  * default in the pipeline. Defaults already given are kept. */

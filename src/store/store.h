@@ -129,6 +129,11 @@ fs_result store_org_provider(struct store *s, int64_t org_id, char **out);
 fs_result store_user_set_owner_id(struct store *s, int64_t org_id,
                                   int64_t user_id, const char *provider,
                                   const char *owner_id);
+/* The org's unrevoked user other than except_user linked to owner_id
+ * with provider (NULL: the org's current one), in *user_out (0: none). */
+fs_result store_user_with_owner_id(struct store *s, int64_t org_id,
+                                   const char *provider, const char *owner_id,
+                                   int64_t except_user, int64_t *user_out);
 /* The user's owner id with provider (NULL: the org's current one); the
  * caller frees. FS_ERR_NOT_FOUND when there is none. */
 fs_result store_user_owner_id(struct store *s, int64_t org_id, int64_t user_id,

@@ -237,6 +237,128 @@ static void test_no_metrics_for_connection_zero(void **state)
     free(url);
 }
 
+/* import says an org does not exist, and a missing database in the words
+ * every command uses. */
+static void test_import_errors_name_the_cause(void **state)
+{
+    char *fresh = xasprintf("%s/fresh.db", st.dir);
+    char *no_db = xasprintf("no database at %s (give --db PATH", fresh);
+    const char *nope[] = {"import", "--org", "nope", NULL};
+    const char *missing[] = {"import", "--db", fresh, "--org", STACK_ORG, NULL};
+    const char *status[] = {"status", "--org", STACK_ORG, NULL};
+    const char *add[] = {"org", "add", "idle", NULL};
+    const char *idle[] = {"import", "--org", "idle", NULL};
+    char *db = st.db;
+
+    (void)state;
+    assert_cli(nope, 1, "no org named 'nope'");
+    assert_cli(missing, 1, no_db);
+    st.db = fresh;
+    assert_cli(status, 1, no_db);
+    st.db = db;
+    assert_cli(add, 0, "");
+    assert_cli(idle, 1, "org 'idle' has no active connection");
+    free(no_db);
+    free(fresh);
+}
+
+/* A rate of 0 says what a rate must be. */
+static void test_rate_must_be_positive(void **state)
+{
+    const char *connect[] = {
+        "connect",         "hubspot", "--org",    STACK_ORG, "--token",     "t",
+        "--client-secret", "s",       "--app-id", "1",       "--portal-id", "2",
+        "--rate-10s",      "0",       NULL};
+
+    (void)state;
+    assert_cli(connect, 2, "--rate-10s must be a positive whole number");
+}
+
+/* An org connected but not mapped yet lists every stage that lacks a CRM
+ * stage to write, not only the first. */
+static void test_stages_show_lists_every_problem(void **state)
+{
+    const char *add[] = {"org", "add", "fresh", NULL};
+    const char *show[] = {"stages", "show", "--org", "fresh", NULL};
+    const char *keys[] = {"new", "qualified", "in_quote", "won", "lost"};
+    int code;
+
+    (void)state;
+    assert_cli(add, 0, "");
+    const char *import[] = {"import", "--org", "fresh", NULL};
+    assert_true(stack_connect(&st, "fresh", 1, 1000));
+    assert_cli(import, 0, "imported");
+    char *out = stack_cli(&st, &code, show);
+    assert_int_equal(code, 0);
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        char *want =
+            xasprintf("problem: stage %s has no CRM stage to write", keys[i]);
+        if (!strstr(out, want))
+            print_error("output: %s\n", out);
+        assert_non_null(strstr(out, want));
+        free(want);
+    }
+    free(out);
+}
+
+/* One CRM owner is one user: a second user with the same owner id is
+ * refused, by add and by set-owner; once the first is revoked it may. */
+static void test_owner_linked_once(void **state)
+{
+    const char *owner = stack_owner_id(&st, 1);
+    const char *add[] = {"user",       "add", "--org",  STACK_ORG,
+                         "--name",     "Ann", "--role", "rep",
+                         "--owner-id", owner, NULL};
+    const char *again[] = {"user",       "add", "--org",  STACK_ORG,
+                           "--name",     "Ann", "--role", "rep",
+                           "--owner-id", owner, NULL};
+    const char *other[] = {"user", "add",    "--org", STACK_ORG, "--name",
+                           "Bo",   "--role", "rep",   NULL};
+    const char *list[] = {"user", "list", "--org", STACK_ORG, NULL};
+    int code;
+    long long ann = 0, bo = 0;
+
+    (void)state;
+    char *out = stack_cli(&st, &code, add);
+    assert_int_equal(code, 0);
+    assert_int_equal(sscanf(out, "user %lld", &ann), 1);
+    free(out);
+    char *want =
+        xasprintf("CRM owner %s is already linked to user %lld", owner, ann);
+    assert_cli(again, 1, want);
+    free(want);
+
+    out = stack_cli(&st, &code, other);
+    assert_int_equal(code, 0);
+    assert_int_equal(sscanf(out, "user %lld", &bo), 1);
+    free(out);
+    char *bo_id = xasprintf("%lld", bo);
+    const char *set[] = {"user", "set-owner",  "--org", STACK_ORG, "--id",
+                         bo_id,  "--owner-id", owner,   NULL};
+    out = stack_cli(&st, &code, set);
+    assert_int_equal(code, 1);
+    assert_non_null(strstr(out, "is already linked to user"));
+    free(out);
+
+    /* Nothing was added: one user holds the owner id. */
+    out = stack_cli(&st, &code, list);
+    assert_int_equal(code, 0);
+    char *tab = xasprintf("\t%s\t", owner);
+    const char *first = strstr(out, tab);
+    assert_non_null(first);
+    assert_null(strstr(first + 1, tab));
+    free(tab);
+    free(out);
+
+    char *ann_id = xasprintf("%lld", ann);
+    const char *revoke[] = {"user", "revoke", "--org", STACK_ORG,
+                            "--id", ann_id,   NULL};
+    assert_cli(revoke, 0, "revoked");
+    assert_cli(set, 0, owner);
+    free(ann_id);
+    free(bo_id);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -245,6 +367,10 @@ int main(void)
         cmocka_unit_test(test_backstop_failure_says_why),
         cmocka_unit_test(test_library_messages_are_log_lines),
         cmocka_unit_test(test_no_metrics_for_connection_zero),
+        cmocka_unit_test(test_import_errors_name_the_cause),
+        cmocka_unit_test(test_rate_must_be_positive),
+        cmocka_unit_test(test_stages_show_lists_every_problem),
+        cmocka_unit_test(test_owner_linked_once),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
