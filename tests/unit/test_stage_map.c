@@ -188,6 +188,43 @@ static void test_bad_maps_refused(void **state)
     stage_map_clear(&m);
 }
 
+/* A map not made yet has a problem per stage and pipeline, all listed. */
+static void test_every_problem_listed(void **state)
+{
+    struct stage_map m;
+    size_t n = 0;
+
+    two_pipelines(&m);
+    char **problems = stage_map_problems(&m, &n);
+    assert_int_equal(n, 2 * m.n_stages);
+    assert_string_equal(
+        problems[0], "stage new has no CRM stage to write in pipeline sales");
+    assert_string_equal(
+        problems[n - 1],
+        "stage lost has no CRM stage to write in pipeline renewals");
+    for (size_t i = 0; i < n; i++)
+        free(problems[i]);
+    free(problems);
+
+    /* None once the map is whole. */
+    add_link(&m, "s1", "new");
+    add_link(&m, "s2", "qualified");
+    add_link(&m, "s3", "won");
+    add_link(&m, "s4", "lost");
+    add_link(&m, "r1", "won");
+    add_link(&m, "r2", "lost");
+    add_crm(&m, "renewals", "r0");
+    add_link(&m, "r0", "qualified");
+    stage_map_derive_defaults(&m);
+    add_default(&m, "sales", "in_quote", "s2");
+    add_default(&m, "renewals", "in_quote", "r0");
+    add_default(&m, "renewals", "new", "r0");
+    problems = stage_map_problems(&m, &n);
+    assert_int_equal(n, 0);
+    assert_null(problems);
+    stage_map_clear(&m);
+}
+
 static void test_stage_definitions_checked(void **state)
 {
     struct stage_def ok[] = {{"new", "New", STAGE_OPEN},
@@ -223,6 +260,7 @@ int main(void)
         cmocka_unit_test(test_lookups_both_ways),
         cmocka_unit_test(test_derived_defaults_and_validation),
         cmocka_unit_test(test_bad_maps_refused),
+        cmocka_unit_test(test_every_problem_listed),
         cmocka_unit_test(test_stage_definitions_checked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
