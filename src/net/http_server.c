@@ -536,12 +536,7 @@ static void on_mhd_log(void *ctx, const char *fmt, va_list ap)
         return;
     char *text = xmalloc((size_t)len + 1);
     vsnprintf(text, (size_t)len + 1, fmt, ap);
-    for (char *p = text; *p; p++) {
-        if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20)
-            *p = ' ';
-    }
-    for (size_t n = strlen(text); n > 0 && text[n - 1] == ' '; n--)
-        text[n - 1] = '\0';
+    log_clean_value(text);
     enum log_level level = LOG_WARN;
     if (mentions_any(text, peer_gone_words))
         level = LOG_INFO;

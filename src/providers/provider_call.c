@@ -4,6 +4,7 @@
 #include "base/alloc.h"
 #include "base/buf.h"
 #include "base/clock.h"
+#include "base/log.h"
 #include "providers/oauth.h"
 
 #include <errno.h>
@@ -94,10 +95,7 @@ static char *failure_message(const struct buf *body)
     if (len > FAILURE_MESSAGE_MAX)
         len = FAILURE_MESSAGE_MAX;
     char *out = xstrndup(text, len);
-    for (char *p = out; *p; p++) {
-        if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20)
-            *p = ' ';
-    }
+    log_clean_value(out);
     json_decref(root);
     return out;
 }

@@ -167,14 +167,10 @@ fs_result store_sync_status_counts(struct store *s, int64_t org_id,
     if (r != FS_OK)
         return r;
     bind_status(st, org_id, owner);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        *pending_out = sqlite3_column_int64(st, 0);
-        *failed_out = sqlite3_column_int64(st, 1);
-    } else {
-        r = store_map_rc(rc);
-    }
-    sqlite3_reset(st);
+    int64_t counts[2];
+    r = store_step_int64s(st, counts, 2);
+    *pending_out = counts[0];
+    *failed_out = counts[1];
     return r;
 }
 
@@ -246,13 +242,9 @@ fs_result store_sync_counts(struct store *s, int64_t connection_id,
     if (r != FS_OK)
         return r;
     sqlite3_bind_int64(st, 1, connection_id);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        *pending_out = sqlite3_column_int64(st, 0);
-        *failed_out = sqlite3_column_int64(st, 1);
-    } else {
-        r = store_map_rc(rc);
-    }
-    sqlite3_reset(st);
+    int64_t counts[2];
+    r = store_step_int64s(st, counts, 2);
+    *pending_out = counts[0];
+    *failed_out = counts[1];
     return r;
 }

@@ -306,13 +306,7 @@ fs_result store_user_with_owner_id(struct store *s, int64_t org_id,
     store_bind_text(st, 2, provider);
     store_bind_text(st, 3, owner_id);
     sqlite3_bind_int64(st, 4, except_user);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        *user_out = sqlite3_column_int64(st, 0);
-    else if (rc != SQLITE_DONE)
-        r = store_map_rc(rc);
-    sqlite3_reset(st);
-    return r;
+    return store_step_int64s(st, user_out, 1);
 }
 
 fs_result store_user_owner_id(struct store *s, int64_t org_id, int64_t user_id,

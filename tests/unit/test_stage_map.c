@@ -48,6 +48,18 @@ static void two_pipelines(struct stage_map *m)
     add_crm(m, "renewals", "r2");
 }
 
+/* Each CRM stage of two_pipelines onto one org stage: renewals has
+ * neither New nor Qualified nor In Quote. */
+static void link_both_pipelines(struct stage_map *m)
+{
+    add_link(m, "s1", "new");
+    add_link(m, "s2", "qualified");
+    add_link(m, "s3", "won");
+    add_link(m, "s4", "lost");
+    add_link(m, "r1", "won");
+    add_link(m, "r2", "lost");
+}
+
 static void expect_invalid(const struct stage_map *m, const char *part)
 {
     char *error = NULL;
@@ -110,12 +122,7 @@ static void test_derived_defaults_and_validation(void **state)
     char *error = NULL;
 
     two_pipelines(&m);
-    add_link(&m, "s1", "new");
-    add_link(&m, "s2", "qualified");
-    add_link(&m, "s3", "won");
-    add_link(&m, "s4", "lost");
-    add_link(&m, "r1", "won");
-    add_link(&m, "r2", "lost");
+    link_both_pipelines(&m);
     stage_map_derive_defaults(&m);
 
     /* One CRM stage per org stage in a pipeline is its default; In Quote
@@ -207,12 +214,7 @@ static void test_every_problem_listed(void **state)
     free(problems);
 
     /* None once the map is whole. */
-    add_link(&m, "s1", "new");
-    add_link(&m, "s2", "qualified");
-    add_link(&m, "s3", "won");
-    add_link(&m, "s4", "lost");
-    add_link(&m, "r1", "won");
-    add_link(&m, "r2", "lost");
+    link_both_pipelines(&m);
     add_crm(&m, "renewals", "r0");
     add_link(&m, "r0", "qualified");
     stage_map_derive_defaults(&m);
