@@ -36,6 +36,18 @@ int log_parse_level(const char *name, enum log_level *out)
     return -1;
 }
 
+void log_clean_value(char *text)
+{
+    size_t n = 0;
+
+    for (char *p = text; *p; p++, n++) {
+        if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20)
+            *p = ' ';
+    }
+    while (n > 0 && text[n - 1] == ' ')
+        text[--n] = '\0';
+}
+
 void log_msg(enum log_level level, const char *fmt, ...)
 {
     char line[2048];

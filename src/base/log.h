@@ -20,6 +20,11 @@ int log_parse_level(const char *name, enum log_level *out);
 void log_msg(enum log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Blanks quotes, backslashes and control characters in text (a peer's
+ * words) and trims trailing blanks, so it sits whole in a "quoted" log
+ * value. */
+void log_clean_value(char *text);
+
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
 #define log_notice(...) log_msg(LOG_NOTICE, __VA_ARGS__)

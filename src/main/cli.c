@@ -419,6 +419,12 @@ int cli_serve(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     fs_result r = app_start(&config, &app);
+    if (r == FS_ERR_CONFLICT) {
+        rc = cli_fail("cannot start on %s: another fieldsync serve runs on "
+                      "this database (%s)",
+                      config.listen, config.db_path);
+        goto out;
+    }
     if (r != FS_OK) {
         rc = cli_fail("cannot start on %s: %s%s", config.listen,
                       fs_result_name(r),
@@ -557,6 +563,28 @@ static int check_owner_known(struct store *s, int64_t org_id, const char *owner)
     return CLI_EXIT_OK;
 }
 
+/* One CRM owner is one user: a second user linked to the same owner id
+ * would see and edit the same deals under another name. */
+static int check_owner_free(struct store *s, int64_t org_id,
+                            const char *provider, const char *owner,
+                            int64_t user_id)
+{
+    int64_t other = 0;
+
+    if (!owner || !*owner)
+        return CLI_EXIT_OK;
+    fs_result r =
+        store_user_with_owner_id(s, org_id, provider, owner, user_id, &other);
+    if (r != FS_OK)
+        return cli_fail("cannot read the users: %s", fs_result_name(r));
+    if (other)
+        return cli_fail("CRM owner %s is already linked to user %" PRId64
+                        " of the org (one CRM owner is one user; revoke that "
+                        "user or move its --owner-id first)",
+                        owner, other);
+    return CLI_EXIT_OK;
+}
+
 static int user_add(struct store *s, int64_t org_id, struct cli_option *opts)
 {
     enum user_role role;
@@ -566,6 +594,8 @@ static int user_add(struct store *s, int64_t org_id, struct cli_option *opts)
     if (store_role_parse(opts[2].value, &role) != FS_OK)
         return cli_usage_error(user_usage, "--role is rep or admin");
     int rc = check_owner_known(s, org_id, opts[4].value);
+    if (rc == CLI_EXIT_OK)
+        rc = check_owner_free(s, org_id, NULL, opts[4].value, 0);
     if (rc != CLI_EXIT_OK)
         return rc;
     fs_result r = store_user_add(s, org_id, opts[1].value, opts[3].value, role,
@@ -652,6 +682,9 @@ static int user_set_owner(struct store *s, int64_t org_id,
         return cli_usage_error(user_usage, "--id takes a user id");
     if (strlen(owner) > 255)
         return cli_usage_error(user_usage, "an owner id is at most 255 bytes");
+    int rc = check_owner_free(s, org_id, opts[6].value, owner, id);
+    if (rc != CLI_EXIT_OK)
+        return rc;
     fs_result r = store_user_set_owner_id(s, org_id, id, opts[6].value,
                                           *owner ? owner : NULL);
     if (r == FS_ERR_NOT_FOUND)
@@ -780,16 +813,17 @@ int cli_status(int argc, char **argv)
     int rc = cli_org_setup(argc, argv, status_usage, &s, &org_id);
     if (rc >= 0)
         return rc;
-    fs_result r = store_sync_status(s, org_id, 0, &entries, &n);
+    int64_t pending = 0;
+    int64_t failed = 0;
+    fs_result r = store_sync_status_counts(s, org_id, NULL, &pending, &failed);
+    if (r == FS_OK)
+        r = store_sync_status(s, org_id, NULL, 0, &entries, &n);
     if (r != FS_OK) {
         store_close(s);
         return cli_fail("cannot read the sync status: %s", fs_result_name(r));
     }
 
-    size_t failed = 0;
-    for (size_t i = 0; i < n; i++)
-        failed += entries[i].failed ? 1 : 0;
-    printf("pending: %zu\nfailed: %zu\n", n - failed, failed);
+    printf("pending: %" PRId64 "\nfailed: %" PRId64 "\n", pending, failed);
     for (size_t i = 0; i < n; i++) {
         char since[32];
         if (!entries[i].failed)

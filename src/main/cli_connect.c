@@ -330,7 +330,8 @@ static int take_flag(const struct connect_spec *spec,
     case TO_RATE_WINDOW:
     case TO_RATE_DAILY:
         if (!cli_parse_count(opt->value, 1, INT32_MAX, &number))
-            return cli_usage_error(spec->usage, "--%s is a count", f->name);
+            return cli_usage_error(
+                spec->usage, "--%s must be a positive whole number", f->name);
         if (f->target == TO_RATE_WINDOW)
             c->rate_window = (int)number;
         else

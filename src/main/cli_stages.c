@@ -123,7 +123,10 @@ static json_t *define_body(const struct stages_args *a, char **bad)
     return json_pack("{s:o}", "stages", stages);
 }
 
-static json_t *map_body(const struct stages_args *a, char **bad)
+/* The map's body for stages_map. NULL with *bad set to a word that is
+ * not a pair, or with *error set when a word repeats a CRM stage or a
+ * default (a JSON object would keep only the last). */
+static json_t *map_body(const struct stages_args *a, char **bad, char **error)
 {
     json_t *map = json_object();
     json_t *defaults = json_object();
@@ -133,6 +136,11 @@ static json_t *map_body(const struct stages_args *a, char **bad)
         const char *key = NULL;
         if (!split_pair(a->words[i], &crm, &key)) {
             *bad = xstrdup(a->words[i]);
+            goto fail;
+        }
+        if (json_object_get(map, crm)) {
+            *error = xasprintf("stage %s mapped twice", crm);
+            free(crm);
             goto fail;
         }
         json_object_set_new(map, crm, json_string(key));
@@ -153,9 +161,16 @@ static json_t *map_body(const struct stages_args *a, char **bad)
             per = json_object();
             json_object_set_new(defaults, pipeline, per);
         }
-        json_object_set_new(per, left, json_string(crm));
+        bool twice = json_object_get(per, left) != NULL;
+        if (twice)
+            *error = xasprintf("stage %s has two defaults in pipeline %s", left,
+                               pipeline);
+        else
+            json_object_set_new(per, left, json_string(crm));
         free(pipeline);
         free(left);
+        if (twice)
+            goto fail;
     }
     return json_pack("{s:o, s:o}", "map", map, "defaults", defaults);
 fail:
@@ -232,8 +247,13 @@ static int change(struct store *s, int64_t org_id, bool is_map,
 {
     char *bad = NULL;
     char *error = NULL;
-    json_t *body = is_map ? map_body(a, &bad) : define_body(a, &bad);
+    json_t *body = is_map ? map_body(a, &bad, &error) : define_body(a, &bad);
 
+    if (!body && error) {
+        int rc = cli_fail("%s", error);
+        free(error);
+        return rc;
+    }
     if (!body) {
         int rc = usage("cannot read this word", bad);
         free(bad);

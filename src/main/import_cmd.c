@@ -1,6 +1,7 @@
 /* `fieldsync import`: the first full read of an org's CRM connection into
  * the store, with its progress on stderr. */
 #include "demo_internal.h"
+#include "cli.h"
 
 #include "base/clock.h"
 #include "base/log.h"
@@ -133,18 +134,16 @@ int cli_import(int argc, char **argv)
         return 2;
     }
 
-    fs_result result =
-        access(db, F_OK) == 0 ? store_open(db, &store) : FS_ERR_NOT_FOUND;
-    if (result != FS_OK) {
-        fprintf(stderr, "fieldsync import: cannot open %s: %s\n", db,
-                fs_result_name(result));
+    /* The same checks and words as every other command's. */
+    cli_set_db_path(db);
+    if (cli_open_store(&store) != CLI_EXIT_OK ||
+        cli_find_org(store, org, &org_id) != CLI_EXIT_OK)
         goto out;
-    }
-    result = store_org_find(store, org, &org_id);
-    if (result == FS_OK)
-        result = store_connection_for_org(store, org_id, &conn);
+    fs_result result = store_connection_for_org(store, org_id, &conn);
     if (result == FS_ERR_NOT_FOUND) {
-        fprintf(stderr, "fieldsync import: org '%s' has no active connection\n",
+        fprintf(stderr,
+                "fieldsync import: org '%s' has no active connection "
+                "(`fieldsync connect` makes one)\n",
                 org);
         goto out;
     }

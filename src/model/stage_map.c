@@ -228,75 +228,124 @@ static const char **pipelines(const struct stage_map *m, size_t *n)
     return out;
 }
 
-static fs_result validate_links(const struct stage_map *m, char **error)
+/* What is wrong with a map, in the order found. */
+struct problems {
+    char **items;
+    size_t n;
+};
+
+static void add_problem(struct problems *p, char *text)
+{
+    p->items = xrealloc(p->items, (p->n + 1) * sizeof(*p->items));
+    p->items[p->n++] = text;
+}
+
+static void check_links(const struct stage_map *m, struct problems *p)
 {
     for (size_t i = 0; i < m->n_links; i++) {
         const struct stage_link *l = &m->links[i];
-        if (!crm_stage(m, l->crm_stage)) {
-            *error = xasprintf("the CRM has no stage \"%s\"", l->crm_stage);
-            return FS_ERR_INVALID;
-        }
-        if (!stage_map_find(m, l->key)) {
-            *error = xasprintf("CRM stage %s maps to %s, which is not one of "
-                               "the org's stages",
-                               l->crm_stage, l->key);
-            return FS_ERR_INVALID;
-        }
+        if (!crm_stage(m, l->crm_stage))
+            add_problem(p,
+                        xasprintf("the CRM has no stage \"%s\"", l->crm_stage));
+        else if (!stage_map_find(m, l->key))
+            add_problem(p, xasprintf("CRM stage %s maps to %s, which is not "
+                                     "one of the org's stages",
+                                     l->crm_stage, l->key));
         for (size_t j = 0; j < i; j++) {
             if (strcmp(m->links[j].crm_stage, l->crm_stage) == 0) {
-                *error =
-                    xasprintf("CRM stage %s is mapped twice", l->crm_stage);
-                return FS_ERR_INVALID;
+                add_problem(
+                    p, xasprintf("CRM stage %s is mapped twice", l->crm_stage));
+                break;
             }
         }
     }
-    return FS_OK;
 }
 
-static fs_result validate_defaults(const struct stage_map *m, char **error)
+/* A default that writes its stage as a CRM stage that reads back as a
+ * stage of another kind (an open deal written as the CRM's Lost, a won
+ * one as lost): a deal would change its outcome by the write. Another
+ * stage of the same kind is allowed (DECISIONS.md, fewer stages). */
+static void check_default_kind(const struct stage_map *m,
+                               const struct stage_default *d,
+                               struct problems *p)
+{
+    const struct stage_def *want = stage_map_find(m, d->key);
+    const char *back_key = stage_map_key_of(m, d->crm_stage);
+    const struct stage_def *back =
+        back_key ? stage_map_find(m, back_key) : NULL;
+
+    if (!want || !back || back->kind == want->kind)
+        return;
+    add_problem(p, xasprintf("stage %s (%s) cannot be written as CRM stage %s "
+                             "in pipeline %s: it reads back as %s (%s); write "
+                             "it as a CRM stage that reads as a stage of kind "
+                             "%s",
+                             want->key, stage_kind_name(want->kind),
+                             d->crm_stage, d->pipeline_id, back->key,
+                             stage_kind_name(back->kind),
+                             stage_kind_name(want->kind)));
+}
+
+static void check_defaults(const struct stage_map *m, struct problems *p)
 {
     for (size_t i = 0; i < m->n_defaults; i++) {
         const struct stage_default *d = &m->defaults[i];
         const struct crm_stage_ref *s = crm_stage(m, d->crm_stage);
-        if (!stage_map_find(m, d->key)) {
-            *error = xasprintf("a default names %s, which is not one of the "
-                               "org's stages",
-                               d->key);
-            return FS_ERR_INVALID;
-        }
-        if (!s || strcmp(s->pipeline_id, d->pipeline_id) != 0) {
-            *error = xasprintf("pipeline %s has no CRM stage \"%s\"",
-                               d->pipeline_id, d->crm_stage);
-            return FS_ERR_INVALID;
-        }
+        if (!stage_map_find(m, d->key))
+            add_problem(p, xasprintf("a default names %s, which is not one "
+                                     "of the org's stages",
+                                     d->key));
+        else if (!s || strcmp(s->pipeline_id, d->pipeline_id) != 0)
+            add_problem(p, xasprintf("pipeline %s has no CRM stage \"%s\"",
+                                     d->pipeline_id, d->crm_stage));
+        else
+            check_default_kind(m, d, p);
     }
 
     size_t n_pipes = 0;
     const char **pipes = pipelines(m, &n_pipes);
-    fs_result result = FS_OK;
-    for (size_t p = 0; p < n_pipes && result == FS_OK; p++) {
-        for (size_t k = 0; k < m->n_stages && result == FS_OK; k++) {
-            if (!default_for(m, pipes[p], m->stages[k].key)) {
-                *error = xasprintf("stage %s has no CRM stage to write in "
-                                   "pipeline %s",
-                                   m->stages[k].key, pipes[p]);
-                result = FS_ERR_INVALID;
-            }
+    for (size_t i = 0; i < n_pipes; i++) {
+        for (size_t k = 0; k < m->n_stages; k++) {
+            if (!default_for(m, pipes[i], m->stages[k].key))
+                add_problem(p, xasprintf("stage %s has no CRM stage to write "
+                                         "in pipeline %s",
+                                         m->stages[k].key, pipes[i]));
         }
     }
     free(pipes);
-    return result;
+}
+
+static void check_map(const struct stage_map *m, struct problems *p)
+{
+    char *error = NULL;
+
+    if (stage_map_validate_stages(m->stages, m->n_stages, &error) != FS_OK) {
+        add_problem(p, error);
+        return;
+    }
+    check_links(m, p);
+    check_defaults(m, p);
 }
 
 fs_result stage_map_validate(const struct stage_map *m, char **error)
 {
-    fs_result result = stage_map_validate_stages(m->stages, m->n_stages, error);
+    struct problems p = {0};
 
-    if (result == FS_OK)
-        result = validate_links(m, error);
-    if (result == FS_OK)
-        result = validate_defaults(m, error);
-    return result;
+    check_map(m, &p);
+    *error = p.n ? p.items[0] : NULL;
+    for (size_t i = 1; i < p.n; i++)
+        free(p.items[i]);
+    free(p.items);
+    return p.n ? FS_ERR_INVALID : FS_OK;
+}
+
+char **stage_map_problems(const struct stage_map *m, size_t *n)
+{
+    struct problems p = {0};
+
+    check_map(m, &p);
+    *n = p.n;
+    return p.items;
 }
 
 void stage_map_derive_defaults(struct stage_map *m)

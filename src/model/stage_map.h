@@ -94,9 +94,15 @@ fs_result stage_map_for_write(const struct stage_map *m, const char *key,
 /* Checks a map whole: stage keys well formed and unique, labels present,
  * every link from a stage the CRM has to a stage of the org, every
  * default for a pipeline and stage of the CRM and a stage of the org,
- * and every stage of the org with a default in every pipeline. On failure
+ * no default written as a CRM stage that reads back as a stage of another
+ * kind (open, won, lost), and every stage of the org with a default in
+ * every pipeline. On failure
  * *error (the caller frees) says what is wrong. */
 fs_result stage_map_validate(const struct stage_map *m, char **error);
+
+/* Every problem stage_map_validate would find, in its order (NULL and 0
+ * when none); the caller frees each and the array. */
+char **stage_map_problems(const struct stage_map *m, size_t *n);
 
 /* Adds the defaults an admin need not spell out: where exactly one CRM
  * stage of a pipeline maps to a stage of the org, it is that stage's

@@ -15,6 +15,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <jansson.h>
+#include <stdarg.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -495,6 +496,59 @@ static void init_wake_cond(pthread_cond_t *cond)
     pthread_condattr_destroy(&attr);
 }
 
+/* What libmicrohttpd says of a peer that went away (a client closing the
+ * live stream while an event is sent, a reset, a read cut short): part of
+ * serving, logged at info. */
+static const char *const peer_gone_words[] = {
+    "Failed to send", "Failed to receive",     "disconnected", "closed by",
+    "reset",          "Connection was closed", "timed out",    NULL};
+
+/* What says the server itself cannot work: logged at error. */
+static const char *const server_broken_words[] = {"Failed to bind",
+                                                  "Failed to listen",
+                                                  "Failed to create",
+                                                  "thread",
+                                                  "memory",
+                                                  "Failed to start",
+                                                  NULL};
+
+static bool mentions_any(const char *text, const char *const *words)
+{
+    for (size_t i = 0; words[i]; i++) {
+        if (strstr(text, words[i]))
+            return true;
+    }
+    return false;
+}
+
+/* MHD_OPTION_EXTERNAL_LOGGER: libmicrohttpd's own messages as one
+ * key=value line each, at the level their meaning has (the rest at
+ * warn), instead of raw text on stderr. */
+static void on_mhd_log(void *ctx, const char *fmt, va_list ap)
+{
+    va_list copy;
+
+    (void)ctx;
+    va_copy(copy, ap);
+    int len = vsnprintf(NULL, 0, fmt, copy);
+    va_end(copy);
+    if (len < 0)
+        return;
+    char *text = xmalloc((size_t)len + 1);
+    vsnprintf(text, (size_t)len + 1, fmt, ap);
+    log_clean_value(text);
+    enum log_level level = LOG_WARN;
+    if (mentions_any(text, peer_gone_words))
+        level = LOG_INFO;
+    else if (mentions_any(text, server_broken_words))
+        level = LOG_ERROR;
+    log_msg(level,
+            "event=http_library_message library=libmicrohttpd "
+            "message=\"%s\"",
+            text);
+    free(text);
+}
+
 fs_result http_server_start(const struct http_server_config *config,
                             struct http_server **out)
 {
@@ -534,8 +588,9 @@ fs_result http_server_start(const struct http_server_config *config,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         pool > MHD_POOL_MIN ? pool : MHD_POOL_MIN, MHD_OPTION_NOTIFY_CONNECTION,
         on_connection, server, MHD_OPTION_URI_LOG_CALLBACK, on_uri, server,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, server, MHD_OPTION_ARRAY,
-        tls, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, server,
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, server, MHD_OPTION_ARRAY, tls,
+        MHD_OPTION_END);
     if (!server->daemon) {
         result = server->tls ? FS_ERR_INVALID : FS_ERR_IO;
         server_free(server);

@@ -172,6 +172,14 @@ struct oauth_tokens;
 /* What a provider call needs: the connection, a client for this thread,
  * the connection's rate governors and OAuth token keeper (both shared
  * between threads). */
+/* The last answer of a session's calls that was not a 2xx: what a failed
+ * pass logs. A caller that wants it points the session's failure at one
+ * and frees it with provider_failure_clear (provider_call.h). */
+struct provider_failure {
+    long status;   /* the HTTP status; 0: none, or no answer arrived */
+    char *message; /* the CRM's message, or the start of its body */
+};
+
 struct provider_session {
     const struct connection *conn;
     struct http_client *http;
@@ -180,6 +188,7 @@ struct provider_session {
     struct rate_governor *search_governor; /* NULL: searches use governor */
     struct oauth_keeper *tokens; /* NULL: the connection's token as it is */
     long timeout_ms;
+    struct provider_failure *failure; /* NULL: not kept */
 };
 
 /* A position in a paged read; opaque to callers, freed with _clear. */

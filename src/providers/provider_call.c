@@ -4,9 +4,11 @@
 #include "base/alloc.h"
 #include "base/buf.h"
 #include "base/clock.h"
+#include "base/log.h"
 #include "providers/oauth.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <limits.h>
 #include <string.h>
 #include <stdlib.h>
@@ -59,6 +61,56 @@ static fs_result answer_result(fs_result sent,
     return FS_OK;
 }
 
+/* The longest CRM message a failure keeps for the log. */
+#define FAILURE_MESSAGE_MAX 200
+
+void provider_failure_clear(struct provider_failure *f)
+{
+    if (!f)
+        return;
+    free(f->message);
+    f->message = NULL;
+    f->status = 0;
+}
+
+/* The CRM's message in an error body: a JSON "message" or "error" string
+ * (every CRM we speak names it one of these), else the body's start; cut
+ * to FAILURE_MESSAGE_MAX bytes with quotes, backslashes and control
+ * characters blanked, so it sits in a log value whole. */
+static char *failure_message(const struct buf *body)
+{
+    json_t *root =
+        body->len ? json_loadb(body->data, body->len, 0, NULL) : NULL;
+    const char *text = json_string_value(json_object_get(root, "message"));
+    size_t len = 0;
+
+    if (!text)
+        text = json_string_value(json_object_get(root, "error"));
+    if (text) {
+        len = strlen(text);
+    } else {
+        text = body->data ? body->data : "";
+        len = body->len;
+    }
+    if (len > FAILURE_MESSAGE_MAX)
+        len = FAILURE_MESSAGE_MAX;
+    char *out = xstrndup(text, len);
+    log_clean_value(out);
+    json_decref(root);
+    return out;
+}
+
+/* Keeps the answer on the session's failure when it was not a success. */
+static void note_failure(struct provider_session *s,
+                         const struct http_client_response *resp)
+{
+    if (!s->failure || (resp->status >= 200 && resp->status < 300))
+        return;
+    provider_failure_clear(s->failure);
+    s->failure->status = resp->status;
+    s->failure->message = resp->status ? failure_message(&resp->body) : NULL;
+}
+
 fs_result provider_call_send(struct provider_session *s,
                              const struct call_cost *cost, const char *method,
                              const char *url, const char *const *headers,
@@ -81,6 +133,7 @@ fs_result provider_call_transmit(struct provider_session *s, const char *method,
     memset(resp, 0, sizeof(*resp));
     fs_result result = http_client_request(s->http, method, url, headers, body,
                                            body_len, session_timeout(s), resp);
+    note_failure(s, resp);
     return answer_result(result, resp);
 }
 
@@ -106,8 +159,10 @@ void provider_call_transmit_many(struct provider_session *s,
 {
     http_client_request_many(s->http, calls, n, max_parallel,
                              session_timeout(s));
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        note_failure(s, &calls[i].resp);
         calls[i].result = answer_result(calls[i].result, &calls[i].resp);
+    }
 }
 
 fs_result provider_status_result(long status)

@@ -61,6 +61,9 @@ void provider_call_transmit_many(struct provider_session *s,
                                  struct http_client_call *calls, size_t n,
                                  size_t max_parallel);
 
+/* Frees the failure's message and zeroes it; accepts NULL. */
+void provider_failure_clear(struct provider_failure *f);
+
 /* The result a CRM's HTTP status stands for where the CRM gives it no
  * meaning of its own: 2xx FS_OK, 400/422 invalid, 401 auth, 403
  * forbidden, 404 not found, 409 conflict, 429 rate limited, 5xx

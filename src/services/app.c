@@ -230,26 +230,28 @@ static void on_request(void *ctx, const struct http_request *req,
 }
 
 /* One service per database: two would push the same records twice.
- * The lock is a file beside the database (never the database itself,
- * whose locks SQLite owns), released by the kernel however we end. */
+ * The lock is an flock on the database file itself, so it follows the
+ * file whatever path names it (a symbolic link, "..", a hard link), and
+ * the kernel releases it however we end. SQLite's own locks are fcntl
+ * locks, which an flock does not touch on Linux; the descriptor stays
+ * open until every store is closed (closing another descriptor of the
+ * file while SQLite holds fcntl locks would drop them). FS_ERR_CONFLICT
+ * when another serve holds it. */
 static fs_result take_serve_lock(struct app *app)
 {
-    char *path = xasprintf("%s.serve-lock", app->db_path);
-
-    app->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    app->lock_fd =
+        open(app->db_path, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
     if (app->lock_fd < 0) {
-        log_error("event=serve_lock_failed path=%s errno=%d", path, errno);
-        free(path);
+        log_error("event=serve_lock_failed db=%s errno=%d", app->db_path,
+                  errno);
         return FS_ERR_IO;
     }
     if (flock(app->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-        log_error("event=serve_lock_held path=%s reason=\"another fieldsync "
+        log_error("event=serve_lock_held db=%s reason=\"another fieldsync "
                   "serve runs on this database\"",
-                  path);
-        free(path);
-        return FS_ERR_BUSY;
+                  app->db_path);
+        return FS_ERR_CONFLICT;
     }
-    free(path);
     return FS_OK;
 }
 

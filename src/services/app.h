@@ -43,6 +43,8 @@ struct app;
 struct live_stream;
 struct metrics;
 
+/* FS_ERR_CONFLICT when another serve runs on the same database file
+ * (by whatever path). */
 fs_result app_start(const struct app_config *config, struct app **out);
 /* Stops the listener and joins every thread; accepts NULL. */
 void app_stop(struct app *app);

@@ -7,6 +7,7 @@
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "providers/provider_call.h"
 #include "services/app.h"
 #include "services/metrics.h"
 #include "services/reconciler.h"
@@ -232,7 +233,9 @@ static void run_pass(struct backstop *b, struct store *store,
         return;
     for (size_t i = 0; i < n; i++) {
         struct provider_session session = app_session(b->app, &conns[i], http);
+        struct provider_failure failure = {0};
         size_t count = 0;
+        session.failure = &failure;
         fs_result result;
         if (conns[i].watermark == 0)
             result = import_connection(store, &session, NULL, NULL, &count);
@@ -243,13 +246,19 @@ static void run_pass(struct backstop *b, struct store *store,
             log_info("event=backstop_cut_by_shutdown connection=%lld "
                      "result=%s",
                      (long long)conns[i].id, fs_result_name(result));
+            provider_failure_clear(&failure);
             break;
         }
         if (result != FS_OK) {
-            log_warn("event=backstop_failed connection=%lld result=%s",
-                     (long long)conns[i].id, fs_result_name(result));
+            /* The CRM's last refusal in the pass says what failed. */
+            log_warn("event=backstop_failed connection=%lld result=%s "
+                     "status=%ld error=\"%s\"",
+                     (long long)conns[i].id, fs_result_name(result),
+                     failure.status, failure.message ? failure.message : "");
+            provider_failure_clear(&failure);
             continue;
         }
+        provider_failure_clear(&failure);
         metrics_add(fx.metrics, METRIC_BACKSTOP_PASSES, conns[i].id, 1);
         log_info("event=backstop connection=%lld deals=%zu",
                  (long long)conns[i].id, count);

@@ -299,6 +299,14 @@ static fs_result value_text(enum deal_field field, json_t *v, char **out,
     return FS_ERR_INVALID;
 }
 
+/* NULL, empty or spaces only: no name a person could read. */
+static bool text_blank(const char *text)
+{
+    while (text && *text == ' ')
+        text++;
+    return !text || !*text;
+}
+
 static fs_result parse_fields(json_t *fields, struct field_api_edit *out,
                               struct api_error *err)
 {
@@ -349,6 +357,12 @@ static fs_result parse_fields(json_t *fields, struct field_api_edit *out,
             api_error_set(err, 422, "invalid_value", name,
                           "not a valid %s value", deal_fields[f].name);
             return r;
+        }
+        if (f == DEAL_NAME && text_blank(canonical)) {
+            free(canonical);
+            api_error_set(err, 422, "invalid_value", name,
+                          "a deal needs a name");
+            return FS_ERR_INVALID;
         }
         out->set[f] = true;
         out->values[f] = canonical;
@@ -521,6 +535,26 @@ static const char *edit_outcome_name(enum edit_outcome o)
         return "superseded";
     }
     return "unchanged";
+}
+
+/* The answer for one field's edit. A stage the pipeline writes as a CRM
+ * stage that reads back as another org stage (In Quote written as
+ * Engaging, which reads as Qualified) is "remapped", applied or not: the
+ * deal does not read as the stage asked, and its "stage" says which it
+ * does. */
+static const char *edit_answer(struct api_call *c,
+                               const struct field_api_edit *edit,
+                               const struct record *r, int field,
+                               enum edit_outcome outcome)
+{
+    if (field == DEAL_STAGE && outcome != EDIT_SUPERSEDED &&
+        edit->values[DEAL_STAGE]) {
+        const char *reads_as =
+            stage_map_key_of(api_stages(c), r->fields[DEAL_STAGE].value);
+        if (reads_as && strcmp(reads_as, edit->values[DEAL_STAGE]) != 0)
+            return "remapped";
+    }
+    return edit_outcome_name(outcome);
 }
 
 /* What a rep may not do with an edit: give the deal to someone else. */
@@ -761,8 +795,9 @@ static void handle_patch(struct api_call *c, const char *id)
         if (!edit.set[f])
             continue;
         changed = changed || outcomes[f] == EDIT_APPLIED;
-        json_object_set_new(edits, deal_fields[f].name,
-                            json_string(edit_outcome_name(outcomes[f])));
+        json_object_set_new(
+            edits, deal_fields[f].name,
+            json_string(edit_answer(c, &edit, &r, f, outcomes[f])));
     }
     json_t *deal = record_json(c, &r);
     if (changed)
@@ -914,55 +949,35 @@ static json_t *status_entry_json(const struct sync_status_entry *e)
     return obj;
 }
 
-/* Whether a rep sees the entry: only deals they own. */
-static fs_result rep_sees(struct api_call *c, const struct sync_status_entry *e,
-                          bool *out)
-{
-    struct record r = {0};
-    fs_result res =
-        store_record_get(c->store, c->user.org_id, e->record_id, &r);
-
-    *out = res == FS_OK && rep_owns(c, &r);
-    record_clear(&r);
-    return res == FS_ERR_NOT_FOUND ? FS_OK : res;
-}
-
-/* GET /api/v1/sync/status */
+/* GET /api/v1/sync/status: the counts are whole, the list the first
+ * STATUS_LIMIT; a rep's both of their own deals only. */
 static void handle_sync_status(struct api_call *c, const char *id)
 {
     struct sync_status_entry *entries = NULL;
     size_t n = 0;
     int64_t pending = 0;
     int64_t failed = 0;
+    const char *owner = api_is_admin(c) ? NULL : c->user.crm_owner_id;
+    fs_result res = FS_OK;
 
-    fs_result res =
-        store_sync_status(c->store, c->user.org_id, STATUS_LIMIT, &entries, &n);
+    if (api_is_admin(c) || owner) {
+        res = store_sync_status_counts(c->store, c->user.org_id, owner,
+                                       &pending, &failed);
+        if (res == FS_OK)
+            res = store_sync_status(c->store, c->user.org_id, owner,
+                                    STATUS_LIMIT, &entries, &n);
+    }
     if (res != FS_OK) {
         api_fail_store(c, res);
         return;
     }
 
     json_t *list = json_array();
-    for (size_t i = 0; i < n && res == FS_OK; i++) {
-        bool visible = true;
-        if (!api_is_admin(c))
-            res = rep_sees(c, &entries[i], &visible);
-        if (res != FS_OK || !visible)
-            continue;
-        if (entries[i].failed)
-            failed++;
-        else
-            pending++;
+    for (size_t i = 0; i < n; i++)
         json_array_append_new(list, status_entry_json(&entries[i]));
-    }
-    if (res != FS_OK) {
-        json_decref(list);
-        api_fail_store(c, res);
-    } else {
-        api_respond(c, 200,
-                    json_pack("{s:I, s:I, s:o}", "pending", (json_int_t)pending,
-                              "failed", (json_int_t)failed, "records", list));
-    }
+    api_respond(c, 200,
+                json_pack("{s:I, s:I, s:o}", "pending", (json_int_t)pending,
+                          "failed", (json_int_t)failed, "records", list));
     store_sync_status_free(entries, n);
 }
 

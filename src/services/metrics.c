@@ -164,15 +164,25 @@ static void write_header(struct buf *out, const char *name, const char *help,
     buf_appendf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* Counters per connection. What no connection owns (a webhook rejected
+ * before its connection is known is counted under id 0) is one series
+ * without a connection label, written only once it counted something:
+ * there is no connection 0. */
 static void write_counters(struct buf *out, const struct metrics_conn *rows,
                            size_t n)
 {
     for (int w = 0; w < METRIC_COUNT; w++) {
         write_header(out, metric_defs[w].name, metric_defs[w].help, "counter");
-        for (size_t i = 0; i < n; i++)
-            buf_appendf(out, "%s{connection=\"%lld\"} %lld\n",
-                        metric_defs[w].name, (long long)rows[i].connection_id,
-                        (long long)rows[i].values[w]);
+        for (size_t i = 0; i < n; i++) {
+            if (rows[i].connection_id > 0)
+                buf_appendf(out, "%s{connection=\"%lld\"} %lld\n",
+                            metric_defs[w].name,
+                            (long long)rows[i].connection_id,
+                            (long long)rows[i].values[w]);
+            else if (rows[i].values[w])
+                buf_appendf(out, "%s %lld\n", metric_defs[w].name,
+                            (long long)rows[i].values[w]);
+        }
     }
 }
 

@@ -94,7 +94,6 @@ fs_result stages_view(struct store *store, int64_t org_id,
 {
     struct connection conn = {0};
     struct stage_map m = {0};
-    char *problem = NULL;
     int64_t unmapped = 0;
 
     *out = NULL;
@@ -113,14 +112,18 @@ fs_result stages_view(struct store *store, int64_t org_id,
         goto out;
 
     json_t *problems = json_array();
-    if (conn.id && stage_map_validate(&m, &problem) != FS_OK)
-        json_array_append_new(problems, json_string(problem));
+    size_t n_problems = 0;
+    char **found = conn.id ? stage_map_problems(&m, &n_problems) : NULL;
+    for (size_t i = 0; i < n_problems; i++) {
+        json_array_append_new(problems, json_string(found[i]));
+        free(found[i]);
+    }
+    free(found);
     *out =
         json_pack("{s:o, s:o, s:o, s:I}", "stages", stage_defs_json(&m), "crm",
                   conn.id ? crm_json(&m, &conn) : json_null(), "problems",
                   problems, "unmapped_deals", (json_int_t)unmapped);
 out:
-    free(problem);
     stage_map_clear(&m);
     connection_clear(&conn);
     return r;

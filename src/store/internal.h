@@ -34,6 +34,9 @@ fs_result store_prepare(struct store *s, const char *sql, sqlite3_stmt **out);
 fs_result store_map_rc(int rc);
 /* Steps a statement that returns no rows, then resets it. */
 fs_result store_step_done(sqlite3_stmt *st);
+/* Steps a statement that returns at most one row of n integers into
+ * out[0..n) (left 0 when no row), then resets it. */
+fs_result store_step_int64s(sqlite3_stmt *st, int64_t *out, int n);
 /* Runs sql (one or more statements) without caching. */
 fs_result store_exec(struct store *s, const char *sql);
 

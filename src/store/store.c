@@ -67,6 +67,19 @@ fs_result store_step_done(sqlite3_stmt *st)
     return rc == SQLITE_DONE ? FS_OK : store_map_rc(rc);
 }
 
+fs_result store_step_int64s(sqlite3_stmt *st, int64_t *out, int n)
+{
+    fs_result r = FS_OK;
+    int rc = sqlite3_step(st);
+
+    for (int i = 0; i < n; i++)
+        out[i] = rc == SQLITE_ROW ? sqlite3_column_int64(st, i) : 0;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        r = store_map_rc(rc);
+    sqlite3_reset(st);
+    return r;
+}
+
 fs_result store_exec(struct store *s, const char *sql)
 {
     return store_map_rc(sqlite3_exec(s->db, sql, NULL, NULL, NULL));

@@ -129,6 +129,11 @@ fs_result store_org_provider(struct store *s, int64_t org_id, char **out);
 fs_result store_user_set_owner_id(struct store *s, int64_t org_id,
                                   int64_t user_id, const char *provider,
                                   const char *owner_id);
+/* The org's unrevoked user other than except_user linked to owner_id
+ * with provider (NULL: the org's current one), in *user_out (0: none). */
+fs_result store_user_with_owner_id(struct store *s, int64_t org_id,
+                                   const char *provider, const char *owner_id,
+                                   int64_t except_user, int64_t *user_out);
 /* The user's owner id with provider (NULL: the org's current one); the
  * caller frees. FS_ERR_NOT_FOUND when there is none. */
 fs_result store_user_owner_id(struct store *s, int64_t org_id, int64_t user_id,
@@ -356,9 +361,16 @@ struct sync_status_entry {
 
 void store_sync_status_free(struct sync_status_entry *entries, size_t n);
 /* The org's live records that are pending or have a sync_state row, by
- * record id, at most limit (<= 0: 1000). */
-fs_result store_sync_status(struct store *s, int64_t org_id, int limit,
-                            struct sync_status_entry **out, size_t *n_out);
+ * record id, at most limit (<= 0: 1000); only those whose owner is owner
+ * when owner is not NULL. */
+fs_result store_sync_status(struct store *s, int64_t org_id, const char *owner,
+                            int limit, struct sync_status_entry **out,
+                            size_t *n_out);
+/* How many records store_sync_status would list without a limit: failed
+ * ones, and the others (pending). */
+fs_result store_sync_status_counts(struct store *s, int64_t org_id,
+                                   const char *owner, int64_t *pending_out,
+                                   int64_t *failed_out);
 /* Pending live records and failed ones, for one connection. */
 fs_result store_sync_counts(struct store *s, int64_t connection_id,
                             int64_t *pending_out, int64_t *failed_out);

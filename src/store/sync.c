@@ -132,17 +132,56 @@ static fs_result pending_mask(struct store *s, int64_t rowid, unsigned *mask)
     return rc == SQLITE_DONE ? FS_OK : store_map_rc(rc);
 }
 
-fs_result store_sync_status(struct store *s, int64_t org_id, int limit,
-                            struct sync_status_entry **out, size_t *n_out)
+/* The records the sync status lists: the org's live records that are
+ * pending or have a sync_state row, of one owner when ?3 is not NULL. */
+#define STATUS_FROM                                                            \
+    "FROM records r LEFT JOIN sync_state s ON s.record = r.rowid "             \
+    "WHERE r.org_id = ?1 AND r.deleted_at = 0 AND r.rowid IN ("                \
+    "  SELECT rowid FROM records WHERE org_id = ?1 AND pending = 1 "           \
+    "  UNION SELECT record FROM sync_state) "                                  \
+    "AND (?3 IS NULL OR EXISTS (SELECT 1 FROM record_fields f "                \
+    "  WHERE f.record = r.rowid AND f.field = ?4 AND f.value = ?3)) "
+
+static void bind_status(sqlite3_stmt *st, int64_t org_id, const char *owner)
+{
+    sqlite3_bind_int64(st, 1, org_id);
+    if (owner)
+        sqlite3_bind_text(st, 3, owner, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(st, 3);
+    sqlite3_bind_int(st, 4, DEAL_OWNER);
+}
+
+fs_result store_sync_status_counts(struct store *s, int64_t org_id,
+                                   const char *owner, int64_t *pending_out,
+                                   int64_t *failed_out)
+{
+    static const char sql[] =
+        "SELECT coalesce(sum(coalesce(s.failed, 0) = 0), "
+        "0), coalesce(sum(coalesce(s.failed, 0) != 0), 0) " STATUS_FROM;
+    sqlite3_stmt *st = NULL;
+
+    *pending_out = 0;
+    *failed_out = 0;
+    fs_result r = store_prepare(s, sql, &st);
+    if (r != FS_OK)
+        return r;
+    bind_status(st, org_id, owner);
+    int64_t counts[2];
+    r = store_step_int64s(st, counts, 2);
+    *pending_out = counts[0];
+    *failed_out = counts[1];
+    return r;
+}
+
+fs_result store_sync_status(struct store *s, int64_t org_id, const char *owner,
+                            int limit, struct sync_status_entry **out,
+                            size_t *n_out)
 {
     static const char sql[] =
         "SELECT r.rowid, r.id, r.crm_id, coalesce(s.failed, 0), "
         "coalesce(s.attempts, 0), s.last_error, "
-        "coalesce(s.first_failure_at, 0), coalesce(s.next_try_at, 0) "
-        "FROM records r LEFT JOIN sync_state s ON s.record = r.rowid "
-        "WHERE r.org_id = ?1 AND r.deleted_at = 0 AND r.rowid IN ("
-        "  SELECT rowid FROM records WHERE org_id = ?1 AND pending = 1 "
-        "  UNION SELECT record FROM sync_state) "
+        "coalesce(s.first_failure_at, 0), coalesce(s.next_try_at, 0) " STATUS_FROM
         "ORDER BY r.id LIMIT ?2";
     sqlite3_stmt *st = NULL;
     struct sync_status_entry *list = NULL;
@@ -155,7 +194,7 @@ fs_result store_sync_status(struct store *s, int64_t org_id, int limit,
     fs_result r = store_prepare(s, sql, &st);
     if (r != FS_OK)
         return r;
-    sqlite3_bind_int64(st, 1, org_id);
+    bind_status(st, org_id, owner);
     sqlite3_bind_int(st, 2, limit > 0 ? limit : STATUS_DEFAULT_LIMIT);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         list = xrealloc(list, (n + 1) * sizeof(*list));
@@ -203,13 +242,9 @@ fs_result store_sync_counts(struct store *s, int64_t connection_id,
     if (r != FS_OK)
         return r;
     sqlite3_bind_int64(st, 1, connection_id);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        *pending_out = sqlite3_column_int64(st, 0);
-        *failed_out = sqlite3_column_int64(st, 1);
-    } else {
-        r = store_map_rc(rc);
-    }
-    sqlite3_reset(st);
+    int64_t counts[2];
+    r = store_step_int64s(st, counts, 2);
+    *pending_out = counts[0];
+    *failed_out = counts[1];
     return r;
 }

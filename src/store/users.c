@@ -285,6 +285,30 @@ fs_result store_user_set_owner_id(struct store *s, int64_t org_id,
     return store_step_done(st);
 }
 
+fs_result store_user_with_owner_id(struct store *s, int64_t org_id,
+                                   const char *provider, const char *owner_id,
+                                   int64_t except_user, int64_t *user_out)
+{
+    static const char sql[] =
+        "SELECT u.id FROM user_owner_ids o JOIN users u ON u.id = o.user_id "
+        "WHERE u.org_id = ?1 AND u.revoked = 0 AND u.id != ?4 "
+        "AND o.owner_id = ?3 "
+        "AND o.provider = coalesce(?2, " ORG_PROVIDER(
+            "?1") ") "
+                  "ORDER BY u.id LIMIT 1";
+    sqlite3_stmt *st = NULL;
+
+    *user_out = 0;
+    fs_result r = store_prepare(s, sql, &st);
+    if (r != FS_OK)
+        return r;
+    sqlite3_bind_int64(st, 1, org_id);
+    store_bind_text(st, 2, provider);
+    store_bind_text(st, 3, owner_id);
+    sqlite3_bind_int64(st, 4, except_user);
+    return store_step_int64s(st, user_out, 1);
+}
+
 fs_result store_user_owner_id(struct store *s, int64_t org_id, int64_t user_id,
                               const char *provider, char **out)
 {

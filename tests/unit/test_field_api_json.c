@@ -299,11 +299,11 @@ static void test_edit_canonicalises_values(void **state)
 
     /* Amounts may be JSON numbers; an empty string clears like null. */
     assert_int_equal(
-        parse("{\"fields\":{\"amount\":1200.5,\"name\":\"\"}}", &edit, &err),
+        parse("{\"fields\":{\"amount\":1200.5,\"account\":\"\"}}", &edit, &err),
         FS_OK);
     assert_string_equal(edit.values[DEAL_AMOUNT], "1200.5");
-    assert_true(edit.set[DEAL_NAME]);
-    assert_null(edit.values[DEAL_NAME]);
+    assert_true(edit.set[DEAL_ACCOUNT]);
+    assert_null(edit.values[DEAL_ACCOUNT]);
     assert_int_equal(edit.client_time, 0);
     field_api_edit_clear(&edit);
 
@@ -350,6 +350,13 @@ static void test_edit_rejects_bad_shapes(void **state)
                       422, "invalid_value", "close_date");
     expect_edit_error("{\"fields\":{\"amount\":\"12,50\"}}", 422,
                       "invalid_value", "amount");
+    /* A name is never cleared or blank. */
+    expect_edit_error("{\"fields\":{\"name\":\"\"}}", 422, "invalid_value",
+                      "name");
+    expect_edit_error("{\"fields\":{\"name\":null}}", 422, "invalid_value",
+                      "name");
+    expect_edit_error("{\"fields\":{\"name\":\"  \"}}", 422, "invalid_value",
+                      "name");
     expect_edit_error("{\"fields\":{\"amount\":0.00001}}", 422, "invalid_value",
                       "amount");
 }

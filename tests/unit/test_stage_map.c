@@ -48,6 +48,18 @@ static void two_pipelines(struct stage_map *m)
     add_crm(m, "renewals", "r2");
 }
 
+/* Each CRM stage of two_pipelines onto one org stage: renewals has
+ * neither New nor Qualified nor In Quote. */
+static void link_both_pipelines(struct stage_map *m)
+{
+    add_link(m, "s1", "new");
+    add_link(m, "s2", "qualified");
+    add_link(m, "s3", "won");
+    add_link(m, "s4", "lost");
+    add_link(m, "r1", "won");
+    add_link(m, "r2", "lost");
+}
+
 static void expect_invalid(const struct stage_map *m, const char *part)
 {
     char *error = NULL;
@@ -110,12 +122,7 @@ static void test_derived_defaults_and_validation(void **state)
     char *error = NULL;
 
     two_pipelines(&m);
-    add_link(&m, "s1", "new");
-    add_link(&m, "s2", "qualified");
-    add_link(&m, "s3", "won");
-    add_link(&m, "s4", "lost");
-    add_link(&m, "r1", "won");
-    add_link(&m, "r2", "lost");
+    link_both_pipelines(&m);
     stage_map_derive_defaults(&m);
 
     /* One CRM stage per org stage in a pipeline is its default; In Quote
@@ -129,8 +136,30 @@ static void test_derived_defaults_and_validation(void **state)
     add_default(&m, "renewals", "in_quote", "r1");
     add_default(&m, "renewals", "new", "r1");
     add_default(&m, "renewals", "qualified", "r1");
+    /* An open stage written as one that reads back as won is refused. */
+    expect_invalid(&m, "stage in_quote (open) cannot be written as CRM stage "
+                       "r1 in pipeline renewals: it reads back as won (won)");
+
+    /* Written as an open stage that reads as another one, it is taken. */
+    add_crm(&m, "renewals", "r0");
+    add_link(&m, "r0", "qualified");
+    for (size_t i = 0; i < m.n_defaults; i++) {
+        if (strcmp(m.defaults[i].pipeline_id, "renewals") == 0 &&
+            strcmp(m.defaults[i].crm_stage, "r1") == 0 &&
+            strcmp(m.defaults[i].key, "won") != 0) {
+            free(m.defaults[i].crm_stage);
+            m.defaults[i].crm_stage = xstrdup("r0");
+        }
+    }
     assert_int_equal(stage_map_validate(&m, &error), FS_OK);
     assert_null(error);
+
+    /* Won written as a stage that reads back as lost is refused too. */
+    add_default(&m, "sales", "won", "s4");
+    expect_invalid(&m, "stage won (won) cannot be written as CRM stage s4");
+    free(m.defaults[--m.n_defaults].pipeline_id);
+    free(m.defaults[m.n_defaults].key);
+    free(m.defaults[m.n_defaults].crm_stage);
 
     /* A derived default never replaces one given. */
     stage_map_derive_defaults(&m);
@@ -163,6 +192,38 @@ static void test_bad_maps_refused(void **state)
     two_pipelines(&m);
     add_default(&m, "sales", "won", "r1");
     expect_invalid(&m, "r1");
+    stage_map_clear(&m);
+}
+
+/* A map not made yet has a problem per stage and pipeline, all listed. */
+static void test_every_problem_listed(void **state)
+{
+    struct stage_map m;
+    size_t n = 0;
+
+    two_pipelines(&m);
+    char **problems = stage_map_problems(&m, &n);
+    assert_int_equal(n, 2 * m.n_stages);
+    assert_string_equal(
+        problems[0], "stage new has no CRM stage to write in pipeline sales");
+    assert_string_equal(
+        problems[n - 1],
+        "stage lost has no CRM stage to write in pipeline renewals");
+    for (size_t i = 0; i < n; i++)
+        free(problems[i]);
+    free(problems);
+
+    /* None once the map is whole. */
+    link_both_pipelines(&m);
+    add_crm(&m, "renewals", "r0");
+    add_link(&m, "r0", "qualified");
+    stage_map_derive_defaults(&m);
+    add_default(&m, "sales", "in_quote", "s2");
+    add_default(&m, "renewals", "in_quote", "r0");
+    add_default(&m, "renewals", "new", "r0");
+    problems = stage_map_problems(&m, &n);
+    assert_int_equal(n, 0);
+    assert_null(problems);
     stage_map_clear(&m);
 }
 
@@ -201,6 +262,7 @@ int main(void)
         cmocka_unit_test(test_lookups_both_ways),
         cmocka_unit_test(test_derived_defaults_and_validation),
         cmocka_unit_test(test_bad_maps_refused),
+        cmocka_unit_test(test_every_problem_listed),
         cmocka_unit_test(test_stage_definitions_checked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -432,6 +432,9 @@ static void test_pending_and_sync_state(void **state)
     int64_t pending = 0, failed = 0;
 
     make_record(fx, "500", &r);
+    set_field(&r.fields[DEAL_OWNER], "100001", 1000, ORIGIN_CRM, "100001", 1000,
+              NULL);
+    assert_int_equal(store_record_save(fx->store, &r), FS_OK);
     assert_int_equal(pending_count(fx, 10000), 0);
 
     /* A local edit makes it pending. */
@@ -477,8 +480,31 @@ static void test_pending_and_sync_state(void **state)
 
     struct sync_status_entry *status = NULL;
     size_t n = 0;
-    assert_int_equal(store_sync_status(fx->store, fx->org, 0, &status, &n),
+    assert_int_equal(
+        store_sync_status(fx->store, fx->org, NULL, 0, &status, &n), FS_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(
+        store_sync_status_counts(fx->store, fx->org, NULL, &pending, &failed),
+        FS_OK);
+    assert_int_equal(pending, 0);
+    assert_int_equal(failed, 1);
+    /* Of one owner: only their deals, in the list and the counts. */
+    store_sync_status_free(status, n);
+    assert_int_equal(
+        store_sync_status(fx->store, fx->org, "no-such-owner", 0, &status, &n),
+        FS_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(store_sync_status_counts(fx->store, fx->org,
+                                              "no-such-owner", &pending,
+                                              &failed),
                      FS_OK);
+    assert_int_equal(pending + failed, 0);
+    assert_int_equal(store_sync_status_counts(fx->store, fx->org, "100001",
+                                              &pending, &failed),
+                     FS_OK);
+    assert_int_equal(failed, 1);
+    assert_int_equal(
+        store_sync_status(fx->store, fx->org, "100001", 0, &status, &n), FS_OK);
     assert_int_equal(n, 1);
     assert_string_equal(status[0].record_id, r.id);
     assert_string_equal(status[0].crm_id, "500");

@@ -176,6 +176,33 @@ static void test_invalid_value(void **state)
                          "invalid_value", "close_date");
 }
 
+/* A deal always has a name a person can read: blanking it by PATCH, or
+ * creating one with a name of spaces, is refused like a missing name. */
+static void test_name_never_blank(void **state)
+{
+    const char *blank[] = {"{\"fields\":{\"name\":\"\"}}",
+                           "{\"fields\":{\"name\":null}}",
+                           "{\"fields\":{\"name\":\"   \"}}"};
+    json_t *before = stack_deals(&st, false);
+    long status;
+
+    for (size_t i = 0; i < sizeof(blank) / sizeof(blank[0]); i++) {
+        assert_patch_refused(st.admin, own_deal, blank[i], 422, "invalid_value",
+                             "name");
+        json_t *r = stack_api(&st, st.admin, "POST", "/api/v1/deals", blank[i],
+                              &status);
+        assert_int_equal(status, 422);
+        assert_string_equal(stack_text(r, "error"), "invalid_value");
+        assert_string_equal(stack_text(r, "field"), "name");
+        assert_string_equal(stack_text(r, "message"), "a deal needs a name");
+        json_decref(r);
+    }
+    json_t *after = stack_deals(&st, false);
+    assert_int_equal(json_array_size(after), json_array_size(before));
+    json_decref(after);
+    json_decref(before);
+}
+
 /* Values the CRM could never take are refused before anything is stored:
  * an owner it does not have, a "postcode" that names no place. */
 static void test_values_the_crm_lacks(void **state)
@@ -465,6 +492,7 @@ int main(void)
         cmocka_unit_test(test_unknown_field),
         cmocka_unit_test(test_wrong_type),
         cmocka_unit_test(test_invalid_value),
+        cmocka_unit_test(test_name_never_blank),
         cmocka_unit_test(test_values_the_crm_lacks),
         cmocka_unit_test(test_oversize_bodies),
         cmocka_unit_test(test_another_orgs_deal_is_not_found),

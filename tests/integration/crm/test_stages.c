@@ -216,6 +216,70 @@ static void test_cli_map_takes_crm_stage_ids(void **state)
     free(won);
 }
 
+/* A stage written as a CRM stage that reads back as a stage of another
+ * kind (open as lost, won as lost) is refused, by the API and the CLI; a
+ * CRM stage given twice on the command line is refused by name. */
+static void test_default_of_another_kind_refused(void **state)
+{
+    long status;
+    int code;
+    int64_t calls = stack_sim_stat(&st, "api_calls", NULL);
+    const char *const quote_lost[] = {
+        "Prospecting=new", "Engaging=qualified", "Won=won", "Lost=lost",
+        "--default",       "in_quote=Lost",      NULL};
+    const char *const won_lost[] = {
+        "Prospecting=new", "Engaging=qualified", "Won=lost", "Lost=lost",
+        "--default",       "in_quote=Engaging",  "won=Lost", NULL};
+    const char *const *bad[] = {quote_lost, won_lost};
+    const char *want[] = {"stage in_quote (open)", "stage won (won)"};
+
+    for (size_t i = 0; i < 2; i++) {
+        char *body = stack_stage_map_body(&st, bad[i]);
+        json_t *r = admin_call("PUT", "/api/v1/admin/stage-map", body, &status);
+        assert_int_equal(status, 422);
+        assert_non_null(strstr(stack_text(r, "message"), want[i]));
+        assert_non_null(strstr(stack_text(r, "message"), "reads back as lost"));
+        json_decref(r);
+        free(body);
+    }
+
+    char *won = xasprintf("%s=won", stage("Won"));
+    char *lost = xasprintf("%s=lost", stage("Lost"));
+    char *quote =
+        xasprintf("%s/in_quote=%s", stack_pipeline_id(&st), stage("Lost"));
+    const char *cli_lost[] = {"stages", "map",       "--org", STACK_ORG, won,
+                              lost,     "--default", quote,   NULL};
+    char *out = stack_cli(&st, &code, cli_lost);
+    assert_int_equal(code, 1);
+    assert_non_null(strstr(out, "stage in_quote (open) cannot be written"));
+    free(out);
+
+    char *twice = xasprintf("%s=qualified", stage("Won"));
+    const char *cli_twice[] = {"stages", "map", "--org", STACK_ORG,
+                               won,      twice, NULL};
+    out = stack_cli(&st, &code, cli_twice);
+    char *want_twice = xasprintf("stage %s mapped twice", stage("Won"));
+    assert_int_equal(code, 1);
+    assert_non_null(strstr(out, want_twice));
+    free(out);
+
+    /* Nothing changed. */
+    json_t *deal = deal_in(stage("Lost"));
+    assert_non_null(deal);
+    assert_string_equal(stack_text(deal, "stage"), "lost");
+    json_decref(deal);
+    deal = deal_in(stage("Won"));
+    assert_non_null(deal);
+    assert_string_equal(stack_text(deal, "stage"), "won");
+    json_decref(deal);
+    assert_int_equal(stack_sim_stat(&st, "api_calls", NULL), calls);
+    free(want_twice);
+    free(twice);
+    free(quote);
+    free(lost);
+    free(won);
+}
+
 static void test_unmapped_stage_flagged_listed_and_never_written(void **state)
 {
     long status;
@@ -279,8 +343,26 @@ static void test_edits_name_the_orgs_stages(void **state)
                         stage("Engaging"));
     assert_string_equal(stack_text(json_object_get(r, "deal"), "stage"),
                         "qualified");
+    /* The answer says the deal does not read as the stage asked. */
+    assert_string_equal(stack_text(json_object_get(r, "edits"), "stage"),
+                        "remapped");
     json_decref(r);
     assert_true(stack_wait_sim(&st, crm_id, "stage", stage("Engaging")));
+
+    /* Asked again, nothing changes, and the answer still says so; asked
+     * for the stage it reads as, the edit is plainly unchanged. */
+    r = stack_patch(&st, st.admin, id, "{\"fields\":{\"stage\":\"in_quote\"}}",
+                    &status);
+    assert_int_equal(status, 200);
+    assert_string_equal(stack_text(json_object_get(r, "edits"), "stage"),
+                        "remapped");
+    json_decref(r);
+    r = stack_patch(&st, st.admin, id, "{\"fields\":{\"stage\":\"qualified\"}}",
+                    &status);
+    assert_int_equal(status, 200);
+    assert_string_equal(stack_text(json_object_get(r, "edits"), "stage"),
+                        "unchanged");
+    json_decref(r);
 
     /* A CRM stage id, or anything else that is not one of the org's
      * stages, is refused and changes nothing. */
@@ -326,6 +408,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_view_shows_stages_and_the_crm_map),
         cmocka_unit_test_teardown(test_bad_map_refused_whole, restore_map),
+        cmocka_unit_test_teardown(test_default_of_another_kind_refused,
+                                  restore_map),
         cmocka_unit_test_teardown(test_cli_map_takes_crm_stage_ids,
                                   restore_map),
         cmocka_unit_test_teardown(
