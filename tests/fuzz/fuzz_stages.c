@@ -37,6 +37,7 @@ static void set_up_store(void)
         {"default", "closedlost", "Closed Lost"},
         {"812723471", "1234912", "In Progress"},
         {"812723471", "1234914", "Done"},
+        {"812723471", "1234915", "Dropped"},
     };
     struct connection c = {
         .provider = "hubspot",
@@ -61,9 +62,9 @@ static void set_up_store(void)
         "{\"map\":{\"appointmentscheduled\":\"new\","
         "\"qualifiedtobuy\":\"qualified\",\"contractsent\":\"in_quote\","
         "\"closedwon\":\"won\",\"closedlost\":\"lost\",\"1234912\":\"new\","
-        "\"1234914\":\"won\"},\"defaults\":{\"812723471\":{"
+        "\"1234914\":\"won\",\"1234915\":\"lost\"},\"defaults\":{\"812723471\":{"
         "\"qualified\":\"1234912\",\"in_quote\":\"1234912\","
-        "\"lost\":\"1234914\"}}}",
+        "\"lost\":\"1234915\"}}}",
         0, NULL);
     must(stages_map(store, org, 0, map, &error), "stages_map");
     json_decref(map);
