@@ -129,6 +129,12 @@ static fs_result note_success(struct store *store, const struct record *sent,
     fs_result result = store_record_by_rowid(store, sent->rowid, &r);
     if (result != FS_OK)
         return result;
+    /* The org switched CRM while the write was on its way: what the old
+     * CRM took says nothing of what the new one holds. */
+    if (r.connection_id != sent->connection_id) {
+        record_clear(&r);
+        return FS_OK;
+    }
 
     int64_t crm_time = res->time ? res->time : now;
     if (!r.crm_id && res->crm_id)
