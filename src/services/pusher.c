@@ -95,7 +95,15 @@ static void note_failure(struct app *app, struct store *store,
 {
     const struct app_config *cfg = app_config(app);
     struct sync_state st = {0};
+    struct record current = {0};
 
+    /* The org switched CRM while the write was on its way: the old CRM's
+     * refusal does not hold up the first push to the new one. */
+    bool moved = store_record_by_rowid(store, r->rowid, &current) == FS_OK &&
+                 current.connection_id != r->connection_id;
+    record_clear(&current);
+    if (moved)
+        return;
     store_sync_get(store, r->rowid, &st);
     st.attempts++;
     if (!st.first_failure_at)

@@ -267,6 +267,21 @@ static char *record_key(struct switch_ctx *x, size_t i, bool tombs)
     return match_key(x->opts, values);
 }
 
+/* Counts the keys of our unlinked deals (live ones, or deleted ones with
+ * tombs) and notes the last record of each. */
+static void index_keys(struct switch_ctx *x, bool tombs, json_t *counts,
+                       json_t *index)
+{
+    for (size_t i = 0; i < x->n_records; i++) {
+        char *key = record_key(x, i, tombs);
+        if (key) {
+            count_key(counts, key);
+            json_object_set_new(index, key, json_integer((int)i));
+        }
+        free(key);
+    }
+}
+
 /* Deleted deals of ours link by a key unique among them, among the new
  * CRM's unlinked deals and absent from our live deals. */
 static void link_tombstones(struct switch_ctx *x, json_t *live_counts,
@@ -275,14 +290,7 @@ static void link_tombstones(struct switch_ctx *x, json_t *live_counts,
     json_t *counts = json_object();
     json_t *index = json_object();
 
-    for (size_t i = 0; i < x->n_records; i++) {
-        char *key = record_key(x, i, true);
-        if (key) {
-            count_key(counts, key);
-            json_object_set_new(index, key, json_integer((int)i));
-        }
-        free(key);
-    }
+    index_keys(x, true, counts, index);
     for (size_t d = 0; d < x->n_deals; d++) {
         if (x->record_of[d] >= 0)
             continue;
@@ -329,14 +337,7 @@ static void link_deals(struct switch_ctx *x)
     json_t *local_counts = json_object();
     json_t *crm_counts = json_object();
     json_t *local_index = json_object();
-    for (size_t i = 0; i < x->n_records; i++) {
-        char *key = record_key(x, i, false);
-        if (key) {
-            count_key(local_counts, key);
-            json_object_set_new(local_index, key, json_integer((int)i));
-        }
-        free(key);
-    }
+    index_keys(x, false, local_counts, local_index);
     for (size_t d = 0; d < x->n_deals; d++) {
         char *key =
             x->record_of[d] < 0
