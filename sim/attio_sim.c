@@ -992,7 +992,8 @@ static void serve_api(struct call *c)
     }
     if (!admit(sim, r.kind, c->resp))
         return;
-    enum sim_api_fault fault = sim_control_roll_fault(sim->control, &status);
+    enum sim_api_fault fault =
+        sim_control_roll_fault(sim->control, (int)r.kind, &status);
     if (fault == SIM_FAULT_5XX) {
         reply_error(c->resp, status, "api_error", "service_unavailable",
                     "The service is temporarily unavailable.");

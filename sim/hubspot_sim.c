@@ -1776,7 +1776,8 @@ static void serve_api(struct call *c)
     if (!admit(sim, (enum call_kind)r.kind, c->resp))
         return;
 
-    enum sim_api_fault fault = sim_control_roll_fault(sim->control, &status);
+    enum sim_api_fault fault =
+        sim_control_roll_fault(sim->control, (int)r.kind, &status);
     if (fault == SIM_FAULT_5XX) {
         reply_error(c->resp, status, "SERVICE_UNAVAILABLE",
                     "The service is temporarily unavailable.");

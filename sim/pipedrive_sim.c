@@ -1658,7 +1658,8 @@ static void serve_api(struct call *c)
     }
     if (!admit(sim, (enum call_kind)r.kind, c->resp))
         return;
-    enum sim_api_fault fault = sim_control_roll_fault(sim->control, &status);
+    enum sim_api_fault fault =
+        sim_control_roll_fault(sim->control, (int)r.kind, &status);
     if (fault == SIM_FAULT_5XX) {
         reply_error(c->resp, status,
                     "Service temporarily unavailable, please try again");

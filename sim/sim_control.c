@@ -13,13 +13,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Longest user id taken from a control call. */
 #define USER_ID_MAX 64
 
+/* Longest a read is held under api_reads_paused, so a test that never
+ * unpauses cannot keep the simulator from stopping. */
+#define READ_HOLD_MAX_MS 60000
+
 struct api_faults {
     double api_5xx;
     double api_timeout;
+    bool reads_paused;
 };
 
 struct sim_control {
@@ -31,6 +37,7 @@ struct sim_control {
     void *ctx;
 
     pthread_mutex_t mu; /* guards everything below */
+    pthread_cond_t unpaused;
     uint64_t rng;
     struct api_faults faults;
     int64_t api_calls;
@@ -38,8 +45,10 @@ struct sim_control {
     int64_t rate_limited;
     int64_t faults_5xx;
     int64_t faults_timeout;
-    int64_t auth_refused; /* calls refused for their credentials */
-    int64_t auth_expired; /* of them, with an access token past its life */
+    int64_t reads_held;    /* reads waiting for api_reads_paused to end */
+    uint64_t read_release; /* bumped by every unpause */
+    int64_t auth_refused;  /* calls refused for their credentials */
+    int64_t auth_expired;  /* of them, with an access token past its life */
 };
 
 /* One control request on its way through a handler. */
@@ -64,6 +73,7 @@ struct sim_control *sim_control_new(const struct sim_control_config *config)
     ctl->by_kind = xcalloc(ctl->kind_count + 1, sizeof(*ctl->by_kind));
     ctl->rng = config->seed ^ 0x5DEECE66DULL;
     pthread_mutex_init(&ctl->mu, NULL);
+    pthread_cond_init(&ctl->unpaused, NULL);
     return ctl;
 }
 
@@ -71,6 +81,7 @@ void sim_control_free(struct sim_control *ctl)
 {
     if (!ctl)
         return;
+    pthread_cond_destroy(&ctl->unpaused);
     pthread_mutex_destroy(&ctl->mu);
     free(ctl->by_kind);
     free(ctl);
@@ -96,11 +107,33 @@ void sim_control_count_refused(struct sim_control *ctl, bool expired)
     pthread_mutex_unlock(&ctl->mu);
 }
 
-enum sim_api_fault sim_control_roll_fault(struct sim_control *ctl, int *status)
+/* Holds a read while api_reads_paused is on: until an unpause (even one
+ * paused again at once), or READ_HOLD_MAX_MS. Called with mu held. */
+static void hold_read(struct sim_control *ctl, int kind)
+{
+    if (!ctl->faults.reads_paused || kind < 0 ||
+        (size_t)kind >= ctl->kind_count ||
+        ctl->kinds[kind].class_ != SIM_CALL_READ)
+        return;
+    uint64_t release = ctl->read_release;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += READ_HOLD_MAX_MS / 1000;
+    ctl->reads_held++;
+    while (ctl->faults.reads_paused && ctl->read_release == release) {
+        if (pthread_cond_timedwait(&ctl->unpaused, &ctl->mu, &until) != 0)
+            break;
+    }
+    ctl->reads_held--;
+}
+
+enum sim_api_fault sim_control_roll_fault(struct sim_control *ctl, int kind,
+                                          int *status)
 {
     enum sim_api_fault fault = SIM_FAULT_NONE;
 
     pthread_mutex_lock(&ctl->mu);
+    hold_read(ctl, kind);
     if (ctl->faults.api_5xx > 0 &&
         sim_rng_unit(&ctl->rng) < ctl->faults.api_5xx) {
         fault = SIM_FAULT_5XX;
@@ -533,11 +566,12 @@ static json_t *faults_json(struct sim_control *ctl)
 
     webhook_sender_get_faults(ctl->sender, &wf);
     pthread_mutex_lock(&ctl->mu);
-    json_t *obj = json_pack(
-        "{s:f, s:f, s:b, s:I, s:f, s:f, s:b}", "drop", wf.drop, "duplicate",
-        wf.duplicate, "reorder", wf.reorder, "delay_ms",
-        (json_int_t)wf.delay_ms, "api_5xx", ctl->faults.api_5xx, "api_timeout",
-        ctl->faults.api_timeout, "webhooks_paused", wf.paused);
+    json_t *obj =
+        json_pack("{s:f, s:f, s:b, s:I, s:f, s:f, s:b, s:b}", "drop", wf.drop,
+                  "duplicate", wf.duplicate, "reorder", wf.reorder, "delay_ms",
+                  (json_int_t)wf.delay_ms, "api_5xx", ctl->faults.api_5xx,
+                  "api_timeout", ctl->faults.api_timeout, "webhooks_paused",
+                  wf.paused, "api_reads_paused", ctl->faults.reads_paused);
     pthread_mutex_unlock(&ctl->mu);
     return obj;
 }
@@ -575,7 +609,8 @@ static void set_faults(struct call *c)
 {
     static const char *const keys[] = {
         "drop",    "duplicate",   "reorder",         "delay_ms",
-        "api_5xx", "api_timeout", "webhooks_paused", NULL};
+        "api_5xx", "api_timeout", "webhooks_paused", "api_reads_paused",
+        NULL};
     struct sim_control *ctl = c->ctl;
     struct webhook_faults wf;
     struct api_faults af;
@@ -593,26 +628,33 @@ static void set_faults(struct call *c)
               read_prob(c->body, "api_5xx", &af.api_5xx) &&
               read_prob(c->body, "api_timeout", &af.api_timeout) &&
               read_bool(c->body, "reorder", &wf.reorder) &&
-              read_bool(c->body, "webhooks_paused", &wf.paused);
+              read_bool(c->body, "webhooks_paused", &wf.paused) &&
+              read_bool(c->body, "api_reads_paused", &af.reads_paused);
     if (delay && (!json_is_integer(delay) || json_integer_value(delay) < 0 ||
                   json_integer_value(delay) > 600000))
         ok = false;
     if (!ok) {
         reply_error(c, 400, "invalid_value", NULL,
-                    "fault probabilities are numbers in [0, 1], reorder and "
-                    "webhooks_paused booleans, delay_ms 0..600000");
+                    "fault probabilities are numbers in [0, 1], reorder, "
+                    "webhooks_paused and api_reads_paused booleans, delay_ms "
+                    "0..600000");
         return;
     }
     if (delay)
         wf.delay_ms = json_integer_value(delay);
     webhook_sender_set_faults(ctl->sender, &wf);
     pthread_mutex_lock(&ctl->mu);
+    if (ctl->faults.reads_paused && !af.reads_paused) {
+        ctl->read_release++;
+        pthread_cond_broadcast(&ctl->unpaused);
+    }
     ctl->faults = af;
     pthread_mutex_unlock(&ctl->mu);
     log_notice("event=faults_set drop=%.3f duplicate=%.3f reorder=%d "
-               "delay_ms=%" PRId64 " api_5xx=%.3f api_timeout=%.3f paused=%d",
+               "delay_ms=%" PRId64 " api_5xx=%.3f api_timeout=%.3f paused=%d "
+               "reads_paused=%d",
                wf.drop, wf.duplicate, wf.reorder, wf.delay_ms, af.api_5xx,
-               af.api_timeout, wf.paused);
+               af.api_timeout, wf.paused, af.reads_paused);
     sim_reply(c->resp, 200, faults_json(ctl));
 }
 
@@ -652,6 +694,7 @@ static void get_stats(struct call *c)
         (json_int_t)ws.events_dropped, "events_duplicated",
         (json_int_t)ws.events_duplicated, "pending_deliveries",
         (json_int_t)ws.pending_deliveries);
+    json_object_set_new(obj, "api_reads_held", json_integer(ctl->reads_held));
     json_object_set_new(obj, "auth_refused", json_integer(ctl->auth_refused));
     json_object_set_new(obj, "auth_expired", json_integer(ctl->auth_expired));
     pthread_mutex_unlock(&ctl->mu);

@@ -74,7 +74,9 @@ void sim_control_count_call(struct sim_control *ctl, int kind, bool limited);
 /* Counts one API call refused for its credentials; expired when its
  * access token had outlived its lifetime. */
 void sim_control_count_refused(struct sim_control *ctl, bool expired);
-/* Rolls the API fault dice for an admitted call. */
-enum sim_api_fault sim_control_roll_fault(struct sim_control *ctl, int *status);
+/* Rolls the API fault dice for an admitted call of that kind; a read
+ * waits here first while api_reads_paused is on. */
+enum sim_api_fault sim_control_roll_fault(struct sim_control *ctl, int kind,
+                                          int *status);
 
 #endif

@@ -23,9 +23,11 @@ static const char switch_usage[] =
     "(case and outer blanks aside) identify a deal on both sides, e.g.\n"
     "name,postcode. Linked deals keep the newer of each field's values;\n"
     "deals only fieldsync has are created in the new CRM; deals only the\n"
-    "new CRM has are imported. The old connection stops receiving and\n"
-    "pushing. Map the new CRM's stages first (fieldsync stages map\n"
-    "--connection). --dry-run prints the report and changes nothing.\n"
+    "new CRM has are imported. A deal deleted here stays deleted, linked\n"
+    "to its match there, unless the new CRM changed it after the delete.\n"
+    "The old connection stops receiving and pushing. Map the new CRM's\n"
+    "stages first (fieldsync stages map --connection). --dry-run prints\n"
+    "the report and changes nothing.\n"
     "A running service pushes what the switch queued.\n";
 
 static void print_report(const struct switch_report *r, bool dry_run)
@@ -39,6 +41,12 @@ static void print_report(const struct switch_report *r, bool dry_run)
     printf("  left unmatched            %zu of the new CRM's, imported apart; "
            "%zu of ours, held failed until retried (match key not unique)\n",
            r->ambiguous_crm, r->ambiguous_local);
+    printf("  deleted here, kept so     %zu (the new CRM still has them: "
+           "delete them there)\n",
+           r->deleted_kept);
+    printf("  deleted here, revived     %zu (changed in the new CRM since the "
+           "delete: imported as its own)\n",
+           r->deleted_revived);
     printf("  fields kept from here     %zu\n", r->local_kept);
     printf("  fields taken from the CRM %zu (newer there)\n", r->crm_taken);
     printf("  values with no equivalent %zu (stage or owner)\n",

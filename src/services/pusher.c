@@ -95,7 +95,15 @@ static void note_failure(struct app *app, struct store *store,
 {
     const struct app_config *cfg = app_config(app);
     struct sync_state st = {0};
+    struct record current = {0};
 
+    /* The org switched CRM while the write was on its way: the old CRM's
+     * refusal does not hold up the first push to the new one. */
+    bool moved = store_record_by_rowid(store, r->rowid, &current) == FS_OK &&
+                 current.connection_id != r->connection_id;
+    record_clear(&current);
+    if (moved)
+        return;
     store_sync_get(store, r->rowid, &st);
     st.attempts++;
     if (!st.first_failure_at)
@@ -129,6 +137,12 @@ static fs_result note_success(struct store *store, const struct record *sent,
     fs_result result = store_record_by_rowid(store, sent->rowid, &r);
     if (result != FS_OK)
         return result;
+    /* The org switched CRM while the write was on its way: what the old
+     * CRM took says nothing of what the new one holds. */
+    if (r.connection_id != sent->connection_id) {
+        record_clear(&r);
+        return FS_OK;
+    }
 
     int64_t crm_time = res->time ? res->time : now;
     if (!r.crm_id && res->crm_id)

@@ -496,6 +496,19 @@ out:
     return result;
 }
 
+/* Whether the connection is still active, read inside the caller's
+ * transaction: the org may have switched CRM since the event was taken or
+ * the read began, and its old CRM no longer speaks for the org's deals
+ * (they are linked to the new CRM's, often under the same ids). */
+static bool still_active(struct store *store, int64_t id)
+{
+    struct connection c = {0};
+    bool active = store_connection_get(store, id, &c) == FS_OK && c.active;
+
+    connection_clear(&c);
+    return active;
+}
+
 fs_result reconcile_read(struct store *store, struct provider_session *session,
                          const char *const *crm_ids, size_t count,
                          struct reconcile_effects *fx)
@@ -517,6 +530,14 @@ fs_result reconcile_read(struct store *store, struct provider_session *session,
             return result;
 
         result = store_begin(store);
+        if (result == FS_OK && !still_active(store, session->conn->id)) {
+            store_rollback(store);
+            log_info("event=crm_read_dropped reason=connection_inactive "
+                     "connection=%lld deals=%zu",
+                     (long long)session->conn->id, got);
+            crm_deals_free(deals, got);
+            return FS_OK;
+        }
         for (size_t i = 0; result == FS_OK && i < got; i++) {
             bool needs_read = false;
             result = reconcile_deal(store, session->conn, &deals[i], true,
@@ -583,6 +604,7 @@ static size_t reconcile_batch(struct reconciler *rc, struct store *store,
     const struct connection **conns = xcalloc(n, sizeof(*conns));
     struct crm_event *evs = xcalloc(n, sizeof(*evs));
     fs_result *parsed = xcalloc(n, sizeof(*parsed));
+    bool *active = xcalloc(n, sizeof(*active));
     size_t n_read = 0;
 
     /* Parsing needs no lock: it is done before the write transaction, so
@@ -597,6 +619,7 @@ static size_t reconcile_batch(struct reconciler *rc, struct store *store,
     }
 
     fs_result result = store_begin(store);
+    size_t dropped = 0;
     for (size_t i = 0; result == FS_OK && i < n; i++) {
         const struct connection *conn = conns[i];
         if (parsed[i] != FS_OK) {
@@ -604,6 +627,20 @@ static size_t reconcile_batch(struct reconciler *rc, struct store *store,
                      (long long)events[i].id, fs_result_name(parsed[i]));
             result = store_inbox_mark(store, events[i].id, INBOX_FAILED,
                                       fs_result_name(parsed[i]));
+            continue;
+        }
+        /* Taken before the org switched CRM: dropped, as ingest now drops
+         * that connection's webhooks. Checked once per connection. */
+        size_t seen = 0;
+        while (seen < i && conns[seen] != conn)
+            seen++;
+        if (seen == i)
+            active[i] = still_active(store, conn->id);
+        else
+            active[i] = active[seen];
+        if (!active[i]) {
+            dropped++;
+            result = store_inbox_mark(store, events[i].id, INBOX_DONE, NULL);
             continue;
         }
         size_t slot = 0;
@@ -627,12 +664,17 @@ static size_t reconcile_batch(struct reconciler *rc, struct store *store,
     if (result != FS_OK) {
         store_rollback(store);
         log_error("event=reconcile_failed result=%s", fs_result_name(result));
+    } else if (dropped > 0) {
+        log_info("event=crm_events_dropped reason=connection_inactive "
+                 "count=%zu",
+                 dropped);
     }
     reconcile_effects_flush(&fx, store, result == FS_OK);
     for (size_t i = 0; i < n; i++)
         crm_event_clear(&evs[i]);
     free(evs);
     free(parsed);
+    free(active);
     free(conns);
 
     for (size_t i = 0; i < n_read; i++) {

@@ -1,7 +1,9 @@
 /* The primary-CRM switch. Reads happen first (the new CRM's owners,
  * stages and deals, and per-field times where a linked deal differs);
- * then one transaction relinks, translates and queues everything, so a
- * failure part-way leaves the org on its old CRM untouched. */
+ * then one transaction reloads the org's deals as they are by then (the
+ * service keeps taking edits and CRM changes during the reads), relinks,
+ * translates and queues everything, so a failure part-way leaves the org
+ * on its old CRM untouched and no edit made meanwhile is written over. */
 #include "services/switch.h"
 
 #include "base/alloc.h"
@@ -38,7 +40,7 @@ struct switch_ctx {
     struct stage_map new_map;
     json_t *owners; /* old owner id -> new owner id */
 
-    struct record *records; /* the org's live deals */
+    struct record *records; /* the org's deals, tombstones too */
     size_t n_records;
     struct crm_deal *deals; /* the new CRM's live deals */
     size_t n_deals;
@@ -160,8 +162,10 @@ static fs_result load_records(struct switch_ctx *x)
     for (;;) {
         struct record *page = NULL;
         size_t n = 0;
-        struct record_filter f = {
-            .org_id = x->org_id, .after_id = after, .limit = SWITCH_PAGE};
+        struct record_filter f = {.org_id = x->org_id,
+                                  .after_id = after,
+                                  .limit = SWITCH_PAGE,
+                                  .include_deleted = true};
         r = store_records_list(x->store, &f, &page, &n);
         if (r != FS_OK)
             break;
@@ -227,13 +231,94 @@ static void count_key(json_t *counts, const char *key)
                         json_integer(n ? json_integer_value(n) + 1 : 1));
 }
 
+/* Links the new CRM's deal d to record i. A deleted deal of ours stays
+ * deleted and is linked, so the new CRM's copy is not imported, unless
+ * that copy was changed after the delete: a write newer than the delete
+ * wins, and the new CRM's deal is imported as its own (docs/DECISIONS.md,
+ * switching the primary CRM). */
+static void link_pair(struct switch_ctx *x, size_t d, size_t i, bool by_id)
+{
+    const struct record *r = &x->records[i];
+
+    if (r->deleted_at && x->deals[d].modified > r->deleted_at) {
+        x->report->deleted_revived++;
+        return;
+    }
+    x->record_of[d] = (ssize_t)i;
+    x->linked[i] = true;
+    if (r->deleted_at)
+        x->report->deleted_kept++;
+    else if (by_id)
+        x->report->linked_by_id++;
+    else
+        x->report->linked_by_key++;
+}
+
+/* The match key of record i (caller frees), or NULL when it is linked
+ * already, when its key fields are empty or when it is live and tombs
+ * asks for deleted ones (or the other way round). */
+static char *record_key(struct switch_ctx *x, size_t i, bool tombs)
+{
+    const char *values[DEAL_FIELD_COUNT];
+
+    if (x->linked[i] || (x->records[i].deleted_at != 0) != tombs)
+        return NULL;
+    record_values(&x->records[i], values);
+    return match_key(x->opts, values);
+}
+
+/* Counts the keys of our unlinked deals (live ones, or deleted ones with
+ * tombs) and notes the last record of each. */
+static void index_keys(struct switch_ctx *x, bool tombs, json_t *counts,
+                       json_t *index)
+{
+    for (size_t i = 0; i < x->n_records; i++) {
+        char *key = record_key(x, i, tombs);
+        if (key) {
+            count_key(counts, key);
+            json_object_set_new(index, key, json_integer((int)i));
+        }
+        free(key);
+    }
+}
+
+/* Deleted deals of ours link by a key unique among them, among the new
+ * CRM's unlinked deals and absent from our live deals. */
+static void link_tombstones(struct switch_ctx *x, json_t *live_counts,
+                            json_t *crm_counts)
+{
+    json_t *counts = json_object();
+    json_t *index = json_object();
+
+    index_keys(x, true, counts, index);
+    for (size_t d = 0; d < x->n_deals; d++) {
+        if (x->record_of[d] >= 0)
+            continue;
+        char *key = match_key(x->opts, (const char *const *)x->deals[d].values);
+        json_t *tomb = key ? json_object_get(counts, key) : NULL;
+        if (tomb && json_integer_value(tomb) == 1 &&
+            json_integer_value(json_object_get(crm_counts, key)) == 1 &&
+            !json_object_get(live_counts, key))
+            link_pair(x, d,
+                      (size_t)json_integer_value(json_object_get(index, key)),
+                      false);
+        free(key);
+    }
+    json_decref(counts);
+    json_decref(index);
+}
+
 /* Links by our id first, then by a key unique on both sides. */
 static void link_deals(struct switch_ctx *x)
 {
     json_t *by_id = json_object();
 
+    x->report->linked_by_id = x->report->linked_by_key = 0;
+    x->report->ambiguous_crm = x->report->ambiguous_local = 0;
+    x->report->deleted_kept = x->report->deleted_revived = 0;
     x->record_of = xcalloc(x->n_deals + 1, sizeof(*x->record_of));
     x->linked = xcalloc(x->n_records + 1, sizeof(*x->linked));
+    x->held = xcalloc(x->n_records + 1, sizeof(*x->held));
     for (size_t i = 0; i < x->n_records; i++)
         json_object_set_new(by_id, x->records[i].id, json_integer((int)i));
     for (size_t d = 0; d < x->n_deals; d++) {
@@ -242,11 +327,8 @@ static void link_deals(struct switch_ctx *x)
                           ? json_object_get(by_id, x->deals[d].our_id)
                           : NULL;
         size_t i = hit ? (size_t)json_integer_value(hit) : 0;
-        if (hit && !x->linked[i]) {
-            x->record_of[d] = (ssize_t)i;
-            x->linked[i] = true;
-            x->report->linked_by_id++;
-        }
+        if (hit && !x->linked[i])
+            link_pair(x, d, i, true);
     }
     json_decref(by_id);
     if (x->opts->n_key_fields == 0)
@@ -255,16 +337,7 @@ static void link_deals(struct switch_ctx *x)
     json_t *local_counts = json_object();
     json_t *crm_counts = json_object();
     json_t *local_index = json_object();
-    for (size_t i = 0; i < x->n_records; i++) {
-        const char *values[DEAL_FIELD_COUNT];
-        record_values(&x->records[i], values);
-        char *key = x->linked[i] ? NULL : match_key(x->opts, values);
-        if (key) {
-            count_key(local_counts, key);
-            json_object_set_new(local_index, key, json_integer((int)i));
-        }
-        free(key);
-    }
+    index_keys(x, false, local_counts, local_index);
     for (size_t d = 0; d < x->n_deals; d++) {
         char *key =
             x->record_of[d] < 0
@@ -282,11 +355,10 @@ static void link_deals(struct switch_ctx *x)
         json_t *crm = key ? json_object_get(crm_counts, key) : NULL;
         if (local && json_integer_value(local) == 1 &&
             json_integer_value(crm) == 1) {
-            size_t i =
-                (size_t)json_integer_value(json_object_get(local_index, key));
-            x->record_of[d] = (ssize_t)i;
-            x->linked[i] = true;
-            x->report->linked_by_key++;
+            link_pair(
+                x, d,
+                (size_t)json_integer_value(json_object_get(local_index, key)),
+                false);
         } else if (local) {
             x->report->ambiguous_crm++;
         }
@@ -295,17 +367,15 @@ static void link_deals(struct switch_ctx *x)
     /* A local deal whose key the new CRM has on a deal it could not be
      * told apart from is not created there: it waits, failed, for the
      * admin to look. */
-    x->held = xcalloc(x->n_records + 1, sizeof(*x->held));
     for (size_t i = 0; i < x->n_records; i++) {
-        const char *values[DEAL_FIELD_COUNT];
-        record_values(&x->records[i], values);
-        char *key = x->linked[i] ? NULL : match_key(x->opts, values);
+        char *key = record_key(x, i, false);
         if (key && json_object_get(crm_counts, key)) {
             x->held[i] = true;
             x->report->ambiguous_local++;
         }
         free(key);
     }
+    link_tombstones(x, local_counts, crm_counts);
     json_decref(local_counts);
     json_decref(crm_counts);
     json_decref(local_index);
@@ -401,6 +471,24 @@ static void link_record(struct switch_ctx *x, struct record *r,
     set_text(&r->crm_id, deal->crm_id);
 }
 
+/* A deleted deal of ours linked to the new CRM's copy: it stays deleted,
+ * knowing what that CRM holds, so nothing of it is pending there. */
+static void link_tombstone(struct switch_ctx *x, struct record *r,
+                           const struct crm_deal *deal)
+{
+    for (int f = 0; f < DEAL_FIELD_COUNT; f++) {
+        struct field_state *field = &r->fields[f];
+        if (!(x->synced & (1u << f)))
+            continue;
+        set_text(&field->crm_value, deal->values[f]);
+        field->crm_time = deal->times[f] ? deal->times[f] : deal->modified;
+        set_text(&field->pushed_value, NULL);
+        field->has_pushed = false;
+    }
+    r->connection_id = x->neu->id;
+    set_text(&r->crm_id, deal->crm_id);
+}
+
 /* A deal only fieldsync has: everything it holds goes to the new CRM. */
 static void queue_record(struct switch_ctx *x, struct record *r)
 {
@@ -470,6 +558,7 @@ static fs_result read_field_times(struct switch_ctx *x)
 
     for (size_t d = 0; r == FS_OK && d <= x->n_deals; d++) {
         if (d < x->n_deals && x->record_of[d] >= 0 &&
+            !x->records[x->record_of[d]].deleted_at &&
             !same_values(x, &x->records[x->record_of[d]], &x->deals[d])) {
             ids[n] = x->deals[d].crm_id;
             which[n++] = d;
@@ -547,22 +636,52 @@ static fs_result import_unlinked(struct switch_ctx *x, int64_t *newest)
     return r;
 }
 
+static void links_clear(struct switch_ctx *x)
+{
+    store_records_free(x->records, x->n_records);
+    x->records = NULL;
+    x->n_records = 0;
+    free(x->record_of);
+    free(x->linked);
+    free(x->held);
+    x->record_of = NULL;
+    x->linked = x->held = NULL;
+}
+
+/* The org's deals as they are now, inside the transaction, linked again:
+ * what the reads took minutes to learn is merged into them, not into the
+ * copy taken before, which edits made and pushed meanwhile have left
+ * behind. A deal that differs only since then keeps the list's times. */
+static fs_result reload(struct switch_ctx *x)
+{
+    links_clear(x);
+    fs_result r = load_records(x);
+    if (r == FS_OK)
+        link_deals(x);
+    return r;
+}
+
 static fs_result apply(struct switch_ctx *x)
 {
     int64_t newest = 0;
     fs_result r = store_begin(x->store);
 
+    if (r == FS_OK)
+        r = reload(x);
     for (size_t d = 0; r == FS_OK && d < x->n_deals; d++) {
         if (x->record_of[d] < 0)
             continue;
         struct record *rec = &x->records[x->record_of[d]];
-        link_record(x, rec, &x->deals[d]);
+        if (rec->deleted_at)
+            link_tombstone(x, rec, &x->deals[d]);
+        else
+            link_record(x, rec, &x->deals[d]);
         r = store_record_save(x->store, rec);
-        if (r == FS_OK)
+        if (r == FS_OK && !rec->deleted_at)
             r = store_sync_clear(x->store, rec->rowid);
     }
     for (size_t i = 0; r == FS_OK && i < x->n_records; i++) {
-        if (x->linked[i])
+        if (x->linked[i] || x->records[i].deleted_at)
             continue;
         queue_record(x, &x->records[i]);
         r = store_record_save(x->store, &x->records[i]);
@@ -582,10 +701,12 @@ static fs_result apply(struct switch_ctx *x)
         r = store_connection_set_watermark(x->store, x->neu->id, newest);
     if (r == FS_OK) {
         char *detail =
-            xasprintf("from=%lld to=%lld linked=%zu created=%zu imported=%zu",
+            xasprintf("from=%lld to=%lld linked=%zu created=%zu imported=%zu "
+                      "deleted_kept=%zu deleted_revived=%zu",
                       (long long)x->old.id, (long long)x->neu->id,
                       x->report->linked_by_id + x->report->linked_by_key,
-                      x->report->to_create, x->report->imported);
+                      x->report->to_create, x->report->imported,
+                      x->report->deleted_kept, x->report->deleted_revived);
         r = store_audit_add(x->store, x->org_id, "crm_switch", NULL, NULL,
                             detail);
         free(detail);
@@ -602,11 +723,8 @@ static void ctx_clear(struct switch_ctx *x)
     stage_map_clear(&x->old_map);
     stage_map_clear(&x->new_map);
     json_decref(x->owners);
-    store_records_free(x->records, x->n_records);
+    links_clear(x);
     crm_deals_free(x->deals, x->n_deals);
-    free(x->record_of);
-    free(x->linked);
-    free(x->held);
 }
 
 fs_result switch_primary(struct store *store, struct provider_session *session,
@@ -645,12 +763,14 @@ fs_result switch_primary(struct store *store, struct provider_session *session,
         r = apply(&x);
     if (r == FS_OK)
         log_notice("event=crm_switched org=%lld from=%lld to=%lld linked=%zu "
-                   "created=%zu imported=%zu ambiguous=%zu dry_run=%d",
+                   "created=%zu imported=%zu ambiguous=%zu deleted_kept=%zu "
+                   "deleted_revived=%zu dry_run=%d",
                    (long long)org_id, (long long)x.old.id,
                    (long long)session->conn->id,
                    report->linked_by_id + report->linked_by_key,
                    report->to_create, report->imported,
                    report->ambiguous_local + report->ambiguous_crm,
+                   report->deleted_kept, report->deleted_revived,
                    opts->dry_run ? 1 : 0);
     ctx_clear(&x);
     return r;

@@ -3,7 +3,9 @@
  * key the admin chooses), every value is carried over in the new CRM's
  * terms, deals only fieldsync has are queued to be created there, and the
  * old connection stops, all in one transaction. Nothing local is lost:
- * a local value stands unless the new CRM holds a newer one. */
+ * a local value stands unless the new CRM holds a newer one, whenever it
+ * was written (before the switch or while it reads), and a deal deleted
+ * here stays deleted unless the new CRM changed it after the delete. */
 #ifndef FIELDSYNC_SERVICES_SWITCH_H
 #define FIELDSYNC_SERVICES_SWITCH_H
 
@@ -35,6 +37,10 @@ struct switch_report {
                                 several: imported, not linked */
     size_t ambiguous_local;  /* fieldsync's deals with such a key: held,
                                 failed, until the admin retries */
+    size_t deleted_kept;     /* deals deleted here that the new CRM still
+                                has: linked, kept deleted */
+    size_t deleted_revived;  /* deals deleted here that the new CRM changed
+                                since: imported as its own */
     size_t local_kept;       /* fields where a local value stands */
     size_t crm_taken;        /* fields where the new CRM's newer value won */
     size_t untranslated;     /* stage or owner values with no equivalent */

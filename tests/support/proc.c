@@ -182,6 +182,11 @@ int proc_wait(pid_t pid, int64_t timeout_ms)
     return proc_kill(pid);
 }
 
+int proc_poll(pid_t pid)
+{
+    return pid > 0 ? reap_until(pid, clock_mono_ms()) : -1;
+}
+
 int proc_kill(pid_t pid)
 {
     int status;

@@ -33,6 +33,10 @@ int proc_stop(pid_t pid, int64_t timeout_ms);
  * always reaps. Returns as proc_stop. */
 int proc_wait(pid_t pid, int64_t timeout_ms);
 
+/* Reaps the child if it has exited: its exit code as proc_stop, or -2
+ * while it runs. */
+int proc_poll(pid_t pid);
+
 /* SIGKILLs (a crash) and reaps; returns as proc_stop. */
 int proc_kill(pid_t pid);
 

@@ -100,7 +100,7 @@ char *stack_read_file(const char *path)
     return text;
 }
 
-char *stack_cli(struct stack *s, int *code, const char *const *args)
+pid_t stack_cli_start(struct stack *s, const char *const *args)
 {
     const char *bin = getenv("FS_BIN");
     const char *argv[STACK_WORDS_MAX + 4];
@@ -116,13 +116,30 @@ char *stack_cli(struct stack *s, int *code, const char *const *args)
 
     unlink(out_path);
     pid_t pid = proc_spawn(argv, NULL, out_path);
-    *code = pid > 0 ? proc_wait(pid, CLI_TIMEOUT_MS) : -1;
+    free(out_path);
+    return pid;
+}
+
+char *stack_cli_finish(struct stack *s, pid_t pid, int code_now, int *code,
+                       const char *name)
+{
+    char *out_path = xasprintf("%s/cli.out", s->dir);
+
+    if (code_now != -2)
+        *code = code_now;
+    else
+        *code = pid > 0 ? proc_wait(pid, CLI_TIMEOUT_MS) : -1;
     char *text = stack_read_file(out_path);
     free(out_path);
     if (*code != 0)
-        fprintf(stderr, "stack: fieldsync %s exited %d: %s\n", args[0], *code,
+        fprintf(stderr, "stack: fieldsync %s exited %d: %s\n", name, *code,
                 text);
     return text;
+}
+
+char *stack_cli(struct stack *s, int *code, const char *const *args)
+{
+    return stack_cli_finish(s, stack_cli_start(s, args), -2, code, args[0]);
 }
 
 char *stack_user_add(struct stack *s, const char *org, const char *name,

@@ -112,6 +112,12 @@ bool stack_stop(struct stack *s);
  * Returns its output (stdout and stderr; the caller frees) and puts the
  * exit code in *code. */
 char *stack_cli(struct stack *s, int *code, const char *const *args);
+/* stack_cli in two steps: start the command (its pid, or -1), then wait
+ * for it and collect its output as stack_cli does. code_now is the exit
+ * code proc_poll already reaped, or -2 to wait (up to the CLI's time). */
+pid_t stack_cli_start(struct stack *s, const char *const *args);
+char *stack_cli_finish(struct stack *s, pid_t pid, int code_now, int *code,
+                       const char *name);
 
 /* `fieldsync user add` in org; returns the printed token (caller frees) or
  * NULL. owner_id may be NULL. */
@@ -198,7 +204,8 @@ json_t *stack_sim(struct stack *s, const char *method, const char *path,
 /* Every fault of POST /_sim/faults off. */
 #define STACK_NO_FAULTS                                                        \
     "{\"drop\":0,\"duplicate\":0,\"reorder\":false,\"delay_ms\":0,"            \
-    "\"api_5xx\":0,\"api_timeout\":0,\"webhooks_paused\":false}"
+    "\"api_5xx\":0,\"api_timeout\":0,\"webhooks_paused\":false,"               \
+    "\"api_reads_paused\":false}"
 
 /* Sets simulator faults (a JSON object as for POST /_sim/faults); true
  * when the simulator took them. */
