@@ -105,6 +105,13 @@ int cli_switch(int argc, char **argv)
     tokens_session_open(&conn, SWITCH_TIMEOUT_MS, cli_db_path(), &session);
     r = switch_primary(s, &session, org_id, &sw, &report, &error);
     tokens_session_close(&session);
+    if (r == FS_ERR_RATE_LIMITED && !error) {
+        rc = cli_fail("cannot switch: the new CRM's rate budget ran out while "
+                      "reading its deals; nothing was changed. Run it again "
+                      "once the budget is back, or give the connection a "
+                      "larger one");
+        goto out;
+    }
     if (r != FS_OK) {
         rc = cli_fail("cannot switch: %s", error ? error : fs_result_name(r));
         goto out;

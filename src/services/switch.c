@@ -25,6 +25,8 @@
     "same match key that could not be told apart; look for a duplicate "       \
     "there, then retry to create it"
 #define SWITCH_READ_BATCH 50
+/* The coarsest CRM's time step: Pipedrive's lists time to the second. */
+#define SWITCH_TIME_STEP_MS 1000
 
 struct switch_ctx {
     struct store *store;
@@ -528,27 +530,36 @@ static fs_result hold_record(struct switch_ctx *x, const struct record *r)
     return store_sync_put(x->store, r->rowid, &st);
 }
 
-/* Whether a linked deal's values all match the local ones, in which case
- * the list's times are enough. */
-static bool same_values(struct switch_ctx *x, const struct record *r,
-                        const struct crm_deal *deal)
+/* Whether a linked deal must be read again for each field's own time:
+ * some value differs and the list's time cannot tell which is newer. */
+static bool needs_field_times(struct switch_ctx *x, const struct record *r,
+                              const struct crm_deal *deal)
 {
-    bool same = true;
+    bool needed = false;
 
-    for (int f = 0; same && f < DEAL_FIELD_COUNT; f++) {
+    for (int f = 0; !needed && f < DEAL_FIELD_COUNT; f++) {
         char *local = NULL;
         if (!(x->synced & (1u << f)))
             continue;
-        same = translate(x, f, r->fields[f].value, deal->values[DEAL_STAGE],
-                         &local) &&
-               merge_value_equal(local, deal->values[f]);
+        bool same = translate(x, f, r->fields[f].value,
+                              deal->values[DEAL_STAGE], &local) &&
+                    merge_value_equal(local, deal->values[f]);
         free(local);
+        /* The CRM's value is no newer than the deal's last change (the
+         * start of its second on a CRM with whole seconds): a local value
+         * after that second wins whatever the field's own time. */
+        needed = !same && (r->fields[f].time == 0 ||
+                           r->fields[f].time <=
+                               deal->times[f] + SWITCH_TIME_STEP_MS - 1);
     }
-    return same;
+    return needed;
 }
 
 /* Lists carry only a deal's modification time; a linked deal whose values
- * differ is read again with each field's own time. */
+ * differ is read again with each field's own time, unless every local
+ * value that differs is newer than that modification (on Pipedrive each
+ * read is a changelog call of 20 tokens a deal: an org whose deals all
+ * differ in one field would spend several days' budgets). */
 static fs_result read_field_times(struct switch_ctx *x)
 {
     const char **ids = xcalloc(SWITCH_READ_BATCH, sizeof(*ids));
@@ -559,7 +570,7 @@ static fs_result read_field_times(struct switch_ctx *x)
     for (size_t d = 0; r == FS_OK && d <= x->n_deals; d++) {
         if (d < x->n_deals && x->record_of[d] >= 0 &&
             !x->records[x->record_of[d]].deleted_at &&
-            !same_values(x, &x->records[x->record_of[d]], &x->deals[d])) {
+            needs_field_times(x, &x->records[x->record_of[d]], &x->deals[d])) {
             ids[n] = x->deals[d].crm_id;
             which[n++] = d;
         }
