@@ -580,17 +580,18 @@ fs_result http_server_start(const struct http_server_config *config,
                                          (void *)(uintptr_t)config->tls_cert};
     }
     server->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_access, server, MHD_OPTION_SOCK_ADDR, &addr,
-        MHD_OPTION_CONNECTION_LIMIT,
+        flags, 0, NULL, NULL, on_access, server,
+        /* First: libmicrohttpd logs through it only from where it is. */
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, server, MHD_OPTION_SOCK_ADDR,
+        &addr, MHD_OPTION_CONNECTION_LIMIT,
         server->config.max_connections + HTTP_CONNECTION_HEADROOM,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, server->config.max_per_ip,
         MHD_OPTION_CONNECTION_TIMEOUT, server->config.timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         pool > MHD_POOL_MIN ? pool : MHD_POOL_MIN, MHD_OPTION_NOTIFY_CONNECTION,
         on_connection, server, MHD_OPTION_URI_LOG_CALLBACK, on_uri, server,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, server,
-        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, server, MHD_OPTION_ARRAY, tls,
-        MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, server, MHD_OPTION_ARRAY,
+        tls, MHD_OPTION_END);
     if (!server->daemon) {
         result = server->tls ? FS_ERR_INVALID : FS_ERR_IO;
         server_free(server);
