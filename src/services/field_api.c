@@ -6,6 +6,7 @@
 
 #include "base/alloc.h"
 #include "base/clock.h"
+#include "base/failpoint.h"
 #include "base/log.h"
 #include "base/urlform.h"
 #include "model/merge.h"
@@ -637,8 +638,10 @@ static fs_result patch_once(struct api_call *c, const char *id,
         res = audit_superseded(c, r, edit, outcomes);
     if (res == FS_OK)
         res = store_commit(c->store);
-    if (res == FS_OK)
+    if (res == FS_OK) {
+        failpoint("edit.committed");
         return FS_OK;
+    }
 
 fail:
     store_rollback(c->store);
@@ -744,8 +747,10 @@ static fs_result create_once(struct api_call *c,
     res = territory_save_deal(c->store, r, now, NULL);
     if (res == FS_OK)
         res = store_commit(c->store);
-    if (res == FS_OK)
+    if (res == FS_OK) {
+        failpoint("create.committed");
         goto out;
+    }
 
 fail:
     store_rollback(c->store);

@@ -6,6 +6,7 @@
 
 #include "base/alloc.h"
 #include "base/clock.h"
+#include "base/failpoint.h"
 #include "base/log.h"
 #include "services/app.h"
 #include "services/deal_json.h"
@@ -471,6 +472,8 @@ fs_result reconcile_read(struct store *store, struct provider_session *session,
             result = reconcile_deal(store, session->conn, &deals[i], true,
                                     &needs_read, fx);
         }
+        if (result == FS_OK)
+            failpoint("reconcile.before_commit");
         result = result == FS_OK ? store_commit(store) : result;
         if (result != FS_OK)
             store_rollback(store);
@@ -571,8 +574,10 @@ static size_t reconcile_batch(struct reconciler *rc, struct store *store,
         if (result == FS_OK)
             metrics_add(fx.metrics, METRIC_EVENTS_APPLIED, conn->id, 1);
     }
-    if (result == FS_OK)
+    if (result == FS_OK) {
+        failpoint("apply.before_commit");
         result = store_commit(store);
+    }
     if (result != FS_OK) {
         store_rollback(store);
         log_error("event=reconcile_failed result=%s", fs_result_name(result));

@@ -92,6 +92,20 @@ bool stack_start_beside(struct stack *base, struct stack *s,
  * or NULL) after the stack's own. False when either step failed. */
 bool stack_restart_serve(struct stack *s, const char *const *extra_args);
 
+/* SIGKILLs fieldsync serve (a crash: nothing is flushed or closed) and
+ * reaps it. */
+void stack_crash_serve(struct stack *s);
+
+/* Waits up to timeout_ms for serve to exit by itself (say at a failpoint,
+ * FS_FAILPOINT in docs/TESTING.md), SIGKILLs it after that, and reaps it.
+ * Returns its exit code, 128 + signal when a signal ended it. */
+int stack_wait_serve_exit(struct stack *s, int64_t timeout_ms);
+
+/* Starts serve again on the same database and port after a crash, with
+ * extra "NAME=value" environment (NULL-terminated, or NULL) beside the
+ * stack's own. False when it did not start. */
+bool stack_start_serve_again(struct stack *s, const char *const *env);
+
 /* Stops both programs and removes the folder. Returns false when either
  * program did not exit cleanly (a sanitizer report makes exit non-zero). */
 bool stack_stop(struct stack *s);
@@ -216,6 +230,12 @@ int64_t stack_metric(struct stack *s, const char *name);
 /* Waits until the simulator has no webhook queued or in flight and every
  * inbox event has been applied (inbox depth 0). */
 bool stack_settled(struct stack *s, int64_t timeout_ms);
+
+/* Waits until the sync is quiet: the simulator has no webhook queued or
+ * in flight, the inbox is empty, nothing is pending or failed in the sync
+ * status, and at least two backstop passes have ended since the call (so
+ * one began after it), all seen on two polls in a row. */
+bool stack_quiet(struct stack *s, int64_t timeout_ms);
 
 /* Polls until the deal's field (API name) has the value in fieldsync
  * (id: our record id) or, for stack_wait_sim, in the simulator (crm_id). */

@@ -502,6 +502,28 @@ static void test_pending_and_sync_state(void **state)
     assert_int_equal(store_sync_clear(fx->store, r.rowid), FS_OK);
     assert_int_equal(pending_count(fx, 1000000), 0);
 
+    /* A failure noted while pending ends when the record stops being
+     * pending some other way: here a newer CRM change takes the field, so
+     * the sync status lists nothing (it listed the deal as failing for
+     * good before). */
+    merge_local_edit(&r.fields[DEAL_AMOUNT], "43", 6500, 0);
+    assert_int_equal(store_record_save(fx->store, &r), FS_OK);
+    st.attempts = 1;
+    st.next_try_at = 7000;
+    st.first_failure_at = 6600;
+    st.last_error = xstrdup("http 503");
+    assert_int_equal(store_sync_put(fx->store, r.rowid, &st), FS_OK);
+    sync_state_clear(&st);
+    struct crm_change newer = {
+        .value = "44", .time = 6800, .actor = ACTOR_OTHER};
+    merge_crm_change(&r.fields[DEAL_AMOUNT], &newer);
+    assert_int_equal(store_record_save(fx->store, &r), FS_OK);
+    assert_int_equal(store_sync_get(fx->store, r.rowid, &st), FS_ERR_NOT_FOUND);
+    assert_int_equal(store_sync_status(fx->store, fx->org, 0, &status, &n),
+                     FS_OK);
+    assert_int_equal(n, 0);
+    store_sync_status_free(status, n);
+
     /* A deleted record is never pending. */
     merge_local_edit(&r.fields[DEAL_NAME], "Renamed", 7000, 0);
     r.deleted_at = 8000;

@@ -1,0 +1,308 @@
+/* Crashes with a CRM's simulator (FS_CRM): fieldsync serve is SIGKILLed
+ * and started again on the same database,
+ *
+ * - at random moments of a random workload on both sides (webhooks
+ *   arriving, field edits committing, pushes in flight);
+ * - at named points (FS_FAILPOINT, docs/TESTING.md): after a webhook's
+ *   events are committed but before its 2xx, before that commit, between
+ *   the CRM's answer to a write (a create among them) and our commit of
+ *   it, after a field edit's commit but before its answer, before the
+ *   commit of applied inbox events;
+ *
+ * and then every webhook answered 2xx is applied, no deal exists twice on
+ * either side, every edit confirmed to the rep reaches the CRM and both
+ * sides converge to what the merge rules predict (tests/support/oracle.h).
+ * FS_SEED replays a seed; FS_KILLS sets the random kills (default 4). */
+#include "http_test.h"
+#include "stack.h"
+#include "workload.h"
+
+#include "base/alloc.h"
+#include "base/clock.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#define BACKSTOP_MS 1000
+#define FAIL_AFTER_MS 3600000
+#define DEALS 12
+#define DEFAULT_KILLS 4
+/* Operations between two random kills, at most. */
+#define OPS_PER_KILL 60
+/* A random kill falls this many ms into a burst, at most. */
+#define KILL_WITHIN_MS 400
+#define QUIET_MS 180000
+/* How long serve may take to reach a failpoint and die there. */
+#define FAILPOINT_WAIT_MS 30000
+
+static struct stack st;
+static int64_t kills;
+
+static int setup(void **state)
+{
+    struct stack_options o = {.deals = DEALS,
+                              .backstop_ms = BACKSTOP_MS,
+                              .fail_after_ms = FAIL_AFTER_MS};
+    return stack_start(&st, &o) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    return stack_stop(&st) ? 0 : -1;
+}
+
+static int reset_faults(void **state)
+{
+    return stack_faults(&st, STACK_NO_FAULTS) ? 0 : -1;
+}
+
+static int env_count(const char *name, int dflt)
+{
+    const char *env = getenv(name);
+    long n = env && *env ? strtol(env, NULL, 10) : dflt;
+    return n > 0 && n < 1000000 ? (int)n : dflt;
+}
+
+/* ---- random kills ---- */
+
+struct killer {
+    pthread_t thread;
+    pid_t pid;
+    int64_t delay_ms;
+    atomic_bool done;
+    int64_t at; /* when the kill was sent (epoch ms) */
+};
+
+static void *killer_main(void *arg)
+{
+    struct killer *k = arg;
+
+    clock_sleep_ms(k->delay_ms);
+    k->at = clock_now_ms();
+    kill(k->pid, SIGKILL);
+    atomic_store(&k->done, true);
+    return NULL;
+}
+
+/* Starts serve again after a kill; every unanswered edit was sent before
+ * the kill's time. */
+static void restart(struct workload *w, int64_t killed_at)
+{
+    stack_crash_serve(&st);
+    oracle_cap_maybes(&w->oracle, killed_at);
+    kills++;
+    assert_true(stack_start_serve_again(&st, NULL));
+}
+
+static void check_converged(struct workload *w, const char *test)
+{
+    struct oracle_result r;
+
+    assert_true(workload_set_faults(w, false));
+    bool quiet = stack_quiet(&st, QUIET_MS);
+    if (!quiet)
+        printf("  the sync did not go quiet in %d ms\n", QUIET_MS);
+    workload_adopt_unanswered(w);
+    oracle_check(&w->oracle, &st, &r);
+    workload_print(w, test, &r);
+    printf("%s: kills=%" PRId64 "\n", test, kills);
+    assert_true(quiet);
+    assert_int_equal(r.differences, 0);
+    assert_int_equal(r.lost, 0);
+    assert_int_equal(r.doubled, 0);
+    assert_int_equal(stack_sim_stat(&st, "webhooks_given_up", NULL), 0);
+}
+
+/* The random workload with faults, and serve SIGKILLed at a random
+ * moment of every stretch of it. */
+static void test_random_kills_lose_and_double_nothing(void **state)
+{
+    struct workload w;
+    int n_kills = env_count("FS_KILLS", DEFAULT_KILLS);
+
+    workload_init(&w, &st, workload_seed("crash"));
+    w.no_restores = true; /* a restore's re-read may be cut by a kill */
+    assert_true(workload_set_faults(&w, true));
+    for (int k = 0; k < n_kills; k++) {
+        struct killer killer = {
+            .pid = st.serve,
+            .delay_ms = workload_rand(&w, KILL_WITHIN_MS),
+        };
+        int ops = 1 + (int)workload_rand(&w, OPS_PER_KILL);
+        for (int i = 0; i < ops; i++)
+            workload_step(&w);
+        w.killing = true;
+        pthread_create(&killer.thread, NULL, killer_main, &killer);
+        while (!atomic_load(&killer.done))
+            workload_step(&w);
+        pthread_join(killer.thread, NULL);
+        /* The CRM goes on while fieldsync is down: its webhooks fail and
+         * are retried. */
+        w.down = true;
+        for (int i = 0; i < 5; i++)
+            workload_step(&w);
+        w.down = w.killing = false;
+        restart(&w, killer.at);
+    }
+    check_converged(&w, "crash");
+    workload_free(&w);
+}
+
+/* ---- failpoints ---- */
+
+/* Arms the failpoint in a fresh serve, runs what reaches it, waits until
+ * serve died there and starts it again without it. */
+static void crash_at(const char *point, void (*reach)(struct workload *w),
+                     struct workload *w)
+{
+    char *env = xasprintf("FS_FAILPOINT=%s", point);
+    const char *words[] = {env, NULL};
+
+    stack_crash_serve(&st);
+    assert_true(stack_start_serve_again(&st, words));
+    int64_t before = clock_now_ms();
+    reach(w);
+    int code = stack_wait_serve_exit(&st, FAILPOINT_WAIT_MS);
+    if (code != 128 + SIGKILL)
+        printf("  serve did not die at %s (exit %d)\n", point, code);
+    assert_int_equal(code, 128 + SIGKILL);
+    kills++;
+    oracle_cap_maybes(&w->oracle, clock_now_ms());
+    assert_true(stack_start_serve_again(&st, NULL));
+    printf("crash: died at %s %lld ms after start\n", point,
+           (long long)(clock_now_ms() - before));
+    free(env);
+}
+
+static void crm_edits(struct workload *w)
+{
+    for (int i = 0; i < 3; i++)
+        workload_crm_edit_any(w);
+}
+
+static void local_edits(struct workload *w)
+{
+    for (int i = 0; i < 3; i++)
+        workload_local_edit_any(w);
+}
+
+static void local_create(struct workload *w)
+{
+    workload_local_create(w);
+}
+
+static void test_failpoints_lose_and_double_nothing(void **state)
+{
+    static const struct {
+        const char *point;
+        void (*reach)(struct workload *w);
+    } points[] = {
+        {"ingest.before_commit", crm_edits}, {"ingest.committed", crm_edits},
+        {"apply.before_commit", crm_edits},  {"edit.committed", local_edits},
+        {"create.committed", local_create},  {"push.answered", local_create},
+        {"push.answered", local_edits},
+    };
+    struct workload w;
+
+    workload_init(&w, &st, workload_seed("crash-points"));
+    for (size_t i = 0; i < sizeof(points) / sizeof(points[0]); i++)
+        crash_at(points[i].point, points[i].reach, &w);
+    check_converged(&w, "crash-points");
+    workload_free(&w);
+}
+
+/* ---- webhooks answered 2xx ---- */
+
+struct inbox_wait {
+    struct stack *s;
+};
+
+static bool webhooks_in(void *ctx)
+{
+    struct inbox_wait *iw = ctx;
+    long status;
+    json_t *idle = stack_sim(iw->s, "GET", "/_sim/idle", NULL, &status);
+    bool done = json_is_true(json_object_get(idle, "idle")) &&
+                stack_metric(iw->s, "fieldsync_inbox_depth") == 0;
+
+    json_decref(idle);
+    return done;
+}
+
+/* CRM edits of every deal while serve is killed at a random moment; with
+ * every CRM call failing after the kill, nothing but the webhooks can
+ * bring the edits in (the backstop's reads fail): so each edit's webhook
+ * was either answered 2xx and kept, or answered otherwise and retried. */
+static void test_acknowledged_webhooks_survive_kills(void **state)
+{
+    struct workload w;
+    int rounds = env_count("FS_KILLS", DEFAULT_KILLS);
+    int64_t given_up = stack_sim_stat(&st, "webhooks_given_up", NULL);
+
+    workload_init(&w, &st, workload_seed("crash-webhooks"));
+    for (int round = 0; round < rounds; round++) {
+        struct killer killer = {
+            .pid = st.serve,
+            .delay_ms = workload_rand(&w, 60),
+        };
+        pthread_create(&killer.thread, NULL, killer_main, &killer);
+        char *names[DEALS];
+        for (size_t i = 0; i < DEALS; i++) {
+            names[i] = xasprintf("Webhook %d-%zu", round, i);
+            char *fields = xasprintf("{\"name\":\"%s\"}", names[i]);
+            assert_true(stack_sim_edit(&st, stack_seed_id(&st, i), fields) > 0);
+            free(fields);
+        }
+        pthread_join(killer.thread, NULL);
+        assert_true(stack_faults(&st, "{\"api_5xx\":1.0}"));
+        restart(&w, killer.at);
+
+        struct inbox_wait iw = {&st};
+        assert_true(http_test_poll(webhooks_in, &iw, QUIET_MS));
+        size_t missing = 0;
+        for (size_t i = 0; i < DEALS; i++) {
+            json_t *deal = stack_deal_by_crm_id(&st, stack_seed_id(&st, i));
+            const char *name = stack_text(deal, "name");
+            if (!name || strcmp(name, names[i]) != 0) {
+                printf("  lost: webhook of deal %s: fieldsync has \"%s\", "
+                       "the CRM \"%s\"\n",
+                       stack_seed_id(&st, i), name ? name : "(none)", names[i]);
+                missing++;
+            }
+            json_decref(deal);
+            free(names[i]);
+        }
+        assert_int_equal(missing, 0);
+        assert_true(stack_faults(&st, STACK_NO_FAULTS));
+    }
+    assert_int_equal(stack_sim_stat(&st, "webhooks_given_up", NULL), given_up);
+    printf("crash-webhooks: rounds=%d kills=%" PRId64 " lost=0\n", rounds,
+           kills);
+    workload_free(&w);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(
+            test_acknowledged_webhooks_survive_kills, reset_faults,
+            reset_faults),
+        cmocka_unit_test_setup_teardown(test_failpoints_lose_and_double_nothing,
+                                        reset_faults, reset_faults),
+        cmocka_unit_test_setup_teardown(
+            test_random_kills_lose_and_double_nothing, reset_faults,
+            reset_faults),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
