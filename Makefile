@@ -6,7 +6,7 @@ SHARED     ?= $(abspath ../shared)
 JOBS       ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build demo check format format-check unit asan bench clean
+.PHONY: all deps build demo check format format-check unit asan bench stress clean
 
 all: build
 
@@ -41,6 +41,11 @@ check: format-check build asan
 bench: build
 	$(BUILD)/fsbench --fieldsync $(BUILD)/fieldsync --crmsim $(BUILD)/crmsim \
 	    --data $(SHARED)/data/crm_deals
+
+# Many seeds and kills of the convergence and crash scenarios for every
+# CRM, for STRESS_SECONDS (600); docs/TESTING.md.
+stress: build
+	@BUILD=$(BUILD) SHARED=$(SHARED) scripts/stress.sh
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

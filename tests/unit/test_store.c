@@ -523,6 +523,14 @@ static void test_pending_and_sync_state(void **state)
                      FS_OK);
     assert_int_equal(n, 0);
     store_sync_status_free(status, n);
+    /* A push's failure that comes back after the record caught up (a
+     * create that timed out, whose deal a webhook brought meanwhile) is
+     * not noted. */
+    st.attempts = 1;
+    st.last_error = xstrdup("HTTP 504");
+    assert_int_equal(store_sync_put(fx->store, r.rowid, &st), FS_ERR_NOT_FOUND);
+    sync_state_clear(&st);
+    assert_int_equal(store_sync_get(fx->store, r.rowid, &st), FS_ERR_NOT_FOUND);
 
     /* A deleted record is never pending. */
     merge_local_edit(&r.fields[DEAL_NAME], "Renamed", 7000, 0);

@@ -241,9 +241,9 @@ static bool webhooks_in(void *ctx)
 }
 
 /* CRM edits of every deal while serve is killed at a random moment; with
- * every CRM call failing after the kill, nothing but the webhooks can
- * bring the edits in (the backstop's reads fail): so each edit's webhook
- * was either answered 2xx and kept, or answered otherwise and retried. */
+ * every CRM call failing meanwhile, nothing but the webhooks can bring
+ * the edits in (the backstop's reads fail): so each edit's webhook was
+ * either answered 2xx and kept, or answered otherwise and retried. */
 static void test_acknowledged_webhooks_survive_kills(void **state)
 {
     struct workload w;
@@ -256,6 +256,8 @@ static void test_acknowledged_webhooks_survive_kills(void **state)
             .pid = st.serve,
             .delay_ms = workload_rand(&w, 60),
         };
+        /* From here on no read of the CRM can bring an edit in. */
+        assert_true(stack_faults(&st, "{\"api_5xx\":1.0}"));
         pthread_create(&killer.thread, NULL, killer_main, &killer);
         char *names[DEALS];
         for (size_t i = 0; i < DEALS; i++) {
@@ -265,7 +267,6 @@ static void test_acknowledged_webhooks_survive_kills(void **state)
             free(fields);
         }
         pthread_join(killer.thread, NULL);
-        assert_true(stack_faults(&st, "{\"api_5xx\":1.0}"));
         restart(&w, killer.at);
 
         struct inbox_wait iw = {&st};
@@ -304,5 +305,7 @@ int main(void)
             test_random_kills_lose_and_double_nothing, reset_faults,
             reset_faults),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    int failed = cmocka_run_group_tests(tests, setup, teardown);
+    printf("crash-total: kills=%" PRId64 "\n", kills);
+    return failed;
 }
