@@ -253,6 +253,25 @@ static size_t doubles(json_t *list, const char *key, const char *side)
     return n;
 }
 
+/* Counts the live deals of a list that no operation made (not seen). */
+static size_t unmade(json_t *list, json_t *seen, const char *side,
+                     const char *other, const char *other_key)
+{
+    size_t i, n = 0;
+    json_t *d;
+
+    json_array_foreach(list, i, d)
+    {
+        if (!is_live(d) || json_object_get(seen, stack_text(d, "id")))
+            continue;
+        printf("  doubled: %s holds deal %s (%s %s) that no operation made\n",
+               side, shown(stack_text(d, "id")), other,
+               shown(stack_text(d, other_key)));
+        n++;
+    }
+    return n;
+}
+
 static void check_live(struct oracle *o, size_t i, json_t *fs, json_t *sim,
                        struct oracle_result *r)
 {
@@ -336,26 +355,8 @@ void oracle_check(struct oracle *o, struct stack *st, struct oracle_result *r)
         check_live(o, i, fs, sim, r);
     }
 
-    size_t i;
-    json_t *d;
-    json_array_foreach(fs_all, i, d)
-    {
-        if (is_live(d) && !json_object_get(fs_seen, stack_text(d, "id"))) {
-            printf("  doubled: fieldsync holds deal %s (CRM %s) that no "
-                   "operation made\n",
-                   shown(stack_text(d, "id")), shown(stack_text(d, "crm_id")));
-            r->doubled++;
-        }
-    }
-    json_array_foreach(sim_all, i, d)
-    {
-        if (is_live(d) && !json_object_get(sim_seen, stack_text(d, "id"))) {
-            printf("  doubled: the CRM holds deal %s (ours %s) that no "
-                   "operation made\n",
-                   shown(stack_text(d, "id")), shown(stack_text(d, "our_id")));
-            r->doubled++;
-        }
-    }
+    r->doubled += unmade(fs_all, fs_seen, "fieldsync", "CRM", "crm_id");
+    r->doubled += unmade(sim_all, sim_seen, "the CRM", "ours", "our_id");
     r->doubled += doubles(fs_all, "crm_id", "fieldsync");
     r->doubled += doubles(sim_all, "our_id", "the CRM");
 out:

@@ -235,24 +235,33 @@ static int64_t field_time(const json_t *deal, const char *field)
     return json_integer_value(json_object_get(f, "time"));
 }
 
+/* The body {"fields": {...}} of an edit of the given fields from one
+ * side (caller frees); canon[k] gets each value's canonical form. */
+static char *edit_body(struct workload *w, const int *fields, size_t n,
+                       bool crm, char **canon)
+{
+    json_t *f = json_object();
+
+    for (size_t k = 0; k < n; k++) {
+        json_t *send;
+        value_for(w, editable[fields[k]], crm, &send, &canon[k]);
+        json_object_set_new(f, editable[fields[k]], send);
+    }
+    json_t *body = json_pack("{s:o}", "fields", f);
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    return text;
+}
+
 /* A field API edit of the given fields; the applied ones become local
  * writes at the times the answer gives. */
 static void local_edit(struct workload *w, size_t i, const int *fields,
                        size_t n)
 {
     struct oracle_deal *d = &w->oracle.deals[i];
-    json_t *body = json_object();
-    json_t *f = json_object();
     char *canon[3] = {0};
     long status;
-
-    for (size_t k = 0; k < n; k++) {
-        json_t *send;
-        value_for(w, editable[fields[k]], false, &send, &canon[k]);
-        json_object_set_new(f, editable[fields[k]], send);
-    }
-    json_object_set_new(body, "fields", f);
-    char *text = json_dumps(body, JSON_COMPACT);
+    char *text = edit_body(w, fields, n, false, canon);
     int64_t sent_at = clock_now_ms();
     json_t *r = stack_patch(w->st, w->st->admin, d->our_id, text, &status);
 
@@ -284,7 +293,6 @@ static void local_edit(struct workload *w, size_t i, const int *fields,
         free(canon[k]);
     json_decref(r);
     free(text);
-    json_decref(body);
 }
 
 /* A CRM user's edit; each field the answer shows with our value and a
@@ -292,17 +300,9 @@ static void local_edit(struct workload *w, size_t i, const int *fields,
 static void crm_edit(struct workload *w, size_t i, const int *fields, size_t n)
 {
     struct oracle_deal *d = &w->oracle.deals[i];
-    json_t *f = json_object();
     char *canon[3] = {0};
     long status;
-
-    for (size_t k = 0; k < n; k++) {
-        json_t *send;
-        value_for(w, editable[fields[k]], true, &send, &canon[k]);
-        json_object_set_new(f, editable[fields[k]], send);
-    }
-    json_t *body = json_pack("{s:o}", "fields", f);
-    char *text = json_dumps(body, JSON_COMPACT);
+    char *text = edit_body(w, fields, n, true, canon);
     char *path = xasprintf("/_sim/deals/%s", d->crm_id);
     int64_t t0 = clock_now_ms();
     json_t *r = stack_sim(w->st, "PATCH", path, text, &status);
@@ -331,7 +331,6 @@ static void crm_edit(struct workload *w, size_t i, const int *fields, size_t n)
     json_decref(r);
     free(path);
     free(text);
-    json_decref(body);
 }
 
 static void local_create(struct workload *w)
