@@ -46,6 +46,7 @@ struct bench_deal {
 
 struct bench_env {
     const struct bench_options *opt;
+    const char *crm; /* "hubspot" or "attio" */
     char *work_dir;
     char *db_path;        /* the database of the main fieldsync */
     char *ingest_db_path; /* a copy for the ingest measurement */
@@ -99,6 +100,11 @@ struct bench_results {
     int64_t create_calls;
     double edits_seconds;    /* firing the edits */
     double converge_seconds; /* first edit to all in the CRM */
+    /* The same edits against Attio, which writes a record a call. */
+    bool attio_ok;
+    int64_t attio_api_calls;
+    int64_t attio_writes;
+    double attio_converge_seconds;
 
     bool lookups_ok;
     size_t lookup_polygons;
@@ -120,10 +126,11 @@ struct bench_results {
 
 /* ---- bench_env.c ---- */
 
-/* Starts the simulator, builds the database (org, connection, admin,
- * import) and its copy for the ingest run. Logs go to the work folder. */
+/* Starts the simulator of crm ("hubspot", "attio"), builds the database
+ * (org, connection, admin, import) and, for HubSpot, its copy for the
+ * ingest run. Logs go to the work folder (crm's own under it). */
 fs_result bench_env_setup(struct bench_env *env,
-                          const struct bench_options *opt);
+                          const struct bench_options *opt, const char *crm);
 /* Starts `fieldsync serve` on db_path and port (0: any); fills *pid and
  * *url (caller frees). */
 fs_result bench_fieldsync_start(struct bench_env *env, const char *db_path,

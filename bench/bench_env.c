@@ -9,6 +9,7 @@
 #include "net/rate_governor.h"
 #include "providers/provider.h"
 #include "services/backstop.h"
+#include "services/connect.h"
 #include "store/store.h"
 
 #include <arpa/inet.h>
@@ -245,9 +246,45 @@ out:
     return result;
 }
 
+/* crmsim attio at its documented limits; its webhook is registered once
+ * the connection exists. */
+static fs_result start_attio_sim(struct bench_env *env)
+{
+    const struct bench_options *opt = env->opt;
+    char *port_file = xasprintf("%s/crmsim.port", env->work_dir);
+    char *hook = xasprintf("http://127.0.0.1:%u/webhooks/attio/0",
+                           (unsigned)env->fs_port);
+    const char *argv[] = {opt->crmsim_bin,
+                          "attio",
+                          "--listen",
+                          "127.0.0.1:0",
+                          "--port-file",
+                          port_file,
+                          "--data",
+                          opt->data_dir,
+                          "--webhook-url",
+                          hook,
+                          "--webhook-secret",
+                          BENCH_CLIENT_SECRET,
+                          "--token",
+                          BENCH_TOKEN,
+                          NULL};
+    uint16_t port = 0;
+
+    fs_result result =
+        start_listener(env, argv, "crmsim", port_file, &env->sim_pid, &port);
+    if (result == FS_OK)
+        env->sim_url = xasprintf("http://127.0.0.1:%u", (unsigned)port);
+    free(port_file);
+    free(hook);
+    return result;
+}
+
 static fs_result start_sim(struct bench_env *env)
 {
     const struct bench_options *opt = env->opt;
+    if (strcmp(env->crm, "attio") == 0)
+        return start_attio_sim(env);
     char *port_file = xasprintf("%s/crmsim.port", env->work_dir);
     char *hook = xasprintf("http://127.0.0.1:%u/webhooks/hubspot",
                            (unsigned)env->fs_port);
@@ -376,8 +413,42 @@ static fs_result collect_deals(struct bench_env *env, struct store *store,
     return result;
 }
 
-/* The org, its HubSpot connection to the simulator, an admin, the import,
- * all in-process through the store, before any fieldsync runs. */
+/* The Attio connection as `connect attio --public-url` makes it: the map
+ * from the object's attributes, then the webhook registered at the
+ * fieldsync the bench starts later on fs_port. */
+static fs_result add_attio_connection(struct bench_env *env,
+                                      struct store *store, int64_t org_id,
+                                      int64_t *conn_id)
+{
+    struct connection c = {
+        .org_id = org_id,
+        .provider = xstrdup("attio"),
+        .base_url = xstrdup(env->sim_url),
+        .token = xstrdup(BENCH_TOKEN),
+        .active = true,
+    };
+    char *error = NULL;
+    char *public_url = xasprintf("http://127.0.0.1:%u", (unsigned)env->fs_port);
+
+    fs_result result = connect_prepare(&c, IMPORT_TIMEOUT_MS, &error);
+    if (result == FS_OK)
+        result = store_connection_add(store, &c, conn_id);
+    if (result == FS_OK) {
+        free(error);
+        result = connect_register_webhook(store, &c, *conn_id, public_url,
+                                          IMPORT_TIMEOUT_MS, NULL, &error);
+    }
+    if (result != FS_OK)
+        fprintf(stderr, "fsbench: the Attio connection failed: %s\n",
+                error ? error : fs_result_name(result));
+    free(public_url);
+    free(error);
+    connection_clear(&c);
+    return result;
+}
+
+/* The org, its connection to the simulator, an admin, the import, all
+ * in-process through the store, before any fieldsync runs. */
 static fs_result build_db(struct bench_env *env)
 {
     struct store *store = NULL;
@@ -401,7 +472,9 @@ static fs_result build_db(struct bench_env *env)
     if (result == FS_OK)
         result = store_org_add(store, BENCH_ORG, &org_id);
     conn.org_id = org_id;
-    if (result == FS_OK)
+    if (result == FS_OK && strcmp(env->crm, "attio") == 0)
+        result = add_attio_connection(env, store, org_id, &conn_id);
+    else if (result == FS_OK)
         result = store_connection_add(store, &conn, &conn_id);
     if (result == FS_OK)
         result = store_user_add(store, org_id, "bench admin", NULL,
@@ -456,12 +529,16 @@ static char *default_work_dir(const char *fieldsync_bin)
 }
 
 fs_result bench_env_setup(struct bench_env *env,
-                          const struct bench_options *opt)
+                          const struct bench_options *opt, const char *crm)
 {
     memset(env, 0, sizeof(*env));
     env->opt = opt;
-    env->work_dir = opt->work_dir ? xstrdup(opt->work_dir)
-                                  : default_work_dir(opt->fieldsync_bin);
+    env->crm = crm;
+    char *base = opt->work_dir ? xstrdup(opt->work_dir)
+                               : default_work_dir(opt->fieldsync_bin);
+    env->work_dir = strcmp(crm, "hubspot") == 0 ? xstrdup(base)
+                                                : xasprintf("%s.%s", base, crm);
+    free(base);
     remove_tree(env->work_dir);
     if (mkdir(env->work_dir, 0700) != 0) {
         fprintf(stderr, "fsbench: cannot create %s: %s\n", env->work_dir,
@@ -479,7 +556,7 @@ fs_result bench_env_setup(struct bench_env *env,
     result = start_sim(env);
     if (result == FS_OK)
         result = build_db(env);
-    if (result == FS_OK)
+    if (result == FS_OK && strcmp(crm, "hubspot") == 0)
         result = bench_copy_db(env->db_path, env->ingest_db_path);
     size_t needed = 2 * (size_t)opt->samples + (size_t)opt->edits;
     if (result == FS_OK && env->n_deals < needed) {

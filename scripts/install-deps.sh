@@ -10,6 +10,12 @@ packages=(
     libssl-dev libgeos-dev libcmocka-dev curl openssl
 )
 
+# npm installs the spec tests' validating proxy (scripts/install-prism.sh);
+# a Node.js that brings its own npm is kept as it is.
+if ! command -v npm >/dev/null 2>&1; then
+    packages+=(nodejs npm)
+fi
+
 missing=()
 for p in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null |

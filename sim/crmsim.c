@@ -1,5 +1,6 @@
 /* crmsim: the CRM simulators for fieldsync's tests and demo. Each CRM is a
  * subcommand with its own options on top of the common ones. */
+#include "attio_sim.h"
 #include "hubspot_sim.h"
 
 #include <stdio.h>
@@ -13,6 +14,7 @@ struct crm {
 
 static const struct crm crms[] = {
     {"hubspot", "HubSpot CRM v3 deals API and webhooks", hubspot_sim_main},
+    {"attio", "Attio REST v2 records, attributes and webhooks", attio_sim_main},
 };
 
 static void usage(FILE *out)

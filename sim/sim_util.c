@@ -6,6 +6,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 uint64_t sim_rng_next(uint64_t *state)
 {
@@ -69,4 +70,15 @@ void sim_reply(struct http_response *resp, int status, json_t *obj)
                                      JSON_REAL_PRECISION(10));
     json_decref(obj);
     http_response_set_body(resp, status, body);
+}
+
+bool sim_bearer_ok(const struct http_request *req, const char *token)
+{
+    const char *auth = http_request_header(req, "Authorization");
+    const char *prefix = "Bearer ";
+
+    if (!auth || strncasecmp(auth, prefix, strlen(prefix)) != 0)
+        return false;
+    auth += strlen(prefix);
+    return crypto_equal(auth, strlen(auth), token, strlen(token));
 }

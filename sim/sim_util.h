@@ -33,6 +33,10 @@ void sim_path_free(struct sim_path *p);
 /* True when segment i exists and is s. */
 bool sim_path_is(const struct sim_path *p, size_t i, const char *s);
 
+/* True when the request carries "Authorization: Bearer <token>" (the
+ * scheme in any case; the token compared in constant time). */
+bool sim_bearer_ok(const struct http_request *req, const char *token);
+
 /* Answers obj (consumed) as compact JSON, keys in insertion order. */
 void sim_reply(struct http_response *resp, int status, json_t *obj);
 

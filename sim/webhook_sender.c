@@ -235,10 +235,13 @@ static bool post_batch(struct webhook_sender *ws, struct http_client *client,
     struct http_client_response resp;
     const char *fallback[] = {NULL};
 
-    ws->format.on_format(ws->format.ctx, d->events, d->attempt, d->id, ws->url,
+    pthread_mutex_lock(&ws->mu);
+    char *url = xstrdup(ws->url);
+    pthread_mutex_unlock(&ws->mu);
+    ws->format.on_format(ws->format.ctx, d->events, d->attempt, d->id, url,
                          &post);
     fs_result r = http_client_request(
-        client, "POST", ws->url,
+        client, "POST", url,
         post.header_count ? (const char *const *)post.headers : fallback,
         post.body ? post.body : "", post.body_len, ws->format.timeout_ms,
         &resp);
@@ -250,6 +253,7 @@ static bool post_batch(struct webhook_sender *ws, struct http_client *client,
                  json_array_size(d->events));
     http_client_response_free(&resp);
     post_clear(&post);
+    free(url);
     return ok;
 }
 
@@ -430,4 +434,14 @@ bool webhook_sender_idle(struct webhook_sender *ws)
     bool idle = json_array_size(ws->queue) == 0 && pending_locked(ws) == 0;
     pthread_mutex_unlock(&ws->mu);
     return idle;
+}
+
+void webhook_sender_set_url(struct webhook_sender *ws, const char *url)
+{
+    char *copy = xstrdup(url);
+
+    pthread_mutex_lock(&ws->mu);
+    free(ws->url);
+    ws->url = copy;
+    pthread_mutex_unlock(&ws->mu);
 }

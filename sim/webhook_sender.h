@@ -109,6 +109,9 @@ void webhook_sender_set_faults(struct webhook_sender *ws,
 void webhook_sender_get_stats(struct webhook_sender *ws,
                               struct webhook_stats *out);
 void webhook_sender_reset_stats(struct webhook_sender *ws);
+/* Delivers from now on to url (a webhook registered through the CRM's
+ * API); deliveries in flight finish where they went. */
+void webhook_sender_set_url(struct webhook_sender *ws, const char *url);
 /* True when no event is queued and no delivery waits or is in flight. */
 bool webhook_sender_idle(struct webhook_sender *ws);
 

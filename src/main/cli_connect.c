@@ -8,6 +8,7 @@
 #include "base/alloc.h"
 #include "providers/oauth.h"
 #include "providers/provider.h"
+#include "services/connect.h"
 #include "services/backstop.h"
 #include "services/tokens.h"
 #include "store/store.h"
@@ -35,7 +36,9 @@ enum connect_target {
     TO_APP,
     TO_RATE_WINDOW,
     TO_RATE_DAILY,
-    TO_SETTING, /* a string in the provider's settings under its name */
+    TO_SETTING,    /* a string in the provider's settings under its name */
+    TO_PUBLIC_URL, /* where the CRM reaches fieldsync, to register its
+                      webhook (providers with register_webhook) */
 };
 
 struct connect_flag {
@@ -65,6 +68,16 @@ static const struct connect_flag hubspot_flags[] = {
     {"rate-daily", "N", TO_RATE_DAILY, false, true},
 };
 
+static const struct connect_flag attio_flags[] = {
+    {"token", "T", TO_TOKEN, true, false},
+    {"webhook-secret", "S", TO_CLIENT_SECRET, false, false},
+    {"public-url", "URL", TO_PUBLIC_URL, false, false},
+    {"object", "SLUG", TO_SETTING, false, false},
+    {"map", "FIELD=ATTR,...", TO_SETTING, false, false},
+    {"rate-reads", "N", TO_RATE_WINDOW, false, true},
+    {"rate-writes", "N", TO_SETTING, false, true},
+};
+
 static const struct connect_spec specs[] = {
     {"hubspot", "https://api.hubapi.com", hubspot_flags,
      sizeof(hubspot_flags) / sizeof(hubspot_flags[0]),
@@ -85,6 +98,29 @@ static const struct connect_spec specs[] = {
      "  --base-url URL   default https://api.hubapi.com\n"
      "  --rate-10s N     calls allowed per rolling 10 s (default 100)\n"
      "  --rate-daily N   calls allowed per day (default 250000)\n"},
+    {"attio", "https://api.attio.com", attio_flags,
+     sizeof(attio_flags) / sizeof(attio_flags[0]),
+     "usage: fieldsync connect attio --org NAME (--token T | --token-file "
+     "PATH)\n"
+     "         (--public-url URL | --webhook-secret S | --webhook-secret-file "
+     "PATH)\n"
+     "         [--object SLUG] [--map FIELD=ATTR,...] [--base-url URL]\n"
+     "         [--rate-reads N] [--rate-writes N]\n"
+     "  --token          the workspace's API token (record_permission:"
+     "read-write,\n"
+     "                   object_configuration:read, user_management:read,\n"
+     "                   webhook:read-write)\n"
+     "  --public-url URL fieldsync's public base URL: registers the webhook\n"
+     "                   with Attio (POST /v2/webhooks) and keeps its secret\n"
+     "  --webhook-secret the secret of a webhook registered by hand\n"
+     "  --object SLUG    the object synced as deals (default deals)\n"
+     "  --map F=A,...    a deal field onto an attribute other than its\n"
+     "                   default; F= leaves an optional field out; our_id=A\n"
+     "                   names the unique attribute holding our id\n"
+     "                   (docs/ATTIO.md lists fields, defaults and types)\n"
+     "  --base-url URL   default https://api.attio.com\n"
+     "  --rate-reads N   read calls allowed per second (default 100)\n"
+     "  --rate-writes N  write calls allowed per second (default 25)\n"},
 };
 
 static const char connect_intro[] =
@@ -246,6 +282,13 @@ static int take_flag(const struct connect_spec *spec,
     case TO_SETTING:
         json_object_set_new(settings, f->name, json_string(opt->value));
         break;
+    case TO_PUBLIC_URL:
+        if (strncmp(opt->value, "https://", 8) != 0 &&
+            strncmp(opt->value, "http://", 7) != 0)
+            return cli_usage_error(spec->usage, "--%s is an http(s) URL",
+                                   f->name);
+        json_object_set_new(settings, "public_url", json_string(opt->value));
+        break;
     default:
         break;
     }
@@ -308,34 +351,45 @@ static int oauth_start(struct connection *c)
  * what it learns (custom field keys, attribute ids, our actor id). */
 static int prepare(struct connection *c)
 {
-    const struct provider *p = provider_by_name(c->provider);
-    struct provider_session session;
-    char *settings = NULL;
     char *error = NULL;
+    fs_result r = connect_prepare(c, CONNECT_TIMEOUT_MS, &error);
+    int rc = CLI_EXIT_OK;
 
-    if (!p || !p->prepare)
-        return CLI_EXIT_OK;
-    provider_session_open(c, CONNECT_TIMEOUT_MS, &session);
-    fs_result r = p->prepare(&session, &settings, &error);
-    provider_session_close(&session);
-    if (r != FS_OK) {
-        int rc = cli_fail("the %s account does not fit: %s", c->provider,
-                          error ? error : fs_result_name(r));
-        free(error);
-        free(settings);
-        return rc;
-    }
+    if (r != FS_OK)
+        rc = cli_fail("the %s account does not fit: %s", c->provider,
+                      error ? error : fs_result_name(r));
     free(error);
-    free(c->settings);
-    c->settings = settings;
-    return CLI_EXIT_OK;
+    return rc;
 }
 
-/* Adds the connection: primary when the org has none, else a standby. */
-static fs_result add_connection(struct store *s, struct connection *c,
-                                int64_t *id, bool *standby)
+/* Registers the CRM's webhook at <public_url>/webhooks/<crm>/<id> and
+ * keeps the secret it answers as the connection's. */
+static int register_webhook(struct store *s, struct connection *c, int64_t id,
+                            const char *public_url)
+{
+    char *target = NULL, *error = NULL;
+    fs_result r = connect_register_webhook(s, c, id, public_url,
+                                           CONNECT_TIMEOUT_MS, &target, &error);
+    int rc = CLI_EXIT_OK;
+
+    if (r != FS_OK)
+        rc = cli_fail("cannot register the webhook at %s: %s", target,
+                      error ? error : fs_result_name(r));
+    else
+        printf("webhook registered: %s\n", target);
+    free(error);
+    free(target);
+    return rc;
+}
+
+/* Adds the connection: primary when the org has none, else a standby.
+ * With a public URL its webhook is registered inside the same
+ * transaction, so a refusal leaves nothing behind. */
+static int add_connection(struct store *s, struct connection *c,
+                          const char *public_url, int64_t *id, bool *standby)
 {
     struct connection active = {0};
+    int rc = CLI_EXIT_OK;
     fs_result r = store_begin(s);
 
     if (r == FS_OK)
@@ -346,12 +400,19 @@ static fs_result add_connection(struct store *s, struct connection *c,
     c->active = !*standby;
     if (r == FS_OK)
         r = store_connection_add(s, c, id);
+    if (r == FS_OK && public_url) {
+        rc = register_webhook(s, c, *id, public_url);
+        if (rc != CLI_EXIT_OK)
+            r = FS_ERR_REMOTE;
+    }
     if (r == FS_OK)
         r = store_commit(s);
     if (r != FS_OK)
         store_rollback(s);
+    if (r != FS_OK && rc == CLI_EXIT_OK)
+        rc = cli_fail("cannot add the connection: %s", fs_result_name(r));
     connection_clear(&active);
-    return r;
+    return rc;
 }
 
 int cli_connect(int argc, char **argv)
@@ -362,6 +423,8 @@ int cli_connect(int argc, char **argv)
     struct connection c = {0};
     struct store *s = NULL;
     json_t *settings = json_object();
+    char *public_url = NULL;
+    const struct provider *p = NULL;
     int rc = CLI_EXIT_OK;
 
     if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
@@ -401,6 +464,24 @@ int cli_connect(int argc, char **argv)
     c.provider = xstrdup(spec->crm);
     c.base_url =
         xstrdup(opts[1].given ? opts[1].value : spec->default_base_url);
+    p = provider_by_name(c.provider);
+    if (json_string_value(json_object_get(settings, "public_url"))) {
+        public_url =
+            xstrdup(json_string_value(json_object_get(settings, "public_url")));
+        json_object_del(settings, "public_url");
+    }
+    if (p && p->register_webhook && !public_url && !c.client_secret) {
+        rc = cli_usage_error(spec->usage, "give --public-url (fieldsync "
+                                          "registers the webhook) or the "
+                                          "secret of one registered by hand");
+        goto out;
+    }
+    if (public_url && c.client_secret) {
+        rc = cli_usage_error(spec->usage, "--public-url registers a new "
+                                          "webhook with its own secret; give "
+                                          "no secret with it");
+        goto out;
+    }
     if (json_object_size(settings) > 0)
         c.settings = json_dumps(settings, JSON_COMPACT | JSON_SORT_KEYS);
     if ((rc = check_credentials(spec, &c)) != CLI_EXIT_OK)
@@ -416,20 +497,21 @@ int cli_connect(int argc, char **argv)
 
     int64_t id = 0;
     bool standby = false;
-    fs_result r = add_connection(s, &c, &id, &standby);
-    if (r != FS_OK) {
-        rc = cli_fail("cannot add the connection: %s", fs_result_name(r));
+    if ((rc = add_connection(s, &c, public_url, &id, &standby)) != CLI_EXIT_OK)
         goto out;
-    }
     printf("connection %" PRId64 " added for org %s (%s account %s)\n", id,
            opts[0].value, c.provider, c.account_id ? c.account_id : "-");
+    if (p && p->webhooks_by_url && !public_url)
+        printf("webhooks: point the CRM's webhook at "
+               "https://<your host>/webhooks/%s/%" PRId64 "\n",
+               c.provider, id);
     if (standby) {
         /* Its owners and stages now, so its stages can be mapped before
          * the switch. */
         struct provider_session session;
         c.id = id;
         tokens_session_open(&c, CONNECT_TIMEOUT_MS, cli_db_path(), &session);
-        r = import_crm_meta(s, &session);
+        fs_result r = import_crm_meta(s, &session);
         tokens_session_close(&session);
         if (r != FS_OK) {
             rc = cli_fail("the standby was added but its owners and stages "
@@ -444,6 +526,7 @@ int cli_connect(int argc, char **argv)
     }
 
 out:
+    free(public_url);
     for (size_t i = 0; i < CONNECT_MAX_OPTIONS; i++)
         free(file_names[i]);
     json_decref(settings);

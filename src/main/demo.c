@@ -1,4 +1,5 @@
-/* `fieldsync demo`: the service and a simulated HubSpot side by side on
+/* `fieldsync demo`: the service and a simulated CRM (HubSpot, or Attio
+ * with --crm attio) side by side on
  * loopback, an import, a working day of edits on both sides with webhook
  * faults, a field-by-field check that both sides converged, a report, and
  * (unless --once) the service left running for curl. */
@@ -12,6 +13,7 @@
 #include "providers/provider.h"
 #include "services/app.h"
 #include "services/backstop.h"
+#include "services/connect.h"
 #include "services/stages.h"
 #include "store/store.h"
 
@@ -38,10 +40,11 @@
 static void demo_usage(FILE *out)
 {
     fputs("usage: fieldsync demo [options]\n"
-          "Runs fieldsync against a simulated HubSpot: import, a day of edits\n"
+          "Runs fieldsync against a simulated CRM: import, a day of edits\n"
           "on both sides with webhook faults, a check that both sides agree,\n"
           "and a report.\n"
           "\n"
+          "  --crm CRM       hubspot (default) or attio\n"
           "  --data DIR      seed CSVs (default ../shared/data/crm_deals)\n"
           "  --once          stop after the report; exit 0 when converged\n"
           "  --workdir DIR   where the database and logs go (default: a new\n"
@@ -91,6 +94,7 @@ static int parse_options(int argc, char **argv, struct demo_options *opt)
     long long n = 0;
 
     *opt = (struct demo_options){
+        .crm = "hubspot",
         .data_dir = "../shared/data/crm_deals",
         .listen = "127.0.0.1:0",
         .edits = 2000,
@@ -105,7 +109,8 @@ static int parse_options(int argc, char **argv, struct demo_options *opt)
             opt->once = true;
             continue;
         }
-        if (take_value(argc, argv, &i, "--data", &opt->data_dir) ||
+        if (take_value(argc, argv, &i, "--crm", &opt->crm) ||
+            take_value(argc, argv, &i, "--data", &opt->data_dir) ||
             take_value(argc, argv, &i, "--workdir", &opt->workdir) ||
             take_value(argc, argv, &i, "--crmsim", &opt->crmsim) ||
             take_value(argc, argv, &i, "--listen", &opt->listen) ||
@@ -115,6 +120,10 @@ static int parse_options(int argc, char **argv, struct demo_options *opt)
         fprintf(stderr, "fieldsync demo: unknown or incomplete option '%s'\n",
                 argv[i]);
         demo_usage(stderr);
+        return 2;
+    }
+    if (strcmp(opt->crm, "hubspot") != 0 && strcmp(opt->crm, "attio") != 0) {
+        fprintf(stderr, "fieldsync demo: --crm is hubspot or attio\n");
         return 2;
     }
     if (edits) {
@@ -284,6 +293,26 @@ static fs_result start_crmsim(struct demo *d, const char *token,
     char *units = demo_geo_path(d, "uk_postcode_units_area_M.csv");
     bool placed = access(units, R_OK) == 0;
     char *port_text = NULL;
+    /* Attio's webhook is registered once the connection exists (its URL
+     * holds the connection's id); until then nothing changes. */
+    char *attio_hook = xasprintf("%s/webhooks/attio/0", d->api_base);
+    const char *attio_argv[] = {crmsim,
+                                "attio",
+                                "--listen",
+                                "127.0.0.1:0",
+                                "--port-file",
+                                port_file,
+                                "--data",
+                                d->opt.data_dir,
+                                "--webhook-url",
+                                attio_hook,
+                                "--webhook-secret",
+                                secret,
+                                "--token",
+                                token,
+                                "--seed",
+                                seed,
+                                NULL};
     const char *argv[] = {crmsim,
                           "hubspot",
                           "--listen",
@@ -311,7 +340,9 @@ static fs_result start_crmsim(struct demo *d, const char *token,
                           NULL};
 
     unlink(port_file);
-    fs_result result = process_spawn(argv, NULL, log_path, &d->sim_pid);
+    bool attio = strcmp(d->opt.crm, "attio") == 0;
+    fs_result result =
+        process_spawn(attio ? attio_argv : argv, NULL, log_path, &d->sim_pid);
     if (result == FS_OK)
         result = process_wait_file(port_file, d->sim_pid, DEMO_SIM_START_MS,
                                    &port_text);
@@ -335,6 +366,7 @@ out:
     free(units);
     free(rate);
     free(seed);
+    free(attio_hook);
     free(hook);
     free(log_path);
     free(port_file);
@@ -342,9 +374,44 @@ out:
     return result;
 }
 
+/* Attio, as `fieldsync connect attio --public-url` does it: the object's
+ * attributes checked and mapped, then the webhook registered with the
+ * simulator and its secret kept. */
+static fs_result add_attio_connection(struct demo *d, struct store *store,
+                                      const char *token)
+{
+    struct connection c = {
+        .org_id = d->org_id,
+        .provider = xstrdup("attio"),
+        .base_url = xstrdup(d->sim_base),
+        .token = xstrdup(token),
+        .rate_window = DEMO_ATTIO_READS,
+        .active = false,
+    };
+    char *error = NULL;
+
+    fs_result result = connect_prepare(&c, DEMO_HTTP_TIMEOUT_MS, &error);
+    if (result == FS_OK)
+        result = store_connection_add(store, &c, &d->conn_id);
+    if (result == FS_OK) {
+        free(error);
+        result = connect_register_webhook(store, &c, d->conn_id, d->api_base,
+                                          DEMO_HTTP_TIMEOUT_MS, NULL, &error);
+    }
+    if (result != FS_OK)
+        fprintf(stderr, "fieldsync demo: the Attio connection failed: %s\n",
+                error ? error : fs_result_name(result));
+    free(error);
+    connection_clear(&c);
+    return result;
+}
+
 static fs_result add_connection(struct demo *d, struct store *store,
                                 const char *token, const char *secret)
 {
+    if (strcmp(d->opt.crm, "attio") == 0)
+        return add_attio_connection(d, store, token);
+
     struct connection c = {
         .org_id = d->org_id,
         .provider = xstrdup("hubspot"),
@@ -373,6 +440,7 @@ static fs_result import_and_activate(struct demo *d, struct store *store)
     fs_result result = store_connection_get(store, d->conn_id, &conn);
     if (result != FS_OK)
         return result;
+    d->synced = provider_synced_fields(&conn);
     struct http_client *http = http_client_new();
     struct provider_session session = app_session(d->app, &conn, http);
 
@@ -553,8 +621,8 @@ static fs_result set_up(struct demo *d)
         result = start_crmsim(d, token, secret);
     if (result != FS_OK)
         goto out;
-    printf("service on %s, simulated HubSpot on %s, workdir %s\n", d->api_base,
-           d->sim_base, d->workdir);
+    printf("service on %s, simulated %s on %s, workdir %s\n", d->api_base,
+           d->crm_label, d->sim_base, d->workdir);
     fflush(stdout);
 
     store = app_store_acquire(d->app);
@@ -654,6 +722,7 @@ int demo_main(int argc, char **argv)
     int parsed = parse_options(argc, argv, &d.opt);
     if (parsed != 0)
         return parsed == 1 ? 0 : 2;
+    d.crm_label = strcmp(d.opt.crm, "attio") == 0 ? "Attio" : "HubSpot";
     pthread_mutex_init(&d.to_crm.lock, NULL);
     pthread_mutex_init(&d.to_field.lock, NULL);
     signal_watch_start(&watch, &d);

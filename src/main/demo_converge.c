@@ -127,6 +127,9 @@ static void compare_deal(struct check *c, const json_t *deal, json_t *index)
         return;
     }
     for (int f = 0; f < DEAL_FIELD_COUNT; f++) {
+        /* A field the connection does not sync may differ. */
+        if (!(c->d->synced & (1u << f)))
+            continue;
         const char *ours = demo_field_value(deal, f);
         char *theirs = NULL;
         if (demo_crm_value(crm, f, &theirs) != FS_OK ||
@@ -319,8 +322,8 @@ void demo_report(struct demo *d, size_t differences)
            d->settled ? "" : " (did not settle)");
     printf("  edits field -> CRM     %ld through the field API\n",
            atomic_load(&d->edits_field));
-    printf("  edits CRM -> field     %ld in HubSpot\n",
-           atomic_load(&d->edits_crm));
+    printf("  edits CRM -> field     %ld in %s\n", atomic_load(&d->edits_crm),
+           d->crm_label);
     printf("  deals created          %ld in the field\n",
            atomic_load(&d->creates));
     printf("  conflicts              %ld: later edit won %zu (field %zu, "
@@ -330,10 +333,16 @@ void demo_report(struct demo *d, size_t differences)
            metrics_get(m, METRIC_CONFLICTS, d->conn_id));
     if (atomic_load(&d->failed_calls) > 0)
         printf("  refused edits          %ld\n", atomic_load(&d->failed_calls));
-    printf("  HubSpot API calls      %" PRId64 " in %.0f s against a "
-           "budget of %.0f (%d per 10 s); 429s %" PRId64 "\n",
-           stat_of(d, "api_calls"), seconds, DEMO_RATE_10S * seconds / 10.0,
-           DEMO_RATE_10S, stat_of(d, "rate_limited"));
+    if (strcmp(d->opt.crm, "attio") == 0)
+        printf("  Attio API calls        %" PRId64 " in %.0f s against "
+               "budgets of %d reads and %d writes a second; 429s %" PRId64 "\n",
+               stat_of(d, "api_calls"), seconds, DEMO_ATTIO_READS,
+               DEMO_ATTIO_WRITES, stat_of(d, "rate_limited"));
+    else
+        printf("  HubSpot API calls      %" PRId64 " in %.0f s against a "
+               "budget of %.0f (%d per 10 s); 429s %" PRId64 "\n",
+               stat_of(d, "api_calls"), seconds, DEMO_RATE_10S * seconds / 10.0,
+               DEMO_RATE_10S, stat_of(d, "rate_limited"));
     printf("    by kind             ");
     json_object_foreach(kinds, kind, count)
     {

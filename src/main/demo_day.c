@@ -309,6 +309,8 @@ static void field_edit(struct day_worker *w, struct demo_deal *deal)
 
     if (field >= DEAL_OWNER)
         field++;
+    if (!(d->synced & (1u << field)))
+        return;
     char *value = new_value(w, field);
     if (patch_field(w, deal, field, value, &time) && is_unique_field(field)) {
         int64_t t0 = clock_mono_us();
@@ -332,6 +334,8 @@ static void crm_edit(struct day_worker *w, struct demo_deal *deal)
         if (field >= DEAL_OWNER)
             field++;
     }
+    if (!(d->synced & (1u << field)))
+        return;
     char *value = new_value(w, field);
     if (patch_crm(w, deal, field, value, &time)) {
         int64_t t0 = clock_mono_us();
@@ -354,6 +358,8 @@ static void conflict(struct day_worker *w, size_t index)
     struct demo_deal *deal = &w->d->deals[index];
     int field = unique_fields[rng_below(&w->rng, sizeof(unique_fields) /
                                                      sizeof(*unique_fields))];
+    if (!(w->d->synced & (1u << field)))
+        return;
     struct demo_conflict c = {
         .deal = index,
         .field = field,

@@ -56,6 +56,7 @@ fs_result demo_http_json(struct http_client *http, const char *method,
 #define DEMO_RATE_DAILY 250000
 
 struct demo_options {
+    const char *crm; /* "hubspot" (default) or "attio" */
     const char *data_dir;
     const char *workdir;
     const char *crmsim;
@@ -103,6 +104,9 @@ struct demo_samples {
     size_t timed_out;
 };
 
+/* The connection's Attio budgets: calls per second. */
+#define DEMO_ATTIO_READS 100
+#define DEMO_ATTIO_WRITES 25
 /* What the territory step did, for the report. */
 struct demo_territories {
     bool ran;
@@ -124,6 +128,8 @@ struct demo_territories {
 
 struct demo {
     struct demo_options opt;
+    const char *crm_label; /* "HubSpot", "Attio" */
+    unsigned synced;       /* the deal fields the connection syncs */
     char *workdir;
     char *db_path;
     char *api_base; /* http://127.0.0.1:<port> */

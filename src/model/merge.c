@@ -106,6 +106,23 @@ enum merge_outcome merge_crm_change(struct field_state *field,
     return same ? MERGE_SAME : MERGE_TAKEN;
 }
 
+enum merge_outcome merge_crm_untimed(struct field_state *field,
+                                     const char *value, enum change_actor actor)
+{
+    if (merge_value_equal(value, field->crm_value))
+        return MERGE_SAME;
+    if (field->origin == ORIGIN_LOCAL && merge_field_pending(field)) {
+        set_value(&field->crm_value, value);
+        field->crm_time++;
+        return MERGE_LOCAL_KEPT;
+    }
+    int64_t latest =
+        field->crm_time > field->time ? field->crm_time : field->time;
+    struct crm_change change = {
+        .value = value, .time = latest + 1, .actor = actor};
+    return merge_crm_change(field, &change);
+}
+
 enum edit_outcome merge_local_edit(struct field_state *field, const char *value,
                                    int64_t now, int64_t client_time)
 {

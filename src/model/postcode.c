@@ -242,3 +242,21 @@ char *location_format(double lat, double lng)
     double lo = round(lng * 1e6) / 1e6;
     return xasprintf("%.6f,%.6f", la == 0 ? 0.0 : la, lo == 0 ? 0.0 : lo);
 }
+
+const char *postcode_country(const char *canonical)
+{
+    size_t n = canonical ? strlen(canonical) : 0;
+    const char *space = canonical ? strchr(canonical, ' ') : NULL;
+
+    if (n == 5 && all_digits(canonical, 5))
+        return "US";
+    if (n == 10 && all_digits(canonical, 5) && canonical[5] == '-' &&
+        all_digits(canonical + 6, 4))
+        return "US";
+    /* A full UK unit: outward code, space, digit and two letters. */
+    if (space && strlen(space + 1) == 3 &&
+        uk_outward(canonical, (size_t)(space - canonical)) &&
+        is_digit(space[1]) && is_alpha(space[2]) && is_alpha(space[3]))
+        return "GB";
+    return NULL;
+}

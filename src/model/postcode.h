@@ -20,6 +20,10 @@
  * caller frees *out. */
 fs_result postcode_normalize(const char *text, char **out);
 
+/* The ISO 3166-1 country a canonical postcode's form belongs to: "GB"
+ * for a full UK unit, "US" for a ZIP or ZIP+4; NULL when the form says
+ * nothing (an outward code alone, another country's). */
+const char *postcode_country(const char *canonical);
 /* Most prefixes postcode_prefixes gives. */
 #define POSTCODE_MAX_PREFIXES 4
 

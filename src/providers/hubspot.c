@@ -586,33 +586,19 @@ static void hs_reply_clear(struct hs_reply *r)
     r->status = 0;
 }
 
-/* The result for a status the call itself did not turn into one. */
+/* The result for a status the call itself did not turn into one: 414
+ * too large, 423 busy, 477 unavailable, the rest as for any CRM. */
 static fs_result hs_status_result(long status)
 {
-    if (status >= 200 && status < 300)
-        return FS_OK;
     switch (status) {
-    case 400:
-    case 422:
-        return FS_ERR_INVALID;
-    case 401:
-        return FS_ERR_AUTH;
-    case 403:
-        return FS_ERR_FORBIDDEN;
-    case 404:
-        return FS_ERR_NOT_FOUND;
-    case 409:
-        return FS_ERR_CONFLICT;
     case 414:
         return FS_ERR_TOO_LARGE;
     case 423:
         return FS_ERR_BUSY;
-    case 429:
-        return FS_ERR_RATE_LIMITED;
     case 477:
         return FS_ERR_UNAVAILABLE;
     default:
-        return status >= 500 ? FS_ERR_UNAVAILABLE : FS_ERR_REMOTE;
+        return provider_status_result(status);
     }
 }
 
@@ -896,50 +882,17 @@ static fs_result hs_deal_from_json(const struct connection *conn,
     return FS_OK;
 }
 
-struct deal_list {
-    struct crm_deal *items;
-    size_t count;
-    size_t cap;
-};
-
-static struct crm_deal *deal_list_add(struct deal_list *l)
-{
-    if (l->count == l->cap) {
-        l->cap = l->cap ? l->cap * 2 : 16;
-        l->items = xrealloc(l->items, l->cap * sizeof(*l->items));
-    }
-    memset(&l->items[l->count], 0, sizeof(*l->items));
-    return &l->items[l->count++];
-}
-
-static void deal_list_drop_last(struct deal_list *l)
-{
-    crm_deal_clear(&l->items[--l->count]);
-}
-
-static void deal_list_give(struct deal_list *l, struct crm_deal **out,
-                           size_t *count)
-{
-    if (l->count == 0) {
-        free(l->items);
-        l->items = NULL;
-    }
-    *out = l->items;
-    *count = l->count;
-    memset(l, 0, sizeof(*l));
-}
-
 /* Adds every well-formed object of results[] to the list. */
 static void hs_parse_results(const struct connection *conn, const json_t *body,
-                             struct deal_list *l)
+                             struct crm_deal_list *l)
 {
     size_t i;
     const json_t *obj;
 
     json_array_foreach(json_object_get(body, "results"), i, obj)
     {
-        if (hs_deal_from_json(conn, obj, deal_list_add(l)) != FS_OK)
-            deal_list_drop_last(l);
+        if (hs_deal_from_json(conn, obj, crm_deal_list_add(l)) != FS_OK)
+            crm_deal_list_drop_last(l);
     }
 }
 
@@ -964,7 +917,7 @@ static fs_result hs_list_deals(struct provider_session *s,
 {
     struct buf path = {0};
     struct hs_reply reply = {0};
-    struct deal_list list = {0};
+    struct crm_deal_list list = {0};
     fs_result result = FS_OK;
 
     *out = NULL;
@@ -991,7 +944,7 @@ static fs_result hs_list_deals(struct provider_session *s,
     free(cursor->after);
     cursor->after = hs_next_after(reply.json);
     cursor->done = cursor->after == NULL;
-    deal_list_give(&list, out, count);
+    crm_deal_list_give(&list, out, count);
 out:
     crm_deals_free(list.items, list.count);
     hs_reply_clear(&reply);
@@ -1105,7 +1058,7 @@ static fs_result hs_changed_since(struct provider_session *s,
                                   struct crm_deal **out, size_t *count)
 {
     struct hs_reply reply = {0};
-    struct deal_list list = {0};
+    struct crm_deal_list list = {0};
     json_t *body = NULL;
     int64_t mark;
     const char *after;
@@ -1144,7 +1097,7 @@ static fs_result hs_changed_since(struct provider_session *s,
     size_t got = json_array_size(json_object_get(reply.json, "results"));
     list.count = kept;
     cursor_next(cursor, mark, got, hs_next_after(reply.json));
-    deal_list_give(&list, out, count);
+    crm_deal_list_give(&list, out, count);
 out:
     crm_deals_free(list.items, list.count);
     json_decref(body);
@@ -1153,7 +1106,7 @@ out:
 }
 
 /* Ids the CRM reported as not found in a batch answer. */
-static void hs_add_missing(const json_t *body, struct deal_list *l)
+static void hs_add_missing(const json_t *body, struct crm_deal_list *l)
 {
     size_t i, j;
     const json_t *err;
@@ -1171,7 +1124,7 @@ static void hs_add_missing(const json_t *body, struct deal_list *l)
             char *text = json_text(id);
             if (!text)
                 continue;
-            struct crm_deal *d = deal_list_add(l);
+            struct crm_deal *d = crm_deal_list_add(l);
             d->crm_id = text;
             d->archived = true;
         }
@@ -1180,7 +1133,7 @@ static void hs_add_missing(const json_t *body, struct deal_list *l)
 
 static fs_result hs_read_chunk(struct provider_session *s,
                                const char *const *ids, size_t n,
-                               struct deal_list *l)
+                               struct crm_deal_list *l)
 {
     json_t *inputs = json_array();
     json_t *body = NULL;
@@ -1201,7 +1154,7 @@ static fs_result hs_read_chunk(struct provider_session *s,
 
     if (reply.status == 404) {
         for (size_t i = 0; i < n; i++) {
-            struct crm_deal *d = deal_list_add(l);
+            struct crm_deal *d = crm_deal_list_add(l);
             d->crm_id = xstrdup(ids[i]);
             d->archived = true;
         }
@@ -1222,7 +1175,7 @@ static fs_result hs_read_deals(struct provider_session *s,
                                const char *const *crm_ids, size_t n,
                                struct crm_deal **out, size_t *count)
 {
-    struct deal_list list = {0};
+    struct crm_deal_list list = {0};
     fs_result result = FS_OK;
 
     *out = NULL;
@@ -1232,7 +1185,7 @@ static fs_result hs_read_deals(struct provider_session *s,
         result = hs_read_chunk(s, crm_ids + i, chunk, &list);
     }
     if (result == FS_OK)
-        deal_list_give(&list, out, count);
+        crm_deal_list_give(&list, out, count);
     crm_deals_free(list.items, list.count);
     return result;
 }

@@ -2,6 +2,9 @@
  * a provider by its name. */
 #include "providers/provider.h"
 
+#include "base/alloc.h"
+
+#include "providers/attio.h"
 #include "providers/hubspot.h"
 
 #include <stdlib.h>
@@ -55,6 +58,33 @@ void crm_deals_free(struct crm_deal *deals, size_t n)
     free(deals);
 }
 
+struct crm_deal *crm_deal_list_add(struct crm_deal_list *l)
+{
+    if (l->count == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 16;
+        l->items = xrealloc(l->items, l->cap * sizeof(*l->items));
+    }
+    memset(&l->items[l->count], 0, sizeof(*l->items));
+    return &l->items[l->count++];
+}
+
+void crm_deal_list_drop_last(struct crm_deal_list *l)
+{
+    crm_deal_clear(&l->items[--l->count]);
+}
+
+void crm_deal_list_give(struct crm_deal_list *l, struct crm_deal **out,
+                        size_t *count)
+{
+    if (l->count == 0) {
+        free(l->items);
+        l->items = NULL;
+    }
+    *out = l->items;
+    *count = l->count;
+    memset(l, 0, sizeof(*l));
+}
+
 void crm_write_results_clear(struct crm_write_result *results, size_t n)
 {
     if (!results)
@@ -62,6 +92,9 @@ void crm_write_results_clear(struct crm_write_result *results, size_t n)
     for (size_t i = 0; i < n; i++) {
         free(results[i].crm_id);
         free(results[i].error);
+        free(results[i].writer_id);
+        for (int f = 0; f < DEAL_FIELD_COUNT; f++)
+            free(results[i].defaults[f]);
         memset(&results[i], 0, sizeof(results[i]));
     }
 }
@@ -103,8 +136,13 @@ void crm_cursor_clear(struct crm_cursor *cursor)
 
 const struct provider *provider_by_name(const char *name)
 {
-    if (name && strcmp(name, "hubspot") == 0)
-        return &hubspot_provider;
+    static const struct provider *const all[] = {&hubspot_provider,
+                                                 &attio_provider};
+
+    for (size_t i = 0; name && i < sizeof(all) / sizeof(all[0]); i++) {
+        if (strcmp(all[i]->name, name) == 0)
+            return all[i];
+    }
     return NULL;
 }
 

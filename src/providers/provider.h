@@ -60,6 +60,12 @@ struct crm_event {
 
 void crm_event_clear(struct crm_event *event);
 
+/* A field time meaning "the CRM holds this value now, since a time it
+ * does not show" (Attio shows an emptied attribute without the time it
+ * was emptied). The merge takes such a value only where no local edit
+ * waits (model/merge.h, merge_crm_untimed). */
+#define CRM_TIME_UNKNOWN (-1)
+
 /* An earlier value of a field, from the CRM's history. */
 struct crm_past_value {
     char *value; /* canonical, NULL: cleared */
@@ -69,7 +75,7 @@ struct crm_past_value {
 
 /* A deal as read from the CRM, values canonical. times[] holds each
  * field's CRM modification time when the read asked for it, else the
- * deal's own modification time. */
+ * deal's own modification time, or CRM_TIME_UNKNOWN. */
 struct crm_deal {
     char *crm_id;
     char *our_id; /* our record id stored in the CRM, or NULL */
@@ -89,6 +95,21 @@ struct crm_deal {
 void crm_deal_clear(struct crm_deal *deal);
 void crm_deals_free(struct crm_deal *deals, size_t n);
 
+/* A growing list of deals a read builds; start it zeroed. */
+struct crm_deal_list {
+    struct crm_deal *items;
+    size_t count;
+    size_t cap;
+};
+
+/* A new zeroed deal at the end of the list. */
+struct crm_deal *crm_deal_list_add(struct crm_deal_list *l);
+/* Frees the last deal, one that turned out unreadable. */
+void crm_deal_list_drop_last(struct crm_deal_list *l);
+/* Hands the deals over (NULL when none) and empties the list. */
+void crm_deal_list_give(struct crm_deal_list *l, struct crm_deal **out,
+                        size_t *count);
+
 /* One record to write. present[] marks the fields to send (every field
  * with a value for a create); values[] holds all the record's values, for
  * CRMs that write several fields as one (Attio's location). crm_id NULL
@@ -106,6 +127,12 @@ struct crm_write_result {
     char *crm_id;     /* set on success (the new id for creates) */
     char *error;      /* the CRM's message on failure */
     int64_t time;     /* CRM modification time of the write, if known */
+    char *writer_id;  /* who the CRM says made the write, when it names
+                       * our credentials only that way (Attio's token
+                       * actor id), so the connection learns it */
+    /* On a create: values the CRM gave fields the write left empty (an
+     * Attio status attribute's default), taken as the CRM's change. */
+    char *defaults[DEAL_FIELD_COUNT];
 };
 
 void crm_write_results_clear(struct crm_write_result *results, size_t n);
@@ -187,6 +214,13 @@ struct provider {
      * with *error saying what is missing. */
     fs_result (*prepare)(struct provider_session *s, char **settings,
                          char **error);
+
+    /* Subscribes target_url to the connection's deal events and returns
+     * the secret the CRM signs them with. NULL when the CRM's webhooks
+     * are set up by hand. */
+    fs_result (*register_webhook)(struct provider_session *s,
+                                  const char *target_url, char **secret,
+                                  char **error);
 
     /* Cuts a delivery into events. FS_ERR_INVALID when it is not one. */
     fs_result (*split_webhook)(const struct webhook_request *req,

@@ -94,6 +94,29 @@ void provider_call_send_many(struct provider_session *s,
         calls[i].result = answer_result(calls[i].result, &calls[i].resp);
 }
 
+fs_result provider_status_result(long status)
+{
+    if (status >= 200 && status < 300)
+        return FS_OK;
+    switch (status) {
+    case 400:
+    case 422:
+        return FS_ERR_INVALID;
+    case 401:
+        return FS_ERR_AUTH;
+    case 403:
+        return FS_ERR_FORBIDDEN;
+    case 404:
+        return FS_ERR_NOT_FOUND;
+    case 409:
+        return FS_ERR_CONFLICT;
+    case 429:
+        return FS_ERR_RATE_LIMITED;
+    default:
+        return status >= 500 ? FS_ERR_UNAVAILABLE : FS_ERR_REMOTE;
+    }
+}
+
 fs_result provider_access_token(struct provider_session *s, char **token)
 {
     return oauth_keeper_token(s->tokens, s, token);

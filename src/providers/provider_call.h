@@ -47,6 +47,11 @@ void provider_call_send_many(struct provider_session *s,
                              struct http_client_call *calls, size_t n,
                              size_t max_parallel);
 
+/* The result a CRM's HTTP status stands for where the CRM gives it no
+ * meaning of its own: 2xx FS_OK, 400/422 invalid, 401 auth, 403
+ * forbidden, 404 not found, 409 conflict, 429 rate limited, 5xx
+ * unavailable, anything else remote. */
+fs_result provider_status_result(long status);
 /* The access token for the session's next call (caller frees): from the
  * session's OAuth keeper, refreshed first when due, or the connection's
  * static token. */

@@ -10,6 +10,7 @@
 #include "base/log.h"
 #include "base/urlform.h"
 #include "model/merge.h"
+#include "providers/provider.h"
 #include "services/api_call.h"
 #include "services/app.h"
 #include "services/deal_json.h"
@@ -560,6 +561,43 @@ static fs_result stage_for_write(struct api_call *c, const struct record *r,
     return res == FS_OK ? FS_OK : FS_ERR_INVALID;
 }
 
+/* An edit may only set fields the connection syncs: one the CRM object
+ * has no attribute for would stay pending forever. */
+static fs_result check_synced(const struct connection *conn,
+                              const struct field_api_edit *edit,
+                              struct api_error *err)
+{
+    unsigned synced = provider_synced_fields(conn);
+
+    for (int f = 0; f < DEAL_FIELD_COUNT; f++) {
+        if (edit->set[f] && !(synced & (1u << f))) {
+            api_error_set(err, 422, "field_not_synced", deal_fields[f].name,
+                          "the org's %s connection does not sync %s",
+                          conn->provider, deal_fields[f].name);
+            return FS_ERR_INVALID;
+        }
+    }
+    return FS_OK;
+}
+
+/* The same for the connection a record is synced through (none: any). */
+static fs_result check_record_synced(struct api_call *c, const struct record *r,
+                                     const struct field_api_edit *edit,
+                                     struct api_error *err)
+{
+    struct connection conn = {0};
+
+    if (!r->connection_id)
+        return FS_OK;
+    fs_result res = store_connection_get(c->store, r->connection_id, &conn);
+    if (res == FS_OK)
+        res = check_synced(&conn, edit, err);
+    else if (res == FS_ERR_NOT_FOUND)
+        res = FS_OK;
+    connection_clear(&conn);
+    return res;
+}
+
 /* Applies the edit's fields to r at server time now, the stage as the
  * CRM stage given. */
 static void apply_edit(struct record *r, const struct field_api_edit *edit,
@@ -626,6 +664,8 @@ static fs_result patch_once(struct api_call *c, const char *id,
         res = FS_ERR_INVALID;
     }
     const char *crm_stage = NULL;
+    if (res == FS_OK)
+        res = check_record_synced(c, r, edit, err);
     if (res == FS_OK)
         res = stage_for_write(c, r, edit, &crm_stage, err);
     if (res != FS_OK)
@@ -739,7 +779,9 @@ static fs_result create_once(struct api_call *c,
     r->org_id = c->user.org_id;
     r->connection_id = conn.id;
     const char *crm_stage = NULL;
-    res = stage_for_write(c, r, edit, &crm_stage, err);
+    res = check_synced(&conn, edit, err);
+    if (res == FS_OK)
+        res = stage_for_write(c, r, edit, &crm_stage, err);
     if (res != FS_OK)
         goto fail;
     int64_t now = clock_now_ms();

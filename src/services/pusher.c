@@ -114,6 +114,13 @@ static fs_result note_success(struct store *store, const struct record *sent,
      * backstop): the push may have overwritten a newer CRM edit. */
     r.unverified_push_at = crm_time > now ? crm_time : now;
     for (int f = 0; f < DEAL_FIELD_COUNT; f++) {
+        if (!w->present[f] && res->defaults[f]) {
+            /* The CRM filled a field the create left empty. */
+            struct crm_change given = {.value = res->defaults[f],
+                                       .time = crm_time,
+                                       .actor = ACTOR_OTHER};
+            merge_crm_change(&r.fields[f], &given);
+        }
         if (!w->present[f])
             continue;
         struct field_state *field = &r.fields[f];
@@ -127,6 +134,19 @@ static fs_result note_success(struct store *store, const struct record *sent,
         result = store_sync_clear(store, r.rowid);
     record_clear(&r);
     return result;
+}
+
+/* The CRM named our credentials on a write (Attio's token actor id):
+ * keep it, so later changes by that actor are known as our echoes. */
+static void learn_writer(struct store *store, const struct connection *conn,
+                         const char *writer_id)
+{
+    if (!writer_id || (conn->app_id && strcmp(conn->app_id, writer_id) == 0))
+        return;
+    /* The next pass reads the connection again with it. */
+    if (store_connection_set_app_id(store, conn->id, writer_id) == FS_OK)
+        log_info("event=writer_learnt connection=%lld app_id=%s",
+                 (long long)conn->id, writer_id);
 }
 
 static void build_write(const struct record *r, unsigned synced,
@@ -204,6 +224,7 @@ static size_t push_batch(struct app *app, struct store *store,
             continue; /* the governor holds the next try; not a failure */
         if (r == FS_OK) {
             note_success(store, &records[i], &writes[i], &results[i], now);
+            learn_writer(store, conn, results[i].writer_id);
             written++;
         } else {
             const char *msg =

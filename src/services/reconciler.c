@@ -136,15 +136,20 @@ static void count(struct reconcile_effects *fx, enum metric which,
         metrics_add(fx->metrics, which, connection_id, 1);
 }
 
-/* Merges one CRM value into the field, counting conflicts and echoes. */
+/* Merges one CRM value into the field, counting conflicts and echoes. A
+ * change timed CRM_TIME_UNKNOWN goes through merge_crm_untimed. */
 static bool merge_one(struct store *store, struct record *r, int field,
                       const struct crm_change *change,
                       struct reconcile_effects *fx)
 {
     struct field_state *f = &r->fields[field];
     bool was_pending = merge_field_pending(f);
+    enum merge_outcome outcome =
+        change->time == CRM_TIME_UNKNOWN
+            ? merge_crm_untimed(f, change->value, change->actor)
+            : merge_crm_change(f, change);
 
-    switch (merge_crm_change(f, change)) {
+    switch (outcome) {
     case MERGE_STALE:
     case MERGE_SAME:
         return false;
@@ -219,6 +224,12 @@ fs_result reconcile_deal(struct store *store, const struct connection *conn,
     } else if (result != FS_OK) {
         return result;
     }
+    if (deal->archived && r.crm_id && strcmp(r.crm_id, deal->crm_id) != 0) {
+        /* The id is gone because a merge folded it into the record found
+         * through its alias; that record lives on. */
+        record_clear(&r);
+        return FS_OK;
+    }
     if (!r.crm_id || strcmp(r.crm_id, deal->crm_id) != 0) {
         free(r.crm_id);
         r.crm_id = xstrdup(deal->crm_id);
@@ -291,16 +302,66 @@ static char *merge_survivor(struct store *store, const struct connection *conn,
     return id;
 }
 
+/* Gives the record of crm_id the merge's new id (keeping the old one as
+ * an alias). FS_ERR_NOT_FOUND when we hold no record under crm_id. */
+static fs_result take_new_id(struct store *store, const struct connection *conn,
+                             const char *crm_id, const char *new_id)
+{
+    struct record r = {0};
+    fs_result result = store_record_by_crm_id(store, conn->id, crm_id, &r);
+
+    if (result == FS_OK && (strcmp(r.crm_id, crm_id) != 0 || r.deleted_at))
+        result = FS_ERR_NOT_FOUND;
+    if (result == FS_OK) {
+        free(r.crm_id);
+        r.crm_id = xstrdup(new_id);
+        result = store_record_save(store, &r);
+        if (result == FS_OK)
+            result = store_crm_alias_add(store, conn->id, crm_id, new_id);
+    }
+    record_clear(&r);
+    return result;
+}
+
+static bool holds_id(struct store *store, const struct connection *conn,
+                     const char *crm_id)
+{
+    struct record r = {0};
+    bool held = store_record_by_crm_id(store, conn->id, crm_id, &r) == FS_OK &&
+                strcmp(r.crm_id, crm_id) == 0;
+    record_clear(&r);
+    return held;
+}
+
 /* A CRM merge: the losers are tombstoned as merged into the survivor and
- * their ids become its aliases; the survivor is read again. */
+ * their ids become its aliases; the survivor is read again. When the
+ * merge minted a new id, the record of the event's primary takes it, or,
+ * when we hold none under the new id yet, the first original we hold
+ * (Attio names each original in an event of its own, none as primary). */
 static fs_result apply_merge(struct store *store, const struct connection *conn,
                              const struct crm_event *ev,
                              struct id_list *to_read,
                              struct reconcile_effects *fx)
 {
     struct record r = {0};
-    char *survivor = merge_survivor(store, conn, ev);
+    char *survivor = NULL;
     fs_result result = FS_OK;
+
+    if (strcmp(ev->crm_id, ev->new_id) != 0 &&
+        !holds_id(store, conn, ev->new_id)) {
+        result = take_new_id(store, conn, ev->crm_id, ev->new_id);
+        if (result != FS_OK && result != FS_ERR_NOT_FOUND)
+            goto out;
+    }
+    for (size_t i = 0; i < ev->merged_count; i++) {
+        const char *loser = ev->merged_ids[i];
+        if (strcmp(loser, ev->new_id) == 0 || holds_id(store, conn, ev->new_id))
+            continue;
+        result = take_new_id(store, conn, loser, ev->new_id);
+        if (result != FS_OK && result != FS_ERR_NOT_FOUND)
+            goto out;
+    }
+    survivor = merge_survivor(store, conn, ev);
 
     for (size_t i = 0; i < ev->merged_count; i++) {
         const char *loser = ev->merged_ids[i];
@@ -326,18 +387,8 @@ static fs_result apply_merge(struct store *store, const struct connection *conn,
         if (result != FS_OK)
             goto out;
     }
-    if (strcmp(ev->crm_id, ev->new_id) != 0 &&
-        store_record_by_crm_id(store, conn->id, ev->crm_id, &r) == FS_OK) {
-        free(r.crm_id);
-        r.crm_id = xstrdup(ev->new_id);
-        result = store_record_save(store, &r);
-        if (result == FS_OK)
-            result =
-                store_crm_alias_add(store, conn->id, ev->crm_id, ev->new_id);
-        if (result != FS_OK)
-            goto out;
-    }
     id_list_add(to_read, ev->new_id);
+    result = FS_OK;
 out:
     record_clear(&r);
     free(survivor);

@@ -373,6 +373,32 @@ fs_result store_connection_set_settings(struct store *s, int64_t id,
     return r;
 }
 
+fs_result store_connection_set_app_id(struct store *s, int64_t id,
+                                      const char *app_id)
+{
+    static const char sql[] = "UPDATE connections SET app_id = ?2 WHERE id = "
+                              "?1";
+    sqlite3_stmt *st = NULL;
+
+    fs_result r = store_prepare(s, sql, &st);
+    if (r != FS_OK)
+        return r;
+    sqlite3_bind_int64(st, 1, id);
+    store_bind_text(st, 2, app_id);
+    r = store_step_done(st);
+    if (r == FS_OK && sqlite3_changes(s->db) == 0)
+        r = FS_ERR_NOT_FOUND;
+    return r;
+}
+
+fs_result store_connection_set_client_secret(struct store *s, int64_t id,
+                                             const char *secret)
+{
+    if (!secret)
+        return FS_ERR_INVALID;
+    return put_secret(s, id, secret_client, secret);
+}
+
 fs_result store_connection_set_tokens(struct store *s, int64_t id,
                                       const char *access, const char *refresh,
                                       int64_t expires_at, int64_t refresh_at,

@@ -165,6 +165,15 @@ fs_result store_connection_set_tokens(struct store *s, int64_t id,
 fs_result store_connection_set_settings(struct store *s, int64_t id,
                                         const char *settings);
 
+/* Who our writes are from, as the CRM names it, once learnt (Attio's
+ * token actor id shows only on values we wrote). */
+fs_result store_connection_set_app_id(struct store *s, int64_t id,
+                                      const char *app_id);
+/* Replaces the secret that verifies webhooks (one the CRM gave when the
+ * webhook was registered). */
+fs_result store_connection_set_client_secret(struct store *s, int64_t id,
+                                             const char *secret);
+
 /* ---- inbox ---- */
 
 enum inbox_state {

@@ -42,7 +42,7 @@ static bool write_file(const char *path, const char *text)
 
 /* A small pipeline in the real files' format: agents "Agent N Test", one
  * deal a row, stages in turn, close dates only on closed deals. */
-static bool write_seed(const char *dir, int deals, int owners)
+bool stack_write_seed(const char *dir, int deals, int owners)
 {
     char *teams = xstrdup("sales_agent,manager,regional_office\n");
     char *pipeline = xstrdup("opportunity_id,sales_agent,product,account,"
@@ -455,8 +455,8 @@ static char *seed_dir(struct stack *s, const struct stack_options *o)
     } else {
         dir = xasprintf("%s/seed-%s", s->dir, s->sim_name);
         if (mkdir(dir, 0700) != 0 ||
-            !write_seed(dir, o->deals > 0 ? o->deals : 24,
-                        o->owners > 0 ? o->owners : 3)) {
+            !stack_write_seed(dir, o->deals > 0 ? o->deals : 24,
+                              o->owners > 0 ? o->owners : 3)) {
             free(dir);
             return NULL;
         }

@@ -74,6 +74,11 @@ struct stack {
     struct stack_options options;
 };
 
+/* Writes a small seed in the real files' format into dir (which exists):
+ * sales_teams.csv with owners agents "AgentN Test", sales_pipeline.csv
+ * with deals rows, stages in turn. */
+bool stack_write_seed(const char *dir, int deals, int owners);
+
 /* Starts both programs, connects STACK_ORG to the simulator, adds an
  * admin, waits until every deal has been imported and sets the stage map
  * STACK_STAGE_MAP.

@@ -43,6 +43,16 @@ struct stack_crm {
     /* A deleted deal can be brought back (HubSpot's recycle bin); false
      * where deletes are for good. */
     bool restores;
+    /* Webhooks carry the changed values (HubSpot); false where they carry
+     * ids only (Attio), so fieldsync learns a CRM change only by reading
+     * the CRM: a scenario that blinds the API must open it again before
+     * such a change can arrive. */
+    bool webhook_values;
+    /* A merge's webhooks say which deal was the primary (HubSpot); false
+     * where each names one of the merged deals only (Attio: a merge mints
+     * a new record and sends an event per original), so either local
+     * record may be the one that lives on. */
+    bool merge_names_primary;
 
     /* The `crmsim NAME` options beyond the common ones (--listen, --data,
      * --webhook-url, --port-file), for a budget of rate calls per window

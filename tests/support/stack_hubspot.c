@@ -50,6 +50,8 @@ static void connect_words(const struct stack *s, struct stack_words *w,
 const struct stack_crm stack_crm_hubspot = {
     .name = "hubspot",
     .rate_window_ms = 10000,
+    .webhook_values = true,
+    .merge_names_primary = true,
     .restores = true,
     .sim_words = sim_words,
     .connect_words = connect_words,

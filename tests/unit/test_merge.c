@@ -418,6 +418,42 @@ static void test_copy_is_deep(void **state)
     field_state_clear(&b);
 }
 
+/* An emptied Attio attribute shows no time: the clear is taken where no
+ * local edit waits, and a waiting edit is pushed over it. */
+static void test_untimed_value(void **state)
+{
+    struct field_state f = {0};
+
+    assert_int_equal(crm(&f, "2026-12-31", 1000, ACTOR_OTHER), MERGE_TAKEN);
+    /* What the CRM already holds: nothing changes. */
+    assert_int_equal(merge_crm_untimed(&f, "2026-12-31", ACTOR_UNKNOWN),
+                     MERGE_SAME);
+    assert_int_equal(f.crm_time, 1000);
+
+    /* Cleared in the CRM: taken, after everything we knew. */
+    assert_int_equal(merge_crm_untimed(&f, NULL, ACTOR_UNKNOWN), MERGE_TAKEN);
+    assert_null(f.value);
+    assert_null(f.crm_value);
+    assert_int_equal(f.crm_time, 1001);
+    assert_int_equal(f.time, 1001);
+    assert_false(merge_field_pending(&f));
+
+    /* A local edit waiting for its push stays, still pending. */
+    assert_int_equal(merge_local_edit(&f, "2027-01-15", 5000, 0), EDIT_APPLIED);
+    assert_int_equal(crm(&f, "2027-01-15", 6000, ACTOR_US), MERGE_ECHO);
+    assert_int_equal(merge_local_edit(&f, "2027-02-01", 7000, 0), EDIT_APPLIED);
+    assert_int_equal(merge_crm_untimed(&f, NULL, ACTOR_UNKNOWN),
+                     MERGE_LOCAL_KEPT);
+    assert_value("2027-02-01", f.value);
+    assert_null(f.crm_value);
+    assert_int_equal(f.crm_time, 6001);
+    assert_true(merge_field_pending(&f));
+    /* A later timed CRM change still orders after it. */
+    assert_int_equal(crm(&f, "2027-03-01", 8000, ACTOR_OTHER), MERGE_TAKEN);
+    assert_value("2027-03-01", f.value);
+    field_state_clear(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -436,6 +472,7 @@ int main(void)
         cmocka_unit_test(test_offline_edit_clamped_or_superseded),
         cmocka_unit_test(test_pending_derivation),
         cmocka_unit_test(test_copy_is_deep),
+        cmocka_unit_test(test_untimed_value),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -98,6 +98,18 @@ static void test_deal_fields_use_the_forms(void **state)
     assert_null(out);
 }
 
+static void test_country_of_form(void **state)
+{
+    assert_string_equal(postcode_country("M1 1AE"), "GB");
+    assert_string_equal(postcode_country("EC1A 1BB"), "GB");
+    assert_string_equal(postcode_country("02134"), "US");
+    assert_string_equal(postcode_country("02134-1234"), "US");
+    /* An outward code alone, or another form: not said. */
+    assert_null(postcode_country("M1"));
+    assert_null(postcode_country("1011 AB"));
+    assert_null(postcode_country(NULL));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -106,6 +118,7 @@ int main(void)
         cmocka_unit_test(test_bad_postcodes_refused),
         cmocka_unit_test(test_locations),
         cmocka_unit_test(test_deal_fields_use_the_forms),
+        cmocka_unit_test(test_country_of_form),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

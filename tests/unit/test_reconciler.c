@@ -191,6 +191,66 @@ static void test_read_keeps_newer_local_edit_pending(void **state)
     record_clear(&r);
 }
 
+/* A read that finds an id gone, where a CRM merge made that id an alias
+ * of another record, leaves the survivor alone. */
+static void test_gone_alias_keeps_survivor(void **state)
+{
+    struct store_fixture *fx = *state;
+    struct crm_deal deal;
+    struct record r = {0};
+
+    crm_read(&deal, 1000, false);
+    merge_read(fx, &deal);
+    assert_int_equal(store_begin(fx->store), FS_OK);
+    load(fx, &r);
+    free(r.crm_id);
+    r.crm_id = xstrdup("20000000099");
+    assert_int_equal(store_record_save(fx->store, &r), FS_OK);
+    assert_int_equal(
+        store_crm_alias_add(fx->store, fx->conn, "20000000001", "20000000099"),
+        FS_OK);
+    assert_int_equal(store_commit(fx->store), FS_OK);
+    record_clear(&r);
+
+    crm_read(&deal, 2000, true);
+    merge_read(fx, &deal);
+    load(fx, &r);
+    assert_string_equal(r.crm_id, "20000000099");
+    assert_int_equal(r.deleted_at, 0);
+    record_clear(&r);
+}
+
+/* A read showing an emptied field without a time (Attio) clears it when
+ * no local edit waits, and keeps a waiting edit pending. */
+static void test_untimed_clear(void **state)
+{
+    struct store_fixture *fx = *state;
+    struct crm_deal deal;
+    struct record r = {0};
+
+    crm_read(&deal, 1000, false);
+    merge_read(fx, &deal);
+    crm_read(&deal, 1000, false);
+    deal.values[DEAL_CLOSE_DATE] = NULL;
+    deal.times[DEAL_CLOSE_DATE] = CRM_TIME_UNKNOWN;
+    merge_read(fx, &deal);
+    load(fx, &r);
+    assert_null(r.fields[DEAL_CLOSE_DATE].value);
+    assert_int_equal(pending_records(fx, 2000), 0);
+    record_clear(&r);
+
+    edit_amount(fx, "5000", 2000);
+    crm_read(&deal, 1000, false);
+    deal.values[DEAL_AMOUNT] = NULL;
+    deal.times[DEAL_AMOUNT] = CRM_TIME_UNKNOWN;
+    merge_read(fx, &deal);
+    load(fx, &r);
+    assert_string_equal(r.fields[DEAL_AMOUNT].value, "5000");
+    assert_null(r.fields[DEAL_AMOUNT].crm_value);
+    assert_int_equal(pending_records(fx, 2001), 1);
+    record_clear(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -203,6 +263,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_read_keeps_newer_local_edit_pending, store_fixture_setup,
             store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_gone_alias_keeps_survivor,
+                                        store_fixture_setup,
+                                        store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_untimed_clear, store_fixture_setup,
+                                        store_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -264,6 +264,9 @@ static void test_conflict_later_crm_edit_wins_both_sides(void **state)
 
     stack_wait_past(local_time);
     crm_edit(crm_id, "{\"name\":\"CRM says B\"}");
+    /* An id-only webhook is only news once the CRM can be read. */
+    if (!st.crm->webhook_values)
+        assert_true(stack_faults(&st, "{\"api_5xx\":0}"));
     assert_true(stack_faults(&st, "{\"webhooks_paused\":false}"));
     assert_true(stack_wait_field(&st, id, "name", "CRM says B"));
     assert_true(stack_faults(&st, "{\"api_5xx\":0}"));
@@ -290,12 +293,17 @@ static void test_conflict_later_field_edit_wins_both_sides(void **state)
     json_decref(patch(id, "{\"fields\":{\"name\":\"Field says D\"}}", &status));
     assert_int_equal(status, 200);
 
+    /* An id-only webhook is only news once the CRM can be read; the
+     * push, backing off since its failure, comes after that read. */
+    if (!st.crm->webhook_values)
+        assert_true(stack_faults(&st, "{\"api_5xx\":0}"));
     assert_true(stack_faults(&st, "{\"webhooks_paused\":false}"));
     assert_true(stack_settled(&st, STACK_WAIT_MS));
     assert_true(stack_metric(&st, "fieldsync_conflicts_total") > conflicts);
     json_t *deal = stack_deal(&st, id);
     assert_string_equal(stack_text(deal, "name"), "Field says D");
-    assert_string_equal(field_state(deal, "name"), "pending");
+    if (st.crm->webhook_values)
+        assert_string_equal(field_state(deal, "name"), "pending");
     json_decref(deal);
 
     assert_true(stack_faults(&st, "{\"api_5xx\":0}"));
@@ -447,6 +455,41 @@ static void assert_merged(const char *winner, const char *loser,
     json_decref(r);
 }
 
+struct pair_wait {
+    const char *a;
+    const char *b;
+    const char *crm_id;
+};
+
+static bool holds_crm_id(const char *id, const char *crm_id)
+{
+    json_t *deal = stack_deal(&st, id);
+    const char *have = stack_text(deal, "crm_id");
+    bool holds = have && strcmp(have, crm_id) == 0;
+    json_decref(deal);
+    return holds;
+}
+
+static bool either_holds(void *ctx)
+{
+    struct pair_wait *w = ctx;
+    return holds_crm_id(w->a, w->crm_id) || holds_crm_id(w->b, w->crm_id);
+}
+
+/* Where the CRM's merge events name no primary, either record may live
+ * on: swaps winner and loser when the loser did. */
+static void which_survived(char **winner, char **loser, const char *survivor)
+{
+    struct pair_wait w = {*winner, *loser, survivor};
+    if (!st.crm->merge_names_primary &&
+        http_test_poll(either_holds, &w, STACK_WAIT_MS) &&
+        holds_crm_id(*loser, survivor)) {
+        char *swap = *winner;
+        *winner = *loser;
+        *loser = swap;
+    }
+}
+
 static void test_crm_merge_remaps_the_losing_id(void **state)
 {
     char *winner = record_id(seed(9));
@@ -454,6 +497,7 @@ static void test_crm_merge_remaps_the_losing_id(void **state)
     long status;
 
     char *survivor = crm_merge(seed(9), seed(10));
+    which_survived(&winner, &loser, survivor);
     assert_merged(winner, loser, survivor);
 
     /* The survivor still syncs both ways. */
@@ -493,6 +537,7 @@ static void test_change_delivered_after_merge(void **state)
     assert_true(http_test_poll(delivery_held, NULL, STACK_WAIT_MS));
     assert_true(stack_faults(&st, "{\"delay_ms\":0}"));
     char *survivor = crm_merge(seed(12), seed(13));
+    which_survived(&winner, &loser, survivor);
     assert_merged(winner, loser, survivor);
     /* The merge is in; the change is still on its way. */
     assert_true(delivery_held(NULL));
