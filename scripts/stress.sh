@@ -40,7 +40,7 @@ while [ "$SECONDS" -lt "$end" ]; do
                 "$BUILD/test_$test" >"$log" 2>&1
             code=$?
             runs=$((runs + 1))
-            for p in converge crash crash-points; do
+            for p in converge crash crash-points crash-webhooks; do
                 ops=$((ops + $(sum "$log" "$p" ops)))
                 faulted=$((faulted + $(sum "$log" "$p" faulted)))
                 lost=$((lost + $(sum "$log" "$p" lost)))

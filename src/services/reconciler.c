@@ -146,7 +146,8 @@ static bool merge_one(struct store *store, struct record *r, int field,
     bool was_pending = merge_field_pending(f);
     enum merge_outcome outcome =
         change->time == CRM_TIME_UNKNOWN
-            ? merge_crm_untimed(f, change->value, change->actor)
+            ? merge_crm_untimed(f, change->value, change->actor,
+                                change->read_at)
             : merge_crm_change(f, change);
 
     switch (outcome) {
@@ -267,6 +268,7 @@ fs_result reconcile_deal(struct store *store, const struct connection *conn,
                 .value = deal->values[f],
                 .time = deal->times[f] ? deal->times[f] : deal->modified,
                 .actor = deal->actors[f],
+                .read_at = deal->read_at,
             };
             changed |= merge_one(store, &r, f, &change, fx);
             if (deal->others[f].present) {

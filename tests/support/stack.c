@@ -1147,3 +1147,25 @@ out:
     sqlite3_close(db);
     return value;
 }
+
+int64_t stack_inbox_count_since(struct stack *s, int64_t since)
+{
+    static const char sql[] =
+        "SELECT count(*) FROM inbox WHERE received_at >= ?1";
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL;
+    int64_t n = -1;
+
+    if (sqlite3_open_v2(s->db, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+        goto out;
+    sqlite3_busy_timeout(db, 10000);
+    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK)
+        goto out;
+    sqlite3_bind_int64(q, 1, since);
+    if (sqlite3_step(q) == SQLITE_ROW)
+        n = sqlite3_column_int64(q, 0);
+out:
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return n;
+}

@@ -265,6 +265,10 @@ char *stack_read_file(const char *path);
 char *stack_connection_secret(struct stack *s, const char *account_id,
                               const char *name);
 
+/* Webhook events fieldsync's inbox holds that arrived at or after since
+ * (epoch ms), read from the database; -1 when it cannot be read. */
+int64_t stack_inbox_count_since(struct stack *s, int64_t since);
+
 /* Waits until the wall clock has passed t (epoch ms), so the next write
  * is strictly later than one made at t. */
 void stack_wait_past(int64_t t);

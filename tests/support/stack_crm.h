@@ -53,6 +53,11 @@ struct stack_crm {
      * a new record and sends an event per original), so either local
      * record may be the one that lives on. */
     bool merge_names_primary;
+    /* An emptied field carries its time (HubSpot's history); false where
+     * it shows none (Attio), so a CRM clear cannot be ordered against a
+     * local edit waiting to be pushed, which then wins (docs/ATTIO.md):
+     * the convergence workload makes no CRM-side clears there. */
+    bool clears_timed;
 
     /* The `crmsim NAME` options beyond the common ones (--listen, --data,
      * --webhook-url, --port-file), for a budget of rate calls per window

@@ -175,6 +175,10 @@ static void value_for(struct workload *w, const char *field, bool crm,
         strcmp(field, "amount") == 0 || strcmp(field, "account") == 0 ||
         strcmp(field, "product") == 0 || strcmp(field, "close_date") == 0;
 
+    /* Where an emptied field shows no time, neither side clears
+     * (docs/LIMITATIONS.md). */
+    if (!w->st->crm->clears_timed)
+        may_clear = false;
     if (may_clear && workload_rand(w, 8) == 0) {
         *send = json_null();
         *canonical = NULL;
@@ -519,6 +523,12 @@ static void crm_merge(struct workload *w)
         p->our_id = NULL;
         oracle_crm_answer(&w->oracle, (size_t)a, r, t0, w->op);
         m->deleted = m->merged = true;
+        /* Where the merge's webhooks name no primary, either record may
+         * live on: the loser is then known by its CRM id only. */
+        if (!w->st->crm->merge_names_primary) {
+            free(m->our_id);
+            m->our_id = NULL;
+        }
         w->merges++;
     } else {
         w->refused++;
