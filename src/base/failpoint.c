@@ -38,6 +38,14 @@ void failpoint(const char *name)
     pthread_once(&once, read_env);
     if (!armed[0] || strcmp(name, armed) != 0)
         return;
-    if (atomic_fetch_add(&passes, 1) + 1 == hits_left)
-        kill(getpid(), SIGKILL);
+    if (atomic_fetch_add(&passes, 1) + 1 != hits_left)
+        return;
+    /* Said on stderr first, so a test can tell this death from others. */
+    static const char said[] = "event=failpoint_reached name=";
+    if (write(STDERR_FILENO, said, sizeof(said) - 1) < 0 ||
+        write(STDERR_FILENO, name, strlen(name)) < 0 ||
+        write(STDERR_FILENO, "\n", 1) < 0) {
+        /* Nothing to do: the kill is what matters. */
+    }
+    kill(getpid(), SIGKILL);
 }

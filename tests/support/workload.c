@@ -700,6 +700,18 @@ void workload_local_create(struct workload *w)
     local_create(w);
 }
 
+void workload_crm_create(struct workload *w)
+{
+    w->op++;
+    crm_create(w);
+}
+
+void workload_crm_merge(struct workload *w)
+{
+    w->op++;
+    crm_merge(w);
+}
+
 void workload_adopt_unanswered(struct workload *w)
 {
     json_t *deals = stack_deals(w->st, true);

@@ -51,6 +51,8 @@ void workload_step(struct workload *w);
 void workload_crm_edit_any(struct workload *w);
 void workload_local_edit_any(struct workload *w);
 void workload_local_create(struct workload *w);
+void workload_crm_create(struct workload *w);
+void workload_crm_merge(struct workload *w);
 
 /* Takes into the oracle each deal whose create was sent but never
  * answered and which fieldsync holds (found by its unique name), with

@@ -161,6 +161,23 @@ static void test_random_kills_lose_and_double_nothing(void **state)
 
 /* ---- failpoints ---- */
 
+/* How many times serve's log says it died at the failpoint (a death by
+ * any other cause, say a timeout's kill, says nothing). */
+static size_t failpoint_deaths(const char *point)
+{
+    char *path = xasprintf("%s/serve.log", st.dir);
+    char *log = stack_read_file(path);
+    char *said = xasprintf("event=failpoint_reached name=%s\n", point);
+    size_t n = 0;
+
+    for (const char *at = log; (at = strstr(at, said)); at += strlen(said))
+        n++;
+    free(said);
+    free(log);
+    free(path);
+    return n;
+}
+
 /* Arms the failpoint in a fresh serve, runs what reaches it, waits until
  * serve died there and starts it again without it. */
 static void crash_at(const char *point, void (*reach)(struct workload *w),
@@ -171,12 +188,15 @@ static void crash_at(const char *point, void (*reach)(struct workload *w),
 
     stack_crash_serve(&st);
     assert_true(stack_start_serve_again(&st, words));
+    size_t deaths = failpoint_deaths(point);
     int64_t before = clock_now_ms();
     reach(w);
     int code = stack_wait_serve_exit(&st, FAILPOINT_WAIT_MS);
-    if (code != 128 + SIGKILL)
+    bool reached = failpoint_deaths(point) > deaths;
+    if (code != 128 + SIGKILL || !reached)
         printf("  serve did not die at %s (exit %d)\n", point, code);
     assert_int_equal(code, 128 + SIGKILL);
+    assert_true(reached);
     kills++;
     oracle_cap_maybes(&w->oracle, clock_now_ms());
     assert_true(stack_start_serve_again(&st, NULL));
@@ -202,15 +222,26 @@ static void local_create(struct workload *w)
     workload_local_create(w);
 }
 
+/* A CRM create and a merge, which fieldsync reads back from the CRM. */
+static void crm_create_and_merge(struct workload *w)
+{
+    workload_crm_create(w);
+    workload_crm_merge(w);
+}
+
 static void test_failpoints_lose_and_double_nothing(void **state)
 {
     static const struct {
         const char *point;
         void (*reach)(struct workload *w);
     } points[] = {
-        {"ingest.before_commit", crm_edits}, {"ingest.committed", crm_edits},
-        {"apply.before_commit", crm_edits},  {"edit.committed", local_edits},
-        {"create.committed", local_create},  {"push.answered", local_create},
+        {"ingest.before_commit", crm_edits},
+        {"ingest.committed", crm_edits},
+        {"apply.before_commit", crm_edits},
+        {"reconcile.before_commit", crm_create_and_merge},
+        {"edit.committed", local_edits},
+        {"create.committed", local_create},
+        {"push.answered", local_create},
         {"push.answered", local_edits},
     };
     struct workload w;
