@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define ORG_LIST_MAX_GAP 16
 
@@ -132,9 +133,10 @@ int cli_parse(int argc, char **argv, const char *usage, struct cli_option *opts,
 
         const char *value = NULL;
         if (global || opt->metavar) {
+            /* "--group-by --preview" is a forgotten value, not a name. */
             if (eq)
                 value = eq + 1;
-            else if (i + 1 < argc)
+            else if (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0)
                 value = argv[++i];
             else
                 return cli_usage_error(usage, "--%.*s needs a value",
@@ -189,7 +191,7 @@ bool cli_parse_count(const char *s, int64_t min, int64_t max, int64_t *out)
     return true;
 }
 
-int cli_open_store(struct store **out)
+int cli_create_store(struct store **out)
 {
     fs_result r = store_open(cli_db_path(), out);
 
@@ -199,12 +201,22 @@ int cli_open_store(struct store **out)
     return CLI_EXIT_OK;
 }
 
+int cli_open_store(struct store **out)
+{
+    /* A mistyped --db or the wrong folder must not make an empty one. */
+    if (access(cli_db_path(), F_OK) != 0)
+        return cli_fail("no database at %s (give --db PATH; "
+                        "`fieldsync org add` makes a new one)",
+                        cli_db_path());
+    return cli_create_store(out);
+}
+
 int cli_find_org(struct store *s, const char *name, int64_t *id)
 {
     fs_result r = store_org_find(s, name, id);
 
     if (r == FS_ERR_NOT_FOUND)
-        return cli_fail("no org named '%s'", name);
+        return cli_fail("no org named '%s' in %s", name, cli_db_path());
     if (r != FS_OK)
         return cli_fail("cannot read orgs: %s", fs_result_name(r));
     return CLI_EXIT_OK;
@@ -489,7 +501,8 @@ int cli_org(int argc, char **argv)
         return rc;
     if (add && (pos[0][0] == '\0' || strlen(pos[0]) > 255))
         return cli_usage_error(org_usage, "an org name is 1 to 255 bytes");
-    if ((rc = cli_open_store(&s)) != CLI_EXIT_OK)
+    rc = add ? cli_create_store(&s) : cli_open_store(&s);
+    if (rc != CLI_EXIT_OK)
         return rc;
 
     if (add) {
@@ -524,6 +537,26 @@ static const char user_usage[] =
     "  --provider P    hubspot, pipedrive or attio (default: the org's\n"
     "                  current CRM); a user has one owner id per CRM\n";
 
+/* An owner id the org's CRM does not have would give the user deals of
+ * no one: refused, when the CRM's owners have been read. */
+static int check_owner_known(struct store *s, int64_t org_id, const char *owner)
+{
+    struct connection conn = {0};
+    bool known = true;
+
+    if (!owner || !*owner)
+        return CLI_EXIT_OK;
+    fs_result r = store_connection_for_org(s, org_id, &conn);
+    if (r == FS_OK)
+        r = store_crm_owner_known(s, conn.id, owner, &known);
+    connection_clear(&conn);
+    if (r != FS_OK && r != FS_ERR_NOT_FOUND)
+        return cli_fail("cannot read the CRM's owners: %s", fs_result_name(r));
+    if (!known)
+        return cli_fail("%s is not an owner in the org's CRM", owner);
+    return CLI_EXIT_OK;
+}
+
 static int user_add(struct store *s, int64_t org_id, struct cli_option *opts)
 {
     enum user_role role;
@@ -532,6 +565,9 @@ static int user_add(struct store *s, int64_t org_id, struct cli_option *opts)
 
     if (store_role_parse(opts[2].value, &role) != FS_OK)
         return cli_usage_error(user_usage, "--role is rep or admin");
+    int rc = check_owner_known(s, org_id, opts[4].value);
+    if (rc != CLI_EXIT_OK)
+        return rc;
     fs_result r = store_user_add(s, org_id, opts[1].value, opts[3].value, role,
                                  opts[4].value, &id, &token);
     if (r == FS_ERR_CONFLICT)
@@ -563,12 +599,40 @@ static int user_list(struct store *s, int64_t org_id)
     return CLI_EXIT_OK;
 }
 
+/* An org whose last admin is revoked could no longer be run from the API
+ * at all. */
+static int check_not_last_admin(struct store *s, int64_t org_id, int64_t id)
+{
+    struct user *users = NULL;
+    size_t n = 0, admins = 0;
+    bool is_admin = false;
+
+    fs_result r = store_users_list(s, org_id, &users, &n);
+    if (r != FS_OK)
+        return cli_fail("cannot list users: %s", fs_result_name(r));
+    for (size_t i = 0; i < n; i++) {
+        if (users[i].role != USER_ROLE_ADMIN || users[i].revoked)
+            continue;
+        admins++;
+        is_admin = is_admin || users[i].id == id;
+    }
+    store_users_free(users, n);
+    if (is_admin && admins == 1)
+        return cli_fail("user %" PRId64 " is the org's only admin; add "
+                        "another admin first",
+                        id);
+    return CLI_EXIT_OK;
+}
+
 static int user_revoke(struct store *s, int64_t org_id, const char *id_text)
 {
     int64_t id = 0;
 
     if (!cli_parse_count(id_text, 1, INT64_MAX, &id))
         return cli_usage_error(user_usage, "--id takes a user id");
+    int rc = check_not_last_admin(s, org_id, id);
+    if (rc != CLI_EXIT_OK)
+        return rc;
     fs_result r = store_user_revoke(s, org_id, id);
     if (r == FS_ERR_NOT_FOUND)
         return cli_fail("no user %" PRId64 " in that org", id);

@@ -40,9 +40,11 @@ int cli_parse(int argc, char **argv, const char *usage, struct cli_option *opts,
 
 struct store;
 
-/* Opens the --db database; on failure prints why and returns
- * CLI_EXIT_FAIL. */
+/* Opens the --db database, which must exist; on failure prints why and
+ * returns CLI_EXIT_FAIL. */
 int cli_open_store(struct store **out);
+/* The same, making the database when there is none (org add). */
+int cli_create_store(struct store **out);
 /* The org's id by name; prints why and returns CLI_EXIT_FAIL when none. */
 int cli_find_org(struct store *s, const char *name, int64_t *id);
 

@@ -216,6 +216,10 @@ static int show(struct store *s, int64_t org_id, int64_t connection)
     json_t *view = NULL;
     fs_result r = stages_view(s, org_id, connection, &view);
 
+    if (r == FS_ERR_NOT_FOUND)
+        return cli_fail("connection %" PRId64 " is not one of the org's "
+                        "(`fieldsync connect` prints the ids)",
+                        connection);
     if (r != FS_OK)
         return cli_fail("cannot read the stages: %s", fs_result_name(r));
     print_view(view);

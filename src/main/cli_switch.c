@@ -36,14 +36,19 @@ static void print_report(const struct switch_report *r, bool dry_run)
     printf("  linked by match key       %zu\n", r->linked_by_key);
     printf("  to create in the new CRM  %zu\n", r->to_create);
     printf("  imported from it          %zu\n", r->imported);
-    printf("  left unmatched            %zu (match key not unique)\n",
-           r->ambiguous);
+    printf("  left unmatched            %zu of the new CRM's, imported apart; "
+           "%zu of ours, held failed until retried (match key not unique)\n",
+           r->ambiguous_crm, r->ambiguous_local);
     printf("  fields kept from here     %zu\n", r->local_kept);
     printf("  fields taken from the CRM %zu (newer there)\n", r->crm_taken);
     printf("  values with no equivalent %zu (stage or owner)\n",
            r->untranslated);
     printf("  users given new owner ids %zu (%zu without a match)\n",
            r->users_reassigned, r->users_unmatched);
+    if (r->linked_by_id + r->linked_by_key == 0 && r->to_create > 0 &&
+        r->imported > 0)
+        printf("warning: no deal was linked, so every deal would exist twice; "
+               "without --match only deals carrying fieldsync's id link\n");
 }
 
 int cli_switch(int argc, char **argv)
@@ -71,7 +76,9 @@ int cli_switch(int argc, char **argv)
         return cli_usage_error(switch_usage, "--to takes a connection id");
     if (opts[2].given && switch_parse_key(opts[2].value, &sw) != FS_OK)
         return cli_usage_error(switch_usage,
-                               "--match takes up to %d deal field names",
+                               "--match takes up to %d deal field names, "
+                               "comma-separated, such as name,postcode "
+                               "(the field API's names)",
                                SWITCH_MAX_KEY_FIELDS);
     sw.dry_run = opts[3].given;
 

@@ -133,7 +133,8 @@ int cli_import(int argc, char **argv)
         return 2;
     }
 
-    fs_result result = store_open(db, &store);
+    fs_result result =
+        access(db, F_OK) == 0 ? store_open(db, &store) : FS_ERR_NOT_FOUND;
     if (result != FS_OK) {
         fprintf(stderr, "fieldsync import: cannot open %s: %s\n", db,
                 fs_result_name(result));

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define AMOUNT_MAX_DECIMALS 4
@@ -201,8 +202,17 @@ fs_result deal_field_canonical(enum deal_field field, const char *value,
     case FIELD_TEXT:
     case FIELD_ID:
         return canonical_text(value, def->max_len, out);
-    case FIELD_POSTCODE:
-        return postcode_normalize(value, out);
+    case FIELD_POSTCODE: {
+        /* A deal's postcode names a place: every form has a digit (a rule
+         * may be a bare area, a deal's postcode may not). */
+        fs_result result = postcode_normalize(value, out);
+        if (result == FS_OK && !strpbrk(*out, "0123456789")) {
+            free(*out);
+            *out = NULL;
+            result = FS_ERR_INVALID;
+        }
+        return result;
+    }
     case FIELD_LOCATION: {
         double lat, lng;
         if (strlen(value) > def->max_len)

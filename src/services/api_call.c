@@ -101,8 +101,12 @@ fs_result api_json_parse_object(const char *body, size_t len, json_t **out,
     }
     json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
+        /* jansson names its own flag for a \u0000; say it plainly. */
+        const char *why = strstr(jerr.text, "JSON_ALLOW_NUL")
+                              ? "a string holds a NUL character (\\u0000)"
+                              : jerr.text;
         api_error_set(err, 400, "invalid_json", NULL, "%s (line %d, column %d)",
-                      jerr.text, jerr.line, jerr.column);
+                      why, jerr.line, jerr.column);
         return FS_ERR_INVALID;
     }
     if (!json_is_object(root)) {

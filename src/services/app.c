@@ -16,9 +16,13 @@
 #include "services/territory.h"
 #include "services/tokens.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #define STORE_POOL_MAX 32
 #define LIVE_STREAM_CAPACITY 4096
@@ -52,6 +56,7 @@ struct app {
     struct pusher *pusher;
     struct backstop *backstop;
     struct http_server *http;
+    int lock_fd; /* holds the database's serve lock */
 };
 
 void app_config_defaults(struct app_config *config)
@@ -176,14 +181,18 @@ struct provider_session app_session(struct app *app,
     return s;
 }
 
+/* Both may be called while the service is still starting, before the
+ * workers exist: they look at the store when they start anyway. */
 void app_wake_pusher(struct app *app)
 {
-    pusher_wake(app->pusher);
+    if (app->pusher)
+        pusher_wake(app->pusher);
 }
 
 void app_wake_reconciler(struct app *app)
 {
-    reconciler_wake(app->reconciler);
+    if (app->reconciler)
+        reconciler_wake(app->reconciler);
 }
 
 uint16_t app_port(const struct app *app)
@@ -220,6 +229,30 @@ static void on_request(void *ctx, const struct http_request *req,
     }
 }
 
+/* One service per database: two would push the same records twice.
+ * The lock is a file beside the database (never the database itself,
+ * whose locks SQLite owns), released by the kernel however we end. */
+static fs_result take_serve_lock(struct app *app)
+{
+    char *path = xasprintf("%s.serve-lock", app->db_path);
+
+    app->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (app->lock_fd < 0) {
+        log_error("event=serve_lock_failed path=%s errno=%d", path, errno);
+        free(path);
+        return FS_ERR_IO;
+    }
+    if (flock(app->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        log_error("event=serve_lock_held path=%s reason=\"another fieldsync "
+                  "serve runs on this database\"",
+                  path);
+        free(path);
+        return FS_ERR_BUSY;
+    }
+    free(path);
+    return FS_OK;
+}
+
 fs_result app_start(const struct app_config *config, struct app **out)
 {
     struct app *app = xcalloc(1, sizeof(*app));
@@ -235,9 +268,13 @@ fs_result app_start(const struct app_config *config, struct app **out)
     app->config.public_scheme = app->public_scheme;
     pthread_mutex_init(&app->pool_lock, NULL);
     pthread_mutex_init(&app->governor_lock, NULL);
+    app->lock_fd = -1;
 
+    fs_result result = take_serve_lock(app);
+    if (result != FS_OK)
+        goto fail;
     /* Opening once here applies migrations before any thread starts. */
-    fs_result result = store_open(app->db_path, &store);
+    result = store_open(app->db_path, &store);
     if (result == FS_OK && config->max_db_pages > 0)
         result = store_set_page_limit(store, config->max_db_pages);
     if (result != FS_OK) {
@@ -252,10 +289,9 @@ fs_result app_start(const struct app_config *config, struct app **out)
     app->live = live_stream_new(LIVE_STREAM_CAPACITY);
     app->stages = stage_cache_new();
     app->metrics = metrics_new();
-    app->reconciler = reconciler_new(app);
-    app->pusher = pusher_new(app);
+    /* The listener before the workers that call CRMs: a service that
+     * cannot listen makes no CRM call on its way out. */
     app->ingest = ingest_new(app);
-    app->backstop = backstop_new(app);
 
     struct http_server_config http = {
         .listen = app->listen,
@@ -277,6 +313,9 @@ fs_result app_start(const struct app_config *config, struct app **out)
                   fs_result_name(result));
         goto fail;
     }
+    app->reconciler = reconciler_new(app);
+    app->pusher = pusher_new(app);
+    app->backstop = backstop_new(app);
     log_notice("event=started listen=%s port=%u scheme=%s db=%s", app->listen,
                (unsigned)app_port(app), app->public_scheme, app->db_path);
     *out = app;
@@ -312,6 +351,8 @@ void app_stop(struct app *app)
         store_close(app->pool[i]);
     pthread_mutex_destroy(&app->pool_lock);
     pthread_mutex_destroy(&app->governor_lock);
+    if (app->lock_fd >= 0)
+        close(app->lock_fd);
     free(app->db_path);
     free(app->listen);
     free(app->public_scheme);

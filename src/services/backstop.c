@@ -17,6 +17,10 @@
 
 /* Re-read this far behind the watermark: the CRM's search index lags. */
 #define BACKSTOP_OVERLAP_MS 5000
+/* A rate-limited import call is made again up to this many times, after
+ * the CRM's pause or this long when it named none. */
+#define IMPORT_RATE_RETRIES 6
+#define IMPORT_RATE_PAUSE_MS 1000
 /* Pushes checked against the CRM's history per pass, at most. */
 #define BACKSTOP_VERIFY_BATCH 500
 
@@ -92,6 +96,22 @@ fs_result import_crm_meta(struct store *store, struct provider_session *session)
     return result;
 }
 
+/* An import is a job someone waits for: a call refused for the CRM's
+ * rate limit is made again once the pause the CRM asked for has passed,
+ * a few times, rather than failing the whole import. */
+static bool rate_limit_waited(struct provider_session *session,
+                              fs_result result, int *tries)
+{
+    if (result != FS_ERR_RATE_LIMITED || ++*tries > IMPORT_RATE_RETRIES)
+        return false;
+    int64_t wait = rate_governor_wait(
+        provider_session_governor(session, CALL_READ), 1, 1, clock_now_ms());
+    log_notice("event=import_waits_for_rate_limit connection=%lld wait_ms=%lld",
+               (long long)session->conn->id, (long long)wait);
+    clock_sleep_ms(wait > 0 ? wait : IMPORT_RATE_PAUSE_MS);
+    return true;
+}
+
 fs_result import_connection(struct store *store,
                             struct provider_session *session,
                             import_on_progress on_progress, void *ctx,
@@ -105,11 +125,19 @@ fs_result import_connection(struct store *store,
 
     if (!provider)
         return FS_ERR_INVALID;
-    fs_result result = import_crm_meta(store, session);
+    int tries = 0;
+    fs_result result;
+    do
+        result = import_crm_meta(store, session);
+    while (rate_limit_waited(session, result, &tries));
     while (result == FS_OK && !cursor.done) {
         struct crm_deal *deals = NULL;
         size_t n = 0;
         result = provider->list_deals(session, &cursor, &deals, &n);
+        if (rate_limit_waited(session, result, &tries)) {
+            result = FS_OK;
+            continue;
+        }
         if (result == FS_OK)
             result = merge_page(store, session, deals, n, &fx, &newest);
         crm_deals_free(deals, n);

@@ -634,6 +634,27 @@ static fs_result audit_superseded(struct api_call *c, const struct record *r,
     return FS_OK;
 }
 
+/* An owner the CRM does not have would only fail at push time: refused
+ * now, while the rep still sees the form. */
+static fs_result check_owner(struct api_call *c, int64_t connection_id,
+                             const struct field_api_edit *edit,
+                             struct api_error *err)
+{
+    const char *owner = edit->values[DEAL_OWNER];
+    bool known = true;
+
+    if (!edit->set[DEAL_OWNER] || !owner)
+        return FS_OK;
+    fs_result res =
+        store_crm_owner_known(c->store, connection_id, owner, &known);
+    if (res == FS_OK && !known) {
+        api_error_set(err, 422, "unknown_owner", "owner",
+                      "%s is not an owner in the CRM", owner);
+        res = FS_ERR_INVALID;
+    }
+    return res;
+}
+
 /* One attempt at the whole PATCH transaction. A client error fills err
  * and returns FS_ERR_INVALID; store failures come back as they are. */
 static fs_result patch_once(struct api_call *c, const char *id,
@@ -666,6 +687,8 @@ static fs_result patch_once(struct api_call *c, const char *id,
     const char *crm_stage = NULL;
     if (res == FS_OK)
         res = check_record_synced(c, r, edit, err);
+    if (res == FS_OK)
+        res = check_owner(c, r->connection_id, edit, err);
     if (res == FS_OK)
         res = stage_for_write(c, r, edit, &crm_stage, err);
     if (res != FS_OK)
@@ -780,6 +803,8 @@ static fs_result create_once(struct api_call *c,
     r->connection_id = conn.id;
     const char *crm_stage = NULL;
     res = check_synced(&conn, edit, err);
+    if (res == FS_OK)
+        res = check_owner(c, conn.id, edit, err);
     if (res == FS_OK)
         res = stage_for_write(c, r, edit, &crm_stage, err);
     if (res != FS_OK)

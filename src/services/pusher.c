@@ -65,6 +65,30 @@ static int64_t backoff_ms(const struct app_config *cfg, int attempts)
     return delay * 3 / 4 + (int64_t)(noise % (uint32_t)(delay / 2 + 1));
 }
 
+/* What the rep and admin read next to "couldn't sync to CRM" when the CRM
+ * gave no message of its own. */
+static const char *push_error_text(fs_result r)
+{
+    switch (r) {
+    case FS_ERR_UNAVAILABLE:
+        return "the CRM did not answer, or answered with a server error";
+    case FS_ERR_TIMEOUT:
+        return "the CRM did not answer in time";
+    case FS_ERR_AUTH:
+        return "the CRM refused fieldsync's credentials";
+    case FS_ERR_FORBIDDEN:
+        return "the CRM does not let fieldsync's credentials write this deal";
+    case FS_ERR_NOT_FOUND:
+        return "the CRM no longer has this deal";
+    case FS_ERR_INVALID:
+        return "the CRM refused a value of this deal";
+    case FS_ERR_REMOTE:
+        return "the CRM refused the write";
+    default:
+        return fs_result_name(r);
+    }
+}
+
 /* Notes a failed write of the record; after fail_after_ms of failures the
  * record is failed until retried. */
 static void note_failure(struct app *app, struct store *store,
@@ -228,7 +252,7 @@ static size_t push_batch(struct app *app, struct store *store,
             written++;
         } else {
             const char *msg =
-                results[i].error ? results[i].error : fs_result_name(r);
+                results[i].error ? results[i].error : push_error_text(r);
             note_failure(app, store, &records[i], msg, now);
             failed++;
         }

@@ -18,6 +18,10 @@
 #include <sys/types.h>
 
 #define SWITCH_PAGE 1000
+#define SWITCH_HELD_ERROR                                                      \
+    "not linked when the org switched CRM: the new CRM has a deal with the "   \
+    "same match key that could not be told apart; look for a duplicate "       \
+    "there, then retry to create it"
 #define SWITCH_READ_BATCH 50
 
 struct switch_ctx {
@@ -40,6 +44,7 @@ struct switch_ctx {
     size_t n_deals;
     ssize_t *record_of; /* deal index -> record index, or -1 */
     bool *linked;       /* record index -> linked to a deal */
+    bool *held;         /* record index -> unlinked, its key ambiguous */
 };
 
 fs_result switch_parse_key(const char *text, struct switch_options *opts)
@@ -177,12 +182,16 @@ static fs_result load_records(struct switch_ctx *x)
 }
 
 /* The match key of a set of values: each key field folded to lower case
- * with its outer blanks gone, joined; NULL when a key field is empty. */
+ * with its outer blanks gone, joined; an empty field is part of the key
+ * (a deal without a postcode matches one without a postcode); NULL when
+ * every key field is empty. */
 static char *match_key(const struct switch_options *opts,
                        const char *const *values)
 {
     struct buf b = {0};
+    bool any = false;
 
+    buf_append(&b, "", 0);
     for (size_t i = 0; i < opts->n_key_fields; i++) {
         const char *v = values[opts->key_fields[i]];
         while (v && isspace((unsigned char)*v))
@@ -190,15 +199,16 @@ static char *match_key(const struct switch_options *opts,
         size_t len = v ? strlen(v) : 0;
         while (len > 0 && isspace((unsigned char)v[len - 1]))
             len--;
-        if (len == 0) {
-            buf_free(&b);
-            return NULL;
-        }
+        any = any || len > 0;
         for (size_t j = 0; j < len; j++) {
             char c = (char)tolower((unsigned char)v[j]);
             buf_append(&b, &c, 1);
         }
         buf_append(&b, "\x1f", 1);
+    }
+    if (!any) {
+        buf_free(&b);
+        return NULL;
     }
     return buf_steal(&b);
 }
@@ -278,7 +288,21 @@ static void link_deals(struct switch_ctx *x)
             x->linked[i] = true;
             x->report->linked_by_key++;
         } else if (local) {
-            x->report->ambiguous++;
+            x->report->ambiguous_crm++;
+        }
+        free(key);
+    }
+    /* A local deal whose key the new CRM has on a deal it could not be
+     * told apart from is not created there: it waits, failed, for the
+     * admin to look. */
+    x->held = xcalloc(x->n_records + 1, sizeof(*x->held));
+    for (size_t i = 0; i < x->n_records; i++) {
+        const char *values[DEAL_FIELD_COUNT];
+        record_values(&x->records[i], values);
+        char *key = x->linked[i] ? NULL : match_key(x->opts, values);
+        if (key && json_object_get(crm_counts, key)) {
+            x->held[i] = true;
+            x->report->ambiguous_local++;
         }
         free(key);
     }
@@ -400,6 +424,20 @@ static void queue_record(struct switch_ctx *x, struct record *r)
     r->connection_id = x->neu->id;
     set_text(&r->crm_id, NULL);
     x->report->to_create++;
+}
+
+/* An unlinked deal the new CRM may already have: failed, with the reason,
+ * so it is shown "couldn't sync to CRM" and created only after a retry. */
+static fs_result hold_record(struct switch_ctx *x, const struct record *r)
+{
+    struct sync_state st = {
+        .failed = true,
+        .first_failure_at = clock_now_ms(),
+        .last_error = (char *)SWITCH_HELD_ERROR,
+    };
+
+    x->report->to_create--;
+    return store_sync_put(x->store, r->rowid, &st);
 }
 
 /* Whether a linked deal's values all match the local ones, in which case
@@ -529,7 +567,8 @@ static fs_result apply(struct switch_ctx *x)
         queue_record(x, &x->records[i]);
         r = store_record_save(x->store, &x->records[i]);
         if (r == FS_OK)
-            r = store_sync_clear(x->store, x->records[i].rowid);
+            r = x->held[i] ? hold_record(x, &x->records[i])
+                           : store_sync_clear(x->store, x->records[i].rowid);
     }
     if (r == FS_OK)
         r = import_unlinked(x, &newest);
@@ -567,6 +606,7 @@ static void ctx_clear(struct switch_ctx *x)
     crm_deals_free(x->deals, x->n_deals);
     free(x->record_of);
     free(x->linked);
+    free(x->held);
 }
 
 fs_result switch_primary(struct store *store, struct provider_session *session,
@@ -609,7 +649,8 @@ fs_result switch_primary(struct store *store, struct provider_session *session,
                    (long long)org_id, (long long)x.old.id,
                    (long long)session->conn->id,
                    report->linked_by_id + report->linked_by_key,
-                   report->to_create, report->imported, report->ambiguous,
+                   report->to_create, report->imported,
+                   report->ambiguous_local + report->ambiguous_crm,
                    opts->dry_run ? 1 : 0);
     ctx_clear(&x);
     return r;

@@ -31,7 +31,10 @@ struct switch_report {
     size_t linked_by_key;    /* linked by the match key */
     size_t to_create;        /* fieldsync's deals queued for the new CRM */
     size_t imported;         /* the new CRM's deals fieldsync lacked */
-    size_t ambiguous;        /* keys shared by several deals: left apart */
+    size_t ambiguous_crm;    /* the new CRM's deals whose key is shared by
+                                several: imported, not linked */
+    size_t ambiguous_local;  /* fieldsync's deals with such a key: held,
+                                failed, until the admin retries */
     size_t local_kept;       /* fields where a local value stands */
     size_t crm_taken;        /* fields where the new CRM's newer value won */
     size_t untranslated;     /* stage or owner values with no equivalent */

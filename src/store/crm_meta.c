@@ -192,3 +192,25 @@ fs_result store_crm_stages_list(struct store *s, int64_t connection_id,
     *n_out = n;
     return FS_OK;
 }
+
+fs_result store_crm_owner_known(struct store *s, int64_t connection_id,
+                                const char *id, bool *known)
+{
+    static const char sql[] =
+        "SELECT count(*), coalesce(sum(id = ?2), 0) FROM crm_owners "
+        "WHERE connection_id = ?1";
+    sqlite3_stmt *st = NULL;
+
+    *known = true;
+    fs_result r = store_prepare(s, sql, &st);
+    if (r != FS_OK)
+        return r;
+    sqlite3_bind_int64(st, 1, connection_id);
+    store_bind_text(st, 2, id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *known =
+            sqlite3_column_int64(st, 0) == 0 || sqlite3_column_int64(st, 1) > 0;
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW ? FS_OK : store_map_rc(rc);
+}

@@ -531,6 +531,10 @@ fs_result store_crm_owners_replace(struct store *s, int64_t connection_id,
                                    const struct store_owner *owners, size_t n);
 fs_result store_crm_owners_list(struct store *s, int64_t connection_id,
                                 struct store_owner **out, size_t *n_out);
+/* Whether id is one of the connection's owners (true as well while no
+ * owner list has been read: nothing to check against). */
+fs_result store_crm_owner_known(struct store *s, int64_t connection_id,
+                                const char *id, bool *known);
 /* The owner id with that email (case-insensitive); FS_ERR_NOT_FOUND. */
 fs_result store_crm_owner_by_email(struct store *s, int64_t connection_id,
                                    const char *email, char **id_out);

@@ -96,6 +96,14 @@ static void test_deal_fields_use_the_forms(void **state)
     assert_int_equal(deal_field_canonical(DEAL_LOCATION, "53.4", &out),
                      FS_ERR_INVALID);
     assert_null(out);
+
+    /* A deal's postcode names a place: a word without a digit is none. */
+    assert_int_equal(deal_field_canonical(DEAL_POSTCODE, "HELLO", &out),
+                     FS_ERR_INVALID);
+    assert_null(out);
+    assert_int_equal(deal_field_canonical(DEAL_POSTCODE, "m1", &out), FS_OK);
+    assert_string_equal(out, "M1");
+    free(out);
 }
 
 static void test_country_of_form(void **state)

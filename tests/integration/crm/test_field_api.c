@@ -176,6 +176,18 @@ static void test_invalid_value(void **state)
                          "invalid_value", "close_date");
 }
 
+/* Values the CRM could never take are refused before anything is stored:
+ * an owner it does not have, a "postcode" that names no place. */
+static void test_values_the_crm_lacks(void **state)
+{
+    assert_patch_refused(st.admin, own_deal,
+                         "{\"fields\":{\"owner\":\"no-such-owner-77\"}}", 422,
+                         "unknown_owner", "owner");
+    assert_patch_refused(st.admin, own_deal,
+                         "{\"fields\":{\"postcode\":\"HELLO\"}}", 422,
+                         "invalid_value", "postcode");
+}
+
 static void test_oversize_bodies(void **state)
 {
     char *long_name = xcalloc(5000, 1);
@@ -453,6 +465,7 @@ int main(void)
         cmocka_unit_test(test_unknown_field),
         cmocka_unit_test(test_wrong_type),
         cmocka_unit_test(test_invalid_value),
+        cmocka_unit_test(test_values_the_crm_lacks),
         cmocka_unit_test(test_oversize_bodies),
         cmocka_unit_test(test_another_orgs_deal_is_not_found),
         cmocka_unit_test(test_rep_cannot_edit_another_reps_deal),
