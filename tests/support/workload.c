@@ -74,6 +74,7 @@ void workload_init(struct workload *w, struct stack *st, uint64_t seed)
     w->last_exhaust = -EXHAUST_EVERY / 2;
     w->tag = workload_rand(w, 100000);
     w->unanswered_creates = json_array();
+    w->given_up_before = stack_sim_stat(st, "webhooks_given_up", NULL);
     oracle_seed(&w->oracle, st);
 }
 
@@ -767,7 +768,9 @@ void workload_print(const struct workload *w, const char *test,
            w->local_creates, w->crm_creates, w->deletes, w->merges, w->restores,
            w->exhausts, w->skipped, w->refused, w->unanswered,
            workload_faulted(w->st),
-           stack_sim_stat(w->st, "webhooks_given_up", NULL), r->deals_checked,
-           r->fields_checked, r->differences, r->lost, r->doubled);
+           stack_sim_stat(w->st, "webhooks_given_up", NULL) -
+               w->given_up_before,
+           r->deals_checked, r->fields_checked, r->differences, r->lost,
+           r->doubled);
     fflush(stdout);
 }

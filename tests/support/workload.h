@@ -23,6 +23,7 @@ struct workload {
     char *faults_now; /* the faults set last (JSON text) */
     int last_exhaust; /* the operation of the last limits/exhaust */
     bool down;        /* fieldsync is down: only CRM-side operations */
+    int64_t given_up_before; /* the CRM's webhooks given up before the run */
     /* fieldsync may die any moment: no deletes, merges or restores,
      * whose hand-over to it is waited for (a webhook that fails all the
      * CRM's retries meanwhile is given up for good). */
