@@ -74,8 +74,7 @@ enum merge_outcome merge_crm_change(struct field_state *field,
  * millisecond after its own time) unless a local edit waits to be pushed:
  * that edit may be the newer, and it is written over the CRM's value. */
 enum merge_outcome merge_crm_untimed(struct field_state *field,
-                                     const char *value,
-                                     enum change_actor actor,
+                                     const char *value, enum change_actor actor,
                                      int64_t read_at);
 
 enum edit_outcome {

@@ -740,7 +740,8 @@ static void handle_patch(struct api_call *c, const char *id)
         goto out;
     }
 
-    for (int attempt = 0; attempt < API_TXN_ATTEMPTS && res == FS_ERR_BUSY;
+    int64_t started = clock_mono_ms();
+    for (int attempt = 0; res == FS_ERR_BUSY && api_txn_again(attempt, started);
          attempt++) {
         record_clear(&r);
         memset(&r, 0, sizeof(r));
@@ -861,7 +862,8 @@ static void handle_create(struct api_call *c)
         }
     }
 
-    for (int attempt = 0; attempt < API_TXN_ATTEMPTS && res == FS_ERR_BUSY;
+    int64_t started = clock_mono_ms();
+    for (int attempt = 0; res == FS_ERR_BUSY && api_txn_again(attempt, started);
          attempt++) {
         record_clear(&r);
         memset(&r, 0, sizeof(r));

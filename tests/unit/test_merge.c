@@ -431,7 +431,8 @@ static void test_untimed_value(void **state)
     assert_int_equal(f.crm_time, 1000);
 
     /* Cleared in the CRM: taken, after everything we knew. */
-    assert_int_equal(merge_crm_untimed(&f, NULL, ACTOR_UNKNOWN, 0), MERGE_TAKEN);
+    assert_int_equal(merge_crm_untimed(&f, NULL, ACTOR_UNKNOWN, 0),
+                     MERGE_TAKEN);
     assert_null(f.value);
     assert_null(f.crm_value);
     assert_int_equal(f.crm_time, 1001);
