@@ -18,6 +18,10 @@
 #define BENCH_APP_ID "7001"
 #define BENCH_PORTAL_ID "62001"
 #define BENCH_ORG "bench"
+/* The simulated Pipedrive company's. */
+#define BENCH_PD_COMPANY "62001"
+#define BENCH_PD_USER "7001"
+#define BENCH_PD_HOOK_USER "fsbench"
 
 /* Longest one HTTP call of the bench may take. */
 #define BENCH_HTTP_TIMEOUT_MS 10000
@@ -46,7 +50,7 @@ struct bench_deal {
 
 struct bench_env {
     const struct bench_options *opt;
-    const char *crm; /* "hubspot" or "attio" */
+    const char *crm; /* "hubspot", "attio" or "pipedrive" */
     char *work_dir;
     char *db_path;        /* the database of the main fieldsync */
     char *ingest_db_path; /* a copy for the ingest measurement */
@@ -70,6 +74,14 @@ struct bench_latency {
     double max_ms;
     int samples; /* measured */
     int missed;  /* timed out: not in the percentiles */
+};
+
+/* The calls figure against a CRM that writes a record a call. */
+struct bench_record_calls {
+    bool ok;
+    int64_t api_calls;
+    int64_t writes; /* updates and asserts */
+    double converge_seconds;
 };
 
 struct bench_results {
@@ -100,11 +112,11 @@ struct bench_results {
     int64_t create_calls;
     double edits_seconds;    /* firing the edits */
     double converge_seconds; /* first edit to all in the CRM */
-    /* The same edits against Attio, which writes a record a call. */
-    bool attio_ok;
-    int64_t attio_api_calls;
-    int64_t attio_writes;
-    double attio_converge_seconds;
+    int64_t record_writes;   /* updates and asserts, a record a call */
+    /* The same edits against Attio and Pipedrive, which write a record a
+     * call. */
+    struct bench_record_calls attio;
+    struct bench_record_calls pipedrive;
 
     bool lookups_ok;
     size_t lookup_polygons;
@@ -126,9 +138,10 @@ struct bench_results {
 
 /* ---- bench_env.c ---- */
 
-/* Starts the simulator of crm ("hubspot", "attio"), builds the database
- * (org, connection, admin, import) and, for HubSpot, its copy for the
- * ingest run. Logs go to the work folder (crm's own under it). */
+/* Starts the simulator of crm ("hubspot", "attio", "pipedrive"), builds
+ * the database (org, connection, admin, import) and, for HubSpot, its
+ * copy for the ingest run. Logs go to the work folder (crm's own under
+ * it). */
 fs_result bench_env_setup(struct bench_env *env,
                           const struct bench_options *opt, const char *crm);
 /* Starts `fieldsync serve` on db_path and port (0: any); fills *pid and

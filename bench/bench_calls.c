@@ -203,8 +203,8 @@ fs_result bench_calls(struct bench_env *env, struct bench_results *res)
         res->batch_update_calls = kind_delta(&before, &after, "batch_update");
         res->create_calls = kind_delta(&before, &after, "create") +
                             kind_delta(&before, &after, "batch_create");
-        res->attio_writes = kind_delta(&before, &after, "update") +
-                            kind_delta(&before, &after, "assert");
+        res->record_writes = kind_delta(&before, &after, "update") +
+                             kind_delta(&before, &after, "assert");
         res->calls_ok = true;
         print_kinds(&before, &after);
     }

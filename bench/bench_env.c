@@ -285,34 +285,39 @@ static fs_result start_sim(struct bench_env *env)
     const struct bench_options *opt = env->opt;
     if (strcmp(env->crm, "attio") == 0)
         return start_attio_sim(env);
+    bool pipedrive = strcmp(env->crm, "pipedrive") == 0;
     char *port_file = xasprintf("%s/crmsim.port", env->work_dir);
-    char *hook = xasprintf("http://127.0.0.1:%u/webhooks/hubspot",
-                           (unsigned)env->fs_port);
-    char *rate = xasprintf("%d", opt->rate_10s);
+    char *hook = xasprintf("http://127.0.0.1:%u/webhooks/%s",
+                           (unsigned)env->fs_port, env->crm);
+    /* Pipedrive counts its burst in 2 s: the same calls a second. */
+    char *rate = xasprintf("%d", pipedrive ? opt->rate_10s / 5 : opt->rate_10s);
     char *daily = xasprintf("%d", SIM_RATE_DAILY);
-    const char *argv[] = {opt->crmsim_bin,
-                          "hubspot",
-                          "--listen",
-                          "127.0.0.1:0",
-                          "--port-file",
-                          port_file,
-                          "--data",
-                          opt->data_dir,
-                          "--webhook-url",
-                          hook,
-                          "--client-secret",
-                          BENCH_CLIENT_SECRET,
-                          "--app-id",
-                          BENCH_APP_ID,
-                          "--portal-id",
-                          BENCH_PORTAL_ID,
-                          "--token",
-                          BENCH_TOKEN,
-                          "--rate-10s",
-                          rate,
-                          "--rate-daily",
-                          daily,
-                          NULL};
+    const char *hubspot_words[] = {"--client-secret",
+                                   BENCH_CLIENT_SECRET,
+                                   "--app-id",
+                                   BENCH_APP_ID,
+                                   "--portal-id",
+                                   BENCH_PORTAL_ID,
+                                   "--rate-10s",
+                                   rate,
+                                   NULL};
+    const char *pipedrive_words[] = {"--company-id",
+                                     BENCH_PD_COMPANY,
+                                     "--user-id",
+                                     BENCH_PD_USER,
+                                     "--rate-2s",
+                                     rate,
+                                     NULL};
+    const char *argv[32] = {
+        opt->crmsim_bin, env->crm,  "--listen", "127.0.0.1:0",
+        "--port-file",   port_file, "--data",   opt->data_dir,
+        "--webhook-url", hook,      "--token",  BENCH_TOKEN,
+        "--rate-daily",  daily};
+    size_t argc = 14;
+    for (const char *const *w = pipedrive ? pipedrive_words : hubspot_words; *w;
+         w++)
+        argv[argc++] = *w;
+    argv[argc] = NULL;
     uint16_t port = 0;
 
     fs_result result =
@@ -413,20 +418,28 @@ static fs_result collect_deals(struct bench_env *env, struct store *store,
     return result;
 }
 
-/* The Attio connection as `connect attio --public-url` makes it: the map
- * from the object's attributes, then the webhook registered at the
+/* An Attio or Pipedrive connection as `connect CRM --public-url` makes
+ * it: the provider's check of the account (Attio's attribute map,
+ * Pipedrive's custom field keys), then the webhook registered at the
  * fieldsync the bench starts later on fs_port. */
-static fs_result add_attio_connection(struct bench_env *env,
-                                      struct store *store, int64_t org_id,
-                                      int64_t *conn_id)
+static fs_result add_registered_connection(struct bench_env *env,
+                                           struct store *store, int64_t org_id,
+                                           int64_t *conn_id)
 {
     struct connection c = {
         .org_id = org_id,
-        .provider = xstrdup("attio"),
+        .provider = xstrdup(env->crm),
         .base_url = xstrdup(env->sim_url),
         .token = xstrdup(BENCH_TOKEN),
         .active = true,
     };
+    if (strcmp(env->crm, "pipedrive") == 0) {
+        c.account_id = xstrdup(BENCH_PD_COMPANY);
+        c.app_id = xstrdup(BENCH_PD_USER);
+        c.webhook_user = xstrdup(BENCH_PD_HOOK_USER);
+        c.rate_window = env->opt->rate_10s / 5;
+        c.rate_daily = SIM_RATE_DAILY;
+    }
     char *error = NULL;
     char *public_url = xasprintf("http://127.0.0.1:%u", (unsigned)env->fs_port);
 
@@ -439,7 +452,7 @@ static fs_result add_attio_connection(struct bench_env *env,
                                           IMPORT_TIMEOUT_MS, NULL, &error);
     }
     if (result != FS_OK)
-        fprintf(stderr, "fsbench: the Attio connection failed: %s\n",
+        fprintf(stderr, "fsbench: the %s connection failed: %s\n", env->crm,
                 error ? error : fs_result_name(result));
     free(public_url);
     free(error);
@@ -472,8 +485,8 @@ static fs_result build_db(struct bench_env *env)
     if (result == FS_OK)
         result = store_org_add(store, BENCH_ORG, &org_id);
     conn.org_id = org_id;
-    if (result == FS_OK && strcmp(env->crm, "attio") == 0)
-        result = add_attio_connection(env, store, org_id, &conn_id);
+    if (result == FS_OK && strcmp(env->crm, "hubspot") != 0)
+        result = add_registered_connection(env, store, org_id, &conn_id);
     else if (result == FS_OK)
         result = store_connection_add(store, &conn, &conn_id);
     if (result == FS_OK)

@@ -23,6 +23,11 @@ for p in "${packages[@]}"; do
         missing+=("$p")
     fi
 done
+# npm installs the prism CLI of the Pipedrive spec test
+# (scripts/install-prism.sh); a Node.js that bundles its own npm will do.
+if ! command -v npm >/dev/null 2>&1; then
+    missing+=(nodejs npm)
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 sudo=""

@@ -2,6 +2,7 @@
  * subcommand with its own options on top of the common ones. */
 #include "attio_sim.h"
 #include "hubspot_sim.h"
+#include "pipedrive_sim.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -15,6 +16,7 @@ struct crm {
 static const struct crm crms[] = {
     {"hubspot", "HubSpot CRM v3 deals API and webhooks", hubspot_sim_main},
     {"attio", "Attio REST v2 records, attributes and webhooks", attio_sim_main},
+    {"pipedrive", "Pipedrive API v2 deals and webhooks v2", pipedrive_sim_main},
 };
 
 static void usage(FILE *out)

@@ -636,7 +636,8 @@ static void get_stats(struct call *c)
     for (int k = 0; k < SIM_CALL_CLASS_COUNT; k++)
         json_object_set_new(classes, class_names[k], json_integer(by_class[k]));
     json_t *obj = json_pack(
-        "{s:I, s:o, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+        "{s:I, s:o, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+        "s:I, s:I}",
         "api_calls", (json_int_t)ctl->api_calls, "api_calls_by_kind", kinds,
         "api_calls_by_class", classes, "rate_limited",
         (json_int_t)ctl->rate_limited, "api_faults_5xx",
@@ -644,9 +645,11 @@ static void get_stats(struct call *c)
         (json_int_t)ctl->faults_timeout, "webhooks_sent",
         (json_int_t)ws.webhooks_sent, "webhooks_failed",
         (json_int_t)ws.webhooks_failed, "webhooks_given_up",
-        (json_int_t)ws.webhooks_given_up, "events_queued",
-        (json_int_t)ws.events_queued, "events_sent", (json_int_t)ws.events_sent,
-        "events_dropped", (json_int_t)ws.events_dropped, "events_duplicated",
+        (json_int_t)ws.webhooks_given_up, "webhook_bans", (json_int_t)ws.bans,
+        "events_lost_banned", (json_int_t)ws.events_lost_banned,
+        "events_queued", (json_int_t)ws.events_queued, "events_sent",
+        (json_int_t)ws.events_sent, "events_dropped",
+        (json_int_t)ws.events_dropped, "events_duplicated",
         (json_int_t)ws.events_duplicated, "pending_deliveries",
         (json_int_t)ws.pending_deliveries);
     json_object_set_new(obj, "auth_refused", json_integer(ctl->auth_refused));

@@ -294,6 +294,11 @@ fs_result sim_write_set(const struct sim_store *store, struct sim_write *w,
             return FS_ERR_INVALID;
         }
     }
+    if (canonical && store->config.same_as_empty &&
+        store->config.same_as_empty(store->config.ctx, field, canonical)) {
+        free(canonical);
+        canonical = NULL;
+    }
     free(w->values[field]);
     w->values[field] = canonical ? canonical : xstrdup("");
     return FS_OK;

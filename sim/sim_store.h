@@ -89,6 +89,9 @@ struct sim_store_config {
     char *(*user_id)(void *ctx, size_t n);
     void *ctx;
     bool merge_mints_id; /* a merge's result gets a new id */
+    /* Optional: a canonical value the CRM cannot tell from empty, kept as
+     * empty on every path (Pipedrive: a deal value of 0). */
+    bool (*same_as_empty)(void *ctx, int field, const char *value);
 };
 
 enum sim_event_kind {

@@ -42,6 +42,8 @@ struct webhook_sender {
     uint64_t rng;
     struct webhook_faults faults;
     struct webhook_stats stats;
+    int first_failures;      /* toward the ban */
+    int64_t banned_until_ms; /* monotonic; 0 when not banned */
     bool stopping;
 
     pthread_t batcher;
@@ -229,15 +231,12 @@ static struct delivery *take_due(struct webhook_sender *ws, int64_t *wait_ms)
 /* One POST of the batch as the front-end formats it; true when answered
  * 2xx. */
 static bool post_batch(struct webhook_sender *ws, struct http_client *client,
-                       struct delivery *d)
+                       struct delivery *d, const char *url)
 {
     struct webhook_post post = {0};
     struct http_client_response resp;
     const char *fallback[] = {NULL};
 
-    pthread_mutex_lock(&ws->mu);
-    char *url = xstrdup(ws->url);
-    pthread_mutex_unlock(&ws->mu);
     ws->format.on_format(ws->format.ctx, d->events, d->attempt, d->id, url,
                          &post);
     fs_result r = http_client_request(
@@ -253,7 +252,6 @@ static bool post_batch(struct webhook_sender *ws, struct http_client *client,
                  json_array_size(d->events));
     http_client_response_free(&resp);
     post_clear(&post);
-    free(url);
     return ok;
 }
 
@@ -274,6 +272,13 @@ static void finish_delivery(struct webhook_sender *ws, struct delivery *d,
         goto done;
     }
     ws->stats.webhooks_failed++;
+    if (d->attempt == 0 && ws->format.ban_after_failures > 0 &&
+        ++ws->first_failures >= ws->format.ban_after_failures) {
+        ws->first_failures = 0;
+        ws->banned_until_ms = clock_mono_ms() + ws->format.ban_ms;
+        ws->stats.bans++;
+        log_warn("event=webhook_banned ban_ms=%" PRId64, ws->format.ban_ms);
+    }
     d->attempt++;
     if (d->attempt >= ws->format.max_attempts) {
         ws->stats.webhooks_given_up++;
@@ -309,9 +314,26 @@ static void *worker_main(void *arg)
             pthread_cond_timedwait(&ws->cond, &ws->mu, &ts);
             continue;
         }
+        if (ws->banned_until_ms > clock_mono_ms()) {
+            ws->stats.events_lost_banned += (int64_t)json_array_size(d->events);
+            log_info("event=webhook_lost_banned events=%zu",
+                     json_array_size(d->events));
+            delivery_free(d);
+            pthread_cond_broadcast(&ws->cond);
+            continue;
+        }
+        if (!ws->url) {
+            /* No webhook registered: nobody to tell. */
+            ws->stats.events_dropped += (int64_t)json_array_size(d->events);
+            delivery_free(d);
+            pthread_cond_broadcast(&ws->cond);
+            continue;
+        }
+        char *url = xstrdup(ws->url);
         ws->in_flight++;
         pthread_mutex_unlock(&ws->mu);
-        bool ok = post_batch(ws, client, d);
+        bool ok = post_batch(ws, client, d, url);
+        free(url);
         pthread_mutex_lock(&ws->mu);
         finish_delivery(ws, d, ok);
     }
@@ -326,7 +348,7 @@ fs_result webhook_sender_start(const struct webhook_sender_config *config,
     struct webhook_sender *ws = xcalloc(1, sizeof(*ws));
     pthread_condattr_t attr;
 
-    ws->url = xstrdup(config->url);
+    ws->url = config->url ? xstrdup(config->url) : NULL;
     ws->format = *config->format;
     if (ws->format.batch_max == 0)
         ws->format.batch_max = 1;
@@ -387,6 +409,15 @@ void webhook_sender_stop(struct webhook_sender *ws)
     free(ws);
 }
 
+void webhook_sender_set_url(struct webhook_sender *ws, const char *url)
+{
+    pthread_mutex_lock(&ws->mu);
+    free(ws->url);
+    ws->url = url ? xstrdup(url) : NULL;
+    pthread_cond_broadcast(&ws->cond);
+    pthread_mutex_unlock(&ws->mu);
+}
+
 void webhook_sender_get_faults(struct webhook_sender *ws,
                                struct webhook_faults *out)
 {
@@ -434,14 +465,4 @@ bool webhook_sender_idle(struct webhook_sender *ws)
     bool idle = json_array_size(ws->queue) == 0 && pending_locked(ws) == 0;
     pthread_mutex_unlock(&ws->mu);
     return idle;
-}
-
-void webhook_sender_set_url(struct webhook_sender *ws, const char *url)
-{
-    char *copy = xstrdup(url);
-
-    pthread_mutex_lock(&ws->mu);
-    free(ws->url);
-    ws->url = copy;
-    pthread_mutex_unlock(&ws->mu);
 }

@@ -48,6 +48,11 @@ struct webhook_format {
      * last entry repeats. NULL: 200, 500, 1000, 2000, 5000 ms. */
     const int64_t *retry_delays_ms;
     size_t retry_delay_count;
+    /* The CRM's ban: after this many first attempts failed (0: never),
+     * the webhook is banned for ban_ms and every delivery due meanwhile,
+     * new or retried, is lost (Pipedrive: 10, 30 minutes). */
+    int ban_after_failures;
+    int64_t ban_ms;
     /* Appends the CRM's wire events for a store change to events (a JSON
      * array), one JSON value per event as the CRM counts them; nothing
      * for a change it does not report. Called from the store's sink with
@@ -87,6 +92,8 @@ struct webhook_stats {
     int64_t webhooks_sent;      /* POSTs answered 2xx */
     int64_t webhooks_failed;    /* POSTs answered non-2xx or not at all */
     int64_t webhooks_given_up;  /* batches dropped after the last attempt */
+    int64_t bans;               /* times the webhook was banned */
+    int64_t events_lost_banned; /* events due while banned, never sent */
     int64_t pending_deliveries; /* batches waiting or in flight */
 };
 
@@ -102,6 +109,11 @@ void webhook_sender_stop(struct webhook_sender *ws);
  * the change. */
 void webhook_sender_on_event(void *ctx, const struct sim_event *event);
 
+/* Where deliveries go from now on, retries included (a CRM whose webhooks
+ * are registered through its API); NULL: nowhere, due deliveries are
+ * dropped. */
+void webhook_sender_set_url(struct webhook_sender *ws, const char *url);
+
 void webhook_sender_get_faults(struct webhook_sender *ws,
                                struct webhook_faults *out);
 void webhook_sender_set_faults(struct webhook_sender *ws,
@@ -109,9 +121,6 @@ void webhook_sender_set_faults(struct webhook_sender *ws,
 void webhook_sender_get_stats(struct webhook_sender *ws,
                               struct webhook_stats *out);
 void webhook_sender_reset_stats(struct webhook_sender *ws);
-/* Delivers from now on to url (a webhook registered through the CRM's
- * API); deliveries in flight finish where they went. */
-void webhook_sender_set_url(struct webhook_sender *ws, const char *url);
 /* True when no event is queued and no delivery waits or is in flight. */
 bool webhook_sender_idle(struct webhook_sender *ws);
 

@@ -78,6 +78,17 @@ static const struct connect_flag attio_flags[] = {
     {"rate-writes", "N", TO_SETTING, false, true},
 };
 
+static const struct connect_flag pipedrive_flags[] = {
+    {"token", "T", TO_TOKEN, true, false},
+    {"company-id", "N", TO_ACCOUNT, true, true},
+    {"user-id", "N", TO_APP, true, true},
+    {"webhook-user", "U", TO_WEBHOOK_USER, true, false},
+    {"webhook-password", "P", TO_CLIENT_SECRET, false, false},
+    {"public-url", "URL", TO_PUBLIC_URL, false, false},
+    {"rate-2s", "N", TO_RATE_WINDOW, false, true},
+    {"rate-daily", "N", TO_RATE_DAILY, false, true},
+};
+
 static const struct connect_spec specs[] = {
     {"hubspot", "https://api.hubapi.com", hubspot_flags,
      sizeof(hubspot_flags) / sizeof(hubspot_flags[0]),
@@ -121,6 +132,32 @@ static const struct connect_spec specs[] = {
      "  --base-url URL   default https://api.attio.com\n"
      "  --rate-reads N   read calls allowed per second (default 100)\n"
      "  --rate-writes N  write calls allowed per second (default 25)\n"},
+    {"pipedrive", "https://api.pipedrive.com", pipedrive_flags,
+     sizeof(pipedrive_flags) / sizeof(pipedrive_flags[0]),
+     "usage: fieldsync connect pipedrive --org NAME (--token T | --token-file "
+     "PATH)\n"
+     "         --company-id N --user-id N\n"
+     "         (--webhook-user U | --webhook-user-file PATH)\n"
+     "         (--public-url URL | --webhook-password P |\n"
+     "          --webhook-password-file PATH)\n"
+     "         [--base-url URL] [--rate-2s N] [--rate-daily N]\n"
+     "  --token             the integration user's API token\n"
+     "  --company-id        the Pipedrive company id\n"
+     "  --user-id           the integration user's id (Pipedrive names our\n"
+     "                      writes by it); checked against the token\n"
+     "  --webhook-user      the webhook's HTTP Basic user (with the\n"
+     "                      password, its only proof of origin)\n"
+     "  --public-url URL    fieldsync's public base URL: registers the\n"
+     "                      webhook at URL/webhooks/pipedrive/<id> with a\n"
+     "                      password fieldsync makes and keeps\n"
+     "  --webhook-password  the Basic password of a webhook registered by\n"
+     "                      hand\n"
+     "  --base-url URL      default https://api.pipedrive.com (an OAuth\n"
+     "                      app's api_domain goes here)\n"
+     "  --rate-2s N         calls allowed per rolling 2 s (default 20)\n"
+     "  --rate-daily N      API tokens allowed per day (default 30000)\n"
+     "The deal fields account, product, engage_date, postcode, location\n"
+     "and fieldsync_id are found by name; see docs/PIPEDRIVE.md.\n"},
 };
 
 static const char connect_intro[] =

@@ -1,8 +1,8 @@
-/* `fieldsync demo`: the service and a simulated CRM (HubSpot, or Attio
- * with --crm attio) side by side on
- * loopback, an import, a working day of edits on both sides with webhook
- * faults, a field-by-field check that both sides converged, a report, and
- * (unless --once) the service left running for curl. */
+/* `fieldsync demo`: the service and a simulated CRM (HubSpot, or Attio or
+ * Pipedrive with --crm) side by side on loopback, an import, a working day
+ * of edits on both sides with webhook faults, a field-by-field check that
+ * both sides converged, a report, and (unless --once) the service left
+ * running for curl. */
 #include "demo_internal.h"
 
 #include "base/alloc.h"
@@ -36,6 +36,28 @@
 #define DEMO_SIM_STOP_MS 5000
 #define DEMO_MAX_EDITS 1000000
 #define DEMO_PAGE 1000
+#define DEMO_PD_COMPANY "9120044"
+#define DEMO_PD_USER "13377001"
+#define DEMO_PD_HOOK_USER "fieldsync-demo"
+
+/* HubSpot: a private app on Free or Starter. Attio: its published API
+ * limits. Pipedrive: an API token on Premium (100 calls per 2 s), 30,000
+ * tokens x 5 x 35 seats a day. */
+static const struct demo_crm demo_crms[] = {
+    {"hubspot", "HubSpot", 100, 10000, 250000},
+    {"attio", "Attio", DEMO_ATTIO_READS, 1000, 0},
+    {"pipedrive", "Pipedrive", 100, 2000, 5250000},
+};
+
+const struct demo_crm *demo_crm_by_name(const char *name)
+{
+    for (size_t i = 0; name && i < sizeof(demo_crms) / sizeof(*demo_crms);
+         i++) {
+        if (strcmp(demo_crms[i].name, name) == 0)
+            return &demo_crms[i];
+    }
+    return NULL;
+}
 
 static void demo_usage(FILE *out)
 {
@@ -44,7 +66,7 @@ static void demo_usage(FILE *out)
           "on both sides with webhook faults, a check that both sides agree,\n"
           "and a report.\n"
           "\n"
-          "  --crm CRM       hubspot (default) or attio\n"
+          "  --crm CRM       hubspot (default), attio or pipedrive\n"
           "  --data DIR      seed CSVs (default ../shared/data/crm_deals)\n"
           "  --once          stop after the report; exit 0 when converged\n"
           "  --workdir DIR   where the database and logs go (default: a new\n"
@@ -91,10 +113,10 @@ static int parse_options(int argc, char **argv, struct demo_options *opt)
 {
     const char *edits = NULL;
     const char *seed = NULL;
+    const char *crm = "hubspot";
     long long n = 0;
 
     *opt = (struct demo_options){
-        .crm = "hubspot",
         .data_dir = "../shared/data/crm_deals",
         .listen = "127.0.0.1:0",
         .edits = 2000,
@@ -109,7 +131,7 @@ static int parse_options(int argc, char **argv, struct demo_options *opt)
             opt->once = true;
             continue;
         }
-        if (take_value(argc, argv, &i, "--crm", &opt->crm) ||
+        if (take_value(argc, argv, &i, "--crm", &crm) ||
             take_value(argc, argv, &i, "--data", &opt->data_dir) ||
             take_value(argc, argv, &i, "--workdir", &opt->workdir) ||
             take_value(argc, argv, &i, "--crmsim", &opt->crmsim) ||
@@ -122,8 +144,10 @@ static int parse_options(int argc, char **argv, struct demo_options *opt)
         demo_usage(stderr);
         return 2;
     }
-    if (strcmp(opt->crm, "hubspot") != 0 && strcmp(opt->crm, "attio") != 0) {
-        fprintf(stderr, "fieldsync demo: --crm is hubspot or attio\n");
+    opt->crm = demo_crm_by_name(crm);
+    if (!opt->crm) {
+        fprintf(stderr, "fieldsync demo: --crm is hubspot, attio or "
+                        "pipedrive\n");
         return 2;
     }
     if (edits) {
@@ -284,65 +308,56 @@ static fs_result start_service(struct demo *d)
 static fs_result start_crmsim(struct demo *d, const char *token,
                               const char *secret)
 {
+    const struct demo_crm *crm = d->opt.crm;
     char *crmsim = d->opt.crmsim ? xstrdup(d->opt.crmsim) : default_crmsim();
     char *port_file = xasprintf("%s/crmsim.port", d->workdir);
     char *log_path = xasprintf("%s/crmsim.log", d->workdir);
-    char *hook = xasprintf("%s/webhooks/hubspot", d->api_base);
+    /* Attio's and Pipedrive's webhooks are registered once the connection
+     * exists (their URL holds the connection's id); until then nothing
+     * changes. */
+    char *hook = strcmp(crm->name, "attio") == 0
+                     ? xasprintf("%s/webhooks/attio/0", d->api_base)
+                     : xasprintf("%s/webhooks/%s", d->api_base, crm->name);
     char *seed = xasprintf("%" PRIu64, d->opt.seed);
-    char *rate = xasprintf("%d", DEMO_RATE_10S);
+    char *rate = xasprintf("%d", crm->rate_window);
+    char *daily = xasprintf("%d", crm->rate_daily);
     char *units = demo_geo_path(d, "uk_postcode_units_area_M.csv");
     bool placed = access(units, R_OK) == 0;
     char *port_text = NULL;
-    /* Attio's webhook is registered once the connection exists (its URL
-     * holds the connection's id); until then nothing changes. */
-    char *attio_hook = xasprintf("%s/webhooks/attio/0", d->api_base);
-    const char *attio_argv[] = {crmsim,
-                                "attio",
-                                "--listen",
-                                "127.0.0.1:0",
-                                "--port-file",
-                                port_file,
-                                "--data",
-                                d->opt.data_dir,
-                                "--webhook-url",
-                                attio_hook,
-                                "--webhook-secret",
-                                secret,
-                                "--token",
-                                token,
-                                "--seed",
-                                seed,
-                                NULL};
-    const char *argv[] = {crmsim,
-                          "hubspot",
-                          "--listen",
-                          "127.0.0.1:0",
-                          "--port-file",
-                          port_file,
-                          "--data",
-                          d->opt.data_dir,
-                          "--webhook-url",
-                          hook,
-                          "--client-secret",
-                          secret,
-                          "--app-id",
-                          DEMO_APP_ID,
-                          "--portal-id",
-                          DEMO_PORTAL_ID,
-                          "--token",
-                          token,
-                          "--rate-10s",
-                          rate,
-                          "--seed",
-                          seed,
-                          placed ? "--postcodes" : NULL,
-                          units,
-                          NULL};
+    const char *hubspot_words[] = {"--client-secret",
+                                   secret,
+                                   "--app-id",
+                                   DEMO_APP_ID,
+                                   "--portal-id",
+                                   DEMO_PORTAL_ID,
+                                   "--rate-10s",
+                                   rate,
+                                   placed ? "--postcodes" : NULL,
+                                   units,
+                                   NULL};
+    const char *attio_words[] = {"--webhook-secret", secret, NULL};
+    /* Attio and Pipedrive write a deal a call: their deals get no
+     * postcodes, so the territory step moves none (8,000 owner changes
+     * would take minutes at their budgets; docs/DEMO.md). */
+    const char *pipedrive_words[] = {
+        "--company-id", DEMO_PD_COMPANY, "--user-id", DEMO_PD_USER, "--rate-2s",
+        rate,           "--rate-daily",  daily,       NULL};
+    const char *const *crm_words = strcmp(crm->name, "attio") == 0 ? attio_words
+                                   : strcmp(crm->name, "pipedrive") == 0
+                                       ? pipedrive_words
+                                       : hubspot_words;
+    const char *argv[32] = {
+        crmsim,          crm->name, "--listen", "127.0.0.1:0",
+        "--port-file",   port_file, "--data",   d->opt.data_dir,
+        "--webhook-url", hook,      "--token",  token,
+        "--seed",        seed};
+    size_t argc = 14;
+    for (size_t i = 0; crm_words[i]; i++)
+        argv[argc++] = crm_words[i];
+    argv[argc] = NULL;
 
     unlink(port_file);
-    bool attio = strcmp(d->opt.crm, "attio") == 0;
-    fs_result result =
-        process_spawn(attio ? attio_argv : argv, NULL, log_path, &d->sim_pid);
+    fs_result result = process_spawn(argv, NULL, log_path, &d->sim_pid);
     if (result == FS_OK)
         result = process_wait_file(port_file, d->sim_pid, DEMO_SIM_START_MS,
                                    &port_text);
@@ -364,9 +379,9 @@ static fs_result start_crmsim(struct demo *d, const char *token,
 out:
     free(port_text);
     free(units);
+    free(daily);
     free(rate);
     free(seed);
-    free(attio_hook);
     free(hook);
     free(log_path);
     free(port_file);
@@ -374,58 +389,50 @@ out:
     return result;
 }
 
-/* Attio, as `fieldsync connect attio --public-url` does it: the object's
- * attributes checked and mapped, then the webhook registered with the
- * simulator and its secret kept. */
-static fs_result add_attio_connection(struct demo *d, struct store *store,
-                                      const char *token)
+/* The connection as `fieldsync connect` makes it: the provider checks
+ * the account and learns what it maps (Attio's attributes, Pipedrive's
+ * custom field keys), then, for a CRM whose webhooks are registered
+ * through its API, the webhook is registered with the simulator and its
+ * secret kept (connect --public-url). */
+static fs_result add_connection(struct demo *d, struct store *store,
+                                const char *token, const char *secret)
 {
+    const struct demo_crm *crm = d->opt.crm;
+    bool hubspot = strcmp(crm->name, "hubspot") == 0;
+    bool pipedrive = strcmp(crm->name, "pipedrive") == 0;
     struct connection c = {
         .org_id = d->org_id,
-        .provider = xstrdup("attio"),
+        .provider = xstrdup(crm->name),
         .base_url = xstrdup(d->sim_base),
         .token = xstrdup(token),
-        .rate_window = DEMO_ATTIO_READS,
+        .rate_window = crm->rate_window,
+        .rate_daily = crm->rate_daily,
         .active = false,
     };
+    if (hubspot) {
+        c.account_id = xstrdup(DEMO_PORTAL_ID);
+        c.app_id = xstrdup(DEMO_APP_ID);
+        c.client_secret = xstrdup(secret);
+    } else if (pipedrive) {
+        c.account_id = xstrdup(DEMO_PD_COMPANY);
+        c.app_id = xstrdup(DEMO_PD_USER);
+        c.webhook_user = xstrdup(DEMO_PD_HOOK_USER);
+    }
+    const struct provider *p = provider_by_name(c.provider);
     char *error = NULL;
 
     fs_result result = connect_prepare(&c, DEMO_HTTP_TIMEOUT_MS, &error);
     if (result == FS_OK)
         result = store_connection_add(store, &c, &d->conn_id);
-    if (result == FS_OK) {
+    if (result == FS_OK && p->register_webhook) {
         free(error);
         result = connect_register_webhook(store, &c, d->conn_id, d->api_base,
                                           DEMO_HTTP_TIMEOUT_MS, NULL, &error);
     }
     if (result != FS_OK)
-        fprintf(stderr, "fieldsync demo: the Attio connection failed: %s\n",
-                error ? error : fs_result_name(result));
+        fprintf(stderr, "fieldsync demo: the %s connection failed: %s\n",
+                crm->label, error ? error : fs_result_name(result));
     free(error);
-    connection_clear(&c);
-    return result;
-}
-
-static fs_result add_connection(struct demo *d, struct store *store,
-                                const char *token, const char *secret)
-{
-    if (strcmp(d->opt.crm, "attio") == 0)
-        return add_attio_connection(d, store, token);
-
-    struct connection c = {
-        .org_id = d->org_id,
-        .provider = xstrdup("hubspot"),
-        .base_url = xstrdup(d->sim_base),
-        .account_id = xstrdup(DEMO_PORTAL_ID),
-        .app_id = xstrdup(DEMO_APP_ID),
-        .token = xstrdup(token),
-        .client_secret = xstrdup(secret),
-        .rate_window = DEMO_RATE_10S,
-        .rate_daily = DEMO_RATE_DAILY,
-        .active = false,
-    };
-
-    fs_result result = store_connection_add(store, &c, &d->conn_id);
     connection_clear(&c);
     return result;
 }
@@ -622,7 +629,7 @@ static fs_result set_up(struct demo *d)
     if (result != FS_OK)
         goto out;
     printf("service on %s, simulated %s on %s, workdir %s\n", d->api_base,
-           d->crm_label, d->sim_base, d->workdir);
+           d->opt.crm->label, d->sim_base, d->workdir);
     fflush(stdout);
 
     store = app_store_acquire(d->app);
@@ -722,7 +729,6 @@ int demo_main(int argc, char **argv)
     int parsed = parse_options(argc, argv, &d.opt);
     if (parsed != 0)
         return parsed == 1 ? 0 : 2;
-    d.crm_label = strcmp(d.opt.crm, "attio") == 0 ? "Attio" : "HubSpot";
     pthread_mutex_init(&d.to_crm.lock, NULL);
     pthread_mutex_init(&d.to_field.lock, NULL);
     signal_watch_start(&watch, &d);

@@ -323,7 +323,7 @@ void demo_report(struct demo *d, size_t differences)
     printf("  edits field -> CRM     %ld through the field API\n",
            atomic_load(&d->edits_field));
     printf("  edits CRM -> field     %ld in %s\n", atomic_load(&d->edits_crm),
-           d->crm_label);
+           d->opt.crm->label);
     printf("  deals created          %ld in the field\n",
            atomic_load(&d->creates));
     printf("  conflicts              %ld: later edit won %zu (field %zu, "
@@ -333,16 +333,21 @@ void demo_report(struct demo *d, size_t differences)
            metrics_get(m, METRIC_CONFLICTS, d->conn_id));
     if (atomic_load(&d->failed_calls) > 0)
         printf("  refused edits          %ld\n", atomic_load(&d->failed_calls));
-    if (strcmp(d->opt.crm, "attio") == 0)
-        printf("  Attio API calls        %" PRId64 " in %.0f s against "
-               "budgets of %d reads and %d writes a second; 429s %" PRId64 "\n",
-               stat_of(d, "api_calls"), seconds, DEMO_ATTIO_READS,
+    const struct demo_crm *crm = d->opt.crm;
+    char calls[64];
+    snprintf(calls, sizeof(calls), "%s API calls", crm->label);
+    if (strcmp(crm->name, "attio") == 0)
+        printf("  %-22s %" PRId64 " in %.0f s against budgets of %d reads "
+               "and %d writes a second; 429s %" PRId64 "\n",
+               calls, stat_of(d, "api_calls"), seconds, DEMO_ATTIO_READS,
                DEMO_ATTIO_WRITES, stat_of(d, "rate_limited"));
     else
-        printf("  HubSpot API calls      %" PRId64 " in %.0f s against a "
-               "budget of %.0f (%d per 10 s); 429s %" PRId64 "\n",
-               stat_of(d, "api_calls"), seconds, DEMO_RATE_10S * seconds / 10.0,
-               DEMO_RATE_10S, stat_of(d, "rate_limited"));
+        printf("  %-22s %" PRId64 " in %.0f s against a budget of %.0f "
+               "(%d per %.0f s); 429s %" PRId64 "\n",
+               calls, stat_of(d, "api_calls"), seconds,
+               crm->rate_window * seconds * 1000.0 / (double)crm->window_ms,
+               crm->rate_window, crm->window_ms / 1000.0,
+               stat_of(d, "rate_limited"));
     printf("    by kind             ");
     json_object_foreach(kinds, kind, count)
     {

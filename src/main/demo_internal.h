@@ -51,12 +51,26 @@ fs_result demo_http_json(struct http_client *http, const char *method,
 
 /* ---- the demo's state ---- */
 
-/* The connection's HubSpot budget: calls per rolling 10 s and per day. */
-#define DEMO_RATE_10S 100
-#define DEMO_RATE_DAILY 250000
+/* The connection's Attio budgets: calls per second. */
+#define DEMO_ATTIO_READS 100
+#define DEMO_ATTIO_WRITES 25
+
+/* The CRM a demo runs against and the connection's budget there: calls
+ * per rolling window (Attio: reads, its writes are DEMO_ATTIO_WRITES),
+ * and per day (calls, or Pipedrive's tokens; 0: no daily budget). */
+struct demo_crm {
+    const char *name;  /* crmsim's and connect's word */
+    const char *label; /* for the report */
+    int rate_window;
+    int64_t window_ms;
+    int rate_daily;
+};
+
+/* The CRM named name ("hubspot", "attio", "pipedrive"), or NULL. */
+const struct demo_crm *demo_crm_by_name(const char *name);
 
 struct demo_options {
-    const char *crm; /* "hubspot" (default) or "attio" */
+    const struct demo_crm *crm;
     const char *data_dir;
     const char *workdir;
     const char *crmsim;
@@ -104,9 +118,6 @@ struct demo_samples {
     size_t timed_out;
 };
 
-/* The connection's Attio budgets: calls per second. */
-#define DEMO_ATTIO_READS 100
-#define DEMO_ATTIO_WRITES 25
 /* What the territory step did, for the report. */
 struct demo_territories {
     bool ran;
@@ -128,8 +139,7 @@ struct demo_territories {
 
 struct demo {
     struct demo_options opt;
-    const char *crm_label; /* "HubSpot", "Attio" */
-    unsigned synced;       /* the deal fields the connection syncs */
+    unsigned synced; /* the deal fields the connection syncs */
     char *workdir;
     char *db_path;
     char *api_base; /* http://127.0.0.1:<port> */

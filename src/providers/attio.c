@@ -10,6 +10,7 @@
 #include "base/crypto.h"
 #include "base/log.h"
 #include "providers/provider_call.h"
+#include "providers/provider_util.h"
 
 #include <ctype.h>
 #include <inttypes.h>
@@ -675,17 +676,6 @@ static void result_ok(struct crm_write_result *r, const char *crm_id,
     r->writer_id = dup_or_null(writer);
 }
 
-static void result_fail(struct crm_write_result *r, fs_result code,
-                        const char *message)
-{
-    r->done = true;
-    r->result = code;
-    free(r->crm_id);
-    r->crm_id = NULL;
-    free(r->error);
-    r->error = xstrdup(message ? message : fs_result_name(code));
-}
-
 /* The values object of one write: the present fields (a location once,
  * built from postcode and location), plus our id on a create. */
 static fs_result write_values(const struct attio_map *m,
@@ -777,11 +767,12 @@ static fs_result write_one(struct provider_session *s,
     fs_result result = FS_OK;
 
     if (create && !w->our_id) {
-        result_fail(r, FS_ERR_INVALID, "a create needs our record id");
+        provider_result_fail(r, FS_ERR_INVALID, "a create needs our record id");
         return FS_OK;
     }
     if (write_values(m, w, create, &values) != FS_OK) {
-        result_fail(r, FS_ERR_INVALID, "a value is not in a form Attio takes");
+        provider_result_fail(r, FS_ERR_INVALID,
+                             "a value is not in a form Attio takes");
         return FS_OK;
     }
     json_t *body = json_pack("{s:{s:o}}", "data", "values", values);
@@ -813,11 +804,11 @@ static fs_result write_one(struct provider_session *s,
         if (create)
             take_defaults(s->conn, m, w, data, r);
     } else if (reply.status >= 200 && reply.status < 300) {
-        result_fail(r, FS_ERR_REMOTE, "Attio returned no record id");
+        provider_result_fail(r, FS_ERR_REMOTE, "Attio returned no record id");
     } else {
         fs_result code = provider_status_result(reply.status);
         char *message = at_error_message(reply.json, reply.status);
-        result_fail(r, code, message);
+        provider_result_fail(r, code, message);
         free(message);
         if (code == FS_ERR_AUTH || code == FS_ERR_FORBIDDEN)
             result = code;

@@ -9,6 +9,7 @@
 #include "base/log.h"
 #include "providers/oauth.h"
 #include "providers/provider_call.h"
+#include "providers/provider_util.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -60,43 +61,6 @@ static int hs_field_by_property(const char *prop)
 
 /* ---- small JSON and text helpers ---- */
 
-/* An integer or string member as text, or NULL. */
-static char *json_text(const json_t *v)
-{
-    if (json_is_integer(v))
-        return xasprintf("%" JSON_INTEGER_FORMAT, json_integer_value(v));
-    if (json_is_string(v))
-        return xstrdup(json_string_value(v));
-    return NULL;
-}
-
-static const char *json_str(const json_t *obj, const char *key)
-{
-    return json_string_value(json_object_get(obj, key));
-}
-
-/* Strict decimal int64: optional '-', 1 to 18 digits, nothing else. */
-static int parse_int64(const char *s, int64_t *out)
-{
-    const char *p = s;
-    char *end = NULL;
-    long long v;
-
-    if (!s || !*s)
-        return -1;
-    if (*p == '-')
-        p++;
-    size_t digits = strspn(p, "0123456789");
-    if (digits == 0 || digits > 18 || p[digits] != '\0')
-        return -1;
-    errno = 0;
-    v = strtoll(s, &end, 10);
-    if (errno != 0 || *end != '\0')
-        return -1;
-    *out = v;
-    return 0;
-}
-
 /* A HubSpot time: epoch ms as number or text, or ISO-8601. 0 if none. */
 static int64_t hs_time(const json_t *v)
 {
@@ -106,7 +70,7 @@ static int64_t hs_time(const json_t *v)
         return json_integer_value(v);
     if (!json_is_string(v))
         return 0;
-    if (parse_int64(json_string_value(v), &ms) == 0)
+    if (provider_parse_int64(json_string_value(v), &ms) == 0)
         return ms;
     if (clock_parse_iso(json_string_value(v), &ms) == 0)
         return ms;
@@ -126,7 +90,7 @@ fs_result hubspot_value_in(int field, const char *raw, char **out)
     if (deal_fields[field].type != FIELD_DATE)
         return deal_field_canonical((enum deal_field)field, raw, out);
 
-    if (parse_int64(raw, &ms) != 0 && clock_parse_iso(raw, &ms) != 0)
+    if (provider_parse_int64(raw, &ms) != 0 && clock_parse_iso(raw, &ms) != 0)
         return FS_ERR_INVALID;
     clock_format_iso(ms, day);
     day[10] = '\0';
@@ -265,7 +229,7 @@ static fs_result hs_verify_v3(const struct connection *conn,
     char *expected = NULL;
     fs_result result = FS_ERR_AUTH;
 
-    if (!ts_text || parse_int64(ts_text, &ts) != 0 || ts < 0)
+    if (!ts_text || provider_parse_int64(ts_text, &ts) != 0 || ts < 0)
         goto out;
     if (now_ms - ts > HUBSPOT_MAX_SKEW_MS || ts - now_ms > HUBSPOT_MAX_SKEW_MS)
         goto out;
@@ -325,15 +289,15 @@ out:
 
 static const char *hs_event_type(const json_t *event)
 {
-    const char *type = json_str(event, "subscriptionType");
-    return type ? type : json_str(event, "eventType");
+    const char *type = provider_json_str(event, "subscriptionType");
+    return type ? type : provider_json_str(event, "eventType");
 }
 
 /* Text of a member for the dedup key; "" when absent. */
 static void key_part(struct buf *b, const json_t *event, const char *name,
                      bool last)
 {
-    char *text = json_text(json_object_get(event, name));
+    char *text = provider_json_text(json_object_get(event, name));
 
     if (text)
         buf_append_str(b, text);
@@ -347,10 +311,10 @@ static fs_result hs_split_item(const json_t *event, struct webhook_item *item)
     const char *type = hs_event_type(event);
     struct buf key = {0};
 
-    item->account_id = json_text(json_object_get(event, "portalId"));
+    item->account_id = provider_json_text(json_object_get(event, "portalId"));
     if (!item->account_id || !*item->account_id)
         return FS_ERR_INVALID;
-    item->app_id = json_text(json_object_get(event, "appId"));
+    item->app_id = provider_json_text(json_object_get(event, "appId"));
     if (!item->app_id)
         item->app_id = xstrdup("");
 
@@ -431,16 +395,17 @@ static fs_result hs_parse_merge(const json_t *event, struct crm_event *ev)
     const json_t *id;
 
     ev->kind = CRM_EVENT_MERGE;
-    ev->new_id = json_text(json_object_get(event, "newObjectId"));
+    ev->new_id = provider_json_text(json_object_get(event, "newObjectId"));
     if (!ev->new_id)
-        ev->new_id = json_text(json_object_get(event, "primaryObjectId"));
+        ev->new_id =
+            provider_json_text(json_object_get(event, "primaryObjectId"));
     if (!ev->new_id || !json_is_array(merged))
         return FS_ERR_INVALID;
 
     ev->merged_ids = xcalloc(json_array_size(merged) + 1, sizeof(char *));
     json_array_foreach(merged, i, id)
     {
-        char *text = json_text(id);
+        char *text = provider_json_text(id);
         if (!text)
             return FS_ERR_INVALID;
         ev->merged_ids[ev->merged_count++] = text;
@@ -451,7 +416,7 @@ static fs_result hs_parse_merge(const json_t *event, struct crm_event *ev)
 static fs_result hs_parse_change(const json_t *event, const char *type,
                                  struct crm_event *ev)
 {
-    const char *prop = json_str(event, "propertyName");
+    const char *prop = provider_json_str(event, "propertyName");
     const json_t *raw = json_object_get(event, "propertyValue");
     char *text = NULL;
     int field;
@@ -464,7 +429,7 @@ static fs_result hs_parse_change(const json_t *event, const char *type,
         return FS_OK;
     }
 
-    text = json_text(raw);
+    text = provider_json_text(raw);
     if (!text && json_is_real(raw))
         text = xasprintf("%.17g", json_real_value(raw));
     ev->kind = CRM_EVENT_CHANGE;
@@ -486,7 +451,7 @@ static const char *hs_deal_action(const json_t *event, const char *type)
     if (strncmp(type, "deal.", 5) == 0)
         return type + 5;
     if (strncmp(type, "object.", 7) == 0) {
-        const char *type_id = json_str(event, "objectTypeId");
+        const char *type_id = provider_json_str(event, "objectTypeId");
         if (type_id && strcmp(type_id, HS_DEAL_TYPE_ID) == 0)
             return type + 7;
     }
@@ -511,11 +476,11 @@ static fs_result hs_parse_deal_event(const struct connection *conn,
                                      const char *action, struct crm_event *ev)
 {
     const json_t *occurred = json_object_get(event, "occurredAt");
-    const char *source = json_str(event, "changeSource");
-    char *source_id = json_text(json_object_get(event, "sourceId"));
+    const char *source = provider_json_str(event, "changeSource");
+    char *source_id = provider_json_text(json_object_get(event, "sourceId"));
     fs_result result = FS_ERR_INVALID;
 
-    ev->crm_id = json_text(json_object_get(event, "objectId"));
+    ev->crm_id = provider_json_text(json_object_get(event, "objectId"));
     if (!ev->crm_id || !*ev->crm_id)
         goto out;
     ev->time = hs_time(occurred);
@@ -559,7 +524,7 @@ static fs_result hs_parse_event(const struct connection *conn, const char *json,
     action = hs_deal_action(event, type);
     if (!action) {
         set_ignored(out, type, NULL);
-        out->crm_id = json_text(json_object_get(event, "objectId"));
+        out->crm_id = provider_json_text(json_object_get(event, "objectId"));
         out->time = hs_time(json_object_get(event, "occurredAt"));
         result = FS_OK;
         goto out;
@@ -611,8 +576,8 @@ enum hs_limit {
 static enum hs_limit hs_limit_of(const struct http_client_response *resp)
 {
     json_t *body = json_loadb(resp->body.data, resp->body.len, 0, NULL);
-    const char *policy = json_str(body, "policyName");
-    const char *message = json_str(body, "message");
+    const char *policy = provider_json_str(body, "policyName");
+    const char *message = provider_json_str(body, "message");
     enum hs_limit limit = HS_LIMIT_WINDOW;
 
     if (policy && strcmp(policy, "DAILY") == 0)
@@ -668,16 +633,6 @@ static void hs_observe(struct provider_session *s,
         rate_governor_observe(s->governor, window, daily, clock_now_ms());
 }
 
-static char *hs_url(const struct connection *conn, const char *path)
-{
-    const char *base = conn->base_url ? conn->base_url : "";
-    size_t len = strlen(base);
-
-    while (len > 0 && base[len - 1] == '/')
-        len--;
-    return xasprintf("%.*s%s", (int)len, base, path);
-}
-
 /* One call to the HubSpot API with the connection's token. A search call
  * refused by the search endpoint's own per-second limit is retried a few
  * times after a second. Any answer but 429, 5xx and timeouts comes back
@@ -696,7 +651,7 @@ static fs_result hs_call(struct provider_session *s, const char *method,
     if (result != FS_OK)
         return result;
 
-    char *url = hs_url(s->conn, path);
+    char *url = provider_url(s->conn, path);
     char *auth = xasprintf("Authorization: Bearer %s", token);
     const char *headers[] = {auth, "Content-Type: application/json",
                              "Accept: application/json", NULL};
@@ -747,7 +702,7 @@ static fs_result hs_oauth_token(struct provider_session *s,
                                 const struct oauth_grant *grant,
                                 struct oauth_tokens *out, char **error)
 {
-    char *url = hs_url(s->conn, HUBSPOT_TOKEN_PATH);
+    char *url = provider_url(s->conn, HUBSPOT_TOKEN_PATH);
     fs_result r = oauth_token_request(
         s, url, OAUTH_CLIENT_IN_BODY, s->conn->oauth_client_id,
         s->conn->client_secret, grant, out, error);
@@ -758,7 +713,7 @@ static fs_result hs_oauth_token(struct provider_session *s,
 /* The CRM's error message, or a generic one. */
 static char *hs_error_message(const json_t *body, long status)
 {
-    const char *message = json_str(body, "message");
+    const char *message = provider_json_str(body, "message");
 
     if (message)
         return xstrdup(message);
@@ -801,9 +756,9 @@ struct hs_history {
 static enum change_actor hs_entry_actor(const struct connection *conn,
                                         const json_t *entry)
 {
-    char *source_id = json_text(json_object_get(entry, "sourceId"));
+    char *source_id = provider_json_text(json_object_get(entry, "sourceId"));
     enum change_actor actor =
-        hs_actor(conn, json_str(entry, "sourceType"), source_id);
+        hs_actor(conn, provider_json_str(entry, "sourceType"), source_id);
     free(source_id);
     return actor;
 }
@@ -839,10 +794,10 @@ static fs_result hs_deal_from_json(const struct connection *conn,
     const char *our_id;
 
     memset(d, 0, sizeof(*d));
-    d->crm_id = json_text(json_object_get(obj, "id"));
+    d->crm_id = provider_json_text(json_object_get(obj, "id"));
     if (!d->crm_id)
         return FS_ERR_INVALID;
-    our_id = json_str(props, HS_OUR_ID_PROP);
+    our_id = provider_json_str(props, HS_OUR_ID_PROP);
     if (our_id && *our_id)
         d->our_id = xstrdup(our_id);
     d->modified = hs_time(json_object_get(props, HS_MODIFIED_PROP));
@@ -852,7 +807,7 @@ static fs_result hs_deal_from_json(const struct connection *conn,
     int64_t created = hs_time(json_object_get(obj, "createdAt"));
 
     for (int f = 0; f < DEAL_FIELD_COUNT; f++) {
-        const char *raw = json_str(props, hs_props[f]);
+        const char *raw = provider_json_str(props, hs_props[f]);
         struct hs_history h;
         hs_scan_history(conn, json_object_get(history, hs_props[f]), &h);
 
@@ -873,7 +828,7 @@ static fs_result hs_deal_from_json(const struct connection *conn,
         }
         /* A CRM edit our push may have overwritten since. */
         if (h.other && h.other != h.newest &&
-            hubspot_value_in(f, json_str(h.other, "value"),
+            hubspot_value_in(f, provider_json_str(h.other, "value"),
                              &d->others[f].value) == FS_OK) {
             d->others[f].time = h.other_time;
             d->others[f].present = true;
@@ -900,7 +855,7 @@ static char *hs_next_after(const json_t *body)
 {
     const json_t *next =
         json_object_get(json_object_get(body, "paging"), "next");
-    char *after = json_text(json_object_get(next, "after"));
+    char *after = provider_json_text(json_object_get(next, "after"));
 
     if (after && !*after) {
         free(after);
@@ -1021,7 +976,7 @@ static void cursor_query(const struct crm_cursor *c, int64_t *mark,
     if (!slash)
         return;
     head = xstrndup(c->after, (size_t)(slash - c->after));
-    if (parse_int64(head, mark) == 0)
+    if (provider_parse_int64(head, mark) == 0)
         *after = slash + 1;
     else
         *mark = c->watermark;
@@ -1044,7 +999,7 @@ static void cursor_next(struct crm_cursor *c, int64_t mark, size_t got,
         c->done = true;
     } else if (c->watermark > mark) {
         /* Restart from the watermark; seen_at_mark skips repeats. */
-    } else if (parse_int64(next_after, &offset) == 0 &&
+    } else if (provider_parse_int64(next_after, &offset) == 0 &&
                offset + HS_SEARCH_LIMIT > HS_SEARCH_CAP) {
         /* Restart from the watermark; seen_at_mark skips repeats. */
     } else {
@@ -1114,14 +1069,14 @@ static void hs_add_missing(const json_t *body, struct crm_deal_list *l)
 
     json_array_foreach(json_object_get(body, "errors"), i, err)
     {
-        const char *category = json_str(err, "category");
+        const char *category = provider_json_str(err, "category");
         const json_t *ids =
             json_object_get(json_object_get(err, "context"), "ids");
         if (!category || strcmp(category, "OBJECT_NOT_FOUND") != 0)
             continue;
         json_array_foreach(ids, j, id)
         {
-            char *text = json_text(id);
+            char *text = provider_json_text(id);
             if (!text)
                 continue;
             struct crm_deal *d = crm_deal_list_add(l);
@@ -1224,32 +1179,9 @@ static int64_t hs_object_time(const json_t *obj)
     return t ? t : hs_time(json_object_get(obj, "updatedAt"));
 }
 
-static void result_ok(struct crm_write_result *r, const char *crm_id,
-                      int64_t time)
-{
-    r->done = true;
-    r->result = FS_OK;
-    free(r->crm_id);
-    r->crm_id = crm_id ? xstrdup(crm_id) : NULL;
-    free(r->error);
-    r->error = NULL;
-    r->time = time;
-}
-
-static void result_fail(struct crm_write_result *r, fs_result code,
-                        const char *message)
-{
-    r->done = true;
-    r->result = code;
-    free(r->crm_id);
-    r->crm_id = NULL;
-    free(r->error);
-    r->error = xstrdup(message ? message : fs_result_name(code));
-}
-
 static fs_result hs_category_result(const json_t *err)
 {
-    const char *category = json_str(err, "category");
+    const char *category = provider_json_str(err, "category");
 
     if (!category)
         return FS_ERR_REMOTE;
@@ -1281,7 +1213,7 @@ static size_t hs_error_targets(const json_t *err,
 
         json_array_foreach(list, i, v)
         {
-            char *text = json_text(v);
+            char *text = provider_json_text(v);
             for (size_t j = 0; text && j < n; j++) {
                 const struct crm_write *w = &writes[idx[j]];
                 const char *mine = k == 0 ? w->our_id : w->crm_id;
@@ -1308,17 +1240,17 @@ static void hs_apply_batch_answer(const json_t *body,
     const json_t *item;
 
     for (size_t j = 0; j < n; j++)
-        result_ok(&results[idx[j]], writes[idx[j]].crm_id, 0);
+        provider_result_ok(&results[idx[j]], writes[idx[j]].crm_id, 0);
 
     json_array_foreach(json_object_get(body, "results"), i, item)
     {
-        char *id = json_text(json_object_get(item, "id"));
-        const char *trace = json_str(item, "objectWriteTraceId");
+        char *id = provider_json_text(json_object_get(item, "id"));
+        const char *trace = provider_json_str(item, "objectWriteTraceId");
         for (size_t j = 0; id && j < n; j++) {
             const struct crm_write *w = &writes[idx[j]];
             if (strcmp(w->crm_id, id) == 0 ||
                 (trace && w->our_id && strcmp(w->our_id, trace) == 0))
-                result_ok(&results[idx[j]], id, hs_object_time(item));
+                provider_result_ok(&results[idx[j]], id, hs_object_time(item));
         }
         free(id);
     }
@@ -1330,8 +1262,8 @@ static void hs_apply_batch_answer(const json_t *body,
         for (size_t j = 0; j < n; j++) {
             if (named[j] && !failed[j]) {
                 failed[j] = true;
-                result_fail(&results[idx[j]], hs_category_result(item),
-                            json_str(item, "message"));
+                provider_result_fail(&results[idx[j]], hs_category_result(item),
+                                     provider_json_str(item, "message"));
             }
         }
         free(named);
@@ -1350,8 +1282,8 @@ static json_t *hs_update_body(const struct crm_write *writes, const size_t *idx,
         const struct crm_write *w = &writes[idx[j]];
         json_t *props = NULL;
         if (hs_write_properties(w, false, &props) != FS_OK) {
-            result_fail(&results[idx[j]], FS_ERR_INVALID,
-                        "a value is not in a form HubSpot takes");
+            provider_result_fail(&results[idx[j]], FS_ERR_INVALID,
+                                 "a value is not in a form HubSpot takes");
             continue;
         }
         json_t *input =
@@ -1415,12 +1347,12 @@ static fs_result hs_update_batch(struct provider_session *s,
 
     if (named_n == 0 || named_n == ok_n || !may_resend) {
         for (size_t j = 0; j < ok_n; j++)
-            result_fail(&results[ok_idx[j]], code, message);
+            provider_result_fail(&results[ok_idx[j]], code, message);
     } else {
         size_t rest_n = 0;
         for (size_t j = 0; j < ok_n; j++) {
             if (named[j])
-                result_fail(&results[ok_idx[j]], code, message);
+                provider_result_fail(&results[ok_idx[j]], code, message);
             else
                 ok_idx[rest_n++] = ok_idx[j];
         }
@@ -1452,7 +1384,7 @@ static fs_result hs_find_by_our_id(struct provider_session *s,
     result = hs_status_result(reply.status);
     if (result != FS_OK)
         goto out;
-    *crm_id = json_text(json_object_get(reply.json, "id"));
+    *crm_id = provider_json_text(json_object_get(reply.json, "id"));
     if (!*crm_id)
         result = FS_ERR_REMOTE;
 out:
@@ -1476,8 +1408,8 @@ static fs_result hs_adopt_existing(struct provider_session *s,
     fs_result result = hs_find_by_our_id(s, w->our_id, &crm_id);
 
     if (result == FS_ERR_NOT_FOUND) {
-        result_fail(r, FS_ERR_CONFLICT,
-                    "HubSpot refused the create as a conflict");
+        provider_result_fail(r, FS_ERR_CONFLICT,
+                             "HubSpot refused the create as a conflict");
         result = FS_OK;
         goto out;
     }
@@ -1491,10 +1423,10 @@ static fs_result hs_adopt_existing(struct provider_session *s,
     if (result != FS_OK)
         goto out;
     if (reply.status >= 200 && reply.status < 300) {
-        result_ok(r, crm_id, hs_object_time(reply.json));
+        provider_result_ok(r, crm_id, hs_object_time(reply.json));
     } else {
         char *message = hs_error_message(reply.json, reply.status);
-        result_fail(r, hs_status_result(reply.status), message);
+        provider_result_fail(r, hs_status_result(reply.status), message);
         free(message);
     }
 out:
@@ -1515,12 +1447,12 @@ static fs_result hs_create_one(struct provider_session *s,
     fs_result result = FS_OK;
 
     if (!w->our_id) {
-        result_fail(r, FS_ERR_INVALID, "a create needs our record id");
+        provider_result_fail(r, FS_ERR_INVALID, "a create needs our record id");
         return FS_OK;
     }
     if (hs_write_properties(w, true, &props) != FS_OK) {
-        result_fail(r, FS_ERR_INVALID,
-                    "a value is not in a form HubSpot takes");
+        provider_result_fail(r, FS_ERR_INVALID,
+                             "a value is not in a form HubSpot takes");
         return FS_OK;
     }
     body = json_pack("{s:o}", "properties", props);
@@ -1529,11 +1461,12 @@ static fs_result hs_create_one(struct provider_session *s,
         goto out;
 
     if (reply.status == 200 || reply.status == 201) {
-        char *id = json_text(json_object_get(reply.json, "id"));
+        char *id = provider_json_text(json_object_get(reply.json, "id"));
         if (id)
-            result_ok(r, id, hs_object_time(reply.json));
+            provider_result_ok(r, id, hs_object_time(reply.json));
         else
-            result_fail(r, FS_ERR_REMOTE, "HubSpot returned no deal id");
+            provider_result_fail(r, FS_ERR_REMOTE,
+                                 "HubSpot returned no deal id");
         free(id);
     } else if (reply.status == 409) {
         result = hs_adopt_existing(s, w, r);
@@ -1543,7 +1476,7 @@ static fs_result hs_create_one(struct provider_session *s,
         if (code == FS_ERR_AUTH || code == FS_ERR_FORBIDDEN ||
             code == FS_ERR_BUSY)
             result = code;
-        result_fail(r, code, message);
+        provider_result_fail(r, code, message);
         free(message);
     }
 out:
@@ -1590,8 +1523,8 @@ out:
 
 static char *hs_owner_name(const json_t *owner)
 {
-    const char *first = json_str(owner, "firstName");
-    const char *last = json_str(owner, "lastName");
+    const char *first = provider_json_str(owner, "firstName");
+    const char *last = provider_json_str(owner, "lastName");
     bool has_first = first && *first;
     bool has_last = last && *last;
 
@@ -1631,12 +1564,12 @@ static fs_result hs_list_owners(struct provider_session *s,
         }
         json_array_foreach(json_object_get(reply.json, "results"), i, o)
         {
-            char *id = json_text(json_object_get(o, "id"));
+            char *id = provider_json_text(json_object_get(o, "id"));
             if (!id)
                 continue;
             owners = xrealloc(owners, (n + 1) * sizeof(*owners));
             owners[n].id = id;
-            owners[n].email = json_text(json_object_get(o, "email"));
+            owners[n].email = provider_json_text(json_object_get(o, "email"));
             owners[n].name = hs_owner_name(o);
             n++;
         }
@@ -1677,18 +1610,19 @@ static fs_result hs_list_stages(struct provider_session *s,
 
     json_array_foreach(json_object_get(reply.json, "results"), i, pipeline)
     {
-        char *pipeline_id = json_text(json_object_get(pipeline, "id"));
+        char *pipeline_id = provider_json_text(json_object_get(pipeline, "id"));
         if (!pipeline_id)
             continue;
         json_array_foreach(json_object_get(pipeline, "stages"), j, stage)
         {
-            char *id = json_text(json_object_get(stage, "id"));
+            char *id = provider_json_text(json_object_get(stage, "id"));
             if (!id)
                 continue;
             stages = xrealloc(stages, (n + 1) * sizeof(*stages));
             stages[n].pipeline_id = xstrdup(pipeline_id);
             stages[n].id = id;
-            stages[n].label = json_text(json_object_get(stage, "label"));
+            stages[n].label =
+                provider_json_text(json_object_get(stage, "label"));
             n++;
         }
         free(pipeline_id);

@@ -6,6 +6,7 @@
 
 #include "providers/attio.h"
 #include "providers/hubspot.h"
+#include "providers/pipedrive.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -136,8 +137,8 @@ void crm_cursor_clear(struct crm_cursor *cursor)
 
 const struct provider *provider_by_name(const char *name)
 {
-    static const struct provider *const all[] = {&hubspot_provider,
-                                                 &attio_provider};
+    static const struct provider *const all[] = {
+        &hubspot_provider, &attio_provider, &pipedrive_provider};
 
     for (size_t i = 0; name && i < sizeof(all) / sizeof(all[0]); i++) {
         if (strcmp(all[i]->name, name) == 0)

@@ -119,6 +119,10 @@ struct crm_write {
     const char *crm_id;
     const char *values[DEAL_FIELD_COUNT];
     bool present[DEAL_FIELD_COUNT];
+    /* A create tried before without a known outcome: the CRM may have
+     * made the deal, to be looked for by our id before creating again
+     * (for CRMs that cannot refuse a second deal with our id). */
+    bool may_exist;
 };
 
 struct crm_write_result {
@@ -196,6 +200,11 @@ struct provider {
      * connection, rather than /webhooks/<name> routed by each event's
      * account and app ids. */
     bool webhooks_by_url;
+    /* The CRM bans a webhook whose deliveries fail too often (Pipedrive:
+     * 10 first-attempt failures): a delivery we cannot route or parse is
+     * answered 2xx and logged, only wrong credentials get a 401 and only a
+     * failed store a retryable status. */
+    bool bans_failing_hooks;
     /* Writes, or searches, are budgeted apart from reads (see
      * rate_budget). */
     bool separate_write_budget;

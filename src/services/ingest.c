@@ -318,6 +318,59 @@ route_events(struct store *store, const struct provider *provider,
     return signer;
 }
 
+/* A delivery the CRM must not see fail (it bans failing webhooks): taken
+ * with a 2xx and a log line, nothing stored. */
+static void answer_ignored(struct app *app, struct http_response *resp,
+                           const char *reason, const char *provider)
+{
+    metrics_add(app_metrics(app), METRIC_WEBHOOKS_REJECTED, 0, 1);
+    log_warn("event=webhook_ignored provider=%s reason=%s", provider, reason);
+    http_response_set_body(
+        resp, 200, xasprintf("{\"accepted\":0,\"ignored\":\"%s\"}", reason));
+}
+
+/* Answers a delivery that could not be taken: with the error status, or
+ * for a CRM that bans failing webhooks with a 2xx unless the status says
+ * the credentials are wrong. */
+static void answer_refused(struct app *app, struct http_response *resp,
+                           const struct provider *provider, int status,
+                           const char *code, const char *msg)
+{
+    if (provider->bans_failing_hooks && status != 401)
+        answer_ignored(app, resp, code, provider->name);
+    else
+        answer_rejected(app, resp, status, code, msg, provider->name);
+}
+
+/* Checks a delivery to a per-connection URL against that connection's
+ * credentials, answering it when that fails. */
+static fs_result verify_by_url(struct app *app, const struct provider *provider,
+                               const char *url_id,
+                               const struct webhook_request *wreq,
+                               struct http_response *resp)
+{
+    struct connection conn = {0};
+    struct store *store = app_store_acquire(app);
+    fs_result result = FS_ERR_DB;
+
+    if (store)
+        result = connection_by_url(store, provider->name, url_id, &conn);
+    app_store_release(app, store);
+    if (result == FS_ERR_NOT_FOUND) {
+        answer_refused(app, resp, provider, 404, "unknown_account",
+                       "no connection for this webhook");
+    } else if (result != FS_OK) {
+        http_response_error(resp, 503, "unavailable", NULL,
+                            "store unavailable, retry later");
+    } else if (provider->verify_webhook(&conn, wreq, clock_now_ms()) != FS_OK) {
+        answer_rejected(app, resp, 401, "bad_signature",
+                        "credentials do not match", provider->name);
+        result = FS_ERR_AUTH;
+    }
+    connection_clear(&conn);
+    return result;
+}
+
 void ingest_handle_webhook(struct app *app, struct ingest *ingest,
                            const char *route, const struct http_request *req,
                            struct http_response *resp)
@@ -358,11 +411,18 @@ void ingest_handle_webhook(struct app *app, struct ingest *ingest,
         .header = header_lookup,
         .header_ctx = req,
     };
+    /* A connection named by the URL checks the credentials before the
+     * body is looked at. */
+    if (url_id) {
+        fs_result result = verify_by_url(app, provider, url_id, &wreq, resp);
+        if (result != FS_OK)
+            goto out;
+    }
     fs_result result = provider->split_webhook(&wreq, &items, &count);
     if (result != FS_OK) {
-        answer_rejected(app, resp, result == FS_ERR_TOO_LARGE ? 413 : 400,
-                        fs_result_name(result),
-                        "delivery is not a valid event batch", provider_name);
+        answer_refused(
+            app, resp, provider, result == FS_ERR_TOO_LARGE ? 413 : 400,
+            fs_result_name(result), "delivery is not a valid event batch");
         goto out;
     }
     store = app_store_acquire(app);
@@ -380,8 +440,8 @@ void ingest_handle_webhook(struct app *app, struct ingest *ingest,
     app_store_release(app, store);
     store = NULL;
     if (!signer) {
-        answer_rejected(app, resp, 404, "unknown_account",
-                        "no connection for this account", provider_name);
+        answer_refused(app, resp, provider, 404, "unknown_account",
+                       "no connection for this account");
         goto out;
     }
 

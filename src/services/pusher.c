@@ -160,6 +160,18 @@ static fs_result note_success(struct store *store, const struct record *sent,
     return result;
 }
 
+/* A create tried before that failed: its outcome may be unknown (a
+ * timeout after the CRM made the deal), so the CRM may hold it already. */
+static bool earlier_try_failed(struct store *store, const struct record *r)
+{
+    struct sync_state st = {0};
+    bool failed =
+        store_sync_get(store, r->rowid, &st) == FS_OK && st.attempts > 0;
+
+    sync_state_clear(&st);
+    return failed;
+}
+
 /* The CRM named our credentials on a write (Attio's token actor id):
  * keep it, so later changes by that actor are known as our echoes. */
 static void learn_writer(struct store *store, const struct connection *conn,
@@ -227,8 +239,11 @@ static size_t push_batch(struct app *app, struct store *store,
     struct crm_write *writes = xcalloc(n, sizeof(*writes));
     struct crm_write_result *results = xcalloc(n, sizeof(*results));
     unsigned synced = provider_synced_fields(conn);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         build_write(&records[i], synced, &writes[i]);
+        writes[i].may_exist =
+            !writes[i].crm_id && earlier_try_failed(store, &records[i]);
+    }
 
     fs_result call = provider->write_deals(session, writes, n, results);
     failpoint("push.answered");

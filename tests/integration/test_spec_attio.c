@@ -35,7 +35,6 @@
 #define SECRET "attio-spec-secret"
 #define ORG "acme"
 #define START_MS 60000
-#define INSTALL_MS 300000
 #define WAIT_MS 20000
 #define STATUS(n) "57a70000-0000-4000-8000-00000000000" #n
 
@@ -137,29 +136,14 @@ static bool prism_up(void *ctx)
     return up;
 }
 
-/* scripts/install-prism.sh into the build tree; the binary's path. */
-static char *install_prism(void)
-{
-    const char *script = getenv("FS_PRISM_SCRIPT");
-    const char *dir = getenv("FS_PRISM_DIR");
-
-    if (!script || !dir) {
-        fprintf(stderr, "spec: FS_PRISM_SCRIPT and FS_PRISM_DIR unset\n");
-        return NULL;
-    }
-    const char *argv[] = {"bash", script, dir, NULL};
-    if (run("install-prism", argv, INSTALL_MS) != 0)
-        return NULL;
-    return xasprintf("%s/node_modules/.bin/prism", dir);
-}
-
 static int setup(void **state)
 {
     memset(&rig, 0, sizeof(rig));
     rig.serve = rig.sim = rig.prism = -1;
     rig.dir = test_temp_dir();
     rig.db = xasprintf("%s/fieldsync.db", rig.dir);
-    char *prism = install_prism();
+    char *install_log = xasprintf("%s/install-prism.out", rig.dir);
+    char *prism = test_prism_bin(install_log);
     char *seed = xasprintf("%s/seed", rig.dir);
     char *spec = test_shared_path("specs/attio/openapi-api.yaml");
     int ok = -1;
@@ -258,6 +242,7 @@ out:
     free(spec);
     free(seed);
     free(prism);
+    free(install_log);
     return ok;
 }
 
@@ -284,7 +269,9 @@ static int teardown(void **state)
     return clean ? 0 : -1;
 }
 
-/* Prism's complaints so far: its log lines of errors and violations. */
+/* Prism's complaints so far: its log lines of errors (marked ✖) and
+ * violations. Not the word "error" alone: the simulator's attribute
+ * slugs are random words and may spell it in a logged URL. */
 static char *violations(void)
 {
     char *path = xasprintf("%s/prism.log", rig.dir);
@@ -295,8 +282,7 @@ static char *violations(void)
         char *end = strchr(line, '\n');
         size_t len = end ? (size_t)(end - line) : strlen(line);
         char *copy = xstrndup(line, len);
-        if (strstr(copy, "✖") || strstr(copy, "Violation") ||
-            strstr(copy, "error")) {
+        if (strstr(copy, "✖") || strstr(copy, "Violation")) {
             char *more = xasprintf("%s%s\n", found, copy);
             free(found);
             found = more;

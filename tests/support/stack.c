@@ -168,7 +168,7 @@ bool stack_connect(struct stack *s, const char *org, int account, int rate)
     stack_words_add(&w, "--org");
     stack_words_add(&w, org);
     stack_words_add(&w, "--base-url");
-    stack_words_add(&w, s->sim_base);
+    stack_words_add(&w, s->crm_base ? s->crm_base : s->sim_base);
     s->crm->connect_words(s, &w, account, rate);
     char *out = stack_cli(s, &code, w.w);
     int64_t id = code == 0 ? connection_id(out) : -1;
@@ -495,6 +495,10 @@ bool stack_start(struct stack *s, const struct stack_options *options)
     if (code != 0 || !start_serve(s) || !start_sim(s, &o, data_dir) ||
         !read_seed(s))
         goto out;
+    s->crm_base = o.crm_front ? o.crm_front(o.crm_front_ctx, s->sim_base)
+                              : xstrdup(s->sim_base);
+    if (!s->crm_base)
+        goto out;
     if (!stack_connect(s, STACK_ORG, 0, o.conn_rate > 0 ? o.conn_rate : 100000))
         goto out;
     s->admin = stack_user_add(s, STACK_ORG, "Ann Admin", "admin", NULL);
@@ -606,6 +610,7 @@ bool stack_stop(struct stack *s)
     free(s->dir);
     free(s->db);
     free(s->sim_base);
+    free(s->crm_base);
     free(s->api_base);
     free(s->admin);
     json_decref(s->seed);

@@ -48,6 +48,11 @@ struct stack_options {
     bool tls;
     /* More words for the CRM's `crmsim` (NULL-terminated). */
     const char *const *sim_args;
+    /* A proxy fieldsync calls the CRM through (a spec-validating one):
+     * given the simulator's base URL once it runs, returns the base URL to
+     * connect with (the stack frees it). NULL: the simulator itself. */
+    char *(*crm_front)(void *ctx, const char *sim_base);
+    void *crm_front_ctx;
 };
 
 struct stack {
@@ -64,6 +69,8 @@ struct stack {
     pid_t sim;
     pid_t serve;
     char *sim_base;   /* http://127.0.0.1:PORT of the simulator */
+    char *crm_base;   /* where fieldsync calls the CRM: sim_base or the
+                         crm_front's proxy */
     char *api_base;   /* http(s)://127.0.0.1:PORT of fieldsync */
     char *admin;      /* an admin's API token in STACK_ORG */
     size_t deals;     /* deals the simulator was seeded with */

@@ -9,4 +9,11 @@ char *test_shared_path(const char *relative);
 /* A fresh empty directory under /tmp for one test; the caller frees. */
 char *test_temp_dir(void);
 
+/* Stoplight's prism (the spec tests' validating proxy): installs it with
+ * FS_PRISM_SCRIPT (scripts/install-prism.sh, which does nothing when
+ * `make check` installed it already) into FS_PRISM_DIR, both set by
+ * CTest, and returns the path of its binary (the caller frees), or NULL
+ * with the reason on stderr. The script's output goes to log_path. */
+char *test_prism_bin(const char *log_path);
+
 #endif

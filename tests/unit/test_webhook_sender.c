@@ -137,8 +137,10 @@ static int setup(void **state)
         .on_event = on_event,
         .on_format = on_format,
     };
-    struct sim_store_config store = {&pipeline, numbered, numbered,
-                                     numbered,  NULL,     false};
+    struct sim_store_config store = {.pipeline = &pipeline,
+                                     .deal_id = numbered,
+                                     .owner_id = numbered,
+                                     .user_id = numbered};
 
     pthread_mutex_init(&rx.mu, NULL);
     if (http_server_start(&scfg, &fx.server) != FS_OK)
@@ -255,6 +257,75 @@ static void test_duplicate_carries_the_same_key(void **state)
     assert_int_equal(stats.webhooks_sent, 6);
 }
 
+/* The CRM's ban (Pipedrive's after 10 failed first attempts): once the
+ * count is reached, every delivery due while banned is lost, retries
+ * included, and counted. */
+static void test_ban_after_failed_first_attempts(void **state)
+{
+    struct webhook_format format = {
+        .batch_max = 1,
+        .max_attempts = 3,
+        .retry_delays_ms = fast_retries,
+        .retry_delay_count = 1,
+        .ban_after_failures = 3,
+        .ban_ms = 60000,
+        .on_event = on_event,
+        .on_format = on_format,
+    };
+    char *url = xasprintf("http://127.0.0.1:%u/hook",
+                          (unsigned)http_server_port(fx.server));
+    struct webhook_sender_config wcfg = {url, 5, &format};
+    struct webhook_sender *sender = NULL;
+    struct webhook_stats stats;
+
+    reset_receiver(true);
+    assert_int_equal(webhook_sender_start(&wcfg, &sender), FS_OK);
+    free(url);
+    sim_store_set_sink(fx.store, webhook_sender_on_event, sender);
+    create_deal();
+    struct webhook_sender *saved = fx.sender;
+    fx.sender = sender;
+    assert_true(http_test_poll(idle, NULL, WAIT_MS));
+    fx.sender = saved;
+    sim_store_set_sink(fx.store, webhook_sender_on_event, fx.sender);
+
+    webhook_sender_get_stats(sender, &stats);
+    assert_int_equal(stats.bans, 1);
+    assert_int_equal(stats.webhooks_failed, 3);
+    assert_int_equal(stats.events_lost_banned, 3);
+    assert_int_equal(stats.events_sent, 0);
+    pthread_mutex_lock(&rx.mu);
+    assert_int_equal(rx.count, 3);
+    pthread_mutex_unlock(&rx.mu);
+    webhook_sender_stop(sender);
+    reset_receiver(false);
+}
+
+/* A webhook registered later takes the deliveries from then on; with
+ * none registered they are dropped. */
+static void test_url_set_later(void **state)
+{
+    struct webhook_stats stats;
+    char *url = xasprintf("http://127.0.0.1:%u/hook",
+                          (unsigned)http_server_port(fx.server));
+
+    reset_receiver(false);
+    webhook_sender_reset_stats(fx.sender);
+    webhook_sender_set_url(fx.sender, NULL);
+    create_deal();
+    assert_true(http_test_poll(idle, NULL, WAIT_MS));
+    webhook_sender_get_stats(fx.sender, &stats);
+    assert_int_equal(stats.events_dropped, 3);
+    assert_int_equal(stats.webhooks_sent, 0);
+
+    webhook_sender_set_url(fx.sender, url);
+    create_deal();
+    assert_true(http_test_poll(idle, NULL, WAIT_MS));
+    webhook_sender_get_stats(fx.sender, &stats);
+    assert_int_equal(stats.webhooks_sent, 3);
+    free(url);
+}
+
 static void test_gives_up_after_the_last_attempt(void **state)
 {
     struct webhook_stats stats;
@@ -278,6 +349,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_one_event_a_post_retried_under_one_key),
         cmocka_unit_test(test_duplicate_carries_the_same_key),
+        cmocka_unit_test(test_ban_after_failed_first_attempts),
+        cmocka_unit_test(test_url_set_later),
         cmocka_unit_test(test_gives_up_after_the_last_attempt),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -1,0 +1,69 @@
+/* The Pipedrive provider: webhooks v2 behind HTTP Basic credentials, deal
+ * events with current data and changed-only previous values, and the API
+ * v2 calls (v1 where v2 has none) for deals, users, stages and deal
+ * fields, each governed by its token cost. */
+#ifndef FIELDSYNC_PROVIDERS_PIPEDRIVE_H
+#define FIELDSYNC_PROVIDERS_PIPEDRIVE_H
+
+#include "providers/provider.h"
+
+#include <stddef.h>
+
+/* Largest webhook body taken: one event, a deal's core fields. */
+#define PIPEDRIVE_MAX_EVENT_BYTES (256 * 1024)
+/* Longest meta.id taken (a UUID is 36). */
+#define PIPEDRIVE_MAX_EVENT_ID 128
+/* Ids in one ids= read, and deals in one list page. */
+#define PIPEDRIVE_IDS_MAX 100
+#define PIPEDRIVE_PAGE_MAX 500
+/* The burst window every budget counts in. */
+#define PIPEDRIVE_WINDOW_MS 2000
+
+extern const struct provider pipedrive_provider;
+
+/* The wire key of a deal field on this connection (title, stage_id, ...,
+ * or the custom field's hash from the connection's settings), or NULL
+ * when the connection does not sync it. The caller frees. */
+char *pipedrive_field_key(const struct connection *conn, int field);
+
+/* Settings for a connection from the answers of GET /api/v2/dealFields
+ * (pages: the JSON texts of each page): each custom field found by its
+ * name with its hash key, type and options. FS_ERR_INVALID with *error
+ * saying what is missing or of the wrong type. The caller frees both. */
+fs_result pipedrive_settings_from_fields(const char *const *pages, size_t n,
+                                         char **settings, char **error);
+
+/* A deal as the v2 API returns it (one element of data[], as JSON text)
+ * to a crm_deal; times are the deal's update_time (whole seconds). */
+fs_result pipedrive_parse_deal(const struct connection *conn, const char *json,
+                               struct crm_deal *out);
+
+/* What pages of a deal's changelog have told so far, per field: its
+ * newest entry (the field's time and actor), and the newest entry by
+ * someone other than us. */
+struct pipedrive_changelog {
+    bool timed[DEAL_FIELD_COUNT];
+    bool othered[DEAL_FIELD_COUNT];
+};
+
+/* Applies one page of GET /v1/deals/{id}/changelog (JSON text, newest
+ * first) to a deal read with its current values: each field not yet
+ * timed takes its newest entry's time and actor; the newest value someone
+ * else wrote goes to others[] when it is not the current one. Returns how
+ * many fields it timed. */
+size_t pipedrive_apply_changelog(const struct connection *conn,
+                                 const char *json, struct crm_deal *deal,
+                                 struct pipedrive_changelog *log);
+
+/* The JSON body of a PATCH (or, with create, a POST carrying our id) for
+ * a write. FS_ERR_INVALID for a value Pipedrive cannot take (an option
+ * that is not one of the field's). The caller frees. */
+fs_result pipedrive_write_body(const struct connection *conn,
+                               const struct crm_write *w, bool create,
+                               char **json);
+
+/* "Basic base64(user:password)", as Pipedrive sends its webhooks' HTTP
+ * auth. The caller frees. */
+char *pipedrive_basic_auth(const char *user, const char *password);
+
+#endif
