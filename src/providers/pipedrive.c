@@ -1218,9 +1218,12 @@ static size_t synced_count(const struct pd_map *m)
     return n;
 }
 
-/* Gives each field of a read deal its own time and actor. A deal never
- * changed since its creation needs no call: every value is its creator's
- * at add_time. Else the changelog is read, newest first, until every
+/* Gives each field of a read deal its own time and actor. A deal someone
+ * else made and never changed since needs no call: every value is its
+ * creator's at add_time. Times have whole seconds, so a deal we made and
+ * a CRM user changed within that second looks unchanged too, and would
+ * take the user's values for ours; our own deals always read their
+ * changelog. Else the changelog is read, newest first, until every
  * synced field is timed; a field it never names was set at creation. */
 static fs_result pd_time_fields(struct provider_session *s,
                                 const struct pd_map *m, const json_t *obj,
@@ -1239,8 +1242,9 @@ static fs_result pd_time_fields(struct provider_session *s,
     fs_result result = FS_OK;
 
     free(creator);
-    if (added > 0 && pd_time(json_object_get(obj, "update_time"), NULL) <=
-                         pd_time(json_object_get(obj, "add_time"), NULL))
+    if (added > 0 && created_by != ACTOR_US &&
+        pd_time(json_object_get(obj, "update_time"), NULL) <=
+            pd_time(json_object_get(obj, "add_time"), NULL))
         want = 0;
     for (int page = 0; got < want && page < PD_CHANGELOG_PAGES; page++) {
         struct buf path = {0};

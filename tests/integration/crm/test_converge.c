@@ -186,11 +186,71 @@ static void test_pushed_clear_over_a_newer_crm_edit(void **state)
     free(id);
 }
 
+/* Tries at a CRM edit landing in the second our create landed in. */
+#define SAME_SECOND_TRIES 5
+
+/* A rep creates a deal; within the second the CRM made it, a CRM user
+ * edits it, and every webhook is lost, so fieldsync learns of the edit by
+ * reading the deal. The user's edit is the later write and must win on
+ * both sides. Pipedrive times reads in whole seconds, so such a deal
+ * looked unchanged since its creation and the user's values were taken
+ * for the ones we sent, leaving the two sides apart for good. */
+static void test_crm_edit_within_the_second_of_our_create(void **state)
+{
+    bool same_second = false;
+    char *name = NULL;
+    char *id = NULL;
+    char *crm_id = NULL;
+
+    assert_true(stack_faults(&st, "{\"drop\":1.0}"));
+    for (int t = 0; t < SAME_SECOND_TRIES && !same_second; t++) {
+        long status;
+        free(name);
+        free(id);
+        free(crm_id);
+        name = xasprintf("Made and edited %d", t);
+        char *body = xasprintf("{\"fields\":{\"name\":\"%s\"}}", name);
+        json_t *r =
+            stack_api(&st, st.admin, "POST", "/api/v1/deals", body, &status);
+        assert_int_equal(status, 201);
+        id = xstrdup(stack_text(r, "id"));
+        json_decref(r);
+        free(body);
+        assert_true(stack_wait_state(&st, id, "synced"));
+        json_t *deal = stack_deal(&st, id);
+        crm_id = xstrdup(stack_text(deal, "crm_id"));
+        json_decref(deal);
+        json_t *sim = stack_sim_deal(&st, crm_id);
+        int64_t made = json_integer_value(
+            json_object_get(json_object_get(sim, "times"), "name"));
+        json_decref(sim);
+        int64_t edited =
+            stack_sim_edit(&st, crm_id, "{\"account\":\"Edited at once\"}");
+        assert_true(edited > 0);
+        same_second = made / 1000 == edited / 1000;
+    }
+    printf("crm edit within the second of our create: %s\n",
+           same_second ? "same second" : "never in the same second");
+    assert_true(stack_faults(&st, STACK_NO_FAULTS));
+    assert_true(stack_quiet(&st, QUIET_MS));
+    assert_true(stack_wait_field(&st, id, "account", "Edited at once"));
+    json_t *sim = stack_sim_deal(&st, crm_id);
+    json_t *theirs = stack_sim_fields(sim);
+    assert_string_equal(stack_text(theirs, "account"), "Edited at once");
+    assert_string_equal(stack_text(theirs, "name"), name);
+    json_decref(theirs);
+    json_decref(sim);
+    free(crm_id);
+    free(id);
+    free(name);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_edit_of_a_deal_merged_away_unbeknown),
         cmocka_unit_test(test_pushed_clear_over_a_newer_crm_edit),
+        cmocka_unit_test(test_crm_edit_within_the_second_of_our_create),
         cmocka_unit_test(test_sides_converge_to_the_rules_under_faults),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -93,7 +93,7 @@ static bool delivery_refused(void *ctx)
  * answered 2xx since `since` (sent counted from sent_before), with no
  * delivery in flight changing either count meanwhile. */
 struct acked {
-    int64_t since, sent_before, held, acked;
+    int64_t since, sent_before, held, acked, lost_banned_before;
 };
 
 static bool inbox_holds_the_acked(void *ctx)
@@ -222,7 +222,9 @@ static void test_full_database_answers_retryable(void **state)
 
     r.failed_before = stack_sim_stat(&st, "webhooks_failed", NULL);
     struct acked a = {.since = clock_now_ms(),
-                      .sent_before = stack_sim_stat(&st, "events_sent", NULL)};
+                      .sent_before = stack_sim_stat(&st, "events_sent", NULL),
+                      .lost_banned_before =
+                          stack_sim_stat(&st, "events_lost_banned", NULL)};
     while (edits < FILL_EDITS && !delivery_refused(&r)) {
         size_t deal = (size_t)edits % DEALS;
         free(names[deal]);
@@ -244,7 +246,15 @@ static void test_full_database_answers_retryable(void **state)
         if (names[i])
             assert_name(i, names[i]);
     assert_true(http_test_poll(inbox_holds_the_acked, &a, QUIET_MS));
-    assert_true(a.acked >= edits);
+    /* Every edit's event was taken, or lost to a ban of the webhook (a
+     * CRM that bans a failing one, Pipedrive, may: its refused deliveries
+     * count toward it), and the edit then read by the backstop above. */
+    int64_t banned =
+        stack_sim_stat(&st, "events_lost_banned", NULL) - a.lost_banned_before;
+    printf("full database: %" PRId64 " events taken, %" PRId64
+           " lost to a ban\n",
+           a.acked, banned);
+    assert_true(a.acked + banned >= edits);
     assert_int_equal(stack_sim_stat(&st, "webhooks_given_up", NULL), given_up);
     for (size_t i = 0; i < DEALS; i++)
         free(names[i]);
