@@ -1161,6 +1161,8 @@ size_t pipedrive_apply_changelog(const struct connection *conn,
         const char *key = provider_json_str(entry, "field_key");
         int f = key ? pd_field_of_key(&m, key) : -1;
         int64_t t = pd_logged_time(json_object_get(entry, "time"));
+        if (log->answered_at > 0 && t > log->answered_at)
+            t = log->answered_at;
         if (f < 0 || t <= 0 || (log->timed[f] && log->othered[f]))
             continue;
         char *who = provider_json_text(json_object_get(entry, "actor_user_id"));
@@ -1218,13 +1220,13 @@ static size_t synced_count(const struct pd_map *m)
     return n;
 }
 
-/* Gives each field of a read deal its own time and actor. A deal someone
- * else made and never changed since needs no call: every value is its
- * creator's at add_time. Times have whole seconds, so a deal we made and
- * a CRM user changed within that second looks unchanged too, and would
- * take the user's values for ours; our own deals always read their
- * changelog. Else the changelog is read, newest first, until every
- * synced field is timed; a field it never names was set at creation. */
+/* Gives each field of a read deal its own time and actor: the changelog
+ * is read, newest first, until every synced field is timed; a field it
+ * never names was set at creation. Even a deal whose update_time is its
+ * add_time: times have whole seconds, so a CRM user's edit within the
+ * second the deal was made looks like no change, and timing its values
+ * at add_time left the edit behind what fieldsync knew of the creation
+ * (from its webhook, to the ms), the two sides apart for good. */
 static fs_result pd_time_fields(struct provider_session *s,
                                 const struct pd_map *m, const json_t *obj,
                                 struct crm_deal *d)
@@ -1235,17 +1237,13 @@ static fs_result pd_time_fields(struct provider_session *s,
         creator && s->conn->app_id && strcmp(creator, s->conn->app_id) == 0
             ? ACTOR_US
             : ACTOR_OTHER;
-    struct pipedrive_changelog log = {{false}, {false}};
+    struct pipedrive_changelog log = {{false}, {false}, 0};
     bool *timed = log.timed;
     size_t want = synced_count(m), got = 0;
     char *cursor = NULL;
     fs_result result = FS_OK;
 
     free(creator);
-    if (added > 0 && created_by != ACTOR_US &&
-        pd_time(json_object_get(obj, "update_time"), NULL) <=
-            pd_time(json_object_get(obj, "add_time"), NULL))
-        want = 0;
     for (int page = 0; got < want && page < PD_CHANGELOG_PAGES; page++) {
         struct buf path = {0};
         struct pd_reply reply = {0};
@@ -1253,6 +1251,7 @@ static fs_result pd_time_fields(struct provider_session *s,
                     PD_CHANGELOG_LIMIT);
         pd_append_cursor(&path, cursor);
         result = pd_get(s, COST_CHANGELOG, path.data, &reply);
+        log.answered_at = clock_now_ms();
         buf_free(&path);
         free(cursor);
         cursor = NULL;

@@ -11,7 +11,12 @@
  * - a deleted or merged-away deal is a tombstone on both sides, whatever
  *   was written to it;
  * - a merge's survivor takes the values the CRM's merge gave it, as CRM
- *   writes at the merge's time.
+ *   writes at the merge's time;
+ * - where the CRM's reads time a field coarsely (time_step_ms, Pipedrive's
+ *   whole seconds), the latest write of the side that did not win, made
+ *   in the same step as the winner, may win instead: fieldsync may learn
+ *   the CRM write by a read, timed at its step's end or start
+ *   (docs/PIPEDRIVE.md, docs/LIMITATIONS.md).
  *
  * Deals are numbered in the order the test adds them. */
 #ifndef FIELDSYNC_TESTS_ORACLE_H
@@ -61,6 +66,10 @@ struct oracle_result {
     size_t differences; /* fields that differ from the prediction */
     size_t lost;        /* deals or fields missing a predicted write */
     size_t doubled;     /* deals held twice (or more) on a side */
+    /* Fields taken with the value of a write of the other side than the
+     * prediction's within the same step of the CRM's read times (the
+     * stack's time_step_ms): either may win there. */
+    size_t coarse;
 };
 
 /* The field's index in oracle_fields, or -1. */

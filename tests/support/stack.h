@@ -48,6 +48,11 @@ struct stack_options {
     bool tls;
     /* More words for the CRM's `crmsim` (NULL-terminated). */
     const char *const *sim_args;
+    /* How long a CRM that bans a failing webhook (Pipedrive: after 10
+     * failed first attempts, for 30 minutes, its events lost meanwhile)
+     * bans it; 0: the CRM's own. A test that kills serve again and again
+     * makes the ban happen and still needs webhooks after it. */
+    int64_t ban_ms;
     /* A proxy fieldsync calls the CRM through (a spec-validating one):
      * given the simulator's base URL once it runs, returns the base URL to
      * connect with (the stack frees it). NULL: the simulator itself. */

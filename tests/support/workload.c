@@ -763,14 +763,15 @@ void workload_print(const struct workload *w, const char *test,
            " merges=%" PRId64 " restores=%" PRId64 " exhausts=%" PRId64
            " skipped=%" PRId64 " refused=%" PRId64 " unanswered=%" PRId64
            " faulted=%" PRId64 " given_up=%" PRId64
-           " deals=%zu fields=%zu differences=%zu lost=%zu doubled=%zu\n",
+           " deals=%zu fields=%zu coarse=%zu differences=%zu lost=%zu"
+           " doubled=%zu\n",
            test, w->st->crm->name, w->op, w->local_edits, w->crm_edits,
            w->local_creates, w->crm_creates, w->deletes, w->merges, w->restores,
            w->exhausts, w->skipped, w->refused, w->unanswered,
            workload_faulted(w->st),
            stack_sim_stat(w->st, "webhooks_given_up", NULL) -
                w->given_up_before,
-           r->deals_checked, r->fields_checked, r->differences, r->lost,
-           r->doubled);
+           r->deals_checked, r->fields_checked, r->coarse, r->differences,
+           r->lost, r->doubled);
     fflush(stdout);
 }

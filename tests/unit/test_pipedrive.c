@@ -505,7 +505,7 @@ static void test_vendor_changelog(void **state)
     json_t *log = vendor_example("v1", "GET", "/deals/{id}/changelog", "200");
     char *text = json_dumps(log, JSON_COMPACT);
     struct crm_deal d = {0};
-    struct pipedrive_changelog seen = {{false}, {false}};
+    struct pipedrive_changelog seen = {{false}, {false}, 0};
     int64_t t = 0;
 
     for (int f = 0; f < DEAL_FIELD_COUNT; f++)
@@ -559,6 +559,17 @@ static void test_vendor_changelog(void **state)
     pipedrive_apply_changelog(&c, text, &d, &seen);
     assert_int_equal(d.times[DEAL_NAME], 5000);
     assert_int_equal(d.actors[DEAL_NAME], ACTOR_UNKNOWN);
+
+    /* Read 300 ms into the entry's second: it was made no later than
+     * that, and a change made after the read, in the same second, is the
+     * newer (timed at the second's end, it stayed behind for good). */
+    memset(&seen, 0, sizeof(seen));
+    free(d.values[DEAL_NAME]);
+    d.values[DEAL_NAME] = xstrdup("Ours");
+    assert_int_equal(clock_parse_iso("2024-02-12T09:14:35Z", &t), 0);
+    seen.answered_at = t + 300;
+    pipedrive_apply_changelog(&c, text, &d, &seen);
+    assert_int_equal(d.times[DEAL_NAME], t + 300);
     for (int f = 0; f < DEAL_FIELD_COUNT; f++) {
         free(d.values[f]);
         free(d.others[f].value);

@@ -45,6 +45,10 @@
 #define QUIET_MS 180000
 /* How long serve may take to reach a failpoint and die there. */
 #define FAILPOINT_WAIT_MS 30000
+/* A CRM that bans a webhook failing its first attempts (Pipedrive) bans
+ * it this long here: the kills make it happen, the events of the ban are
+ * lost (the backstop reads them), and the webhooks come back. */
+#define BAN_MS 4000
 
 static struct stack st;
 static int64_t kills;
@@ -56,7 +60,8 @@ static int setup(void **state)
 {
     struct stack_options o = {.deals = DEALS,
                               .backstop_ms = BACKSTOP_MS,
-                              .fail_after_ms = FAIL_AFTER_MS};
+                              .fail_after_ms = FAIL_AFTER_MS,
+                              .ban_ms = BAN_MS};
     return stack_start(&st, &o) ? 0 : -1;
 }
 
@@ -221,10 +226,21 @@ static void crash_at(const char *point, void (*reach)(struct workload *w),
     free(env);
 }
 
+/* One more CRM edit until serve died at the failpoint (a webhook banned
+ * meanwhile delivers nothing for a while). */
+static bool edit_until_dead(void *ctx)
+{
+    struct workload *w = ctx;
+
+    if (failpoint_deaths(armed) > armed_deaths)
+        return true;
+    workload_crm_edit_any(w);
+    return failpoint_deaths(armed) > armed_deaths;
+}
+
 static void crm_edits(struct workload *w)
 {
-    for (int i = 0; i < 3; i++)
-        workload_crm_edit_any(w);
+    assert_true(http_test_poll(edit_until_dead, w, FAILPOINT_WAIT_MS));
 }
 
 static void local_edits(struct workload *w)
@@ -322,8 +338,9 @@ static size_t names_missing(char **names)
 /* CRM edits of every deal while serve is killed at a random moment, every
  * CRM call failing meanwhile so no read brings anything in: every event
  * of a delivery the simulator had answered 2xx is then in the inbox (as
- * many as it counted), and, where webhooks carry the values, applied
- * before the CRM can be read again. */
+ * many as it counted, or more by those stored but not answered whose
+ * retry a ban lost), and, where webhooks carry the values and none was
+ * lost to a ban, applied before the CRM can be read again. */
 static void test_acknowledged_webhooks_survive_kills(void **state)
 {
     struct workload w;
@@ -341,6 +358,7 @@ static void test_acknowledged_webhooks_survive_kills(void **state)
         assert_true(stack_quiet(&st, QUIET_MS));
         int64_t since = clock_now_ms();
         int64_t sent = stack_sim_stat(&st, "events_sent", NULL);
+        int64_t banned_before = stack_sim_stat(&st, "events_lost_banned", NULL);
         assert_true(stack_faults(&st, "{\"api_5xx\":1.0}"));
         pthread_create(&killer.thread, NULL, killer_main, &killer);
         char *names[DEALS];
@@ -355,14 +373,20 @@ static void test_acknowledged_webhooks_survive_kills(void **state)
 
         assert_true(http_test_poll(sim_idle, &st, QUIET_MS));
         int64_t acked = stack_sim_stat(&st, "events_sent", NULL) - sent;
+        int64_t banned =
+            stack_sim_stat(&st, "events_lost_banned", NULL) - banned_before;
         int64_t held = stack_inbox_count_since(&st, since);
-        if (held != acked)
-            printf("  lost: the CRM had %" PRId64 " events answered 2xx, the "
-                   "inbox holds %" PRId64 "\n",
-                   acked, held);
+        /* Every event answered 2xx is held. One stored but killed before
+         * its answer is held too, and answered when the CRM retries it,
+         * unless a ban (Pipedrive's) lost the retry. */
+        if (held < acked || held > acked + banned)
+            printf("  %s: the CRM had %" PRId64 " events answered 2xx and "
+                   "%" PRId64 " lost to a ban, the inbox holds %" PRId64 "\n",
+                   held < acked ? "lost" : "doubled", acked, banned, held);
         lost += held < acked ? acked - held : 0;
-        assert_int_equal(held, acked);
-        if (st.crm->webhook_values) {
+        assert_true(held >= acked);
+        assert_true(held <= acked + banned);
+        if (st.crm->webhook_values && banned == 0) {
             assert_true(http_test_poll(inbox_empty, &st, QUIET_MS));
             assert_int_equal(names_missing(names), 0);
         }
