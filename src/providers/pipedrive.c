@@ -1169,16 +1169,18 @@ size_t pipedrive_apply_changelog(const struct connection *conn,
         enum change_actor actor =
             pd_actor(conn, provider_json_str(entry, "change_source"), who);
         free(who);
-        if (!log->timed[f]) {
-            /* The deal and its changelog are two reads: a change landing
-             * between them is in the changelog but not in the values. The
-             * entry then says nothing of the value read, which keeps the
-             * deal's own time, no newer than what it shows. */
-            bool current = pd_entry_is_current(&m, f, key, entry, deal);
+        /* The deal and its changelog are two reads: a change landing
+         * between them (our own push, say) is in the changelog but not in
+         * the values. The value read is then older than that entry, and
+         * the older entry that set it times it, or, when none does, the
+         * deal's creation. The deal's update_time would not do: it is the
+         * newest change of any field, and timed a value years old after
+         * a rep's edit still being pushed, undoing it. */
+        if (!log->timed[f] && pd_entry_is_current(&m, f, key, entry, deal)) {
             log->timed[f] = true;
             if (deal->times[f] != 0)
-                deal->times[f] = current ? t : deal->modified;
-            deal->actors[f] = current ? actor : ACTOR_UNKNOWN;
+                deal->times[f] = t;
+            deal->actors[f] = actor;
             n++;
         }
         if (actor == ACTOR_US || log->othered[f])

@@ -550,15 +550,26 @@ static void test_vendor_changelog(void **state)
     assert_int_equal(clock_parse_iso("2024-02-12T09:14:30Z", &t), 0);
     assert_int_equal(d.others[DEAL_NAME].time, t);
 
-    /* A change landing between the deal's read and its changelog's: the
-     * entry is not what the deal shows, so the deal's own time stands. */
+    /* A change landing between the deal's read and its changelog's (our
+     * push): the newest entry is not what the deal shows; the older one
+     * that set the value read times it, not the deal's update_time. */
     memset(&seen, 0, sizeof(seen));
     d.modified = 5000;
     free(d.values[DEAL_NAME]);
+    d.values[DEAL_NAME] = xstrdup("My Deal");
+    pipedrive_apply_changelog(&c, text, &d, &seen);
+    assert_true(seen.timed[DEAL_NAME]);
+    assert_int_equal(clock_parse_iso("2024-02-12T09:14:30Z", &t), 0);
+    assert_int_equal(d.times[DEAL_NAME], t + 999);
+    assert_int_equal(d.actors[DEAL_NAME], ACTOR_OTHER);
+    /* No entry set it: left untimed, for the creation to time. */
+    memset(&seen, 0, sizeof(seen));
+    d.times[DEAL_NAME] = 1;
+    free(d.values[DEAL_NAME]);
     d.values[DEAL_NAME] = xstrdup("Read before the change");
     pipedrive_apply_changelog(&c, text, &d, &seen);
-    assert_int_equal(d.times[DEAL_NAME], 5000);
-    assert_int_equal(d.actors[DEAL_NAME], ACTOR_UNKNOWN);
+    assert_false(seen.timed[DEAL_NAME]);
+    assert_int_equal(d.times[DEAL_NAME], 1);
 
     /* Read 300 ms into the entry's second: it was made no later than
      * that, and a change made after the read, in the same second, is the
