@@ -44,7 +44,7 @@ bench: build
 	    --data $(SHARED)/data/crm_deals
 
 # Many seeds and kills of the convergence and crash scenarios for every
-# CRM, for STRESS_SECONDS (600); docs/TESTING.md.
+# CRM, runs started for STRESS_SECONDS (900); docs/TESTING.md.
 stress: build
 	@BUILD=$(BUILD) SHARED=$(SHARED) scripts/stress.sh
 

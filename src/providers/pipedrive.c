@@ -751,14 +751,26 @@ static void pd_pause(struct provider_session *s, int64_t until)
 }
 
 /* After a 429: the burst window when it says it is spent (for
- * x-ratelimit-reset seconds; true), else the company's daily budget. */
+ * x-ratelimit-reset seconds; true); for a search with room left in the
+ * burst window, the search API's own 2 s window (true); else the
+ * company's daily budget. */
 static bool pd_pause_for(struct provider_session *s,
-                         const struct http_client_response *resp)
+                         const struct http_client_response *resp, bool search)
 {
     int64_t now = clock_now_ms();
     int left = provider_header_int(resp, "x-ratelimit-remaining", -1);
     int reset = provider_header_int(resp, "x-ratelimit-reset", -1);
     int retry_after = provider_header_int(resp, "Retry-After", -1);
+
+    if (search && left > 0) {
+        /* 10 searches per 2 s on every plan: taken for the daily budget,
+         * one search too many paused the connection for 15 minutes. */
+        pd_pause(s, now + PIPEDRIVE_WINDOW_MS);
+        log_warn("provider=pipedrive connection=%" PRId64
+                 " rate_limit=search pause_ms=%d",
+                 s->conn->id, PIPEDRIVE_WINDOW_MS);
+        return true;
+    }
 
     if (left == 0 || (left < 0 && retry_after > 0)) {
         int64_t wait = reset > 0 && reset <= 3600 ? reset * 1000LL
@@ -815,7 +827,7 @@ static fs_result pd_call(struct provider_session *s, enum call_class cls,
          * apps: wait out the reset Pipedrive names (the governor holds
          * the next send) and try again, a few times. The daily budget is
          * not waited for. */
-        bool burst = pd_pause_for(s, &resp);
+        bool burst = pd_pause_for(s, &resp, strstr(path, "/search") != NULL);
         if (!burst || attempt >= PD_BURST_RETRIES)
             break;
         http_client_response_free(&resp);
@@ -1668,7 +1680,7 @@ static fs_result pd_update_many(struct provider_session *s,
             result = calls[i].result;
         }
         if (calls[i].result == FS_ERR_RATE_LIMITED && resp->status == 429)
-            pd_pause_for(s, resp);
+            pd_pause_for(s, resp, false);
         http_client_response_free(resp);
         free(urls[i]);
         free(bodies[i]);

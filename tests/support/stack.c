@@ -1153,6 +1153,40 @@ out:
     return value;
 }
 
+int64_t stack_db_pages(struct stack *s)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL;
+    int64_t pages = -1;
+
+    if (sqlite3_open_v2(s->db, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+        goto out;
+    sqlite3_busy_timeout(db, 10000);
+    if (sqlite3_prepare_v2(db, "PRAGMA page_count", -1, &q, NULL) ==
+            SQLITE_OK &&
+        sqlite3_step(q) == SQLITE_ROW)
+        pages = sqlite3_column_int64(q, 0);
+out:
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return pages;
+}
+
+size_t stack_log_count(const struct stack *s, const char *program,
+                       const char *text)
+{
+    char *path = xasprintf("%s/%s.log", s->dir, program);
+    char *log = stack_read_file(path);
+    size_t n = 0;
+
+    for (const char *at = log; *text && (at = strstr(at, text));
+         at += strlen(text))
+        n++;
+    free(log);
+    free(path);
+    return n;
+}
+
 int64_t stack_inbox_count_since(struct stack *s, int64_t since)
 {
     static const char sql[] =

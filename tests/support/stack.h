@@ -277,6 +277,15 @@ char *stack_read_file(const char *path);
 char *stack_connection_secret(struct stack *s, const char *account_id,
                               const char *name);
 
+/* The database's size in pages (PRAGMA page_count); -1 when it cannot be
+ * read. */
+int64_t stack_db_pages(struct stack *s);
+
+/* How many times text occurs in the log of a program of the stack
+ * ("serve", or s->sim_name for the simulator). */
+size_t stack_log_count(const struct stack *s, const char *program,
+                       const char *text);
+
 /* Webhook events fieldsync's inbox holds that arrived at or after since
  * (epoch ms), read from the database; -1 when it cannot be read. */
 int64_t stack_inbox_count_since(struct stack *s, int64_t since);

@@ -77,13 +77,30 @@ static void edit_amount(struct store_fixture *fx, const char *amount,
     record_clear(&r);
 }
 
+/* Whether the org's audit log has an entry of that kind for the record
+ * and field. */
+static bool audited(struct store_fixture *fx, const char *kind,
+                    const char *record_id, const char *field)
+{
+    struct audit_entry *audit = NULL;
+    size_t n_audit = 0;
+    bool found = false;
+
+    assert_int_equal(
+        store_audit_list(fx->store, fx->org, 0, 100, &audit, &n_audit), FS_OK);
+    for (size_t i = 0; i < n_audit; i++)
+        found |= strcmp(audit[i].kind, kind) == 0 &&
+                 strcmp(audit[i].record_id, record_id) == 0 &&
+                 strcmp(audit[i].field, field) == 0;
+    store_audit_free(audit, n_audit);
+    return found;
+}
+
 static void test_crm_delete_ends_pending_edits(void **state)
 {
     struct store_fixture *fx = *state;
     struct crm_deal deal;
     struct record r = {0};
-    struct audit_entry *audit = NULL;
-    size_t n_audit = 0;
 
     crm_read(&deal, 1000, false);
     merge_read(fx, &deal);
@@ -101,15 +118,7 @@ static void test_crm_delete_ends_pending_edits(void **state)
     assert_int_equal(pending_records(fx, 3001), 0);
 
     /* The dropped edit is reported, not silently lost. */
-    assert_int_equal(
-        store_audit_list(fx->store, fx->org, 0, 100, &audit, &n_audit), FS_OK);
-    bool reported = false;
-    for (size_t i = 0; i < n_audit; i++)
-        reported |= strcmp(audit[i].kind, "edit_dropped") == 0 &&
-                    strcmp(audit[i].record_id, r.id) == 0 &&
-                    strcmp(audit[i].field, "amount") == 0;
-    assert_true(reported);
-    store_audit_free(audit, n_audit);
+    assert_true(audited(fx, "edit_dropped", r.id, "amount"));
     record_clear(&r);
 }
 
@@ -123,8 +132,6 @@ static void test_edit_after_crm_delete_is_held_for_a_restore(void **state)
     struct store_fixture *fx = *state;
     struct crm_deal deal;
     struct record r = {0};
-    struct audit_entry *audit = NULL;
-    size_t n_audit = 0;
 
     crm_read(&deal, 1000, false);
     merge_read(fx, &deal);
@@ -136,14 +143,7 @@ static void test_edit_after_crm_delete_is_held_for_a_restore(void **state)
     assert_int_equal(r.deleted_at, 3000);
     assert_string_equal(r.fields[DEAL_AMOUNT].value, "5000");
     assert_int_equal(pending_records(fx, 4001), 0);
-    assert_int_equal(
-        store_audit_list(fx->store, fx->org, 0, 100, &audit, &n_audit), FS_OK);
-    bool held = false;
-    for (size_t i = 0; i < n_audit; i++)
-        held |= strcmp(audit[i].kind, "edit_held") == 0 &&
-                strcmp(audit[i].field, "amount") == 0;
-    assert_true(held);
-    store_audit_free(audit, n_audit);
+    assert_true(audited(fx, "edit_held", r.id, "amount"));
 
     /* The restore clears the tombstone (its event) and re-reads. */
     r.deleted_at = 0;

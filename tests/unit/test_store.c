@@ -424,6 +424,21 @@ static size_t pending_count(struct store_fixture *fx, int64_t now)
     return n;
 }
 
+/* Notes a first failed push of the record ("http 503"), to be tried
+ * again at next_try_at. */
+static void put_failure(struct store_fixture *fx, int64_t rowid,
+                        int64_t first_failure_at, int64_t next_try_at)
+{
+    struct sync_state st = {0};
+
+    st.attempts = 1;
+    st.next_try_at = next_try_at;
+    st.first_failure_at = first_failure_at;
+    st.last_error = xstrdup("http 503");
+    assert_int_equal(store_sync_put(fx->store, rowid, &st), FS_OK);
+    sync_state_clear(&st);
+}
+
 static void test_pending_and_sync_state(void **state)
 {
     struct store_fixture *fx = *state;
@@ -446,12 +461,7 @@ static void test_pending_and_sync_state(void **state)
 
     /* Backing off: not due before next_try_at. */
     assert_int_equal(store_sync_get(fx->store, r.rowid, &st), FS_ERR_NOT_FOUND);
-    st.attempts = 1;
-    st.next_try_at = 5000;
-    st.first_failure_at = 4000;
-    st.last_error = xstrdup("http 503");
-    assert_int_equal(store_sync_put(fx->store, r.rowid, &st), FS_OK);
-    sync_state_clear(&st);
+    put_failure(fx, r.rowid, 4000, 5000);
     assert_int_equal(pending_count(fx, 4999), 0);
     assert_int_equal(pending_count(fx, 5000), 1);
     int64_t due = 0;
@@ -508,12 +518,7 @@ static void test_pending_and_sync_state(void **state)
      * good before). */
     merge_local_edit(&r.fields[DEAL_AMOUNT], "43", 6500, 0);
     assert_int_equal(store_record_save(fx->store, &r), FS_OK);
-    st.attempts = 1;
-    st.next_try_at = 7000;
-    st.first_failure_at = 6600;
-    st.last_error = xstrdup("http 503");
-    assert_int_equal(store_sync_put(fx->store, r.rowid, &st), FS_OK);
-    sync_state_clear(&st);
+    put_failure(fx, r.rowid, 6600, 7000);
     struct crm_change newer = {
         .value = "44", .time = 6800, .actor = ACTOR_OTHER};
     merge_crm_change(&r.fields[DEAL_AMOUNT], &newer);

@@ -66,16 +66,10 @@ static int teardown(void **state)
  * log's event=webhook_failed lines). */
 static size_t deliveries_answered(long status)
 {
-    char *path = xasprintf("%s/%s.log", st.dir, st.sim_name);
-    char *log = stack_read_file(path);
     char *said = xasprintf("event=webhook_failed status=%ld ", status);
-    size_t n = 0;
+    size_t n = stack_log_count(&st, st.sim_name, said);
 
-    for (const char *at = log; (at = strstr(at, said)); at += strlen(said))
-        n++;
     free(said);
-    free(log);
-    free(path);
     return n;
 }
 
@@ -181,23 +175,6 @@ static void test_locked_database_answers_retryable(void **state)
     assert_int_equal(stack_sim_stat(&st, "webhooks_given_up", NULL), given_up);
 }
 
-static int64_t page_count(void)
-{
-    sqlite3 *db = NULL;
-    sqlite3_stmt *q = NULL;
-    int64_t pages = -1;
-
-    assert_int_equal(sqlite3_open(st.db, &db), SQLITE_OK);
-    sqlite3_busy_timeout(db, 10000);
-    if (sqlite3_prepare_v2(db, "PRAGMA page_count", -1, &q, NULL) ==
-            SQLITE_OK &&
-        sqlite3_step(q) == SQLITE_ROW)
-        pages = sqlite3_column_int64(q, 0);
-    sqlite3_finalize(q);
-    sqlite3_close(db);
-    return pages;
-}
-
 /* The database may not grow past its size: CRM edits, each adding to the
  * inbox, until a delivery is refused for want of a page. Until then every
  * event answered 2xx is in the inbox, and none refused is; with room
@@ -213,7 +190,7 @@ static void test_full_database_answers_retryable(void **state)
     int edits = 0;
 
     assert_true(stack_quiet(&st, QUIET_MS));
-    int64_t pages = page_count();
+    int64_t pages = stack_db_pages(&st);
     assert_true(pages > 0);
     snprintf(pages_text, sizeof(pages_text), "%" PRId64, pages);
     const char *cap[] = {"--max-db-pages", pages_text, NULL};
