@@ -1153,23 +1153,32 @@ out:
     return value;
 }
 
-int64_t stack_db_pages(struct stack *s)
+/* One number the query (with ?1 bound to arg) reads from the database;
+ * -1 when it cannot be read. */
+static int64_t db_number(const struct stack *s, const char *sql, int64_t arg)
 {
     sqlite3 *db = NULL;
     sqlite3_stmt *q = NULL;
-    int64_t pages = -1;
+    int64_t n = -1;
 
     if (sqlite3_open_v2(s->db, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
         goto out;
     sqlite3_busy_timeout(db, 10000);
-    if (sqlite3_prepare_v2(db, "PRAGMA page_count", -1, &q, NULL) ==
-            SQLITE_OK &&
-        sqlite3_step(q) == SQLITE_ROW)
-        pages = sqlite3_column_int64(q, 0);
+    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK)
+        goto out;
+    if (sqlite3_bind_parameter_count(q) > 0)
+        sqlite3_bind_int64(q, 1, arg);
+    if (sqlite3_step(q) == SQLITE_ROW)
+        n = sqlite3_column_int64(q, 0);
 out:
     sqlite3_finalize(q);
     sqlite3_close(db);
-    return pages;
+    return n;
+}
+
+int64_t stack_db_pages(struct stack *s)
+{
+    return db_number(s, "PRAGMA page_count", 0);
 }
 
 size_t stack_log_count(const struct stack *s, const char *program,
@@ -1189,22 +1198,6 @@ size_t stack_log_count(const struct stack *s, const char *program,
 
 int64_t stack_inbox_count_since(struct stack *s, int64_t since)
 {
-    static const char sql[] =
-        "SELECT count(*) FROM inbox WHERE received_at >= ?1";
-    sqlite3 *db = NULL;
-    sqlite3_stmt *q = NULL;
-    int64_t n = -1;
-
-    if (sqlite3_open_v2(s->db, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
-        goto out;
-    sqlite3_busy_timeout(db, 10000);
-    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK)
-        goto out;
-    sqlite3_bind_int64(q, 1, since);
-    if (sqlite3_step(q) == SQLITE_ROW)
-        n = sqlite3_column_int64(q, 0);
-out:
-    sqlite3_finalize(q);
-    sqlite3_close(db);
-    return n;
+    return db_number(s, "SELECT count(*) FROM inbox WHERE received_at >= ?1",
+                     since);
 }
