@@ -1199,13 +1199,28 @@ size_t pipedrive_apply_changelog(const struct connection *conn,
             continue;
         /* The newest value someone else wrote; kept when our push landed
          * on it, so the merge can tell whether the push overwrote a
-         * newer edit. A status change names no stage: left alone. */
-        log->othered[f] = true;
+         * newer edit. A won or lost status is that pipeline's stage (left
+         * alone, a won deal our push reopened stayed open for good when
+         * the won's webhook was lost); an open one names no stage, and
+         * the stage_id entry of the same change, next, does. */
         char *value = NULL;
-        if (strcmp(key, "status") == 0 ||
-            pd_logged_value(&m, f, json_object_get(entry, "new_value"),
-                            &value) != FS_OK)
-            continue;
+        if (strcmp(key, "status") == 0) {
+            const char *status = provider_json_str(entry, "new_value");
+            if (!log->pipeline_id || !status ||
+                (strcmp(status, "won") != 0 && strcmp(status, "lost") != 0))
+                continue;
+            log->othered[f] = true;
+            char *text = xasprintf("%s-%s", status, log->pipeline_id);
+            fs_result r = deal_field_canonical(DEAL_STAGE, text, &value);
+            free(text);
+            if (r != FS_OK)
+                continue;
+        } else {
+            log->othered[f] = true;
+            if (pd_logged_value(&m, f, json_object_get(entry, "new_value"),
+                                &value) != FS_OK)
+                continue;
+        }
         bool same =
             (!value && !deal->values[f]) ||
             (value && deal->values[f] && strcmp(value, deal->values[f]) == 0);
@@ -1251,7 +1266,8 @@ static fs_result pd_time_fields(struct provider_session *s,
         creator && s->conn->app_id && strcmp(creator, s->conn->app_id) == 0
             ? ACTOR_US
             : ACTOR_OTHER;
-    struct pipedrive_changelog log = {{false}, {false}, 0};
+    char *pipeline = provider_json_text(json_object_get(obj, "pipeline_id"));
+    struct pipedrive_changelog log = {{false}, {false}, 0, pipeline};
     bool *timed = log.timed;
     size_t want = synced_count(m), got = 0;
     char *cursor = NULL;
@@ -1280,6 +1296,7 @@ static fs_result pd_time_fields(struct provider_session *s,
             break;
     }
     free(cursor);
+    free(pipeline);
     for (int f = 0; result == FS_OK && f < DEAL_FIELD_COUNT; f++) {
         if (!m->key[f] || timed[f])
             continue;

@@ -48,6 +48,9 @@ struct pipedrive_changelog {
      * made later, so none is timed later, whatever its second's end: a
      * change made in the same second after the read must win over it. */
     int64_t answered_at;
+    /* The deal's pipeline (NULL: not known), whose won and lost stages a
+     * status entry names. */
+    const char *pipeline_id;
 };
 
 /* Applies one page of GET /v1/deals/{id}/changelog (JSON text, newest
