@@ -9,8 +9,8 @@ SHARED     ?= $(abspath ../shared)
 JOBS       ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build demo check format format-check unit asan bench fuzz \
-	fuzz-build clean
+.PHONY: all deps build demo check format format-check unit asan bench stress \
+	fuzz fuzz-build clean
 
 all: build
 
@@ -57,6 +57,11 @@ fuzz-build: deps
 fuzz: fuzz-build
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_JOBS=$(FUZZ_JOBS) \
 	    scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_TARGETS)
+
+# Many seeds and kills of the convergence and crash scenarios for every
+# CRM, runs started for STRESS_SECONDS (900); docs/TESTING.md.
+stress: build
+	@BUILD=$(BUILD) SHARED=$(SHARED) scripts/stress.sh
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

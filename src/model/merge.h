@@ -45,6 +45,9 @@ struct crm_change {
     const char *value;
     int64_t time;
     enum change_actor actor;
+    /* For an untimed value (CRM_TIME_UNKNOWN): when the read that saw it
+     * was sent, on our clock; 0 when not known. */
+    int64_t read_at;
 };
 
 enum merge_outcome {
@@ -61,15 +64,18 @@ enum merge_outcome {
 enum merge_outcome merge_crm_change(struct field_state *field,
                                     const struct crm_change *change);
 
-/* A CRM value known to be what the CRM holds now, but not since when
- * (an emptied Attio attribute shows no time). Nothing when it is the CRM
- * value we know. Else it becomes the CRM value, a millisecond after the
- * last CRM time we knew, and the record takes it (a millisecond after its
- * own time) unless a local edit waits to be pushed: that edit may be the
- * newer, and it is written over the CRM's value. */
+/* A CRM value known to be what the CRM held when it was read, but not
+ * since when (an emptied Attio attribute shows no time). Nothing when it
+ * is the CRM value we know, or when the read was sent (read_at, 0: not
+ * known) no later than the CRM time we know for the field: a push of ours
+ * landed after the read began, so the read may predate it and says
+ * nothing of now (a later read will). Else it becomes the CRM value, a
+ * millisecond after the last CRM time we knew, and the record takes it (a
+ * millisecond after its own time) unless a local edit waits to be pushed:
+ * that edit may be the newer, and it is written over the CRM's value. */
 enum merge_outcome merge_crm_untimed(struct field_state *field,
-                                     const char *value,
-                                     enum change_actor actor);
+                                     const char *value, enum change_actor actor,
+                                     int64_t read_at);
 
 enum edit_outcome {
     EDIT_APPLIED,    /* the field took the value */

@@ -804,6 +804,7 @@ static fs_result hs_deal_from_json(const struct connection *conn,
     if (d->modified == 0)
         d->modified = hs_time(json_object_get(obj, "updatedAt"));
     d->archived = json_is_true(json_object_get(obj, "archived"));
+    int64_t created = hs_time(json_object_get(obj, "createdAt"));
 
     for (int f = 0; f < DEAL_FIELD_COUNT; f++) {
         const char *raw = provider_json_str(props, hs_props[f]);
@@ -811,6 +812,12 @@ static fs_result hs_deal_from_json(const struct connection *conn,
         hs_scan_history(conn, json_object_get(history, hs_props[f]), &h);
 
         d->times[f] = h.newest_time > 0 ? h.newest_time : d->modified;
+        /* Read with history and none for an empty property: it was never
+         * written, so it is as old as the deal. The deal's modification
+         * time would make the empty value newer than a local edit not
+         * pushed yet, and undo it. */
+        if (history && h.newest_time == 0 && (!raw || !*raw))
+            d->times[f] = created > 0 ? created : 1;
         d->actors[f] =
             h.newest ? hs_entry_actor(conn, h.newest) : ACTOR_UNKNOWN;
         if (hubspot_value_in(f, raw, &d->values[f]) != FS_OK) {

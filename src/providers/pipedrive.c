@@ -744,14 +744,26 @@ static void pd_pause(struct provider_session *s, int64_t until)
 }
 
 /* After a 429: the burst window when it says it is spent (for
- * x-ratelimit-reset seconds; true), else the company's daily budget. */
+ * x-ratelimit-reset seconds; true); for a search with room left in the
+ * burst window, the search API's own 2 s window (true); else the
+ * company's daily budget. */
 static bool pd_pause_for(struct provider_session *s,
-                         const struct http_client_response *resp)
+                         const struct http_client_response *resp, bool search)
 {
     int64_t now = clock_now_ms();
     int left = provider_header_int(resp, "x-ratelimit-remaining", -1);
     int reset = provider_header_int(resp, "x-ratelimit-reset", -1);
     int retry_after = provider_header_int(resp, "Retry-After", -1);
+
+    if (search && left > 0) {
+        /* 10 searches per 2 s on every plan: taken for the daily budget,
+         * one search too many paused the connection for 15 minutes. */
+        pd_pause(s, now + PIPEDRIVE_WINDOW_MS);
+        log_warn("provider=pipedrive connection=%" PRId64
+                 " rate_limit=search pause_ms=%d",
+                 s->conn->id, PIPEDRIVE_WINDOW_MS);
+        return true;
+    }
 
     if (left == 0 || (left < 0 && retry_after > 0)) {
         int64_t wait = reset > 0 && reset <= 3600 ? reset * 1000LL
@@ -849,7 +861,7 @@ static fs_result pd_call(struct provider_session *s, enum call_class cls,
          * apps: wait out the reset Pipedrive names (the governor holds
          * the next send) and try again, a few times. The daily budget is
          * not waited for. */
-        bool burst = pd_pause_for(s, &resp);
+        bool burst = pd_pause_for(s, &resp, strstr(path, "/search") != NULL);
         if (!burst || attempt >= PD_BURST_RETRIES)
             break;
         http_client_response_free(&resp);
@@ -1193,35 +1205,54 @@ size_t pipedrive_apply_changelog(const struct connection *conn,
         const char *key = provider_json_str(entry, "field_key");
         int f = key ? pd_field_of_key(&m, key) : -1;
         int64_t t = pd_logged_time(json_object_get(entry, "time"));
+        if (log->answered_at > 0 && t > log->answered_at)
+            t = log->answered_at;
         if (f < 0 || t <= 0 || (log->timed[f] && log->othered[f]))
             continue;
         char *who = provider_json_text(json_object_get(entry, "actor_user_id"));
         enum change_actor actor =
             pd_actor(conn, provider_json_str(entry, "change_source"), who);
         free(who);
-        if (!log->timed[f]) {
-            /* The deal and its changelog are two reads: a change landing
-             * between them is in the changelog but not in the values. The
-             * entry then says nothing of the value read, which keeps the
-             * deal's own time, no newer than what it shows. */
-            bool current = pd_entry_is_current(&m, f, key, entry, deal);
+        /* The deal and its changelog are two reads: a change landing
+         * between them (our own push, say) is in the changelog but not in
+         * the values. The value read is then older than that entry, and
+         * the older entry that set it times it, or, when none does, the
+         * deal's creation. The deal's update_time would not do: it is the
+         * newest change of any field, and timed a value years old after
+         * a rep's edit still being pushed, undoing it. */
+        if (!log->timed[f] && pd_entry_is_current(&m, f, key, entry, deal)) {
             log->timed[f] = true;
             if (deal->times[f] != 0)
-                deal->times[f] = current ? t : deal->modified;
-            deal->actors[f] = current ? actor : ACTOR_UNKNOWN;
+                deal->times[f] = t;
+            deal->actors[f] = actor;
             n++;
         }
         if (actor == ACTOR_US || log->othered[f])
             continue;
         /* The newest value someone else wrote; kept when our push landed
          * on it, so the merge can tell whether the push overwrote a
-         * newer edit. A status change names no stage: left alone. */
-        log->othered[f] = true;
+         * newer edit. A won or lost status is that pipeline's stage (left
+         * alone, a won deal our push reopened stayed open for good when
+         * the won's webhook was lost); an open one names no stage, and
+         * the stage_id entry of the same change, next, does. */
         char *value = NULL;
-        if (strcmp(key, "status") == 0 ||
-            pd_logged_value(&m, f, json_object_get(entry, "new_value"),
-                            &value) != FS_OK)
-            continue;
+        if (strcmp(key, "status") == 0) {
+            const char *status = provider_json_str(entry, "new_value");
+            if (!log->pipeline_id || !status ||
+                (strcmp(status, "won") != 0 && strcmp(status, "lost") != 0))
+                continue;
+            log->othered[f] = true;
+            char *text = xasprintf("%s-%s", status, log->pipeline_id);
+            fs_result r = deal_field_canonical(DEAL_STAGE, text, &value);
+            free(text);
+            if (r != FS_OK)
+                continue;
+        } else {
+            log->othered[f] = true;
+            if (pd_logged_value(&m, f, json_object_get(entry, "new_value"),
+                                &value) != FS_OK)
+                continue;
+        }
         bool same =
             (!value && !deal->values[f]) ||
             (value && deal->values[f] && strcmp(value, deal->values[f]) == 0);
@@ -1250,10 +1281,13 @@ static size_t synced_count(const struct pd_map *m)
     return n;
 }
 
-/* Gives each field of a read deal its own time and actor. A deal never
- * changed since its creation needs no call: every value is its creator's
- * at add_time. Else the changelog is read, newest first, until every
- * synced field is timed; a field it never names was set at creation. */
+/* Gives each field of a read deal its own time and actor: the changelog
+ * is read, newest first, until every synced field is timed; a field it
+ * never names was set at creation. Even a deal whose update_time is its
+ * add_time: times have whole seconds, so a CRM user's edit within the
+ * second the deal was made looks like no change, and timing its values
+ * at add_time left the edit behind what fieldsync knew of the creation
+ * (from its webhook, to the ms), the two sides apart for good. */
 static fs_result pd_time_fields(struct provider_session *s,
                                 const struct pd_map *m, const json_t *obj,
                                 struct crm_deal *d)
@@ -1264,16 +1298,14 @@ static fs_result pd_time_fields(struct provider_session *s,
         creator && s->conn->app_id && strcmp(creator, s->conn->app_id) == 0
             ? ACTOR_US
             : ACTOR_OTHER;
-    struct pipedrive_changelog log = {{false}, {false}};
+    char *pipeline = provider_json_text(json_object_get(obj, "pipeline_id"));
+    struct pipedrive_changelog log = {{false}, {false}, 0, pipeline};
     bool *timed = log.timed;
     size_t want = synced_count(m), got = 0;
     char *cursor = NULL;
     fs_result result = FS_OK;
 
     free(creator);
-    if (added > 0 && pd_time(json_object_get(obj, "update_time"), NULL) <=
-                         pd_time(json_object_get(obj, "add_time"), NULL))
-        want = 0;
     for (int page = 0; got < want && page < PD_CHANGELOG_PAGES; page++) {
         struct buf path = {0};
         struct pd_reply reply = {0};
@@ -1281,6 +1313,7 @@ static fs_result pd_time_fields(struct provider_session *s,
                     PD_CHANGELOG_LIMIT);
         pd_append_cursor(&path, cursor);
         result = pd_get(s, COST_CHANGELOG, path.data, &reply);
+        log.answered_at = clock_now_ms();
         buf_free(&path);
         free(cursor);
         cursor = NULL;
@@ -1295,6 +1328,7 @@ static fs_result pd_time_fields(struct provider_session *s,
             break;
     }
     free(cursor);
+    free(pipeline);
     for (int f = 0; result == FS_OK && f < DEAL_FIELD_COUNT; f++) {
         if (!m->key[f] || timed[f])
             continue;
@@ -1754,7 +1788,7 @@ static fs_result pd_update_many(struct provider_session *s,
             result = calls[i].result;
         }
         if (calls[i].result == FS_ERR_RATE_LIMITED && resp->status == 429)
-            pd_pause_for(s, resp);
+            pd_pause_for(s, resp, false);
         if (calls[i].result == FS_OK && resp->status == 401)
             provider_token_rejected(s, auths[i].token);
         http_client_response_free(resp);

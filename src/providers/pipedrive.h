@@ -42,10 +42,17 @@ fs_result pipedrive_parse_deal(const struct connection *conn, const char *json,
 
 /* What pages of a deal's changelog have told so far, per field: its
  * newest entry (the field's time and actor), and the newest entry by
- * someone other than us. */
+ * someone other than us; and when the page was answered. */
 struct pipedrive_changelog {
     bool timed[DEAL_FIELD_COUNT];
     bool othered[DEAL_FIELD_COUNT];
+    /* Our clock when the page's answer came (0: not known). No entry was
+     * made later, so none is timed later, whatever its second's end: a
+     * change made in the same second after the read must win over it. */
+    int64_t answered_at;
+    /* The deal's pipeline (NULL: not known), whose won and lost stages a
+     * status entry names. */
+    const char *pipeline_id;
 };
 
 /* Applies one page of GET /v1/deals/{id}/changelog (JSON text, newest

@@ -3,6 +3,7 @@
 #include "services/api_call.h"
 
 #include "base/alloc.h"
+#include "base/clock.h"
 #include "base/json_num.h"
 #include "base/json_text.h"
 #include "base/log.h"
@@ -159,6 +160,14 @@ void api_fail(struct api_call *c, int status, const char *code,
 void api_fail_with(struct api_call *c, const struct api_error *err)
 {
     api_fail(c, err->status, err->code, err->field, err->message);
+}
+
+bool api_txn_again(int attempt, int64_t started_ms)
+{
+    if (attempt == 0)
+        return true;
+    return attempt < API_TXN_ATTEMPTS &&
+           clock_mono_ms() - started_ms < API_TXN_RETRY_MS;
 }
 
 void api_fail_store(struct api_call *c, fs_result r)

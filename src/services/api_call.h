@@ -18,8 +18,10 @@ struct app;
 #define API_ID_MAX_LEN 64
 #define API_MAX_DEPTH 8     /* JSON nesting of a request body */
 #define API_MAX_STRING 4096 /* bytes of one JSON string or key */
-/* Attempts of a transaction that found the database busy. */
+/* Attempts of a transaction that found the database busy, and how long
+ * after the first they may still begin. */
 #define API_TXN_ATTEMPTS 4
+#define API_TXN_RETRY_MS 1000
 
 struct api_call {
     struct app *app;
@@ -54,6 +56,13 @@ void api_fail(struct api_call *c, int status, const char *code,
 void api_fail_with(struct api_call *c, const struct api_error *err);
 /* A store failure: busy means come back shortly, anything else is ours. */
 void api_fail_store(struct api_call *c, fs_result r);
+/* Whether to make attempt (from 0) of a transaction begun at started_ms
+ * (clock_mono_ms) whose last attempt found the database busy: a busy lost
+ * to another thread's commit comes soon and is tried again; a lock held
+ * for the store's whole busy wait (another process's transaction) is
+ * answered 503 at once rather than waited out again, past the rep's
+ * client's patience. */
+bool api_txn_again(int attempt, int64_t started_ms);
 /* Answers with obj (taken) as the body. */
 void api_respond(struct api_call *c, int status, json_t *obj);
 

@@ -7,6 +7,7 @@
 #include "base/alloc.h"
 #include "base/json_num.h"
 #include "base/clock.h"
+#include "base/failpoint.h"
 #include "base/log.h"
 #include "base/urlform.h"
 #include "model/merge.h"
@@ -735,8 +736,10 @@ static fs_result patch_once(struct api_call *c, const char *id,
         res = audit_superseded(c, r, edit, outcomes);
     if (res == FS_OK)
         res = store_commit(c->store);
-    if (res == FS_OK)
+    if (res == FS_OK) {
+        failpoint("edit.committed");
         return FS_OK;
+    }
 
 fail:
     store_rollback(c->store);
@@ -772,7 +775,8 @@ static void handle_patch(struct api_call *c, const char *id)
         goto out;
     }
 
-    for (int attempt = 0; attempt < API_TXN_ATTEMPTS && res == FS_ERR_BUSY;
+    int64_t started = clock_mono_ms();
+    for (int attempt = 0; res == FS_ERR_BUSY && api_txn_again(attempt, started);
          attempt++) {
         record_clear(&r);
         memset(&r, 0, sizeof(r));
@@ -847,8 +851,10 @@ static fs_result create_once(struct api_call *c,
     res = territory_save_deal(c->store, r, now, NULL);
     if (res == FS_OK)
         res = store_commit(c->store);
-    if (res == FS_OK)
+    if (res == FS_OK) {
+        failpoint("create.committed");
         goto out;
+    }
 
 fail:
     store_rollback(c->store);
@@ -892,7 +898,8 @@ static void handle_create(struct api_call *c)
         }
     }
 
-    for (int attempt = 0; attempt < API_TXN_ATTEMPTS && res == FS_ERR_BUSY;
+    int64_t started = clock_mono_ms();
+    for (int attempt = 0; res == FS_ERR_BUSY && api_txn_again(attempt, started);
          attempt++) {
         record_clear(&r);
         memset(&r, 0, sizeof(r));

@@ -7,6 +7,7 @@
 #include "base/alloc.h"
 #include "base/buf.h"
 #include "base/clock.h"
+#include "base/failpoint.h"
 #include "base/json_text.h"
 #include "base/log.h"
 #include "providers/provider.h"
@@ -67,9 +68,12 @@ static fs_result commit_all(struct store *store, struct queued_delivery *list)
             return result;
         }
     }
+    failpoint("ingest.before_commit");
     result = store_commit(store);
     if (result != FS_OK)
         store_rollback(store);
+    else
+        failpoint("ingest.committed");
     return result;
 }
 

@@ -6,6 +6,7 @@
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/crypto.h"
+#include "base/failpoint.h"
 #include "base/log.h"
 #include "providers/provider.h"
 #include "services/app.h"
@@ -259,6 +260,7 @@ static size_t push_batch(struct app *app, struct store *store,
     }
 
     fs_result call = provider->write_deals(session, writes, n, results);
+    failpoint("push.answered");
     metrics_add(app_metrics(app), METRIC_PUSH_CALLS, conn->id, 1);
     now = clock_now_ms();
 

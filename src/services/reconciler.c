@@ -6,6 +6,7 @@
 
 #include "base/alloc.h"
 #include "base/clock.h"
+#include "base/failpoint.h"
 #include "base/log.h"
 #include "services/app.h"
 #include "services/deal_json.h"
@@ -92,13 +93,23 @@ void reconcile_effects_flush(struct reconcile_effects *fx, struct store *store,
 }
 
 /* Ends the record's pending local edits, leaving a trace of each. */
+/* Ends the pending local edits made before `before` (the CRM's time of
+ * the delete or merge). One made after it was made on a deal the CRM had
+ * already removed, by a rep who could not know yet: it is kept on the
+ * tombstone and reported held, so a restore of the deal (which must come
+ * later still) sends it, as the later write. */
 static void drop_pending_edits(struct store *store, struct record *r,
-                               const char *why)
+                               int64_t before, const char *why)
 {
     for (int f = 0; f < DEAL_FIELD_COUNT; f++) {
         struct field_state *field = &r->fields[f];
         if (!merge_field_pending(field))
             continue;
+        if (field->time > before) {
+            store_audit_add(store, r->org_id, "edit_held", r->id,
+                            deal_fields[f].name, why);
+            continue;
+        }
         store_audit_add(store, r->org_id, "edit_dropped", r->id,
                         deal_fields[f].name, why);
         free(field->value);
@@ -135,7 +146,8 @@ static bool merge_one(struct store *store, struct record *r, int field,
     bool was_pending = merge_field_pending(f);
     enum merge_outcome outcome =
         change->time == CRM_TIME_UNKNOWN
-            ? merge_crm_untimed(f, change->value, change->actor)
+            ? merge_crm_untimed(f, change->value, change->actor,
+                                change->read_at)
             : merge_crm_change(f, change);
 
     switch (outcome) {
@@ -227,8 +239,8 @@ fs_result reconcile_deal(struct store *store, const struct connection *conn,
 
     if (deal->archived) {
         if (!r.deleted_at) {
-            drop_pending_edits(store, &r, "deleted in the CRM");
             r.deleted_at = deal->modified ? deal->modified : clock_now_ms();
+            drop_pending_edits(store, &r, r.deleted_at, "deleted in the CRM");
             free(r.deleted_reason);
             r.deleted_reason = xstrdup("crm_delete");
             changed = true;
@@ -256,6 +268,7 @@ fs_result reconcile_deal(struct store *store, const struct connection *conn,
                 .value = deal->values[f],
                 .time = deal->times[f] ? deal->times[f] : deal->modified,
                 .actor = deal->actors[f],
+                .read_at = deal->read_at,
             };
             changed |= merge_one(store, &r, f, &change, fx);
             if (deal->others[f].present) {
@@ -360,7 +373,7 @@ static fs_result apply_merge(struct store *store, const struct connection *conn,
          * survivor through an alias. */
         if (store_record_by_crm_id(store, conn->id, loser, &r) == FS_OK &&
             strcmp(r.crm_id, loser) == 0 && !r.deleted_at) {
-            drop_pending_edits(store, &r, "merged in the CRM");
+            drop_pending_edits(store, &r, INT64_MAX, "merged in the CRM");
             r.deleted_at = ev->time;
             free(r.deleted_reason);
             r.deleted_reason = xstrdup("merged");
@@ -461,7 +474,8 @@ static fs_result apply_event(struct store *store, const struct connection *conn,
     case CRM_EVENT_DELETE:
         if (r.deleted_at == 0 || r.deleted_at < ev->time) {
             if (!r.deleted_at) {
-                drop_pending_edits(store, &r, "deleted in the CRM");
+                drop_pending_edits(store, &r, ev->time ? ev->time : INT64_MAX,
+                                   "deleted in the CRM");
                 type = "deal.deleted";
             }
             r.deleted_at = ev->time;
@@ -543,6 +557,8 @@ fs_result reconcile_read(struct store *store, struct provider_session *session,
             result = reconcile_deal(store, session->conn, &deals[i], true,
                                     &needs_read, fx);
         }
+        if (result == FS_OK)
+            failpoint("reconcile.before_commit");
         result = result == FS_OK ? store_commit(store) : result;
         if (result != FS_OK)
             store_rollback(store);
@@ -659,8 +675,10 @@ static size_t reconcile_batch(struct reconciler *rc, struct store *store,
         if (result == FS_OK)
             metrics_add(fx.metrics, METRIC_EVENTS_APPLIED, conn->id, 1);
     }
-    if (result == FS_OK)
+    if (result == FS_OK) {
+        failpoint("apply.before_commit");
         result = store_commit(store);
+    }
     if (result != FS_OK) {
         store_rollback(store);
         log_error("event=reconcile_failed result=%s", fs_result_name(result));

@@ -20,6 +20,7 @@ struct store {
     struct store_stmt_slot *stmts;
     size_t stmt_count;
     int version;
+    int64_t busy_since_ms; /* when the current wait for a lock began */
 };
 
 /* The numbered migrations, applied in order; version i+1 is entry i. */

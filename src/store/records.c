@@ -421,9 +421,14 @@ fs_result store_record_save(struct store *s, struct record *rec)
     fs_result r = store_txn_enter(s, &own);
     if (r != FS_OK)
         goto out;
-    r = save_row(s, rec, store_record_pending(rec));
+    bool pending = store_record_pending(rec);
+    r = save_row(s, rec, pending);
     for (int i = 0; i < DEAL_FIELD_COUNT && r == FS_OK; i++)
         r = save_field(s, rec->rowid, i, &rec->fields[i], old_rowid == 0);
+    /* Nothing left to push (the CRM side caught up, or the deal is gone):
+     * a push failure noted earlier no longer stands. */
+    if (r == FS_OK && !pending && old_rowid != 0)
+        r = store_sync_clear(s, rec->rowid);
     r = store_txn_leave(s, own, r);
 
 out:

@@ -168,9 +168,18 @@ static fs_result read_version(struct store *s, int *version)
 
 /* Applies the migrations the database lacks, all in one BEGIN IMMEDIATE
  * transaction: a second process opening at the same time waits on the
- * lock, then finds the work done. */
+ * lock, then finds the work done. A database that lacks none is only
+ * read, so another process's write lock or a full disk does not keep a
+ * connection from opening (serve opens one per busy thread). */
 static fs_result migrate(struct store *s)
 {
+    int version = 0;
+    if (read_version(s, &version) == FS_OK &&
+        version == (int)store_migration_count) {
+        s->version = version;
+        return FS_OK;
+    }
+
     fs_result r = store_begin(s);
     if (r != FS_OK)
         return r;
@@ -180,7 +189,6 @@ static fs_result migrate(struct store *s)
                       "NULL)");
     if (r != FS_OK)
         goto out;
-    int version = 0;
     r = read_version(s, &version);
     if (r != FS_OK)
         goto out;
@@ -214,13 +222,17 @@ out:
 /* SQLite's own busy wait sleeps longer after each try (up to 100 ms), so a
  * writer that has waited a while keeps missing the short gaps between
  * another thread's transactions: the webhook committer starved behind the
- * reconciler. Short even steps let it in soon after the lock frees; the
- * total wait is still BUSY_TIMEOUT_MS. */
+ * reconciler. Short even steps let it in soon after the lock frees. The
+ * total wait, BUSY_TIMEOUT_MS, is measured on the clock: a count of steps
+ * overran it many times on a loaded machine, where a step sleeps longer. */
 static int on_busy(void *ctx, int tries)
 {
+    struct store *s = ctx;
     struct timespec step = {.tv_nsec = BUSY_STEP_US * 1000L};
 
-    if ((int64_t)tries * BUSY_STEP_US >= BUSY_TIMEOUT_MS * 1000LL)
+    if (tries == 0)
+        s->busy_since_ms = clock_mono_ms();
+    else if (clock_mono_ms() - s->busy_since_ms >= BUSY_TIMEOUT_MS)
         return 0;
     nanosleep(&step, NULL);
     return 1;
@@ -253,7 +265,7 @@ fs_result store_open(const char *path, struct store **out)
         r = store_map_rc(rc);
         goto out;
     }
-    sqlite3_busy_handler(s->db, on_busy, NULL);
+    sqlite3_busy_handler(s->db, on_busy, s);
 
     r = store_exec(s, "PRAGMA journal_mode=WAL");
     if (r != FS_OK)

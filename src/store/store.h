@@ -339,6 +339,9 @@ void sync_state_clear(struct sync_state *st);
 /* FS_ERR_NOT_FOUND (and *out zeroed) when the record has none. */
 fs_result store_sync_get(struct store *s, int64_t rowid,
                          struct sync_state *out);
+/* Notes a failed push of a pending record; FS_ERR_NOT_FOUND (nothing
+ * written) when the record is gone or no longer pending: a failure only
+ * stands while there is something to retry. */
 fs_result store_sync_put(struct store *s, int64_t rowid,
                          const struct sync_state *st);
 /* Forgets the record's failures (after a successful push). */

@@ -47,7 +47,8 @@ fs_result store_sync_put(struct store *s, int64_t rowid,
     static const char sql[] =
         "INSERT OR REPLACE INTO sync_state (record, attempts, next_try_at, "
         "first_failure_at, last_error, failed) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+        "SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS "
+        "(SELECT 1 FROM records WHERE rowid = ?1 AND pending = 1)";
     sqlite3_stmt *st = NULL;
 
     fs_result r = store_prepare(s, sql, &st);
@@ -60,8 +61,9 @@ fs_result store_sync_put(struct store *s, int64_t rowid,
     store_bind_text(st, 5, in->last_error);
     sqlite3_bind_int(st, 6, in->failed ? 1 : 0);
     r = store_step_done(st);
-    /* The record is gone: nothing to retry. */
-    if (r == FS_ERR_CONFLICT)
+    /* The record is gone, or caught up meanwhile (a webhook brought the
+     * deal a timed-out create made): nothing to retry. */
+    if (r == FS_OK && sqlite3_changes(s->db) == 0)
         r = FS_ERR_NOT_FOUND;
     return r;
 }

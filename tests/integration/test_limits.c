@@ -644,23 +644,6 @@ static void test_locked_database_answers_503(void **state)
     free(call.body);
 }
 
-static int64_t page_count(void)
-{
-    sqlite3 *db = NULL;
-    sqlite3_stmt *q = NULL;
-    int64_t pages = -1;
-
-    assert_int_equal(sqlite3_open(st.db, &db), SQLITE_OK);
-    sqlite3_busy_timeout(db, 10000);
-    if (sqlite3_prepare_v2(db, "PRAGMA page_count", -1, &q, NULL) ==
-            SQLITE_OK &&
-        sqlite3_step(q) == SQLITE_ROW)
-        pages = sqlite3_column_int64(q, 0);
-    sqlite3_finalize(q);
-    sqlite3_close(db);
-    return pages;
-}
-
 /* A full disk. This machine cannot mount a small file system without
  * root's tricks, so serve runs with --max-db-pages (SQLite's
  * max_page_count, set on every connection) at the database's current
@@ -676,7 +659,7 @@ static void test_full_disk_answers_503(void **state)
     int *seen = xcalloc(FLOOD_EVENTS, sizeof(*seen));
 
     assert_true(stack_settled(&st, STACK_WAIT_MS));
-    int64_t pages = page_count();
+    int64_t pages = stack_db_pages(&st);
     assert_true(pages > 0);
     snprintf(pages_text, sizeof(pages_text), "%" PRId64, pages);
     const char *cap[] = {"--max-db-pages", pages_text, NULL};

@@ -256,7 +256,8 @@ static bool make_cert(struct stack *s)
 
 /* Starts serve on listen with the stack's options and extra words. */
 static bool start_serve_on(struct stack *s, const char *listen,
-                           const char *const *extra)
+                           const char *const *extra,
+                           const char *const *extra_env)
 {
     const struct stack_options *o = &s->options;
     const char *bin = getenv("FS_BIN");
@@ -290,13 +291,20 @@ static bool start_serve_on(struct stack *s, const char *listen,
     for (size_t i = 0; extra && extra[i] && n < 62; i++)
         argv[n++] = extra[i];
     argv[n] = NULL;
+    const char *env[32];
+    size_t n_env = 0;
+    for (size_t i = 0; o->serve_env && o->serve_env[i] && n_env < 16; i++)
+        env[n_env++] = o->serve_env[i];
+    for (size_t i = 0; extra_env && extra_env[i] && n_env < 31; i++)
+        env[n_env++] = extra_env[i];
+    env[n_env] = NULL;
 
     unlink(port_file);
     free(s->api_base);
     s->api_base = NULL;
-    s->serve = bin ? start_program(s, "serve", argv, o->serve_env, port_file,
-                                   &s->api_base)
-                   : -1;
+    s->serve =
+        bin ? start_program(s, "serve", argv, env, port_file, &s->api_base)
+            : -1;
     if (s->serve > 0 && o->tls) {
         /* start_program names it http://; this one speaks https. */
         char *https = xasprintf("https://%s", s->api_base + strlen("http://"));
@@ -312,20 +320,49 @@ static bool start_serve_on(struct stack *s, const char *listen,
 
 static bool start_serve(struct stack *s)
 {
-    return start_serve_on(s, "127.0.0.1:0", NULL);
+    return start_serve_on(s, "127.0.0.1:0", NULL, NULL);
+}
+
+/* "127.0.0.1:PORT" of the running serve's API (caller frees), or NULL. */
+static char *serve_listen(const struct stack *s)
+{
+    const char *colon = s->api_base ? strrchr(s->api_base, ':') : NULL;
+    return colon ? xasprintf("127.0.0.1%s", colon) : NULL;
 }
 
 bool stack_restart_serve(struct stack *s, const char *const *extra_args)
 {
-    const char *colon = s->api_base ? strrchr(s->api_base, ':') : NULL;
-    char *listen = colon ? xasprintf("127.0.0.1%s", colon) : NULL;
+    char *listen = serve_listen(s);
     bool ok =
         listen && s->serve > 0 && proc_stop(s->serve, STOP_TIMEOUT_MS) == 0;
 
     if (!ok)
         fprintf(stderr, "stack: fieldsync serve did not stop cleanly\n");
     s->serve = -1;
-    ok = ok && start_serve_on(s, listen, extra_args);
+    ok = ok && start_serve_on(s, listen, extra_args, NULL);
+    free(listen);
+    return ok;
+}
+
+void stack_crash_serve(struct stack *s)
+{
+    if (s->serve > 0)
+        proc_kill(s->serve);
+    s->serve = -1;
+}
+
+int stack_wait_serve_exit(struct stack *s, int64_t timeout_ms)
+{
+    int code = s->serve > 0 ? proc_wait(s->serve, timeout_ms) : -1;
+    s->serve = -1;
+    return code;
+}
+
+bool stack_start_serve_again(struct stack *s, const char *const *env)
+{
+    char *listen = serve_listen(s);
+    bool ok = listen && s->serve <= 0 && start_serve_on(s, listen, NULL, env);
+
     free(listen);
     return ok;
 }
@@ -578,7 +615,10 @@ bool stack_stop(struct stack *s)
         free(serve_log);
         free(sim_log);
     }
-    if (s->dir) {
+    const char *keep = getenv("FS_KEEP");
+    if (s->dir && keep && *keep) {
+        fprintf(stderr, "stack: kept %s (FS_KEEP)\n", s->dir);
+    } else if (s->dir) {
         char *cmd = xasprintf("rm -rf '%s'", s->dir);
         if (system(cmd) != 0)
             clean = false;
@@ -920,6 +960,44 @@ bool stack_settled(struct stack *s, int64_t timeout_ms)
     return http_test_poll(settled, s, timeout_ms);
 }
 
+struct quiet_wait {
+    struct stack *s;
+    int64_t passes; /* backstop passes needed */
+    int quiet_polls;
+};
+
+static bool nothing_pending(struct stack *s)
+{
+    long status;
+    json_t *r =
+        stack_api(s, s->admin, "GET", "/api/v1/sync/status", NULL, &status);
+    bool none = status == 200 &&
+                json_integer_value(json_object_get(r, "pending")) == 0 &&
+                json_integer_value(json_object_get(r, "failed")) == 0;
+
+    json_decref(r);
+    return none;
+}
+
+static bool quiet_twice(void *ctx)
+{
+    struct quiet_wait *w = ctx;
+    bool quiet =
+        stack_metric(w->s, "fieldsync_backstop_passes_total") >= w->passes &&
+        settled(w->s) && nothing_pending(w->s);
+
+    w->quiet_polls = quiet ? w->quiet_polls + 1 : 0;
+    return w->quiet_polls >= 2;
+}
+
+bool stack_quiet(struct stack *s, int64_t timeout_ms)
+{
+    int64_t passes = stack_metric(s, "fieldsync_backstop_passes_total");
+    struct quiet_wait w = {s, passes + 2, 0};
+
+    return passes >= 0 && http_test_poll(quiet_twice, &w, timeout_ms);
+}
+
 struct field_wait {
     struct stack *s;
     const char *id;
@@ -1126,4 +1204,53 @@ out:
     sqlite3_finalize(q);
     sqlite3_close(db);
     return value;
+}
+
+/* One number the query (with ?1 bound to arg) reads from the database;
+ * -1 when it cannot be read. */
+static int64_t db_number(const struct stack *s, const char *sql, int64_t arg)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL;
+    int64_t n = -1;
+
+    if (sqlite3_open_v2(s->db, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+        goto out;
+    sqlite3_busy_timeout(db, 10000);
+    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK)
+        goto out;
+    if (sqlite3_bind_parameter_count(q) > 0)
+        sqlite3_bind_int64(q, 1, arg);
+    if (sqlite3_step(q) == SQLITE_ROW)
+        n = sqlite3_column_int64(q, 0);
+out:
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return n;
+}
+
+int64_t stack_db_pages(struct stack *s)
+{
+    return db_number(s, "PRAGMA page_count", 0);
+}
+
+size_t stack_log_count(const struct stack *s, const char *program,
+                       const char *text)
+{
+    char *path = xasprintf("%s/%s.log", s->dir, program);
+    char *log = stack_read_file(path);
+    size_t n = 0;
+
+    for (const char *at = log; *text && (at = strstr(at, text));
+         at += strlen(text))
+        n++;
+    free(log);
+    free(path);
+    return n;
+}
+
+int64_t stack_inbox_count_since(struct stack *s, int64_t since)
+{
+    return db_number(s, "SELECT count(*) FROM inbox WHERE received_at >= ?1",
+                     since);
 }

@@ -48,6 +48,11 @@ struct stack_options {
     bool tls;
     /* More words for the CRM's `crmsim` (NULL-terminated). */
     const char *const *sim_args;
+    /* How long a CRM that bans a failing webhook (Pipedrive: after 10
+     * failed first attempts, for 30 minutes, its events lost meanwhile)
+     * bans it; 0: the CRM's own. A test that kills serve again and again
+     * makes the ban happen and still needs webhooks after it. */
+    int64_t ban_ms;
     /* A proxy fieldsync calls the CRM through (a spec-validating one):
      * given the simulator's base URL once it runs, returns the base URL to
      * connect with (the stack frees it). NULL: the simulator itself. */
@@ -103,6 +108,20 @@ bool stack_start_beside(struct stack *base, struct stack *s,
  * again on the same database and port, with extra_args (NULL-terminated,
  * or NULL) after the stack's own. False when either step failed. */
 bool stack_restart_serve(struct stack *s, const char *const *extra_args);
+
+/* SIGKILLs fieldsync serve (a crash: nothing is flushed or closed) and
+ * reaps it. */
+void stack_crash_serve(struct stack *s);
+
+/* Waits up to timeout_ms for serve to exit by itself (say at a failpoint,
+ * FS_FAILPOINT in docs/TESTING.md), SIGKILLs it after that, and reaps it.
+ * Returns its exit code, 128 + signal when a signal ended it. */
+int stack_wait_serve_exit(struct stack *s, int64_t timeout_ms);
+
+/* Starts serve again on the same database and port after a crash, with
+ * extra "NAME=value" environment (NULL-terminated, or NULL) beside the
+ * stack's own. False when it did not start. */
+bool stack_start_serve_again(struct stack *s, const char *const *env);
 
 /* Stops both programs and removes the folder. Returns false when either
  * program did not exit cleanly (a sanitizer report makes exit non-zero). */
@@ -241,6 +260,12 @@ int64_t stack_metric(struct stack *s, const char *name);
  * inbox event has been applied (inbox depth 0). */
 bool stack_settled(struct stack *s, int64_t timeout_ms);
 
+/* Waits until the sync is quiet: the simulator has no webhook queued or
+ * in flight, the inbox is empty, nothing is pending or failed in the sync
+ * status, and at least two backstop passes have ended since the call (so
+ * one began after it), all seen on two polls in a row. */
+bool stack_quiet(struct stack *s, int64_t timeout_ms);
+
 /* Polls until the deal's field (API name) has the value in fieldsync
  * (id: our record id) or, for stack_wait_sim, in the simulator (crm_id). */
 bool stack_wait_field(struct stack *s, const char *id, const char *field,
@@ -263,6 +288,19 @@ char *stack_read_file(const char *path);
  * the database; the caller frees; NULL when there is none. */
 char *stack_connection_secret(struct stack *s, const char *account_id,
                               const char *name);
+
+/* The database's size in pages (PRAGMA page_count); -1 when it cannot be
+ * read. */
+int64_t stack_db_pages(struct stack *s);
+
+/* How many times text occurs in the log of a program of the stack
+ * ("serve", or s->sim_name for the simulator). */
+size_t stack_log_count(const struct stack *s, const char *program,
+                       const char *text);
+
+/* Webhook events fieldsync's inbox holds that arrived at or after since
+ * (epoch ms), read from the database; -1 when it cannot be read. */
+int64_t stack_inbox_count_since(struct stack *s, int64_t since);
 
 /* Waits until the wall clock has passed t (epoch ms), so the next write
  * is strictly later than one made at t. */

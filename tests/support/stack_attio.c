@@ -78,6 +78,7 @@ const struct stack_crm stack_crm_attio = {
     .webhook_values = false,
     .merge_names_primary = false,
     .restores = false,
+    .clears_timed = false,
     .sim_words = sim_words,
     .connect_words = connect_words,
     .after_connect = after_connect,

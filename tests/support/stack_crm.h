@@ -53,6 +53,17 @@ struct stack_crm {
      * a new record and sends an event per original), so either local
      * record may be the one that lives on. */
     bool merge_names_primary;
+    /* An emptied field carries its time (HubSpot's history); false where
+     * it shows none (Attio), so a CRM clear cannot be ordered against a
+     * local edit waiting to be pushed, which then wins (docs/ATTIO.md):
+     * the convergence workload makes no CRM-side clears there. */
+    bool clears_timed;
+    /* The step, in ms, of the times the CRM's reads give a field: 1000
+     * where they have whole seconds (Pipedrive's changelog), 0 where they
+     * are as fine as a webhook's. A CRM write fieldsync learns by a read
+     * then cannot be ordered against a local write within the same step
+     * (docs/LIMITATIONS.md), and the oracle takes either outcome. */
+    int64_t time_step_ms;
 
     /* The `crmsim NAME` options beyond the common ones (--listen, --data,
      * --webhook-url, --port-file), for a budget of rate calls per window

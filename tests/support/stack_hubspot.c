@@ -53,6 +53,7 @@ const struct stack_crm stack_crm_hubspot = {
     .webhook_values = true,
     .merge_names_primary = true,
     .restores = true,
+    .clears_timed = true,
     .sim_words = sim_words,
     .connect_words = connect_words,
     .after_connect = NULL,

@@ -34,12 +34,24 @@ static void account_words(const struct stack *s, struct stack_words *w,
     stack_words_addf(w, "%d", rate);
 }
 
+/* The daily token budget is not what a scenario measures: the simulator
+ * and the connection both get one no run spends (a long run's changelog
+ * reads spent the connection's default 30,000 tokens, and it stopped
+ * calling for the day). */
+static void daily_words(struct stack_words *w)
+{
+    stack_words_add(w, "--rate-daily");
+    stack_words_add(w, "2000000000");
+}
+
 static void sim_words(const struct stack *s, struct stack_words *w, int rate)
 {
     account_words(s, w, rate);
-    /* The daily token budget is not what a scenario measures. */
-    stack_words_add(w, "--rate-daily");
-    stack_words_add(w, "2000000000");
+    daily_words(w);
+    if (s->options.ban_ms > 0) {
+        stack_words_add(w, "--ban-ms");
+        stack_words_addf(w, "%" PRId64, s->options.ban_ms);
+    }
 }
 
 /* Account 1 is another org on the same company, without a webhook (the
@@ -48,6 +60,7 @@ static void connect_words(const struct stack *s, struct stack_words *w,
                           int account, int rate)
 {
     account_words(s, w, rate);
+    daily_words(w);
     stack_words_add(w, "--webhook-user");
     stack_words_add(w, STACK_PIPEDRIVE_HOOK_USER);
     if (account == 0) {
@@ -111,6 +124,8 @@ const struct stack_crm stack_crm_pipedrive = {
     .webhook_values = true,
     .merge_names_primary = true,
     .restores = true,
+    /* The changelog's times have whole seconds. */
+    .time_step_ms = 1000,
     .sim_words = sim_words,
     .connect_words = connect_words,
     .after_connect = after_connect,

@@ -935,6 +935,7 @@ static void on_canned(void *ctx, const struct http_request *req,
                     "{\"dealname\":[{\"value\":\"A\",\"timestamp\":"
                     "\"2026-12-01T00:00:00.000Z\"},{\"value\":\"Old\","
                     "\"timestamp\":\"2026-11-01T00:00:00.000Z\"}]},"
+                    "\"createdAt\":\"2026-10-01T00:00:00.000Z\","
                     "\"archived\":false}],\"errors\":[{\"status\":\"error\","
                     "\"category\":\"OBJECT_NOT_FOUND\",\"message\":"
                     "\"Could not get some DEAL objects\",\"context\":"
@@ -1207,6 +1208,11 @@ static void test_read_deals_owners_stages(void **state)
     /* A field's own history time, else the deal's modification time. */
     assert_int_equal(deals[0].times[DEAL_NAME], iso_ms("2026-12-01"));
     assert_int_equal(deals[0].times[DEAL_STAGE], deals[0].modified);
+    /* An empty property with no history was never written: as old as the
+     * deal, so it never undoes a local edit not pushed yet (it took the
+     * modification time, and a re-read after any CRM edit cleared such
+     * edits on both sides). */
+    assert_int_equal(deals[0].times[DEAL_OWNER], iso_ms("2026-10-01"));
     assert_string_equal(deals[1].crm_id, "302");
     assert_true(deals[1].archived);
     crm_deals_free(deals, n);

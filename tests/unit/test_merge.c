@@ -426,12 +426,13 @@ static void test_untimed_value(void **state)
 
     assert_int_equal(crm(&f, "2026-12-31", 1000, ACTOR_OTHER), MERGE_TAKEN);
     /* What the CRM already holds: nothing changes. */
-    assert_int_equal(merge_crm_untimed(&f, "2026-12-31", ACTOR_UNKNOWN),
+    assert_int_equal(merge_crm_untimed(&f, "2026-12-31", ACTOR_UNKNOWN, 0),
                      MERGE_SAME);
     assert_int_equal(f.crm_time, 1000);
 
     /* Cleared in the CRM: taken, after everything we knew. */
-    assert_int_equal(merge_crm_untimed(&f, NULL, ACTOR_UNKNOWN), MERGE_TAKEN);
+    assert_int_equal(merge_crm_untimed(&f, NULL, ACTOR_UNKNOWN, 0),
+                     MERGE_TAKEN);
     assert_null(f.value);
     assert_null(f.crm_value);
     assert_int_equal(f.crm_time, 1001);
@@ -442,7 +443,7 @@ static void test_untimed_value(void **state)
     assert_int_equal(merge_local_edit(&f, "2027-01-15", 5000, 0), EDIT_APPLIED);
     assert_int_equal(crm(&f, "2027-01-15", 6000, ACTOR_US), MERGE_ECHO);
     assert_int_equal(merge_local_edit(&f, "2027-02-01", 7000, 0), EDIT_APPLIED);
-    assert_int_equal(merge_crm_untimed(&f, NULL, ACTOR_UNKNOWN),
+    assert_int_equal(merge_crm_untimed(&f, NULL, ACTOR_UNKNOWN, 0),
                      MERGE_LOCAL_KEPT);
     assert_value("2027-02-01", f.value);
     assert_null(f.crm_value);
@@ -454,10 +455,37 @@ static void test_untimed_value(void **state)
     field_state_clear(&f);
 }
 
+/* A read sent before our push landed shows the value the push replaced;
+ * it must not undo the push (an emptied Attio attribute, read just before
+ * our write of it and merged just after, cleared a confirmed local edit
+ * on both sides). A read sent after it is taken. */
+static void test_untimed_value_read_before_our_push(void **state)
+{
+    struct field_state f = {0};
+
+    assert_int_equal(merge_local_edit(&f, "Initech", 5000, 0), EDIT_APPLIED);
+    merge_mark_pushed(&f, "Initech");
+    assert_int_equal(crm(&f, "Initech", 6000, ACTOR_US), MERGE_ECHO);
+    assert_false(merge_field_pending(&f));
+
+    assert_int_equal(merge_crm_untimed(&f, NULL, ACTOR_UNKNOWN, 5900),
+                     MERGE_STALE);
+    assert_value("Initech", f.value);
+    assert_value("Initech", f.crm_value);
+    assert_int_equal(merge_crm_untimed(&f, NULL, ACTOR_UNKNOWN, 6000),
+                     MERGE_STALE);
+
+    assert_int_equal(merge_crm_untimed(&f, NULL, ACTOR_UNKNOWN, 6100),
+                     MERGE_TAKEN);
+    assert_null(f.value);
+    field_state_clear(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stale_crm_change_dropped),
+        cmocka_unit_test(test_untimed_value_read_before_our_push),
         cmocka_unit_test(test_newer_crm_change_wins),
         cmocka_unit_test(test_newer_local_edit_survives),
         cmocka_unit_test(test_tie_crm_beats_local),

@@ -505,7 +505,7 @@ static void test_vendor_changelog(void **state)
     json_t *log = vendor_example("v1", "GET", "/deals/{id}/changelog", "200");
     char *text = json_dumps(log, JSON_COMPACT);
     struct crm_deal d = {0};
-    struct pipedrive_changelog seen = {{false}, {false}};
+    struct pipedrive_changelog seen = {{false}, {false}, 0, NULL};
     int64_t t = 0;
 
     for (int f = 0; f < DEAL_FIELD_COUNT; f++)
@@ -550,15 +550,81 @@ static void test_vendor_changelog(void **state)
     assert_int_equal(clock_parse_iso("2024-02-12T09:14:30Z", &t), 0);
     assert_int_equal(d.others[DEAL_NAME].time, t);
 
-    /* A change landing between the deal's read and its changelog's: the
-     * entry is not what the deal shows, so the deal's own time stands. */
+    /* A change landing between the deal's read and its changelog's (our
+     * push): the newest entry is not what the deal shows; the older one
+     * that set the value read times it, not the deal's update_time. */
     memset(&seen, 0, sizeof(seen));
     d.modified = 5000;
     free(d.values[DEAL_NAME]);
+    d.values[DEAL_NAME] = xstrdup("My Deal");
+    pipedrive_apply_changelog(&c, text, &d, &seen);
+    assert_true(seen.timed[DEAL_NAME]);
+    assert_int_equal(clock_parse_iso("2024-02-12T09:14:30Z", &t), 0);
+    assert_int_equal(d.times[DEAL_NAME], t + 999);
+    assert_int_equal(d.actors[DEAL_NAME], ACTOR_OTHER);
+    /* No entry set it: left untimed, for the creation to time. */
+    memset(&seen, 0, sizeof(seen));
+    d.times[DEAL_NAME] = 1;
+    free(d.values[DEAL_NAME]);
     d.values[DEAL_NAME] = xstrdup("Read before the change");
     pipedrive_apply_changelog(&c, text, &d, &seen);
-    assert_int_equal(d.times[DEAL_NAME], 5000);
-    assert_int_equal(d.actors[DEAL_NAME], ACTOR_UNKNOWN);
+    assert_false(seen.timed[DEAL_NAME]);
+    assert_int_equal(d.times[DEAL_NAME], 1);
+
+    /* Read 300 ms into the entry's second: it was made no later than
+     * that, and a change made after the read, in the same second, is the
+     * newer (timed at the second's end, it stayed behind for good). */
+    memset(&seen, 0, sizeof(seen));
+    free(d.values[DEAL_NAME]);
+    d.values[DEAL_NAME] = xstrdup("Ours");
+    assert_int_equal(clock_parse_iso("2024-02-12T09:14:35Z", &t), 0);
+    seen.answered_at = t + 300;
+    pipedrive_apply_changelog(&c, text, &d, &seen);
+    assert_int_equal(d.times[DEAL_NAME], t + 300);
+
+    /* Our push reopened a deal a CRM user had won: the won is the
+     * pipeline's Won stage our push landed on. */
+    static const char status_log[] =
+        "{\"success\":true,\"data\":["
+        "{\"field_key\":\"status\",\"old_value\":\"won\","
+        "\"new_value\":\"open\",\"actor_user_id\":13377001,"
+        "\"change_source\":\"api\",\"time\":\"2024-02-12 09:15:00\"},"
+        "{\"field_key\":\"status\",\"old_value\":\"open\","
+        "\"new_value\":\"won\",\"actor_user_id\":42,"
+        "\"change_source\":\"app\",\"time\":\"2024-02-12 09:14:50\"}]}";
+    memset(&seen, 0, sizeof(seen));
+    seen.pipeline_id = "1";
+    free(d.values[DEAL_STAGE]);
+    d.values[DEAL_STAGE] = xstrdup("1");
+    pipedrive_apply_changelog(&c, status_log, &d, &seen);
+    assert_int_equal(d.actors[DEAL_STAGE], ACTOR_US);
+    assert_true(d.others[DEAL_STAGE].present);
+    assert_string_equal(d.others[DEAL_STAGE].value, "won-1");
+    assert_int_equal(clock_parse_iso("2024-02-12T09:14:50Z", &t), 0);
+    assert_int_equal(d.others[DEAL_STAGE].time, t);
+
+    /* A CRM user reopened a lost deal into stage 3 (a status and a
+     * stage_id entry of one change), and our push moved it to stage 1:
+     * stage 3 is what our push landed on. */
+    static const char reopen_log[] =
+        "{\"success\":true,\"data\":["
+        "{\"field_key\":\"stage_id\",\"old_value\":\"3\","
+        "\"new_value\":\"1\",\"actor_user_id\":13377001,"
+        "\"change_source\":\"api\",\"time\":\"2024-02-12 09:16:00\"},"
+        "{\"field_key\":\"status\",\"old_value\":\"lost\","
+        "\"new_value\":\"open\",\"actor_user_id\":42,"
+        "\"change_source\":\"app\",\"time\":\"2024-02-12 09:15:50\"},"
+        "{\"field_key\":\"stage_id\",\"old_value\":\"2\","
+        "\"new_value\":\"3\",\"actor_user_id\":42,"
+        "\"change_source\":\"app\",\"time\":\"2024-02-12 09:15:50\"}]}";
+    memset(&seen, 0, sizeof(seen));
+    seen.pipeline_id = "1";
+    free(d.others[DEAL_STAGE].value);
+    d.others[DEAL_STAGE].value = NULL;
+    d.others[DEAL_STAGE].present = false;
+    pipedrive_apply_changelog(&c, reopen_log, &d, &seen);
+    assert_true(d.others[DEAL_STAGE].present);
+    assert_string_equal(d.others[DEAL_STAGE].value, "3");
     for (int f = 0; f < DEAL_FIELD_COUNT; f++) {
         free(d.values[f]);
         free(d.others[f].value);

@@ -77,13 +77,30 @@ static void edit_amount(struct store_fixture *fx, const char *amount,
     record_clear(&r);
 }
 
+/* Whether the org's audit log has an entry of that kind for the record
+ * and field. */
+static bool audited(struct store_fixture *fx, const char *kind,
+                    const char *record_id, const char *field)
+{
+    struct audit_entry *audit = NULL;
+    size_t n_audit = 0;
+    bool found = false;
+
+    assert_int_equal(
+        store_audit_list(fx->store, fx->org, 0, 100, &audit, &n_audit), FS_OK);
+    for (size_t i = 0; i < n_audit; i++)
+        found |= strcmp(audit[i].kind, kind) == 0 &&
+                 strcmp(audit[i].record_id, record_id) == 0 &&
+                 strcmp(audit[i].field, field) == 0;
+    store_audit_free(audit, n_audit);
+    return found;
+}
+
 static void test_crm_delete_ends_pending_edits(void **state)
 {
     struct store_fixture *fx = *state;
     struct crm_deal deal;
     struct record r = {0};
-    struct audit_entry *audit = NULL;
-    size_t n_audit = 0;
 
     crm_read(&deal, 1000, false);
     merge_read(fx, &deal);
@@ -101,15 +118,46 @@ static void test_crm_delete_ends_pending_edits(void **state)
     assert_int_equal(pending_records(fx, 3001), 0);
 
     /* The dropped edit is reported, not silently lost. */
-    assert_int_equal(
-        store_audit_list(fx->store, fx->org, 0, 100, &audit, &n_audit), FS_OK);
-    bool reported = false;
-    for (size_t i = 0; i < n_audit; i++)
-        reported |= strcmp(audit[i].kind, "edit_dropped") == 0 &&
-                    strcmp(audit[i].record_id, r.id) == 0 &&
-                    strcmp(audit[i].field, "amount") == 0;
-    assert_true(reported);
-    store_audit_free(audit, n_audit);
+    assert_true(audited(fx, "edit_dropped", r.id, "amount"));
+    record_clear(&r);
+}
+
+/* The rep's edit came after the CRM's delete (fieldsync learned of the
+ * delete late): it is held on the tombstone, reported, and once the CRM
+ * restores the deal it is pending again, as the later write. It used to
+ * be dropped, so the restored deal lost an edit the rep had been told was
+ * saved. */
+static void test_edit_after_crm_delete_is_held_for_a_restore(void **state)
+{
+    struct store_fixture *fx = *state;
+    struct crm_deal deal;
+    struct record r = {0};
+
+    crm_read(&deal, 1000, false);
+    merge_read(fx, &deal);
+    edit_amount(fx, "5000", 4000);
+
+    crm_read(&deal, 3000, true);
+    merge_read(fx, &deal);
+    load(fx, &r);
+    assert_int_equal(r.deleted_at, 3000);
+    assert_string_equal(r.fields[DEAL_AMOUNT].value, "5000");
+    assert_int_equal(pending_records(fx, 4001), 0);
+    assert_true(audited(fx, "edit_held", r.id, "amount"));
+
+    /* The restore clears the tombstone (its event) and re-reads. */
+    r.deleted_at = 0;
+    free(r.deleted_reason);
+    r.deleted_reason = NULL;
+    assert_int_equal(store_record_save(fx->store, &r), FS_OK);
+    record_clear(&r);
+    crm_read(&deal, 3000, false);
+    deal.times[DEAL_AMOUNT] = 1000;
+    merge_read(fx, &deal);
+    load(fx, &r);
+    assert_string_equal(r.fields[DEAL_AMOUNT].value, "5000");
+    assert_true(merge_field_pending(&r.fields[DEAL_AMOUNT]));
+    assert_int_equal(pending_records(fx, 4001), 1);
     record_clear(&r);
 }
 
@@ -206,6 +254,9 @@ static void test_untimed_clear(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(
+            test_edit_after_crm_delete_is_held_for_a_restore,
+            store_fixture_setup, store_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_crm_delete_ends_pending_edits,
                                         store_fixture_setup,
                                         store_fixture_teardown),

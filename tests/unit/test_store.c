@@ -424,6 +424,21 @@ static size_t pending_count(struct store_fixture *fx, int64_t now)
     return n;
 }
 
+/* Notes a first failed push of the record ("http 503"), to be tried
+ * again at next_try_at. */
+static void put_failure(struct store_fixture *fx, int64_t rowid,
+                        int64_t first_failure_at, int64_t next_try_at)
+{
+    struct sync_state st = {0};
+
+    st.attempts = 1;
+    st.next_try_at = next_try_at;
+    st.first_failure_at = first_failure_at;
+    st.last_error = xstrdup("http 503");
+    assert_int_equal(store_sync_put(fx->store, rowid, &st), FS_OK);
+    sync_state_clear(&st);
+}
+
 static void test_pending_and_sync_state(void **state)
 {
     struct store_fixture *fx = *state;
@@ -449,12 +464,7 @@ static void test_pending_and_sync_state(void **state)
 
     /* Backing off: not due before next_try_at. */
     assert_int_equal(store_sync_get(fx->store, r.rowid, &st), FS_ERR_NOT_FOUND);
-    st.attempts = 1;
-    st.next_try_at = 5000;
-    st.first_failure_at = 4000;
-    st.last_error = xstrdup("http 503");
-    assert_int_equal(store_sync_put(fx->store, r.rowid, &st), FS_OK);
-    sync_state_clear(&st);
+    put_failure(fx, r.rowid, 4000, 5000);
     assert_int_equal(pending_count(fx, 4999), 0);
     assert_int_equal(pending_count(fx, 5000), 1);
     int64_t due = 0;
@@ -527,6 +537,31 @@ static void test_pending_and_sync_state(void **state)
     assert_int_equal(store_record_save(fx->store, &r), FS_OK);
     assert_int_equal(store_sync_clear(fx->store, r.rowid), FS_OK);
     assert_int_equal(pending_count(fx, 1000000), 0);
+
+    /* A failure noted while pending ends when the record stops being
+     * pending some other way: here a newer CRM change takes the field, so
+     * the sync status lists nothing (it listed the deal as failing for
+     * good before). */
+    merge_local_edit(&r.fields[DEAL_AMOUNT], "43", 6500, 0);
+    assert_int_equal(store_record_save(fx->store, &r), FS_OK);
+    put_failure(fx, r.rowid, 6600, 7000);
+    struct crm_change newer = {
+        .value = "44", .time = 6800, .actor = ACTOR_OTHER};
+    merge_crm_change(&r.fields[DEAL_AMOUNT], &newer);
+    assert_int_equal(store_record_save(fx->store, &r), FS_OK);
+    assert_int_equal(store_sync_get(fx->store, r.rowid, &st), FS_ERR_NOT_FOUND);
+    assert_int_equal(store_sync_status(fx->store, fx->org, 0, &status, &n),
+                     FS_OK);
+    assert_int_equal(n, 0);
+    store_sync_status_free(status, n);
+    /* A push's failure that comes back after the record caught up (a
+     * create that timed out, whose deal a webhook brought meanwhile) is
+     * not noted. */
+    st.attempts = 1;
+    st.last_error = xstrdup("HTTP 504");
+    assert_int_equal(store_sync_put(fx->store, r.rowid, &st), FS_ERR_NOT_FOUND);
+    sync_state_clear(&st);
+    assert_int_equal(store_sync_get(fx->store, r.rowid, &st), FS_ERR_NOT_FOUND);
 
     /* A deleted record is never pending. */
     merge_local_edit(&r.fields[DEAL_NAME], "Renamed", 7000, 0);
