@@ -550,8 +550,8 @@ static void test_pending_and_sync_state(void **state)
     merge_crm_change(&r.fields[DEAL_AMOUNT], &newer);
     assert_int_equal(store_record_save(fx->store, &r), FS_OK);
     assert_int_equal(store_sync_get(fx->store, r.rowid, &st), FS_ERR_NOT_FOUND);
-    assert_int_equal(store_sync_status(fx->store, fx->org, 0, &status, &n),
-                     FS_OK);
+    assert_int_equal(
+        store_sync_status(fx->store, fx->org, NULL, 0, &status, &n), FS_OK);
     assert_int_equal(n, 0);
     store_sync_status_free(status, n);
     /* A push's failure that comes back after the record caught up (a
