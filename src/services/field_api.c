@@ -538,17 +538,16 @@ static const char *edit_outcome_name(enum edit_outcome o)
     return "unchanged";
 }
 
-/* The answer for one field's edit. A stage the pipeline writes as a CRM
- * stage that reads back as another org stage (In Quote written as
- * Engaging, which reads as Qualified) is "remapped", applied or not: the
- * deal does not read as the stage asked, and its "stage" says which it
- * does. */
+/* The answer for one field's edit. A stage applied as a CRM stage that
+ * reads back as another org stage (In Quote written as Engaging, which
+ * reads as Qualified) is "remapped": the deal does not read as the stage
+ * asked, and its "stage" says which it does. */
 static const char *edit_answer(struct api_call *c,
                                const struct field_api_edit *edit,
                                const struct record *r, int field,
                                enum edit_outcome outcome)
 {
-    if (field == DEAL_STAGE && outcome != EDIT_SUPERSEDED &&
+    if (field == DEAL_STAGE && outcome == EDIT_APPLIED &&
         edit->values[DEAL_STAGE]) {
         const char *reads_as =
             stage_map_key_of(api_stages(c), r->fields[DEAL_STAGE].value);

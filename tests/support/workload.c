@@ -278,7 +278,10 @@ static void local_edit(struct workload *w, size_t i, const int *fields,
         for (size_t k = 0; k < n; k++) {
             const char *name = editable[fields[k]];
             const char *how = stack_text(edits, name);
-            if (how && strcmp(how, "applied") == 0)
+            /* remapped: applied, as a CRM stage that reads back as
+             * another org stage (in_quote as Engaging). */
+            if (how &&
+                (strcmp(how, "applied") == 0 || strcmp(how, "remapped") == 0))
                 oracle_write(&w->oracle, i, oracle_field(name), canon[k],
                              field_time(deal, name), false, w->op);
         }
