@@ -107,10 +107,13 @@ enum merge_outcome merge_crm_change(struct field_state *field,
 }
 
 enum merge_outcome merge_crm_untimed(struct field_state *field,
-                                     const char *value, enum change_actor actor)
+                                     const char *value, enum change_actor actor,
+                                     int64_t read_at)
 {
     if (merge_value_equal(value, field->crm_value))
         return MERGE_SAME;
+    if (read_at > 0 && field->crm_time >= read_at)
+        return MERGE_STALE;
     if (field->origin == ORIGIN_LOCAL && merge_field_pending(field)) {
         set_value(&field->crm_value, value);
         field->crm_time++;

@@ -61,15 +61,18 @@ enum merge_outcome {
 enum merge_outcome merge_crm_change(struct field_state *field,
                                     const struct crm_change *change);
 
-/* A CRM value known to be what the CRM holds now, but not since when
- * (an emptied Attio attribute shows no time). Nothing when it is the CRM
- * value we know. Else it becomes the CRM value, a millisecond after the
- * last CRM time we knew, and the record takes it (a millisecond after its
- * own time) unless a local edit waits to be pushed: that edit may be the
- * newer, and it is written over the CRM's value. */
+/* A CRM value known to be what the CRM held when a read made at read_at
+ * (0: unknown) was answered, but not since when (an emptied Attio
+ * attribute shows no time). Nothing when it is the CRM value we know, and
+ * stale when the CRM value we know is timed at or after read_at: that
+ * read may have been answered before the value was written (a later read
+ * shows the clear again, if it was one). Else it becomes the CRM value, a
+ * millisecond after the last CRM time we knew, and the record takes it (a
+ * millisecond after its own time) unless a local edit waits to be pushed:
+ * that edit may be the newer, and it is written over the CRM's value. */
 enum merge_outcome merge_crm_untimed(struct field_state *field,
-                                     const char *value,
-                                     enum change_actor actor);
+                                     const char *value, enum change_actor actor,
+                                     int64_t read_at);
 
 enum edit_outcome {
     EDIT_APPLIED,    /* the field took the value */

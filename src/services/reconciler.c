@@ -126,16 +126,17 @@ static void count(struct reconcile_effects *fx, enum metric which,
 }
 
 /* Merges one CRM value into the field, counting conflicts and echoes. A
- * change timed CRM_TIME_UNKNOWN goes through merge_crm_untimed. */
+ * change timed CRM_TIME_UNKNOWN goes through merge_crm_untimed, bounded
+ * by read_at, when the read that showed it was made (0: unknown). */
 static bool merge_one(struct store *store, struct record *r, int field,
-                      const struct crm_change *change,
+                      const struct crm_change *change, int64_t read_at,
                       struct reconcile_effects *fx)
 {
     struct field_state *f = &r->fields[field];
     bool was_pending = merge_field_pending(f);
     enum merge_outcome outcome =
         change->time == CRM_TIME_UNKNOWN
-            ? merge_crm_untimed(f, change->value, change->actor)
+            ? merge_crm_untimed(f, change->value, change->actor, read_at)
             : merge_crm_change(f, change);
 
     switch (outcome) {
@@ -257,12 +258,12 @@ fs_result reconcile_deal(struct store *store, const struct connection *conn,
                 .time = deal->times[f] ? deal->times[f] : deal->modified,
                 .actor = deal->actors[f],
             };
-            changed |= merge_one(store, &r, f, &change, fx);
+            changed |= merge_one(store, &r, f, &change, deal->read_at, fx);
             if (deal->others[f].present) {
                 struct crm_change past = {.value = deal->others[f].value,
                                           .time = deal->others[f].time,
                                           .actor = ACTOR_OTHER};
-                changed |= merge_one(store, &r, f, &past, fx);
+                changed |= merge_one(store, &r, f, &past, deal->read_at, fx);
             }
         }
     }
@@ -452,7 +453,7 @@ static fs_result apply_event(struct store *store, const struct connection *conn,
                 continue;
             struct crm_change change = {
                 .value = ev->values[f], .time = ev->time, .actor = ev->actor};
-            changed |= merge_one(store, &r, f, &change, fx);
+            changed |= merge_one(store, &r, f, &change, 0, fx);
         }
         break;
     case CRM_EVENT_READ:

@@ -426,12 +426,13 @@ static void test_untimed_value(void **state)
 
     assert_int_equal(crm(&f, "2026-12-31", 1000, ACTOR_OTHER), MERGE_TAKEN);
     /* What the CRM already holds: nothing changes. */
-    assert_int_equal(merge_crm_untimed(&f, "2026-12-31", ACTOR_UNKNOWN),
+    assert_int_equal(merge_crm_untimed(&f, "2026-12-31", ACTOR_UNKNOWN, 0),
                      MERGE_SAME);
     assert_int_equal(f.crm_time, 1000);
 
     /* Cleared in the CRM: taken, after everything we knew. */
-    assert_int_equal(merge_crm_untimed(&f, NULL, ACTOR_UNKNOWN), MERGE_TAKEN);
+    assert_int_equal(merge_crm_untimed(&f, NULL, ACTOR_UNKNOWN, 0),
+                     MERGE_TAKEN);
     assert_null(f.value);
     assert_null(f.crm_value);
     assert_int_equal(f.crm_time, 1001);
@@ -442,7 +443,7 @@ static void test_untimed_value(void **state)
     assert_int_equal(merge_local_edit(&f, "2027-01-15", 5000, 0), EDIT_APPLIED);
     assert_int_equal(crm(&f, "2027-01-15", 6000, ACTOR_US), MERGE_ECHO);
     assert_int_equal(merge_local_edit(&f, "2027-02-01", 7000, 0), EDIT_APPLIED);
-    assert_int_equal(merge_crm_untimed(&f, NULL, ACTOR_UNKNOWN),
+    assert_int_equal(merge_crm_untimed(&f, NULL, ACTOR_UNKNOWN, 0),
                      MERGE_LOCAL_KEPT);
     assert_value("2027-02-01", f.value);
     assert_null(f.crm_value);
@@ -451,6 +452,34 @@ static void test_untimed_value(void **state)
     /* A later timed CRM change still orders after it. */
     assert_int_equal(crm(&f, "2027-03-01", 8000, ACTOR_OTHER), MERGE_TAKEN);
     assert_value("2027-03-01", f.value);
+    field_state_clear(&f);
+}
+
+/* An emptied attribute in a read made before the CRM value we hold was
+ * written is that read's past, not a clear: a webhook's read took the
+ * CRM user's date first, and an older read answered later must not empty
+ * the field a millisecond after it (nothing newer would ever heal it). */
+static void test_untimed_value_older_than_read(void **state)
+{
+    struct field_state f = {0};
+
+    (void)state;
+    assert_int_equal(crm(&f, "2027-12-25", 5000, ACTOR_OTHER), MERGE_TAKEN);
+    assert_int_equal(merge_crm_untimed(&f, NULL, ACTOR_UNKNOWN, 4990),
+                     MERGE_STALE);
+    assert_int_equal(merge_crm_untimed(&f, NULL, ACTOR_UNKNOWN, 5000),
+                     MERGE_STALE);
+    assert_value("2027-12-25", f.value);
+    assert_value("2027-12-25", f.crm_value);
+    assert_int_equal(f.crm_time, 5000);
+    assert_int_equal(f.time, 5000);
+
+    /* A read made after the value was written shows a real clear. */
+    assert_int_equal(merge_crm_untimed(&f, NULL, ACTOR_UNKNOWN, 5001),
+                     MERGE_TAKEN);
+    assert_null(f.value);
+    assert_null(f.crm_value);
+    assert_int_equal(f.time, 5001);
     field_state_clear(&f);
 }
 
@@ -473,6 +502,7 @@ int main(void)
         cmocka_unit_test(test_pending_derivation),
         cmocka_unit_test(test_copy_is_deep),
         cmocka_unit_test(test_untimed_value),
+        cmocka_unit_test(test_untimed_value_older_than_read),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
