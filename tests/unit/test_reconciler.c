@@ -203,6 +203,19 @@ static void test_untimed_clear(void **state)
     record_clear(&r);
 }
 
+/* Merges a read made at read_at that shows the close date emptied (no
+ * time, as Attio shows it). */
+static void merge_emptied_close_date(struct store_fixture *fx, int64_t read_at)
+{
+    struct crm_deal deal;
+
+    crm_read(&deal, 1000, false);
+    deal.values[DEAL_CLOSE_DATE] = NULL;
+    deal.times[DEAL_CLOSE_DATE] = CRM_TIME_UNKNOWN;
+    deal.read_at = read_at;
+    merge_read(fx, &deal);
+}
+
 /* Two reads of one deal answered out of order: the webhook's read of a
  * CRM user's new close date is merged first, then a read made before
  * that edit, which shows the attribute empty (no time), is merged. The
@@ -213,11 +226,7 @@ static void test_untimed_clear_from_older_read(void **state)
     struct crm_deal deal;
     struct record r = {0};
 
-    crm_read(&deal, 1000, false);
-    deal.values[DEAL_CLOSE_DATE] = NULL;
-    deal.times[DEAL_CLOSE_DATE] = CRM_TIME_UNKNOWN;
-    deal.read_at = 1500;
-    merge_read(fx, &deal);
+    merge_emptied_close_date(fx, 1500);
 
     crm_read(&deal, 1000, false);
     deal.values[DEAL_CLOSE_DATE] = "2027-12-25";
@@ -226,11 +235,7 @@ static void test_untimed_clear_from_older_read(void **state)
     deal.read_at = 3001;
     merge_read(fx, &deal);
 
-    crm_read(&deal, 1000, false);
-    deal.values[DEAL_CLOSE_DATE] = NULL;
-    deal.times[DEAL_CLOSE_DATE] = CRM_TIME_UNKNOWN;
-    deal.read_at = 2990;
-    merge_read(fx, &deal);
+    merge_emptied_close_date(fx, 2990);
     load(fx, &r);
     assert_string_equal(r.fields[DEAL_CLOSE_DATE].value, "2027-12-25");
     assert_string_equal(r.fields[DEAL_CLOSE_DATE].crm_value, "2027-12-25");
@@ -239,11 +244,7 @@ static void test_untimed_clear_from_older_read(void **state)
     record_clear(&r);
 
     /* Emptied later: a read made after the date was written clears it. */
-    crm_read(&deal, 1000, false);
-    deal.values[DEAL_CLOSE_DATE] = NULL;
-    deal.times[DEAL_CLOSE_DATE] = CRM_TIME_UNKNOWN;
-    deal.read_at = 5000;
-    merge_read(fx, &deal);
+    merge_emptied_close_date(fx, 5000);
     load(fx, &r);
     assert_null(r.fields[DEAL_CLOSE_DATE].value);
     assert_null(r.fields[DEAL_CLOSE_DATE].crm_value);
