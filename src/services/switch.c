@@ -578,6 +578,7 @@ static fs_result read_field_times(struct switch_ctx *x)
             continue;
         struct crm_deal *got = NULL;
         size_t n_got = 0;
+        int64_t read_at = clock_now_ms();
         r = x->provider->read_deals(x->session, ids, n, &got, &n_got);
         for (size_t i = 0; r == FS_OK && i < n_got; i++) {
             for (size_t j = 0; j < n; j++) {
@@ -586,6 +587,7 @@ static fs_result read_field_times(struct switch_ctx *x)
                     continue;
                 crm_deal_clear(old);
                 *old = got[i];
+                old->read_at = read_at;
                 memset(&got[i], 0, sizeof(got[i]));
                 break;
             }

@@ -481,6 +481,34 @@ static void test_untimed_value_read_before_our_push(void **state)
     field_state_clear(&f);
 }
 
+/* An emptied attribute in a read made before the CRM value we hold was
+ * written is that read's past, not a clear: a webhook's read took the
+ * CRM user's date first, and an older read answered later must not empty
+ * the field a millisecond after it (nothing newer would ever heal it). */
+static void test_untimed_value_older_than_read(void **state)
+{
+    struct field_state f = {0};
+
+    (void)state;
+    assert_int_equal(crm(&f, "2027-12-25", 5000, ACTOR_OTHER), MERGE_TAKEN);
+    assert_int_equal(merge_crm_untimed(&f, NULL, ACTOR_UNKNOWN, 4990),
+                     MERGE_STALE);
+    assert_int_equal(merge_crm_untimed(&f, NULL, ACTOR_UNKNOWN, 5000),
+                     MERGE_STALE);
+    assert_value("2027-12-25", f.value);
+    assert_value("2027-12-25", f.crm_value);
+    assert_int_equal(f.crm_time, 5000);
+    assert_int_equal(f.time, 5000);
+
+    /* A read made after the value was written shows a real clear. */
+    assert_int_equal(merge_crm_untimed(&f, NULL, ACTOR_UNKNOWN, 5001),
+                     MERGE_TAKEN);
+    assert_null(f.value);
+    assert_null(f.crm_value);
+    assert_int_equal(f.time, 5001);
+    field_state_clear(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -501,6 +529,7 @@ int main(void)
         cmocka_unit_test(test_pending_derivation),
         cmocka_unit_test(test_copy_is_deep),
         cmocka_unit_test(test_untimed_value),
+        cmocka_unit_test(test_untimed_value_older_than_read),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

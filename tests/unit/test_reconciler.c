@@ -251,6 +251,54 @@ static void test_untimed_clear(void **state)
     record_clear(&r);
 }
 
+/* Merges a read made at read_at that shows the close date emptied (no
+ * time, as Attio shows it). */
+static void merge_emptied_close_date(struct store_fixture *fx, int64_t read_at)
+{
+    struct crm_deal deal;
+
+    crm_read(&deal, 1000, false);
+    deal.values[DEAL_CLOSE_DATE] = NULL;
+    deal.times[DEAL_CLOSE_DATE] = CRM_TIME_UNKNOWN;
+    deal.read_at = read_at;
+    merge_read(fx, &deal);
+}
+
+/* Two reads of one deal answered out of order: the webhook's read of a
+ * CRM user's new close date is merged first, then a read made before
+ * that edit, which shows the attribute empty (no time), is merged. The
+ * date stays; the old read does not empty it. */
+static void test_untimed_clear_from_older_read(void **state)
+{
+    struct store_fixture *fx = *state;
+    struct crm_deal deal;
+    struct record r = {0};
+
+    merge_emptied_close_date(fx, 1500);
+
+    crm_read(&deal, 1000, false);
+    deal.values[DEAL_CLOSE_DATE] = "2027-12-25";
+    deal.times[DEAL_CLOSE_DATE] = 3000;
+    deal.actors[DEAL_CLOSE_DATE] = ACTOR_OTHER;
+    deal.read_at = 3001;
+    merge_read(fx, &deal);
+
+    merge_emptied_close_date(fx, 2990);
+    load(fx, &r);
+    assert_string_equal(r.fields[DEAL_CLOSE_DATE].value, "2027-12-25");
+    assert_string_equal(r.fields[DEAL_CLOSE_DATE].crm_value, "2027-12-25");
+    assert_int_equal(r.fields[DEAL_CLOSE_DATE].time, 3000);
+    assert_int_equal(pending_records(fx, 4000), 0);
+    record_clear(&r);
+
+    /* Emptied later: a read made after the date was written clears it. */
+    merge_emptied_close_date(fx, 5000);
+    load(fx, &r);
+    assert_null(r.fields[DEAL_CLOSE_DATE].value);
+    assert_null(r.fields[DEAL_CLOSE_DATE].crm_value);
+    record_clear(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -264,6 +312,9 @@ int main(void)
             test_read_keeps_newer_local_edit_pending, store_fixture_setup,
             store_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_gone_alias_keeps_survivor,
+                                        store_fixture_setup,
+                                        store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_untimed_clear_from_older_read,
                                         store_fixture_setup,
                                         store_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_untimed_clear, store_fixture_setup,
