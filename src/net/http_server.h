@@ -80,7 +80,7 @@ struct http_server_config {
     unsigned max_connections;      /* open at once; a few more are let in to be
                                     * answered 503, beyond that refused */
     unsigned max_per_ip;           /* open at once from one address; 0: none
-                                    * (every client behind a proxy shares one) */
+                                    * (all clients behind a proxy share one) */
     unsigned timeout_s;            /* idle connections are closed after this */
     unsigned request_timeout_ms;   /* from the first byte of a request to its
                                     * last, or an idle connection's stay */
