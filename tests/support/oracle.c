@@ -135,9 +135,9 @@ static bool same(const char *a, const char *b)
     return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
-/* Whether v is the value of the latest answered write of the side that
- * did not make best, made within best's step of step_ms: the CRM's
- * coarse read times cannot order the two. */
+/* Whether v is the value of the latest write of the side that did not
+ * make best (answered, or unanswered and maybe made), made within best's
+ * step of step_ms: the CRM's coarse read times cannot order the two. */
 static bool coarse_rival(const struct oracle_deal *d, int f,
                          const struct oracle_write *best, int64_t step_ms,
                          const char *v)
@@ -151,8 +151,20 @@ static bool coarse_rival(const struct oracle_deal *d, int f,
         if (!w->maybe && w->crm != best->crm && (!rival || beats(w, rival)))
             rival = w;
     }
-    return rival && rival->time / step_ms == best->time / step_ms &&
-           same(rival->value, v);
+    if (rival && rival->time / step_ms == best->time / step_ms &&
+        same(rival->value, v))
+        return true;
+    /* An unanswered edit, if it was made, is its side's latest write when
+     * no answered one of that side came after it. */
+    for (size_t i = 0; i < d->n_writes[f]; i++) {
+        const struct oracle_write *w = &d->writes[f][i];
+        if (w->maybe && w->crm != best->crm && same(w->value, v) &&
+            (!rival || w->until > rival->time) &&
+            w->time / step_ms <= best->time / step_ms &&
+            w->until / step_ms >= best->time / step_ms)
+            return true;
+    }
+    return false;
 }
 
 /* Whether a side's value is right: the prediction, or an unanswered

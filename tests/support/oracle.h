@@ -13,10 +13,11 @@
  * - a merge's survivor takes the values the CRM's merge gave it, as CRM
  *   writes at the merge's time;
  * - where the CRM's reads time a field coarsely (time_step_ms, Pipedrive's
- *   whole seconds), the latest write of the side that did not win, made
- *   in the same step as the winner, may win instead: fieldsync may learn
- *   the CRM write by a read, timed at its step's end or start
- *   (docs/PIPEDRIVE.md, docs/LIMITATIONS.md).
+ *   whole seconds), the latest write of the side that did not win (an
+ *   unanswered edit too, if it was made), made in the same step as the
+ *   winner, may win instead: fieldsync may learn the CRM write by a
+ *   read, timed at its step's end or start (docs/PIPEDRIVE.md,
+ *   docs/LIMITATIONS.md).
  *
  * Deals are numbered in the order the test adds them. */
 #ifndef FIELDSYNC_TESTS_ORACLE_H
