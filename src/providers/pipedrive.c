@@ -1014,6 +1014,19 @@ static void pd_append_cursor(struct buf *b, const char *cursor)
     free(esc);
 }
 
+/* A listed value's time. The list shows what the CRM held when it was
+ * asked for (sent_at, our clock): every change made before then, so a
+ * webhook of one of them arriving late (beyond the backstop's overlap,
+ * never listed again) is older; a change made after it in the same
+ * second is newer. Within the deal's update_time second. */
+static int64_t pd_listed_time(int64_t second, int64_t sent_at)
+{
+    if (second <= 0 || sent_at <= second)
+        return second;
+    return sent_at < second + PD_SECOND_END_MS ? sent_at
+                                               : second + PD_SECOND_END_MS;
+}
+
 /* One page of a deal list at path (with its query); the next cursor goes
  * to *next. */
 static fs_result pd_list_page(struct provider_session *s,
@@ -1022,12 +1035,20 @@ static fs_result pd_list_page(struct provider_session *s,
                               struct crm_deal_list *l, char **next)
 {
     struct pd_reply reply = {0};
+    size_t first = l->count;
+    int64_t sent_at = clock_now_ms();
     fs_result result = pd_get(s, cost, path, &reply);
 
     *next = NULL;
     if (result == FS_OK) {
         pd_parse_page(s->conn, m, reply.json, archived, l);
         *next = pd_next_cursor(reply.json);
+    }
+    for (size_t i = first; i < l->count; i++) {
+        struct crm_deal *d = &l->items[i];
+        for (int f = 0; f < DEAL_FIELD_COUNT; f++)
+            if (d->times[f] == d->modified)
+                d->times[f] = pd_listed_time(d->modified, sent_at);
     }
     pd_reply_clear(&reply);
     return result;
@@ -1207,8 +1228,16 @@ size_t pipedrive_apply_changelog(const struct connection *conn,
         int64_t t = pd_logged_time(json_object_get(entry, "time"));
         if (log->answered_at > 0 && t > log->answered_at)
             t = log->answered_at;
-        if (f < 0 || t <= 0 || (log->timed[f] && log->othered[f]))
+        if (f < 0 || t <= 0)
             continue;
+        if (log->timed[f] && log->othered[f])
+            continue;
+        int64_t second = pd_read_time(json_object_get(entry, "time"));
+        /* A newer change of the field in this entry's second (a status
+         * entry aside: it is half of the same change as a stage_id one). */
+        bool superseded_within = log->newer_second[f] == second;
+        if (strcmp(key, "status") != 0)
+            log->newer_second[f] = second;
         char *who = provider_json_text(json_object_get(entry, "actor_user_id"));
         enum change_actor actor =
             pd_actor(conn, provider_json_str(entry, "change_source"), who);
@@ -1219,14 +1248,18 @@ size_t pipedrive_apply_changelog(const struct connection *conn,
          * the older entry that set it times it, or, when none does, the
          * deal's creation. The deal's update_time would not do: it is the
          * newest change of any field, and timed a value years old after
-         * a rep's edit still being pushed, undoing it. */
+         * a rep's edit still being pushed, undoing it. Superseded within
+         * its second, the value is timed at the second's start: at its
+         * end it beat the newer change's webhook, timed to the ms. */
         if (!log->timed[f] && pd_entry_is_current(&m, f, key, entry, deal)) {
             log->timed[f] = true;
             if (deal->times[f] != 0)
-                deal->times[f] = t;
+                deal->times[f] = superseded_within ? second : t;
             deal->actors[f] = actor;
             n++;
         }
+        if (actor == ACTOR_US)
+            log->ours_second[f] = second;
         if (actor == ACTOR_US || log->othered[f])
             continue;
         /* The newest value someone else wrote; kept when our push landed
@@ -1262,9 +1295,13 @@ size_t pipedrive_apply_changelog(const struct connection *conn,
         }
         free(deal->others[f].value);
         deal->others[f].value = value;
-        /* At its second's start: the push that landed on it may be of the
-         * same second, and is the later one. */
-        deal->others[f].time = pd_read_time(json_object_get(entry, "time"));
+        /* Within its second, and before the push that landed on it: at
+         * the second's end when that push is of a later second (so a
+         * CRM user's edit beats what we knew from earlier in its second,
+         * a webhook timed to the ms, and is written back), else at its
+         * start, as the push may be of the same second. */
+        deal->others[f].time =
+            log->ours_second[f] > second ? second + PD_SECOND_END_MS : second;
         deal->others[f].present = true;
     }
     pd_map_clear(&m);
@@ -1299,7 +1336,7 @@ static fs_result pd_time_fields(struct provider_session *s,
             ? ACTOR_US
             : ACTOR_OTHER;
     char *pipeline = provider_json_text(json_object_get(obj, "pipeline_id"));
-    struct pipedrive_changelog log = {{false}, {false}, 0, pipeline};
+    struct pipedrive_changelog log = {.pipeline_id = pipeline};
     bool *timed = log.timed;
     size_t want = synced_count(m), got = 0;
     char *cursor = NULL;

@@ -53,6 +53,12 @@ struct pipedrive_changelog {
     /* The deal's pipeline (NULL: not known), whose won and lost stages a
      * status entry names. */
     const char *pipeline_id;
+    /* Per field, the second of the oldest entry of ours seen so far (0:
+     * none), the push that landed on an older value someone else wrote. */
+    int64_t ours_second[DEAL_FIELD_COUNT];
+    /* Per field, the second of the last entry seen (0: none yet), status
+     * entries aside. */
+    int64_t newer_second[DEAL_FIELD_COUNT];
 };
 
 /* Applies one page of GET /v1/deals/{id}/changelog (JSON text, newest

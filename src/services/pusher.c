@@ -166,6 +166,10 @@ static fs_result note_success(struct store *store, const struct record *sent,
             .value = w->values[f], .time = crm_time, .actor = ACTOR_US};
         merge_mark_pushed(field, w->values[f]);
         merge_crm_change(field, &change);
+        log_debug("event=pushed record=%s crm_id=%s field=%s "
+                  "value=\"%.40s\" time=%lld",
+                  r.id, r.crm_id ? r.crm_id : "-", deal_fields[f].name,
+                  w->values[f] ? w->values[f] : "", (long long)crm_time);
     }
     result = store_record_save(store, &r);
     if (result == FS_OK)

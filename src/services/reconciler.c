@@ -150,6 +150,13 @@ static bool merge_one(struct store *store, struct record *r, int field,
                                 change->read_at)
             : merge_crm_change(f, change);
 
+    log_debug("event=merge record=%s crm_id=%s field=%s time=%lld actor=%d "
+              "outcome=%d value=\"%.40s\" value_time=%lld crm_time=%lld",
+              r->id ? r->id : "-", r->crm_id ? r->crm_id : "-",
+              deal_fields[field].name, (long long)change->time,
+              (int)change->actor, (int)outcome,
+              change->value ? change->value : "", (long long)f->time,
+              (long long)f->crm_time);
     switch (outcome) {
     case MERGE_STALE:
     case MERGE_SAME:

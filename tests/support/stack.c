@@ -271,6 +271,12 @@ static bool start_serve_on(struct stack *s, const char *listen,
     size_t n = 0;
 
     argv[n++] = bin;
+    /* FS_TEST_LOG_LEVEL=info keeps every event in serve.log (FS_KEEP). */
+    const char *level = getenv("FS_TEST_LOG_LEVEL");
+    if (level && *level) {
+        argv[n++] = "--log-level";
+        argv[n++] = level;
+    }
     const char *fixed[] = {"--db",     s->db,           "serve",
                            "--listen", listen,          "--port-file",
                            port_file,  "--backstop-ms", backstop};

@@ -505,7 +505,7 @@ static void test_vendor_changelog(void **state)
     json_t *log = vendor_example("v1", "GET", "/deals/{id}/changelog", "200");
     char *text = json_dumps(log, JSON_COMPACT);
     struct crm_deal d = {0};
-    struct pipedrive_changelog seen = {{false}, {false}, 0, NULL};
+    struct pipedrive_changelog seen = {.answered_at = 0};
     int64_t t = 0;
 
     for (int f = 0; f < DEAL_FIELD_COUNT; f++)
@@ -547,8 +547,22 @@ static void test_vendor_changelog(void **state)
     assert_int_equal(d.actors[DEAL_AMOUNT], ACTOR_OTHER);
     assert_true(d.others[DEAL_NAME].present);
     assert_string_equal(d.others[DEAL_NAME].value, "My Deal");
+    /* Before our push of a later second: at the end of its own, so it
+     * beats what a webhook told of earlier in that second. */
     assert_int_equal(clock_parse_iso("2024-02-12T09:14:30Z", &t), 0);
+    assert_int_equal(d.others[DEAL_NAME].time, t + 999);
+
+    /* Our push of the same second may be the later one: at its start. */
+    json_object_set_new(older, "time", json_string("2024-02-12 09:14:35"));
+    free(text);
+    text = json_dumps(log, JSON_COMPACT);
+    memset(&seen, 0, sizeof(seen));
+    pipedrive_apply_changelog(&c, text, &d, &seen);
+    assert_int_equal(clock_parse_iso("2024-02-12T09:14:35Z", &t), 0);
     assert_int_equal(d.others[DEAL_NAME].time, t);
+    json_object_set_new(older, "time", json_string("2024-02-12 09:14:30"));
+    free(text);
+    text = json_dumps(log, JSON_COMPACT);
 
     /* A change landing between the deal's read and its changelog's (our
      * push): the newest entry is not what the deal shows; the older one
@@ -562,6 +576,15 @@ static void test_vendor_changelog(void **state)
     assert_int_equal(clock_parse_iso("2024-02-12T09:14:30Z", &t), 0);
     assert_int_equal(d.times[DEAL_NAME], t + 999);
     assert_int_equal(d.actors[DEAL_NAME], ACTOR_OTHER);
+    /* Changed again within that second: at the second's start, behind
+     * the newer change (its webhook timed it to the ms). */
+    json_object_set_new(entry, "time", json_string("2024-02-12 09:14:30"));
+    char *same_second = json_dumps(log, JSON_COMPACT);
+    memset(&seen, 0, sizeof(seen));
+    pipedrive_apply_changelog(&c, same_second, &d, &seen);
+    assert_int_equal(d.times[DEAL_NAME], t);
+    free(same_second);
+    json_object_set_new(entry, "time", json_string("2024-02-12 09:14:35"));
     /* No entry set it: left untimed, for the creation to time. */
     memset(&seen, 0, sizeof(seen));
     d.times[DEAL_NAME] = 1;
@@ -601,7 +624,7 @@ static void test_vendor_changelog(void **state)
     assert_true(d.others[DEAL_STAGE].present);
     assert_string_equal(d.others[DEAL_STAGE].value, "won-1");
     assert_int_equal(clock_parse_iso("2024-02-12T09:14:50Z", &t), 0);
-    assert_int_equal(d.others[DEAL_STAGE].time, t);
+    assert_int_equal(d.others[DEAL_STAGE].time, t + 999);
 
     /* A CRM user reopened a lost deal into stage 3 (a status and a
      * stage_id entry of one change), and our push moved it to stage 1:
@@ -625,6 +648,9 @@ static void test_vendor_changelog(void **state)
     pipedrive_apply_changelog(&c, reopen_log, &d, &seen);
     assert_true(d.others[DEAL_STAGE].present);
     assert_string_equal(d.others[DEAL_STAGE].value, "3");
+    /* The CRM user's own status entry of that second is not our push. */
+    assert_int_equal(clock_parse_iso("2024-02-12T09:15:50Z", &t), 0);
+    assert_int_equal(d.others[DEAL_STAGE].time, t + 999);
     for (int f = 0; f < DEAL_FIELD_COUNT; f++) {
         free(d.values[f]);
         free(d.others[f].value);
