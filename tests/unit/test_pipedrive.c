@@ -499,13 +499,24 @@ static void test_deal_custom_fields(void **state)
         free(d.values[f]);
 }
 
+/* A fresh changelog read of the deal's stage in pipeline 1. */
+static void forget_stage_others(struct crm_deal *d,
+                                struct pipedrive_changelog *seen)
+{
+    memset(seen, 0, sizeof(*seen));
+    seen->pipeline_id = "1";
+    free(d->others[DEAL_STAGE].value);
+    d->others[DEAL_STAGE].value = NULL;
+    d->others[DEAL_STAGE].present = false;
+}
+
 static void test_vendor_changelog(void **state)
 {
     struct connection c = make_conn();
     json_t *log = vendor_example("v1", "GET", "/deals/{id}/changelog", "200");
     char *text = json_dumps(log, JSON_COMPACT);
     struct crm_deal d = {0};
-    struct pipedrive_changelog seen = {{false}, {false}, 0, NULL};
+    struct pipedrive_changelog seen = {0};
     int64_t t = 0;
 
     for (int f = 0; f < DEAL_FIELD_COUNT; f++)
@@ -617,14 +628,93 @@ static void test_vendor_changelog(void **state)
         "{\"field_key\":\"stage_id\",\"old_value\":\"2\","
         "\"new_value\":\"3\",\"actor_user_id\":42,"
         "\"change_source\":\"app\",\"time\":\"2024-02-12 09:15:50\"}]}";
-    memset(&seen, 0, sizeof(seen));
-    seen.pipeline_id = "1";
-    free(d.others[DEAL_STAGE].value);
-    d.others[DEAL_STAGE].value = NULL;
-    d.others[DEAL_STAGE].present = false;
+    forget_stage_others(&d, &seen);
     pipedrive_apply_changelog(&c, reopen_log, &d, &seen);
     assert_true(d.others[DEAL_STAGE].present);
     assert_string_equal(d.others[DEAL_STAGE].value, "3");
+
+    /* A CRM user reopened a won deal in its stage 3 (a status entry
+     * only), and our push moved it to stage 1: stage 3, the old value of
+     * the newer stage_id entry, is what our push landed on. */
+    static const char reopen_in_place[] =
+        "{\"success\":true,\"data\":["
+        "{\"field_key\":\"stage_id\",\"old_value\":\"3\","
+        "\"new_value\":\"1\",\"actor_user_id\":13377001,"
+        "\"change_source\":\"api\",\"time\":\"2024-02-12 09:17:00\"},"
+        "{\"field_key\":\"status\",\"old_value\":\"won\","
+        "\"new_value\":\"open\",\"actor_user_id\":42,"
+        "\"change_source\":\"app\",\"time\":\"2024-02-12 09:16:50\"},"
+        "{\"field_key\":\"status\",\"old_value\":\"open\","
+        "\"new_value\":\"won\",\"actor_user_id\":42,"
+        "\"change_source\":\"app\",\"time\":\"2024-02-12 09:16:40\"}]}";
+    forget_stage_others(&d, &seen);
+    pipedrive_apply_changelog(&c, reopen_in_place, &d, &seen);
+    assert_int_equal(d.actors[DEAL_STAGE], ACTOR_US);
+    assert_true(d.others[DEAL_STAGE].present);
+    assert_string_equal(d.others[DEAL_STAGE].value, "3");
+    assert_int_equal(clock_parse_iso("2024-02-12T09:16:50Z", &t), 0);
+    assert_int_equal(d.others[DEAL_STAGE].time, t);
+
+    /* Our push lost that deal, no stage_id entry after the reopening:
+     * the deal's stage_id as read (its values say "lost-1") is where the
+     * CRM user reopened it. */
+    static const char lost_over_reopen[] =
+        "{\"success\":true,\"data\":["
+        "{\"field_key\":\"status\",\"old_value\":\"open\","
+        "\"new_value\":\"lost\",\"actor_user_id\":13377001,"
+        "\"change_source\":\"api\",\"time\":\"2024-02-12 09:18:00\"},"
+        "{\"field_key\":\"status\",\"old_value\":\"won\","
+        "\"new_value\":\"open\",\"actor_user_id\":42,"
+        "\"change_source\":\"app\",\"time\":\"2024-02-12 09:17:50\"}]}";
+    free(d.values[DEAL_STAGE]);
+    d.values[DEAL_STAGE] = xstrdup("lost-1");
+    forget_stage_others(&d, &seen);
+    seen.stage_id = "3";
+    pipedrive_apply_changelog(&c, lost_over_reopen, &d, &seen);
+    assert_true(d.others[DEAL_STAGE].present);
+    assert_string_equal(d.others[DEAL_STAGE].value, "3");
+    /* Not known (no stage_id read, a lost deal): nothing is claimed,
+     * not the CRM user's older values either. */
+    forget_stage_others(&d, &seen);
+    pipedrive_apply_changelog(&c, lost_over_reopen, &d, &seen);
+    assert_false(d.others[DEAL_STAGE].present);
+
+    /* A reopening into stage 3 with its stage_id entry listed first (the
+     * order within one change is not documented): the same stage 3. */
+    static const char stage_first[] =
+        "{\"success\":true,\"data\":["
+        "{\"field_key\":\"status\",\"old_value\":\"open\","
+        "\"new_value\":\"lost\",\"actor_user_id\":13377001,"
+        "\"change_source\":\"api\",\"time\":\"2024-02-12 09:19:00\"},"
+        "{\"field_key\":\"stage_id\",\"old_value\":\"2\","
+        "\"new_value\":\"3\",\"actor_user_id\":42,"
+        "\"change_source\":\"app\",\"time\":\"2024-02-12 09:18:50\"},"
+        "{\"field_key\":\"status\",\"old_value\":\"won\","
+        "\"new_value\":\"open\",\"actor_user_id\":42,"
+        "\"change_source\":\"app\",\"time\":\"2024-02-12 09:18:50\"}]}";
+    forget_stage_others(&d, &seen);
+    seen.stage_id = "3";
+    pipedrive_apply_changelog(&c, stage_first, &d, &seen);
+    assert_true(d.others[DEAL_STAGE].present);
+    assert_string_equal(d.others[DEAL_STAGE].value, "3");
+
+    /* A CRM user moved a won deal to stage 2 (it stays won), and our
+     * push reopened it there: the won is what our push landed on. */
+    static const char moved_won[] =
+        "{\"success\":true,\"data\":["
+        "{\"field_key\":\"status\",\"old_value\":\"won\","
+        "\"new_value\":\"open\",\"actor_user_id\":13377001,"
+        "\"change_source\":\"api\",\"time\":\"2024-02-12 09:20:00\"},"
+        "{\"field_key\":\"stage_id\",\"old_value\":\"1\","
+        "\"new_value\":\"2\",\"actor_user_id\":42,"
+        "\"change_source\":\"app\",\"time\":\"2024-02-12 09:19:50\"}]}";
+    free(d.values[DEAL_STAGE]);
+    d.values[DEAL_STAGE] = xstrdup("2");
+    forget_stage_others(&d, &seen);
+    seen.stage_id = "2";
+    pipedrive_apply_changelog(&c, moved_won, &d, &seen);
+    assert_true(d.others[DEAL_STAGE].present);
+    assert_string_equal(d.others[DEAL_STAGE].value, "won-1");
     for (int f = 0; f < DEAL_FIELD_COUNT; f++) {
         free(d.values[f]);
         free(d.others[f].value);
