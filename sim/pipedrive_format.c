@@ -90,8 +90,7 @@ static bool closed_stage(const char *stage)
            (strncmp(stage, "won-", 4) == 0 || strncmp(stage, "lost-", 5) == 0);
 }
 
-/* A won or lost deal stays in the open stage it was closed from. */
-static const char *stage_of_value(const struct sim_value *v)
+const char *pipedrive_stage_of(const struct sim_value *v)
 {
     for (; v; v = v->prev) {
         if (v->value && !closed_stage(v->value))
@@ -111,7 +110,7 @@ static const char *status_of_value(const char *stage)
 
 const char *pipedrive_stage_id(const struct sim_deal *deal)
 {
-    return stage_of_value(deal->fields[DEAL_STAGE]);
+    return pipedrive_stage_of(deal->fields[DEAL_STAGE]);
 }
 
 const char *pipedrive_status(const struct sim_deal *deal)
@@ -190,7 +189,7 @@ json_t *pipedrive_deal_json(const struct sim_deal *deal,
                         amount_json(sim_deal_value(deal, DEAL_AMOUNT)));
     json_object_set_new(obj, "currency", json_string("EUR"));
     json_object_set_new(obj, "stage_id",
-                        id_json(stage_of_value(deal->fields[DEAL_STAGE])));
+                        id_json(pipedrive_stage_of(deal->fields[DEAL_STAGE])));
     json_object_set_new(obj, "pipeline_id", id_json(PIPEDRIVE_SIM_PIPELINE));
     json_object_set_new(obj, "add_time", time_json(deal->created_ms));
     json_object_set_new(obj, "update_time", time_json(deal->modified_ms));
@@ -230,8 +229,10 @@ json_t *pipedrive_deal_json(const struct sim_deal *deal,
 
 /* ---- webhooks ---- */
 
-/* The old value of a changed field under its key in previous. */
-static void put_previous(json_t *previous, const struct sim_change *ch)
+/* The old value of a changed field under its key in previous (deal: the
+ * deal after the change). */
+static void put_previous(json_t *previous, const struct sim_deal *deal,
+                         const struct sim_change *ch)
 {
     const struct pipedrive_custom *c = custom_of_field(ch->field);
     const char *old = ch->old_value;
@@ -265,12 +266,21 @@ static void put_previous(json_t *previous, const struct sim_change *ch)
     case DEAL_STAGE: {
         const char *was = status_of_value(old);
         const char *now = status_of_value(ch->new_value);
+        const struct sim_value *v = deal->fields[DEAL_STAGE];
         if (strcmp(was, now) != 0)
             json_object_set_new(previous, "status", json_string(was));
         if (old && !closed_stage(old) &&
             (!ch->new_value || strcmp(old, ch->new_value) != 0) &&
             !closed_stage(ch->new_value))
             json_object_set_new(previous, "stage_id", id_json(old));
+        /* Reopened into another stage than it was closed in: the stage_id
+         * changed too (v is this change's value, over the one it took). */
+        if (closed_stage(old) && ch->new_value &&
+            !closed_stage(ch->new_value) && v && v->value == ch->new_value &&
+            v->prev && v->prev->value == old &&
+            strcmp(pipedrive_stage_of(v->prev), ch->new_value) != 0)
+            json_object_set_new(previous, "stage_id",
+                                id_json(pipedrive_stage_of(v->prev)));
         break;
     }
     case SIM_F_PIPELINE:
@@ -287,7 +297,7 @@ static json_t *changes_previous(const struct sim_event *ev)
     json_t *previous = json_object();
 
     for (size_t i = 0; i < ev->change_count; i++)
-        put_previous(previous, &ev->changes[i]);
+        put_previous(previous, ev->deal, &ev->changes[i]);
     return previous;
 }
 

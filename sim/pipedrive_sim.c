@@ -1209,8 +1209,35 @@ static int compare_entries(const void *a, const void *b)
     return ta < tb ? 1 : ta > tb ? -1 : 0;
 }
 
+/* One changelog entry of the change that set v, with its time in ms
+ * (_ms) for the sort. */
+static void add_entry(struct pipedrive_sim *sim, const struct sim_value *v,
+                      const char *key, const char *old, const char *new_,
+                      json_t ***entries, size_t *n)
+{
+    char when[32];
+
+    pipedrive_time_v1(v->time_ms, when);
+    json_t *e = json_pack(
+        "{s:s, s:o, s:o, s:I, s:s, s:s, s:s, s:b, s:I}", "field_key", key,
+        "old_value", old ? json_string(old) : json_null(), "new_value",
+        new_ ? json_string(new_) : json_null(), "actor_user_id",
+        (json_int_t)strtoll(
+            pipedrive_actor_user(&sim->account, v->actor, v->actor_id), NULL,
+            10),
+        "time", when, "change_source", pipedrive_change_source(v->actor),
+        "change_source_user_agent",
+        v->actor == SIM_ACTOR_TOKEN ? "fieldsync" : "crmsim",
+        "is_bulk_update_flag", 0, "_ms", (json_int_t)v->time_ms);
+    *entries = xrealloc(*entries, (*n + 1) * sizeof(**entries));
+    (*entries)[(*n)++] = e;
+}
+
 /* Every change of the deal's fields the history still holds (the seed's
- * and a creation's values are not changes), newest first. */
+ * and a creation's values are not changes), newest first. A won or lost
+ * deal reopened into another stage than it was closed in changed its
+ * status and its stage_id: two entries of one time (in either order, as
+ * the sort leaves them; Pipedrive documents none). */
 static json_t **changelog_entries(struct pipedrive_sim *sim,
                                   const struct sim_deal *d, size_t *n)
 {
@@ -1221,28 +1248,19 @@ static json_t **changelog_entries(struct pipedrive_sim *sim,
         for (const struct sim_value *v = d->fields[f]; v; v = v->prev) {
             const char *was = v->prev ? v->prev->value : NULL;
             const char *key = changelog_key(f, was, v->value);
-            char when[32];
             /* The seed's values and a creation's are not changes. */
             if (!key || v->actor == SIM_ACTOR_IMPORT ||
                 (!v->prev && v->time_ms <= d->created_ms))
                 continue;
-            pipedrive_time_v1(v->time_ms, when);
-            const char *old = changelog_value(f, key, was);
-            const char *new_ = changelog_value(f, key, v->value);
-            json_t *e = json_pack(
-                "{s:s, s:o, s:o, s:I, s:s, s:s, s:s, s:b, s:I}", "field_key",
-                key, "old_value", old ? json_string(old) : json_null(),
-                "new_value", new_ ? json_string(new_) : json_null(),
-                "actor_user_id",
-                (json_int_t)strtoll(
-                    pipedrive_actor_user(&sim->account, v->actor, v->actor_id),
-                    NULL, 10),
-                "time", when, "change_source",
-                pipedrive_change_source(v->actor), "change_source_user_agent",
-                v->actor == SIM_ACTOR_TOKEN ? "fieldsync" : "crmsim",
-                "is_bulk_update_flag", 0, "_ms", (json_int_t)v->time_ms);
-            entries = xrealloc(entries, (*n + 1) * sizeof(*entries));
-            entries[(*n)++] = e;
+            add_entry(sim, v, key, changelog_value(f, key, was),
+                      changelog_value(f, key, v->value), &entries, n);
+            if (f != DEAL_STAGE || strcmp(key, "status") != 0)
+                continue;
+            const char *stage_was = pipedrive_stage_of(v->prev);
+            const char *stage_now = pipedrive_stage_of(v);
+            if (strcmp(stage_was, stage_now) != 0)
+                add_entry(sim, v, "stage_id", stage_was, stage_now, &entries,
+                          n);
         }
     }
     if (*n > 1)

@@ -80,6 +80,10 @@ json_t *pipedrive_deal_json(const struct sim_deal *deal,
                             const struct pipedrive_account *a,
                             enum pipedrive_shape shape, const json_t *keys);
 
+/* The stage_id of a stage value with its history: a won or lost deal
+ * stays in the open stage it was closed from. */
+const char *pipedrive_stage_of(const struct sim_value *v);
+
 /* The stage a deal shows (its stage_id) and its status. */
 const char *pipedrive_stage_id(const struct sim_deal *deal);
 const char *pipedrive_status(const struct sim_deal *deal);

@@ -1186,6 +1186,17 @@ static fs_result pd_logged_value(const struct pd_map *m, int field,
     return result;
 }
 
+/* The status a stage value shows: won or lost for a pipeline's won and
+ * lost stages, else open. */
+static const char *pd_shown_status(const char *stage)
+{
+    if (stage && strncmp(stage, "won-", 4) == 0)
+        return "won";
+    if (stage && strncmp(stage, "lost-", 5) == 0)
+        return "lost";
+    return "open";
+}
+
 /* Whether a changelog entry set the value the deal shows. */
 static bool pd_entry_is_current(const struct pd_map *m, int field,
                                 const char *key, const json_t *entry,
@@ -1197,10 +1208,7 @@ static bool pd_entry_is_current(const struct pd_map *m, int field,
 
     if (strcmp(key, "status") == 0) {
         const char *status = provider_json_str(entry, "new_value");
-        const char *shown = now && strncmp(now, "won-", 4) == 0    ? "won"
-                            : now && strncmp(now, "lost-", 5) == 0 ? "lost"
-                                                                   : "open";
-        return status && strcmp(status, shown) == 0;
+        return status && strcmp(status, pd_shown_status(now)) == 0;
     }
     if (pd_logged_value(m, field, json_object_get(entry, "new_value"),
                         &logged) != FS_OK)
@@ -1208,6 +1216,73 @@ static bool pd_entry_is_current(const struct pd_map *m, int field,
     same = (!logged && !now) || (logged && now && strcmp(logged, now) == 0);
     free(logged);
     return same;
+}
+
+static bool pd_known_status(const char *status)
+{
+    return status &&
+           (strcmp(status, "open") == 0 || strcmp(status, "won") == 0 ||
+            strcmp(status, "lost") == 0);
+}
+
+/* Keeps a stage id or status in buf; "" (not known) for none or one that
+ * does not fit. */
+static void pd_keep(char *buf, size_t size, const char *text)
+{
+    if (!text || strlen(text) >= size) {
+        buf[0] = '\0';
+        return;
+    }
+    memcpy(buf, text, strlen(text) + 1);
+}
+
+/* Before the newest entry, the deal is as read: its status as its values
+ * show it, its stage_id as read (or, open, as its values show it). */
+static void pd_start_stepping(struct pipedrive_changelog *log,
+                              const struct crm_deal *deal)
+{
+    const char *now = deal->values[DEAL_STAGE];
+    const char *status = now ? pd_shown_status(now) : NULL;
+    const char *stage = log->stage_id;
+
+    if (!stage && status && strcmp(status, "open") == 0)
+        stage = now;
+    log->stepping = true;
+    pd_keep(log->status_after, sizeof(log->status_after), status);
+    pd_keep(log->stage_after, sizeof(log->stage_after), stage);
+}
+
+/* The stage a stage_id or status entry left the deal in, as text into
+ * left ("": not known): the entry's new value, the other half (the
+ * stage_id of a status entry, the status of a stage_id one) as the newer
+ * entries tell it. Then steps log back past the entry, to its old value.
+ * Either order of a change's two entries gives what the change left. */
+static void pd_stage_left(struct pipedrive_changelog *log, const char *key,
+                          const json_t *entry, char *left, size_t size)
+{
+    bool is_status = strcmp(key, "status") == 0;
+    char *now = provider_json_text(json_object_get(entry, "new_value"));
+    char *was = provider_json_text(json_object_get(entry, "old_value"));
+    const char *stage = is_status ? log->stage_after : now;
+    const char *status = is_status ? now : log->status_after;
+    int n = -1;
+
+    if (status && (strcmp(status, "won") == 0 || strcmp(status, "lost") == 0)) {
+        if (log->pipeline_id)
+            n = snprintf(left, size, "%s-%s", status, log->pipeline_id);
+    } else if (stage && *stage &&
+               (!is_status || (status && strcmp(status, "open") == 0))) {
+        n = snprintf(left, size, "%s", stage);
+    }
+    if (n < 0 || (size_t)n >= size)
+        left[0] = '\0';
+    if (is_status)
+        pd_keep(log->status_after, sizeof(log->status_after),
+                pd_known_status(was) ? was : NULL);
+    else
+        pd_keep(log->stage_after, sizeof(log->stage_after), was);
+    free(now);
+    free(was);
 }
 
 size_t pipedrive_apply_changelog(const struct connection *conn,
@@ -1225,6 +1300,13 @@ size_t pipedrive_apply_changelog(const struct connection *conn,
     {
         const char *key = provider_json_str(entry, "field_key");
         int f = key ? pd_field_of_key(&m, key) : -1;
+        /* "won-" or "lost-" and a pipeline id, or a stage id. */
+        char left[PIPEDRIVE_ID_MAX + 8] = "";
+        if (f == DEAL_STAGE) {
+            if (!log->stepping)
+                pd_start_stepping(log, deal);
+            pd_stage_left(log, key, entry, left, sizeof(left));
+        }
         int64_t t = pd_logged_time(json_object_get(entry, "time"));
         if (log->answered_at > 0 && t > log->answered_at)
             t = log->answered_at;
@@ -1264,27 +1346,22 @@ size_t pipedrive_apply_changelog(const struct connection *conn,
             continue;
         /* The newest value someone else wrote; kept when our push landed
          * on it, so the merge can tell whether the push overwrote a
-         * newer edit. A won or lost status is that pipeline's stage (left
-         * alone, a won deal our push reopened stayed open for good when
-         * the won's webhook was lost); an open one names no stage, and
-         * the stage_id entry of the same change, next, does. */
+         * newer edit. For the stage, what the entry left the deal in: a
+         * won or lost status is that pipeline's stage (left alone, a won
+         * deal our push reopened stayed open for good when the won's
+         * webhook was lost), an open one the stage it was reopened in
+         * (the old value of the next stage_id entry, or the stage read:
+         * a reopening in the deal's stage names none, and our push over
+         * it stayed for good; make stress found it). */
         char *value = NULL;
-        if (strcmp(key, "status") == 0) {
-            const char *status = provider_json_str(entry, "new_value");
-            if (!log->pipeline_id || !status ||
-                (strcmp(status, "won") != 0 && strcmp(status, "lost") != 0))
+        log->othered[f] = true;
+        if (f == DEAL_STAGE) {
+            if (!*left ||
+                deal_field_canonical(DEAL_STAGE, left, &value) != FS_OK)
                 continue;
-            log->othered[f] = true;
-            char *text = xasprintf("%s-%s", status, log->pipeline_id);
-            fs_result r = deal_field_canonical(DEAL_STAGE, text, &value);
-            free(text);
-            if (r != FS_OK)
-                continue;
-        } else {
-            log->othered[f] = true;
-            if (pd_logged_value(&m, f, json_object_get(entry, "new_value"),
-                                &value) != FS_OK)
-                continue;
+        } else if (pd_logged_value(&m, f, json_object_get(entry, "new_value"),
+                                   &value) != FS_OK) {
+            continue;
         }
         bool same =
             (!value && !deal->values[f]) ||
@@ -1336,7 +1413,9 @@ static fs_result pd_time_fields(struct provider_session *s,
             ? ACTOR_US
             : ACTOR_OTHER;
     char *pipeline = provider_json_text(json_object_get(obj, "pipeline_id"));
-    struct pipedrive_changelog log = {.pipeline_id = pipeline};
+    char *stage = provider_json_text(json_object_get(obj, "stage_id"));
+    struct pipedrive_changelog log = {.pipeline_id = pipeline,
+                                      .stage_id = stage};
     bool *timed = log.timed;
     size_t want = synced_count(m), got = 0;
     char *cursor = NULL;
@@ -1366,6 +1445,7 @@ static fs_result pd_time_fields(struct provider_session *s,
     }
     free(cursor);
     free(pipeline);
+    free(stage);
     for (int f = 0; result == FS_OK && f < DEAL_FIELD_COUNT; f++) {
         if (!m->key[f] || timed[f])
             continue;

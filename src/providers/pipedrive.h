@@ -16,6 +16,8 @@
 /* Ids in one ids= read, and deals in one list page. */
 #define PIPEDRIVE_IDS_MAX 100
 #define PIPEDRIVE_PAGE_MAX 500
+/* Longest stage id a changelog entry is followed by (digits). */
+#define PIPEDRIVE_ID_MAX 32
 /* The burst window every budget counts in. */
 #define PIPEDRIVE_WINDOW_MS 2000
 /* OAuth apps' token endpoint, on its own host. */
@@ -59,13 +61,26 @@ struct pipedrive_changelog {
     /* Per field, the second of the last entry seen (0: none yet), status
      * entries aside. */
     int64_t newer_second[DEAL_FIELD_COUNT];
+    /* The deal's stage_id as read (NULL: not known), a won or lost deal's
+     * too: its values show the pipeline's won or lost stage instead. */
+    const char *stage_id;
+    /* The deal's stage_id and status just after the entry being read:
+     * the deal's as read, stepped back past each newer entry (its old
+     * value), page after page; "" when not known. A status entry names no
+     * stage and a stage_id entry no status: these tell the other half of
+     * what the entry left the deal in (a reopening in the deal's stage is
+     * a status entry only). Set by the first page; zero to start. */
+    bool stepping;
+    char stage_after[PIPEDRIVE_ID_MAX];
+    char status_after[8];
 };
 
 /* Applies one page of GET /v1/deals/{id}/changelog (JSON text, newest
  * first) to a deal read with its current values: each field not yet
  * timed takes its newest entry's time and actor; the newest value someone
- * else wrote goes to others[] when it is not the current one. Returns how
- * many fields it timed. */
+ * else wrote goes to others[] when it is not the current one (for the
+ * stage, what their stage_id or status entry left the deal in). Returns
+ * how many fields it timed. */
 size_t pipedrive_apply_changelog(const struct connection *conn,
                                  const char *json, struct crm_deal *deal,
                                  struct pipedrive_changelog *log);

@@ -71,7 +71,7 @@ static void check_answer(const struct connection *c, const char *body,
 static void check_deal_and_changelog(const char *body)
 {
     struct crm_deal d;
-    struct pipedrive_changelog log = {.answered_at = 0};
+    struct pipedrive_changelog log = {.pipeline_id = "1", .stage_id = "2"};
 
     if (pipedrive_parse_deal(&conn, body, &d) != FS_OK) {
         FUZZ_CHECK(!d.crm_id, "a refused deal reads as nothing");

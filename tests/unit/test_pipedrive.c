@@ -499,13 +499,45 @@ static void test_deal_custom_fields(void **state)
         free(d.values[f]);
 }
 
+/* Changelog entries of 2024-02-12: ours (the integration user's API
+ * change) or a CRM user's in the app; a page of them. */
+#define OURS "\"actor_user_id\":13377001,\"change_source\":\"api\""
+#define THEIRS "\"actor_user_id\":42,\"change_source\":\"app\""
+#define LOG_ENTRY(key, old, new_, who, time)                                   \
+    "{\"field_key\":\"" key "\",\"old_value\":\"" old                          \
+    "\",\"new_value\":\"" new_ "\"," who ",\"time\":\"2024-02-12 " time "\"}"
+#define LOG_PAGE2(a, b) "{\"success\":true,\"data\":[" a "," b "]}"
+#define LOG_PAGE3(a, b, c) "{\"success\":true,\"data\":[" a "," b "," c "]}"
+
+/* Reads a changelog page afresh for the deal's stage in pipeline 1, the
+ * deal read with stage_id (NULL: not known); asserts what the page says
+ * our push landed on (want NULL: nothing). */
+static void assert_landed_on(const struct connection *c, const char *page,
+                             struct crm_deal *d, const char *stage_id,
+                             const char *want)
+{
+    struct pipedrive_changelog seen = {.pipeline_id = "1",
+                                       .stage_id = stage_id};
+
+    free(d->others[DEAL_STAGE].value);
+    d->others[DEAL_STAGE].value = NULL;
+    d->others[DEAL_STAGE].present = false;
+    pipedrive_apply_changelog(c, page, d, &seen);
+    if (!want) {
+        assert_false(d->others[DEAL_STAGE].present);
+        return;
+    }
+    assert_true(d->others[DEAL_STAGE].present);
+    assert_string_equal(d->others[DEAL_STAGE].value, want);
+}
+
 static void test_vendor_changelog(void **state)
 {
     struct connection c = make_conn();
     json_t *log = vendor_example("v1", "GET", "/deals/{id}/changelog", "200");
     char *text = json_dumps(log, JSON_COMPACT);
     struct crm_deal d = {0};
-    struct pipedrive_changelog seen = {.answered_at = 0};
+    struct pipedrive_changelog seen = {0};
     int64_t t = 0;
 
     for (int f = 0; f < DEAL_FIELD_COUNT; f++)
@@ -608,21 +640,12 @@ static void test_vendor_changelog(void **state)
     /* Our push reopened a deal a CRM user had won: the won is the
      * pipeline's Won stage our push landed on. */
     static const char status_log[] =
-        "{\"success\":true,\"data\":["
-        "{\"field_key\":\"status\",\"old_value\":\"won\","
-        "\"new_value\":\"open\",\"actor_user_id\":13377001,"
-        "\"change_source\":\"api\",\"time\":\"2024-02-12 09:15:00\"},"
-        "{\"field_key\":\"status\",\"old_value\":\"open\","
-        "\"new_value\":\"won\",\"actor_user_id\":42,"
-        "\"change_source\":\"app\",\"time\":\"2024-02-12 09:14:50\"}]}";
-    memset(&seen, 0, sizeof(seen));
-    seen.pipeline_id = "1";
+        LOG_PAGE2(LOG_ENTRY("status", "won", "open", OURS, "09:15:00"),
+                  LOG_ENTRY("status", "open", "won", THEIRS, "09:14:50"));
     free(d.values[DEAL_STAGE]);
     d.values[DEAL_STAGE] = xstrdup("1");
-    pipedrive_apply_changelog(&c, status_log, &d, &seen);
+    assert_landed_on(&c, status_log, &d, NULL, "won-1");
     assert_int_equal(d.actors[DEAL_STAGE], ACTOR_US);
-    assert_true(d.others[DEAL_STAGE].present);
-    assert_string_equal(d.others[DEAL_STAGE].value, "won-1");
     assert_int_equal(clock_parse_iso("2024-02-12T09:14:50Z", &t), 0);
     assert_int_equal(d.others[DEAL_STAGE].time, t + 999);
 
@@ -630,27 +653,55 @@ static void test_vendor_changelog(void **state)
      * stage_id entry of one change), and our push moved it to stage 1:
      * stage 3 is what our push landed on. */
     static const char reopen_log[] =
-        "{\"success\":true,\"data\":["
-        "{\"field_key\":\"stage_id\",\"old_value\":\"3\","
-        "\"new_value\":\"1\",\"actor_user_id\":13377001,"
-        "\"change_source\":\"api\",\"time\":\"2024-02-12 09:16:00\"},"
-        "{\"field_key\":\"status\",\"old_value\":\"lost\","
-        "\"new_value\":\"open\",\"actor_user_id\":42,"
-        "\"change_source\":\"app\",\"time\":\"2024-02-12 09:15:50\"},"
-        "{\"field_key\":\"stage_id\",\"old_value\":\"2\","
-        "\"new_value\":\"3\",\"actor_user_id\":42,"
-        "\"change_source\":\"app\",\"time\":\"2024-02-12 09:15:50\"}]}";
-    memset(&seen, 0, sizeof(seen));
-    seen.pipeline_id = "1";
-    free(d.others[DEAL_STAGE].value);
-    d.others[DEAL_STAGE].value = NULL;
-    d.others[DEAL_STAGE].present = false;
-    pipedrive_apply_changelog(&c, reopen_log, &d, &seen);
-    assert_true(d.others[DEAL_STAGE].present);
-    assert_string_equal(d.others[DEAL_STAGE].value, "3");
+        LOG_PAGE3(LOG_ENTRY("stage_id", "3", "1", OURS, "09:16:00"),
+                  LOG_ENTRY("status", "lost", "open", THEIRS, "09:15:50"),
+                  LOG_ENTRY("stage_id", "2", "3", THEIRS, "09:15:50"));
+    assert_landed_on(&c, reopen_log, &d, NULL, "3");
     /* The CRM user's own status entry of that second is not our push. */
     assert_int_equal(clock_parse_iso("2024-02-12T09:15:50Z", &t), 0);
     assert_int_equal(d.others[DEAL_STAGE].time, t + 999);
+
+    /* A CRM user reopened a won deal in its stage 3 (a status entry
+     * only), and our push moved it to stage 1: stage 3, the old value of
+     * the newer stage_id entry, is what our push landed on. */
+    static const char reopen_in_place[] =
+        LOG_PAGE3(LOG_ENTRY("stage_id", "3", "1", OURS, "09:17:00"),
+                  LOG_ENTRY("status", "won", "open", THEIRS, "09:16:50"),
+                  LOG_ENTRY("status", "open", "won", THEIRS, "09:16:40"));
+    assert_landed_on(&c, reopen_in_place, &d, NULL, "3");
+    assert_int_equal(d.actors[DEAL_STAGE], ACTOR_US);
+    assert_int_equal(clock_parse_iso("2024-02-12T09:16:50Z", &t), 0);
+    assert_int_equal(d.others[DEAL_STAGE].time, t + 999);
+
+    /* Our push lost that deal, no stage_id entry after the reopening:
+     * the deal's stage_id as read (its values say "lost-1") is where the
+     * CRM user reopened it. */
+    static const char lost_over_reopen[] =
+        LOG_PAGE2(LOG_ENTRY("status", "open", "lost", OURS, "09:18:00"),
+                  LOG_ENTRY("status", "won", "open", THEIRS, "09:17:50"));
+    free(d.values[DEAL_STAGE]);
+    d.values[DEAL_STAGE] = xstrdup("lost-1");
+    assert_landed_on(&c, lost_over_reopen, &d, "3", "3");
+    /* Not known (no stage_id read, a lost deal): nothing is claimed,
+     * not the CRM user's older values either. */
+    assert_landed_on(&c, lost_over_reopen, &d, NULL, NULL);
+
+    /* A reopening into stage 3 with its stage_id entry listed first (the
+     * order within one change is not documented): the same stage 3. */
+    static const char stage_first[] =
+        LOG_PAGE3(LOG_ENTRY("status", "open", "lost", OURS, "09:19:00"),
+                  LOG_ENTRY("stage_id", "2", "3", THEIRS, "09:18:50"),
+                  LOG_ENTRY("status", "won", "open", THEIRS, "09:18:50"));
+    assert_landed_on(&c, stage_first, &d, "3", "3");
+
+    /* A CRM user moved a won deal to stage 2 (it stays won), and our
+     * push reopened it there: the won is what our push landed on. */
+    static const char moved_won[] =
+        LOG_PAGE2(LOG_ENTRY("status", "won", "open", OURS, "09:20:00"),
+                  LOG_ENTRY("stage_id", "1", "2", THEIRS, "09:19:50"));
+    free(d.values[DEAL_STAGE]);
+    d.values[DEAL_STAGE] = xstrdup("2");
+    assert_landed_on(&c, moved_won, &d, "2", "won-1");
     for (int f = 0; f < DEAL_FIELD_COUNT; f++) {
         free(d.values[f]);
         free(d.others[f].value);
