@@ -107,6 +107,21 @@ void sim_control_count_refused(struct sim_control *ctl, bool expired)
     pthread_mutex_unlock(&ctl->mu);
 }
 
+/* Lets every held read go on. Called with mu held. */
+static void release_reads(struct sim_control *ctl)
+{
+    ctl->read_release++;
+    pthread_cond_broadcast(&ctl->unpaused);
+}
+
+void sim_control_release_reads(struct sim_control *ctl)
+{
+    pthread_mutex_lock(&ctl->mu);
+    ctl->faults.reads_paused = false;
+    release_reads(ctl);
+    pthread_mutex_unlock(&ctl->mu);
+}
+
 /* Holds a read while api_reads_paused is on: until an unpause (even one
  * paused again at once), or READ_HOLD_MAX_MS. Called with mu held. */
 static void hold_read(struct sim_control *ctl, int kind)
@@ -644,10 +659,8 @@ static void set_faults(struct call *c)
         wf.delay_ms = json_integer_value(delay);
     webhook_sender_set_faults(ctl->sender, &wf);
     pthread_mutex_lock(&ctl->mu);
-    if (ctl->faults.reads_paused && !af.reads_paused) {
-        ctl->read_release++;
-        pthread_cond_broadcast(&ctl->unpaused);
-    }
+    if (ctl->faults.reads_paused && !af.reads_paused)
+        release_reads(ctl);
     ctl->faults = af;
     pthread_mutex_unlock(&ctl->mu);
     log_notice("event=faults_set drop=%.3f duplicate=%.3f reorder=%d "

@@ -62,6 +62,10 @@ struct sim_control;
 struct sim_control *sim_control_new(const struct sim_control_config *config);
 void sim_control_free(struct sim_control *ctl);
 
+/* Ends api_reads_paused and lets held reads go on: the simulator is
+ * stopping. */
+void sim_control_release_reads(struct sim_control *ctl);
+
 /* True for a path the control API answers (/_sim and below). */
 bool sim_control_path(const char *path);
 /* The http_on_request callback for those paths; ctx is the control. */

@@ -256,6 +256,8 @@ int sim_serve(const struct sim_common_options *o, const struct sim_frontend *fe)
     wait_for_signal();
     rc = 0;
 out:
+    if (core.control)
+        sim_control_release_reads(core.control);
     http_server_stop(server);
     sim_store_set_sink(core.store, NULL, NULL);
     webhook_sender_stop(core.sender);
