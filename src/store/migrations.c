@@ -196,6 +196,15 @@ const char *const store_migrations[] = {
     "ALTER TABLE records ADD COLUMN territory_id INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE records ADD COLUMN geo_lat REAL;"
     "ALTER TABLE records ADD COLUMN geo_lng REAL;",
+
+    /* 5: indexes for a territory change. No query looks a field up by
+     * its value (the owner and stage filters go through the primary key,
+     * record and field), so the index on (field, value) only cost every
+     * write that changes a value: a move rewrote an entry of it per deal.
+     * The pass over an org's deals reads them in rowid order, which the
+     * index on the org alone gives without sorting them all first. */
+    "DROP INDEX IF EXISTS record_fields_value;"
+    "CREATE INDEX records_org ON records (org_id);",
 };
 
 const size_t store_migration_count =

@@ -8,6 +8,7 @@
 
 #include "base/alloc.h"
 #include "base/crypto.h"
+#include "store/internal.h"
 #include "store/store.h"
 #include "store_fixture.h"
 #include "test_env.h"
@@ -117,6 +118,63 @@ static void test_migrations_idempotent(void **state)
     sqlite3_close(db);
     store_fixture_remove_files(fresh);
     free(fresh);
+}
+
+/* A database an earlier fieldsync wrote (schema 4) opens: migration 5
+ * drops the index on (field, value) and adds the one on the org, and its
+ * deals are still found by owner. */
+static void test_upgrade_from_schema_4(void **state)
+{
+    struct store_fixture *fx = *state;
+    char *path = xasprintf("%s/old.db", fx->dir);
+    sqlite3 *db = raw_open(path);
+
+    assert_true(store_migration_count >= 5);
+    assert_int_equal(sqlite3_exec(db,
+                                  "CREATE TABLE schema_version (version "
+                                  "INTEGER NOT NULL, applied_at INTEGER NOT "
+                                  "NULL)",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    for (int i = 0; i < 4; i++) {
+        char *sql = xasprintf("%s; INSERT INTO schema_version VALUES (%d, 0)",
+                              store_migrations[i], i + 1);
+        assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+        free(sql);
+    }
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "INSERT INTO orgs (id, name) VALUES (1, 'old');"
+                     "INSERT INTO records (rowid, id, org_id, created_at, "
+                     "updated_at) VALUES (1, 'a1', 1, 10, 10), "
+                     "(2, 'a2', 1, 10, 10);"
+                     "INSERT INTO record_fields (record, field, value, time, "
+                     "origin) VALUES (1, 4, '77', 10, 1), (2, 4, '78', 10, 1)",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    static const char index_sql[] =
+        "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name = ?1";
+    assert_int_equal(raw_count(db, index_sql, "record_fields_value"), 1);
+
+    struct store *s = NULL;
+    assert_int_equal(store_open(path, &s), FS_OK);
+    assert_int_equal(store_schema_version(s), (int)store_migration_count);
+    assert_int_equal(raw_count(db, index_sql, "record_fields_value"), 0);
+    assert_int_equal(raw_count(db, index_sql, "records_org"), 1);
+
+    struct record_filter f = {.org_id = 1, .owner = "78"};
+    struct record *list = NULL;
+    size_t n = 0;
+    assert_int_equal(store_records_list(s, &f, &list, &n), FS_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(list[0].id, "a2");
+    assert_string_equal(list[0].fields[DEAL_OWNER].value, "78");
+    store_records_free(list, n);
+
+    store_close(s);
+    sqlite3_close(db);
+    store_fixture_remove_files(path);
+    free(path);
 }
 
 static void test_orgs(void **state)
@@ -836,6 +894,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_migrations_idempotent,
+                                        store_fixture_setup,
+                                        store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_upgrade_from_schema_4,
                                         store_fixture_setup,
                                         store_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_orgs, store_fixture_setup,
