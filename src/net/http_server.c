@@ -31,8 +31,11 @@
 /* How often the watchdog looks for requests past their time. */
 #define WATCHDOG_STEP_MS 100
 /* libmicrohttpd's memory per connection holds the headers and its
- * buffers; it must leave room past our own header limit. */
-#define MHD_POOL_MIN ((size_t)64 * 1024)
+ * buffers. Headers past it get libmicrohttpd's own 431 (an HTML text no
+ * option replaces), so it leaves room well past our own header limit for
+ * the request callback to answer ours. Only what a request fills is
+ * resident. */
+#define MHD_POOL_MIN ((size_t)256 * 1024)
 
 /* Where a connection is in its current request. */
 enum track_phase {
@@ -512,6 +515,11 @@ static const char *const server_broken_words[] = {"Failed to bind",
                                                   "Failed to start",
                                                   NULL};
 
+/* What libmicrohttpd says just before answering a request too big for
+ * a connection's memory itself (that answer is logged as a refusal):
+ * logged at debug. */
+static const char *const request_too_big_words[] = {"in pool", NULL};
+
 static bool mentions_any(const char *text, const char *const *words)
 {
     for (size_t i = 0; words[i]; i++) {
@@ -519,6 +527,47 @@ static bool mentions_any(const char *text, const char *const *words)
             return true;
     }
     return false;
+}
+
+/* What libmicrohttpd starts a message with when it answers a request
+ * itself, the status following. */
+#define MHD_REFUSAL_TEXT "HTTP response code is "
+
+/* The reason our own refusals log for a status libmicrohttpd answers. */
+static const char *refusal_reason(unsigned long status)
+{
+    switch (status) {
+    case 431:
+        return "headers_too_large";
+    case 414:
+        return "uri_too_long";
+    case 413:
+        return "too_large";
+    default:
+        return "bad_request";
+    }
+}
+
+/* A request libmicrohttpd answered itself (past its memory for headers,
+ * a malformed request): logged like our own refusals, without the HTML
+ * page it quotes. False when text is not one. */
+static bool log_library_refusal(const char *text)
+{
+    const char *at = strstr(text, MHD_REFUSAL_TEXT);
+    if (!at)
+        return false;
+
+    char *end = NULL;
+    unsigned long status = strtoul(at + strlen(MHD_REFUSAL_TEXT), &end, 10);
+    if (end == at + strlen(MHD_REFUSAL_TEXT) || status < 400 || status > 599)
+        return false;
+    if (status >= 500)
+        log_error("event=http_library_error status=%lu by=libmicrohttpd",
+                  status);
+    else
+        log_info("event=http_refused status=%lu reason=%s by=libmicrohttpd",
+                 status, refusal_reason(status));
+    return true;
 }
 
 /* MHD_OPTION_EXTERNAL_LOGGER: libmicrohttpd's own messages as one
@@ -536,9 +585,15 @@ static void on_mhd_log(void *ctx, const char *fmt, va_list ap)
         return;
     char *text = xmalloc((size_t)len + 1);
     vsnprintf(text, (size_t)len + 1, fmt, ap);
+    if (log_library_refusal(text)) {
+        free(text);
+        return;
+    }
     log_clean_value(text);
     enum log_level level = LOG_WARN;
-    if (mentions_any(text, peer_gone_words))
+    if (mentions_any(text, request_too_big_words))
+        level = LOG_DEBUG;
+    else if (mentions_any(text, peer_gone_words))
         level = LOG_INFO;
     else if (mentions_any(text, server_broken_words))
         level = LOG_ERROR;

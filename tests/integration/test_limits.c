@@ -78,6 +78,9 @@ static int setup(void **state)
     struct stack_options o = {
         .deals = 6, .serve_args = args, .serve_env = env_slot};
 
+    /* The refusals are logged at info: the tests read those lines. */
+    setenv("FS_TEST_LOG_LEVEL", "info", 1);
+
     return stack_start(&st, &o) ? 0 : -1;
 }
 
@@ -282,11 +285,23 @@ static void test_sent_body_too_large(void **state)
     free(body);
 }
 
-static void test_headers_too_large(void **state)
+/* The field API answers (after a refusal: the server serves on). */
+static void assert_api_answers(void)
 {
+    long status;
+    json_decref(stack_api(&st, st.admin, "GET", "/api/v1/me", NULL, &status));
+    assert_int_equal(status, 200);
+}
+
+/* Sends a request with one header of filler_bytes and returns the raw
+ * answer (caller frees); the server closes after it, and logs no error
+ * and no HTML for it. */
+static char *send_big_header(size_t filler_bytes)
+{
+    size_t errors = stack_log_count(&st, "serve", "level=error");
     int fd = connect_api();
-    char *filler = xcalloc(20001, 1);
-    memset(filler, 'h', 20000);
+    char *filler = xcalloc(filler_bytes + 1, 1);
+    memset(filler, 'h', filler_bytes);
     char *request = xasprintf("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                               "X-Filler: %s\r\n\r\n",
                               filler);
@@ -294,11 +309,55 @@ static void test_headers_too_large(void **state)
 
     send_all(fd, request, strlen(request));
     char *answer = read_until_closed(fd, SOCKET_WAIT_MS, &closed);
-    assert_raw_error(answer, 431, "headers_too_large");
-    free(answer);
+    assert_true(closed);
+    assert_int_equal(stack_log_count(&st, "serve", "level=error"), errors);
+    assert_int_equal(stack_log_count(&st, "serve", "<html"), 0);
     free(request);
     free(filler);
     close(fd);
+    return answer;
+}
+
+/* Headers over the limit get our JSON 431, logged as one line at info,
+ * also far past it (70 KB, past libmicrohttpd's former 64 KiB of memory
+ * a connection); the server serves on. */
+static void test_headers_too_large(void **state)
+{
+    static const size_t sizes[] = {20000, 70000};
+    size_t refused = stack_log_count(&st, "serve", "reason=headers_too_large");
+
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        char *answer = send_big_header(sizes[i]);
+        assert_raw_error(answer, 431, "headers_too_large");
+        free(answer);
+    }
+    assert_int_equal(stack_log_count(&st, "serve",
+                                     "level=info event=http_refused status=431 "
+                                     "reason=headers_too_large"),
+                     refused + 2);
+
+    assert_api_answers();
+}
+
+/* Headers past even the connection's memory: libmicrohttpd answers 431
+ * itself, with its own text (docs/LIMITATIONS.md); the log has one line
+ * at info for it, with no HTML, and the server serves on. */
+static void test_headers_past_connection_memory(void **state)
+{
+    size_t refused = stack_log_count(&st, "serve", "reason=headers_too_large");
+    char *answer = send_big_header((size_t)2 << 20);
+
+    assert_non_null(strstr(answer, "HTTP/1.1 431 "));
+    free(answer);
+    assert_int_equal(
+        stack_log_count(&st, "serve",
+                        "level=info event=http_refused status=431 "
+                        "reason=headers_too_large by=libmicrohttpd"),
+        1);
+    assert_int_equal(stack_log_count(&st, "serve", "reason=headers_too_large"),
+                     refused + 1);
+
+    assert_api_answers();
 }
 
 /* HubSpot sends at most 100 events a delivery. */
@@ -354,9 +413,7 @@ static void test_slow_clients_cut_off(void **state)
     }
 
     /* Nothing of them was taken; the server serves on. */
-    long status;
-    json_decref(stack_api(&st, st.admin, "GET", "/api/v1/me", NULL, &status));
-    assert_int_equal(status, 200);
+    assert_api_answers();
 }
 
 struct busy_wait {
@@ -694,6 +751,7 @@ int main(void)
         cmocka_unit_test(test_announced_body_too_large),
         cmocka_unit_test(test_sent_body_too_large),
         cmocka_unit_test(test_headers_too_large),
+        cmocka_unit_test(test_headers_past_connection_memory),
         cmocka_unit_test(test_batch_too_long),
         cmocka_unit_test(test_json_too_deep),
         cmocka_unit_test(test_slow_clients_cut_off),
