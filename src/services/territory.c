@@ -253,6 +253,11 @@ static fs_result apply_input(struct compose *c,
     } else {
         d = draft_by_name(c, in->name);
     }
+    if (d && !in->id && c->change && c->change->create)
+        return territory_error_set(
+            err, 409, "conflict", input_field(in, "name", true),
+            "territory %lld is already named '%s': edit it with PATCH",
+            (long long)d->t.id, in->name);
     if (d && d->in && !in->id)
         return territory_error_set(err, 422, "conflict",
                                    input_field(in, "name", true),

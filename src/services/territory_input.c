@@ -439,6 +439,7 @@ fs_result territory_parse_one(const char *body, size_t len, int64_t id,
     out->n_inputs = 1;
     struct territory_input *in = &out->inputs[0];
     in->id = id;
+    out->create = id == 0;
     in->where = xstrdup("");
     json_object_foreach(root, key, v)
     {

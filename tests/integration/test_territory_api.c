@@ -139,10 +139,46 @@ static void test_unknown_params_refused(void **state)
     free(path);
 }
 
+static void test_new_territory_never_replaces(void **state)
+{
+    int64_t id = add_territory("{\"name\":\"Taken\",\"owner\":\"" REP "\","
+                               "\"priority\":2,\"postcodes\":[\"M3\"]}");
+
+    assert_refused("POST", "/api/v1/territories",
+                   "{\"name\":\"Taken\",\"owner\":\"" REP "\","
+                   "\"postcodes\":[\"M4\"]}",
+                   409, "conflict", "name");
+    assert_refused("POST", "/api/v1/territories?preview=true",
+                   "{\"name\":\"Taken\",\"owner\":\"" REP "\"}", 409,
+                   "conflict", "name");
+
+    /* Editing stays PATCH; an import matches its features by name. */
+    char *path = xasprintf("/api/v1/territories/%lld", (long long)id);
+    long status = 0;
+    json_t *plan =
+        stack_api(&st, st.admin, "PATCH", path, "{\"priority\":5}", &status);
+    assert_int_equal(status, 200);
+    json_decref(plan);
+    plan = stack_api(&st, st.admin, "POST", "/api/v1/territories/import",
+                     "{\"type\":\"FeatureCollection\",\"features\":[{"
+                     "\"type\":\"Feature\",\"properties\":{\"name\":"
+                     "\"Taken\",\"owner\":\"" REP "\",\"priority\":7,"
+                     "\"postcodes\":[\"M3\"]},\"geometry\":null}]}",
+                     &status);
+    assert_int_equal(status, 200);
+    json_decref(plan);
+    char *after = territories_text();
+    assert_non_null(strstr(after, "\"name\":\"Taken\",\"owner\""));
+    assert_non_null(strstr(after, "\"priority\":7"));
+    free(after);
+    free(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unknown_params_refused),
+        cmocka_unit_test(test_new_territory_never_replaces),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
