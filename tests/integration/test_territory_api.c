@@ -174,11 +174,110 @@ static void test_new_territory_never_replaces(void **state)
     free(path);
 }
 
+/* The first ring of territory name as GET serves it. */
+static json_t *served_ring(const char *name)
+{
+    long status = 0;
+    json_t *list =
+        stack_api(&st, st.admin, "GET", "/api/v1/territories", NULL, &status);
+    json_t *ring = NULL;
+    size_t i;
+    json_t *f;
+
+    assert_int_equal(status, 200);
+    json_array_foreach(json_object_get(list, "features"), i, f)
+    {
+        if (strcmp(stack_text(json_object_get(f, "properties"), "name"),
+                   name) != 0)
+            continue;
+        json_t *g = json_object_get(f, "geometry");
+        json_t *coords = json_object_get(g, "coordinates");
+        if (strcmp(stack_text(g, "type"), "MultiPolygon") == 0)
+            coords = json_array_get(coords, 0);
+        ring = json_incref(json_array_get(coords, 0));
+    }
+    json_decref(list);
+    assert_non_null(ring);
+    return ring;
+}
+
+static void assert_closed(const json_t *ring)
+{
+    size_t n = json_array_size(ring);
+
+    assert_true(n >= 4);
+    assert_true(
+        json_equal(json_array_get(ring, 0), json_array_get(ring, n - 1)));
+}
+
+#define OPEN_RING "[[-2.30,53.40],[-2.20,53.40],[-2.20,53.50],[-2.30,53.50]]"
+
+static void test_repaired_ring_stored_closed(void **state)
+{
+    long status = 0;
+    json_t *plan = stack_api(
+        &st, st.admin, "POST", "/api/v1/territories?repair=true",
+        "{\"name\":\"Open\",\"owner\":\"" REP "\",\"geometry\":{\"type\":"
+        "\"Polygon\",\"coordinates\":[" OPEN_RING "]}}",
+        &status);
+    assert_int_equal(status, 200);
+    assert_int_equal(json_array_size(json_object_get(plan, "repairs")), 1);
+    int64_t id = 0;
+    size_t i;
+    json_t *t;
+    json_array_foreach(json_object_get(plan, "territories"), i, t)
+    {
+        if (strcmp(stack_text(t, "name"), "Open") == 0)
+            id = json_integer_value(json_object_get(t, "id"));
+    }
+    json_decref(plan);
+    assert_true(id > 0);
+
+    json_t *ring = served_ring("Open");
+    assert_int_equal(json_array_size(ring), 5);
+    assert_closed(ring);
+    json_decref(ring);
+
+    /* Later edits need no repair: one without geometry, and one sending
+     * back the geometry as served. */
+    char *path = xasprintf("/api/v1/territories/%lld", (long long)id);
+    plan = stack_api(&st, st.admin, "PATCH", path, "{\"priority\":4}", &status);
+    assert_int_equal(status, 200);
+    assert_int_equal(json_array_size(json_object_get(plan, "repairs")), 0);
+    json_decref(plan);
+    ring = served_ring("Open");
+    json_t *body = json_pack("{s:{s:s, s:[O]}}", "geometry", "type", "Polygon",
+                             "coordinates", ring);
+    char *text = json_dumps(body, JSON_COMPACT);
+    plan = stack_api(&st, st.admin, "PATCH", path, text, &status);
+    assert_int_equal(status, 200);
+    json_decref(plan);
+    free(text);
+    json_decref(body);
+    json_decref(ring);
+
+    /* An import repaired the same way is stored closed too. */
+    plan = stack_api(
+        &st, st.admin, "POST", "/api/v1/territories/import?repair=true",
+        "{\"type\":\"FeatureCollection\",\"features\":[{\"type\":"
+        "\"Feature\",\"properties\":{\"name\":\"Open import\",\"owner\":"
+        "\"" REP "\"},\"geometry\":{\"type\":\"Polygon\",\"coordinates\":"
+        "[" OPEN_RING "]}}]}",
+        &status);
+    assert_int_equal(status, 200);
+    json_decref(plan);
+    ring = served_ring("Open import");
+    assert_closed(ring);
+    json_decref(ring);
+    free(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unknown_params_refused),
         cmocka_unit_test(test_new_territory_never_replaces),
+        cmocka_unit_test(test_repaired_ring_stored_closed),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
