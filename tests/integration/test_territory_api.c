@@ -272,12 +272,95 @@ static void test_repaired_ring_stored_closed(void **state)
     free(path);
 }
 
+static void test_postcode_rules_name_places(void **state)
+{
+    int64_t id = add_territory("{\"name\":\"Rules\",\"owner\":\"" REP "\","
+                               "\"postcodes\":[\"M1\",\"m2 1\",\"2134\","
+                               "\"M3 4AB\",\"SK\"]}");
+    char *path = xasprintf("/api/v1/territories/%lld", (long long)id);
+    const char *const bad[] = {"banana", "ZZ99 9ZZ", "M1 1AE 1AE"};
+
+    for (size_t i = 0; i < 3; i++) {
+        char *one = xasprintf("{\"name\":\"Bad\",\"owner\":\"" REP "\","
+                              "\"postcodes\":[\"M1\",\"%s\"]}",
+                              bad[i]);
+        char *patch = xasprintf("{\"postcodes\":[\"%s\"]}", bad[i]);
+        char *import = xasprintf(
+            "{\"type\":\"FeatureCollection\",\"features\":[{\"type\":"
+            "\"Feature\",\"properties\":{\"name\":\"Bad\",\"owner\":"
+            "\"" REP "\",\"postcodes\":[\"%s\"]},\"geometry\":null}]}",
+            bad[i]);
+        char *csv = xasprintf("postcode,latitude,longitude\nM1 1AE,53.4,-2.2\n"
+                              "%s,53.4,-2.2\n",
+                              bad[i]);
+        assert_refused("POST", "/api/v1/territories", one, 422, "invalid_value",
+                       "postcodes[1]");
+        assert_refused("PATCH", path, patch, 422, "invalid_value",
+                       "postcodes[0]");
+        assert_refused("POST", "/api/v1/territories/import", import, 422,
+                       "invalid_value", "features[0].properties.postcodes[0]");
+        assert_refused("POST", "/api/v1/territories/centroids", csv, 422,
+                       "invalid_value", "line 3");
+        free(csv);
+        free(import);
+        free(patch);
+        free(one);
+    }
+
+    /* The CLI refuses the same way, changing nothing. */
+    char *before = territories_text();
+    char *id_text = xasprintf("%lld", (long long)id);
+    const char *edit[] = {"territory",   "edit",      "--org",
+                          STACK_ORG,     "--id",      id_text,
+                          "--postcodes", "M1,banana", NULL};
+    int code = 0;
+    char *out = stack_cli(&st, &code, edit);
+    assert_int_not_equal(code, 0);
+    assert_non_null(strstr(out, "postcodes[1]"));
+    assert_non_null(strstr(out, "banana"));
+    free(out);
+    char *csv_path = xasprintf("%s/bad_centroids.csv", st.dir);
+    FILE *f = fopen(csv_path, "w");
+    assert_non_null(f);
+    fputs("district,latitude,longitude\nM1,53.4,-2.2\nZZ99,53.4,-2.2\n", f);
+    fclose(f);
+    const char *centroids[] = {"territory", "centroids", csv_path,
+                               "--org",     STACK_ORG,   NULL};
+    out = stack_cli(&st, &code, centroids);
+    assert_int_not_equal(code, 0);
+    assert_non_null(strstr(out, "line 3"));
+    free(out);
+    free(csv_path);
+    free(id_text);
+    char *after = territories_text();
+    assert_string_equal(after, before);
+    free(after);
+    free(before);
+
+    /* The rules as stored, canonical; the centroid table loads prefixes. */
+    char *list = territories_text();
+    assert_non_null(strstr(list, "[\"M1\",\"M2 1\",\"02134\",\"M3 4AB\","
+                                 "\"SK\"]"));
+    free(list);
+    long status = 0;
+    json_t *loaded =
+        stack_api(&st, st.admin, "POST", "/api/v1/territories/centroids",
+                  "sector,latitude,longitude\nM1 1,53.48,-2.24\n"
+                  "m2 1,53.47,-2.25\n",
+                  &status);
+    assert_int_equal(status, 200);
+    assert_int_equal(json_integer_value(json_object_get(loaded, "loaded")), 2);
+    json_decref(loaded);
+    free(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unknown_params_refused),
         cmocka_unit_test(test_new_territory_never_replaces),
         cmocka_unit_test(test_repaired_ring_stored_closed),
+        cmocka_unit_test(test_postcode_rules_name_places),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
