@@ -160,6 +160,85 @@ fs_result postcode_normalize(const char *text, char **out)
     return FS_OK;
 }
 
+/* The UK's postcode areas (with the Crown dependencies'), sorted. */
+static const char *const uk_areas[] = {
+    "AB", "AL", "B",  "BA", "BB", "BD", "BH", "BL", "BN", "BR", "BS", "BT",
+    "CA", "CB", "CF", "CH", "CM", "CO", "CR", "CT", "CV", "CW", "DA", "DD",
+    "DE", "DG", "DH", "DL", "DN", "DT", "DY", "E",  "EC", "EH", "EN", "EX",
+    "FK", "FY", "G",  "GL", "GU", "GY", "HA", "HD", "HG", "HP", "HR", "HS",
+    "HU", "HX", "IG", "IM", "IP", "IV", "JE", "KA", "KT", "KW", "KY", "L",
+    "LA", "LD", "LE", "LL", "LN", "LS", "LU", "M",  "ME", "MK", "ML", "N",
+    "NE", "NG", "NN", "NP", "NR", "NW", "OL", "OX", "PA", "PE", "PH", "PL",
+    "PO", "PR", "RG", "RH", "RM", "S",  "SA", "SE", "SG", "SK", "SL", "SM",
+    "SN", "SO", "SP", "SR", "SS", "ST", "SW", "SY", "TA", "TD", "TF", "TN",
+    "TQ", "TR", "TS", "TW", "UB", "W",  "WA", "WC", "WD", "WF", "WN", "WR",
+    "WS", "WV", "YO", "ZE",
+};
+
+static int compare_area(const void *key, const void *item)
+{
+    return strcmp(key, *(const char *const *)item);
+}
+
+static bool uk_area(const char *s, size_t n)
+{
+    char area[3];
+
+    if (n == 0 || n > 2 || !is_alpha(s[0]) || (n == 2 && !is_alpha(s[1])))
+        return false;
+    memcpy(area, s, n);
+    area[n] = '\0';
+    return bsearch(area, uk_areas, sizeof(uk_areas) / sizeof(uk_areas[0]),
+                   sizeof(uk_areas[0]), compare_area) != NULL;
+}
+
+/* An inward code or the start of one: a digit, then none or two letters
+ * (never C, I, K, M, O or V). */
+static bool uk_inward(const char *s, size_t n)
+{
+    if (n != 1 && n != 3)
+        return false;
+    if (!is_digit(s[0]))
+        return false;
+    for (size_t i = 1; i < n; i++) {
+        if (!is_alpha(s[i]) || strchr("CIKMOV", s[i]))
+            return false;
+    }
+    return true;
+}
+
+/* A canonical UK unit, sector, district or area. */
+static bool uk_place(const char *s)
+{
+    const char *space = strchr(s, ' ');
+    size_t outward = space ? (size_t)(space - s) : strlen(s);
+    size_t letters = 0;
+
+    while (letters < outward && is_alpha(s[letters]))
+        letters++;
+    if (!uk_area(s, letters))
+        return false;
+    if (letters == outward)
+        return !space; /* an area alone */
+    if (!uk_outward(s, outward))
+        return false;
+    return !space || uk_inward(space + 1, strlen(space + 1));
+}
+
+fs_result postcode_rule_normalize(const char *text, char **out)
+{
+    fs_result r = postcode_normalize(text, out);
+
+    if (r != FS_OK)
+        return r;
+    const char *country = postcode_country(*out);
+    if ((country && strcmp(country, "US") == 0) || uk_place(*out))
+        return FS_OK;
+    free(*out);
+    *out = NULL;
+    return FS_ERR_INVALID;
+}
+
 static void put_prefix(char out[][POSTCODE_MAX_LEN + 1], size_t *n,
                        const char *s, size_t len)
 {

@@ -20,6 +20,17 @@
  * caller frees *out. */
 fs_result postcode_normalize(const char *text, char **out);
 
+/* The canonical form of a territory's postcode rule or a centroid
+ * table's key: a postcode or a prefix of one that names a place. A UK
+ * unit ("M1 1AE"), sector ("M1 1"), district ("M1", "EC1A") or area
+ * ("M"), of a real UK postcode area; or a US ZIP ("02134", "2134") or
+ * ZIP+4. FS_ERR_INVALID for anything else ("banana", "ZZ99 9ZZ",
+ * "M1 1AE 1AE"), FS_ERR_TOO_LARGE past the limit. The caller frees
+ * *out. */
+fs_result postcode_rule_normalize(const char *text, char **out);
+/* What postcode_rule_normalize takes, for messages. */
+#define POSTCODE_PLACE "a UK postcode, sector, district or area, or a US ZIP"
+
 /* The ISO 3166-1 country a canonical postcode's form belongs to: "GB"
  * for a full UK unit, "US" for a ZIP or ZIP+4; NULL when the form says
  * nothing (an outward code alone, another country's). */

@@ -55,8 +55,10 @@ void territory_problem_clear(struct territory_problem *p)
         return;
     free(p->where);
     free(p->message);
+    json_decref(p->repaired);
     p->where = NULL;
     p->message = NULL;
+    p->repaired = NULL;
 }
 
 static fs_result problem(struct territory_problem *p, fs_result code,
@@ -160,6 +162,43 @@ static void keep_polygon(struct parsed *acc, GEOSGeometry *polygon)
     acc->polygons =
         xrealloc(acc->polygons, (acc->n + 1) * sizeof(*acc->polygons));
     acc->polygons[acc->n++] = polygon;
+}
+
+/* A GEOS ring's positions as GeoJSON [lng, lat] pairs. */
+static json_t *ring_json(GEOSContextHandle_t h, const GEOSGeometry *ring)
+{
+    const GEOSCoordSequence *seq = GEOSGeom_getCoordSeq_r(h, ring);
+    unsigned n = 0;
+    json_t *out = json_array();
+
+    if (!seq || !GEOSCoordSeq_getSize_r(h, seq, &n))
+        return out;
+    for (unsigned i = 0; i < n; i++) {
+        double x = 0, y = 0;
+        GEOSCoordSeq_getXY_r(h, seq, i, &x, &y);
+        json_array_append_new(out, json_pack("[f, f]", x, y));
+    }
+    return out;
+}
+
+/* The polygons as one GeoJSON MultiPolygon. */
+static json_t *polygons_json(GEOSContextHandle_t h,
+                             GEOSGeometry *const *polygons, size_t n)
+{
+    json_t *coords = json_array();
+
+    for (size_t i = 0; i < n; i++) {
+        json_t *rings = json_array();
+        json_array_append_new(
+            rings, ring_json(h, GEOSGetExteriorRing_r(h, polygons[i])));
+        int holes = GEOSGetNumInteriorRings_r(h, polygons[i]);
+        for (int k = 0; k < holes; k++)
+            json_array_append_new(
+                rings, ring_json(h, GEOSGetInteriorRingN_r(h, polygons[i], k)));
+        json_array_append_new(coords, rings);
+    }
+    return json_pack("{s:s, s:o}", "type", "MultiPolygon", "coordinates",
+                     coords);
 }
 
 /* One ring: at least four [lng, lat] positions, the last equal to the
@@ -444,6 +483,10 @@ fs_result territory_index_add(struct territory_index *ix, int64_t id,
                 "repaired: %zu ring(s) closed, %zu polygon(s) made valid",
                 parsed.rings_closed, parsed.polygons_made_valid);
         parsed.first_repair = NULL;
+        if (pb) {
+            json_decref(pb->repaired);
+            pb->repaired = polygons_json(ix->geos, parsed.polygons, parsed.n);
+        }
     }
     free(parsed.first_repair);
     free(parsed.polygons);

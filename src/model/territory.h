@@ -28,6 +28,9 @@
 struct territory_problem {
     char *where;
     char *message;
+    json_t *repaired; /* after a repair: the geometry as added, a GeoJSON
+                       * MultiPolygon, to be kept instead of the one
+                       * given */
 };
 
 void territory_problem_clear(struct territory_problem *p);
@@ -58,7 +61,7 @@ void territory_index_free(struct territory_index *ix);
  * does not end where it starts is closed and an invalid polygon is
  * replaced by GEOS's valid version of it (GEOSMakeValid); the territory
  * is then added (FS_OK) and *problem says what was repaired and where
- * the first repair was. Not after build. */
+ * the first repair was, with the repaired geometry. Not after build. */
 fs_result territory_index_add(struct territory_index *ix, int64_t id,
                               int priority, const char *const *postcodes,
                               size_t n_postcodes, const json_t *geometry,

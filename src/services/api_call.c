@@ -7,6 +7,7 @@
 #include "base/json_num.h"
 #include "base/json_text.h"
 #include "base/log.h"
+#include "base/urlform.h"
 #include "services/admin_api.h"
 #include "services/app.h"
 #include "services/field_api.h"
@@ -343,4 +344,72 @@ void api_handle(struct app *app, const struct http_request *req,
         stage_cache_release(app_stage_cache(app), c.stages);
     app_store_release(app, c.store);
     user_clear(&c.user);
+}
+
+fs_result api_query_each(const char *raw_url, const char *const *names,
+                         size_t n, api_query_fn each, void *ctx,
+                         struct api_error *err)
+{
+    const char *p = raw_url ? strchr(raw_url, '?') : NULL;
+    bool *seen = xcalloc(n ? n : 1, sizeof(*seen));
+    fs_result result = FS_OK;
+
+    for (p = p ? p + 1 : ""; *p && result == FS_OK;) {
+        size_t len = strcspn(p, "&");
+        const char *eq = memchr(p, '=', len);
+        size_t key_len = eq ? (size_t)(eq - p) : len;
+        char *key = urlform_decode(p, key_len);
+        char *value =
+            eq ? urlform_decode(eq + 1, len - key_len - 1) : xstrdup("");
+        size_t which = n;
+
+        for (size_t i = 0; key && i < n; i++) {
+            if (strcmp(key, names[i]) == 0)
+                which = i;
+        }
+        if (len == 0) {
+            free(value);
+        } else if (!key || !value) {
+            api_error_set(err, 400, "invalid_param", key,
+                          "malformed percent-encoding in the query");
+            free(value);
+            result = FS_ERR_INVALID;
+        } else if (which == n) {
+            api_error_set(err, 400, "unknown_param", key,
+                          "unknown query parameter");
+            free(value);
+            result = FS_ERR_INVALID;
+        } else if (seen[which]) {
+            api_error_set(err, 400, "invalid_param", key,
+                          "query parameter given twice");
+            free(value);
+            result = FS_ERR_INVALID;
+        } else {
+            seen[which] = true;
+            if (each)
+                result = each(which, value, ctx, err);
+            else
+                free(value);
+        }
+        free(key);
+        p += len;
+        if (*p == '&')
+            p++;
+    }
+    free(seen);
+    return result;
+}
+
+bool api_query_only(struct api_call *c, const char *const *names)
+{
+    struct api_error err = {0};
+    size_t n = 0;
+
+    while (names[n])
+        n++;
+    if (api_query_each(c->req->raw_url, names, n, NULL, NULL, &err) == FS_OK)
+        return true;
+    api_fail_with(c, &err);
+    api_error_clear(&err);
+    return false;
 }

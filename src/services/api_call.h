@@ -66,6 +66,21 @@ bool api_txn_again(int attempt, int64_t started_ms);
 /* Answers with obj (taken) as the body. */
 void api_respond(struct api_call *c, int status, json_t *obj);
 
+/* Walks the query part of raw_url: each parameter must be one of
+ * names[0..n) and given once, its percent-encoding well formed; else a
+ * 400 (unknown_param, invalid_param) naming it. each (may be NULL) gets
+ * the index in names and the decoded value of each one (taken), and may
+ * fail with err filled. */
+typedef fs_result (*api_query_fn)(size_t which, char *value, void *ctx,
+                                  struct api_error *err);
+fs_result api_query_each(const char *raw_url, const char *const *names,
+                         size_t n, api_query_fn each, void *ctx,
+                         struct api_error *err);
+/* The same for a handler: answers the error and returns false unless
+ * every parameter of the request is one of names (a NULL-terminated
+ * list). */
+bool api_query_only(struct api_call *c, const char *const *names);
+
 /* The caller's org's stage map, from the cache, held until the call
  * ends; NULL when it cannot be read. */
 const struct stage_map *api_stages(struct api_call *c);

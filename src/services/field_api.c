@@ -9,7 +9,6 @@
 #include "base/clock.h"
 #include "base/failpoint.h"
 #include "base/log.h"
-#include "base/urlform.h"
 #include "model/merge.h"
 #include "providers/provider.h"
 #include "services/api_call.h"
@@ -194,59 +193,20 @@ fail:
     return FS_ERR_INVALID;
 }
 
+static fs_result apply_one(size_t which, char *value, void *ctx,
+                           struct api_error *err)
+{
+    return apply_param((enum query_param)which, value, ctx, err);
+}
+
 fs_result field_api_parse_query(const char *raw_url,
                                 struct field_api_query *out,
                                 struct api_error *err)
 {
-    const char *p = raw_url ? strchr(raw_url, '?') : NULL;
-    bool seen[PARAM_COUNT] = {false};
-    fs_result result = FS_OK;
-
     memset(out, 0, sizeof(*out));
     out->limit = FIELD_API_DEFAULT_LIMIT;
-    if (!p)
-        return FS_OK;
-    p++;
-
-    while (*p && result == FS_OK) {
-        size_t len = strcspn(p, "&");
-        const char *eq = memchr(p, '=', len);
-        size_t key_len = eq ? (size_t)(eq - p) : len;
-        char *key = urlform_decode(p, key_len);
-        char *value =
-            eq ? urlform_decode(eq + 1, len - key_len - 1) : xstrdup("");
-        int which = -1;
-
-        for (int i = 0; key && i < PARAM_COUNT; i++) {
-            if (strcmp(key, param_names[i]) == 0)
-                which = i;
-        }
-        if (len == 0) {
-            free(value);
-        } else if (!key || !value) {
-            api_error_set(err, 400, "invalid_param", key,
-                          "malformed percent-encoding in the query");
-            free(value);
-            result = FS_ERR_INVALID;
-        } else if (which < 0) {
-            api_error_set(err, 400, "unknown_param", key,
-                          "unknown query parameter");
-            free(value);
-            result = FS_ERR_INVALID;
-        } else if (seen[which]) {
-            api_error_set(err, 400, "invalid_param", key,
-                          "query parameter given twice");
-            free(value);
-            result = FS_ERR_INVALID;
-        } else {
-            seen[which] = true;
-            result = apply_param((enum query_param)which, value, out, err);
-        }
-        free(key);
-        p += len;
-        if (*p == '&')
-            p++;
-    }
+    fs_result result =
+        api_query_each(raw_url, param_names, PARAM_COUNT, apply_one, out, err);
     if (result != FS_OK)
         field_api_query_clear(out);
     return result;

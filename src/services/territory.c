@@ -148,6 +148,7 @@ struct draft {
     bool keep;
     char *old_owner_id; /* before the change, with the provider */
     char *owner_id;     /* after it */
+    json_t *repaired;   /* the geometry a repair made, written instead */
 };
 
 struct compose {
@@ -167,6 +168,7 @@ static void compose_clear(struct compose *c)
         territory_clear(&c->drafts[i].t);
         free(c->drafts[i].old_owner_id);
         free(c->drafts[i].owner_id);
+        json_decref(c->drafts[i].repaired);
     }
     free(c->drafts);
     store_users_free(c->users, c->n_users);
@@ -253,6 +255,11 @@ static fs_result apply_input(struct compose *c,
     } else {
         d = draft_by_name(c, in->name);
     }
+    if (d && !in->id && c->change && c->change->create)
+        return territory_error_set(
+            err, 409, "conflict", input_field(in, "name", true),
+            "territory %lld is already named '%s': edit it with PATCH",
+            (long long)d->t.id, in->name);
     if (d && d->in && !in->id)
         return territory_error_set(err, 422, "conflict",
                                    input_field(in, "name", true),
@@ -424,9 +431,10 @@ static const char *problem_field(const struct draft *d, const char *where,
 }
 
 /* Adds one territory to the index, its geometry checked (and repaired
- * when the change asks, or when it was stored so). */
-static fs_result index_draft(struct lookup *lk, const struct draft *d,
-                             bool repair, struct territory_plan *plan,
+ * when the change asks, or when it was stored so); d->repaired gets what
+ * a repair made. */
+static fs_result index_draft(struct lookup *lk, struct draft *d, bool repair,
+                             struct territory_plan *plan,
                              struct territory_error *err)
 {
     struct territory_problem pb = {0};
@@ -440,10 +448,16 @@ static fs_result index_draft(struct lookup *lk, const struct draft *d,
         if (!geom)
             return FS_ERR_INVALID;
     }
+    bool given = d->in && d->in->has_geometry;
     r = territory_index_add(lk->ix, d->t.id, d->t.priority,
                             (const char *const *)d->t.postcodes,
-                            d->t.n_postcodes, geom, repair || !d->in, &pb);
+                            d->t.n_postcodes, geom, repair || !given, &pb);
     json_decref(geom);
+    if (r == FS_OK && pb.repaired) {
+        json_decref(d->repaired);
+        d->repaired = pb.repaired;
+        pb.repaired = NULL;
+    }
     char *field = NULL;
     const char *rest = problem_field(d, pb.where, &field);
     if (r == FS_OK && pb.message && plan)
@@ -490,7 +504,7 @@ static fs_result build_lookup(struct store *s, struct compose *c,
     lk->owner_ids = xcalloc(n ? n : 1, sizeof(*lk->owner_ids));
     lk->owner_changed = xcalloc(n ? n : 1, sizeof(*lk->owner_changed));
     for (size_t i = 0; i < n && r == FS_OK; i++) {
-        const struct draft *d = sorted[i];
+        struct draft *d = sorted[i];
         lk->ids[i] = d->t.id;
         lk->owner_users[i] = d->t.owner_user_id;
         lk->owner_ids[i] = d->owner_id ? xstrdup(d->owner_id) : NULL;
@@ -910,9 +924,12 @@ static fs_result write_territories(struct store *s, struct compose *c)
         struct draft *d = &c->drafts[i];
         if (!d->keep || !d->in)
             continue;
-        if (d->in->has_geometry && d->in->geometry) {
+        const json_t *geometry =
+            d->repaired ? d->repaired
+                        : (d->in->has_geometry ? d->in->geometry : NULL);
+        if (geometry) {
             free(d->t.geometry);
-            d->t.geometry = json_dumps(d->in->geometry, JSON_COMPACT);
+            d->t.geometry = json_dumps(geometry, JSON_COMPACT);
         }
         r = d->is_new ? store_territory_insert(s, &d->t)
                       : store_territory_update(s, &d->t);

@@ -67,6 +67,8 @@ struct territory_change {
     size_t n_deletes;
     bool replace; /* the org's territories become exactly the inputs */
     bool repair;  /* close open rings and make invalid polygons valid */
+    bool create;  /* the inputs are new territories: a name another
+                   * territory has is a 409, never an edit of it */
 };
 
 void territory_change_clear(struct territory_change *c);
@@ -81,7 +83,7 @@ fs_result territory_parse_import(const char *body, size_t len,
                                  struct territory_change *out,
                                  struct territory_error *err);
 /* One territory as JSON {name, owner, priority, postcodes, geometry}: a
- * new one (id 0) or an edit of territory id. */
+ * new one (id 0, with create set) or an edit of territory id. */
 fs_result territory_parse_one(const char *body, size_t len, int64_t id,
                               struct territory_change *out,
                               struct territory_error *err);

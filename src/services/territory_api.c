@@ -221,8 +221,19 @@ static bool parse_id(const char *s, int64_t *out)
  * POST .../import, .../reassign */
 static void handle_change(struct api_call *c, const char *what, int64_t id)
 {
+    static const char *const import_params[] = {"group_by", "replace", "repair",
+                                                "preview", NULL};
+    static const char *const one_params[] = {"repair", "preview", NULL};
+    static const char *const preview_only[] = {"preview", NULL};
     struct territory_change change = {0};
     struct territory_error err = {0};
+    bool import = strcmp(what, "import") == 0;
+    bool one = strcmp(what, "one") == 0;
+
+    if (!api_query_only(c, import ? import_params
+                           : one  ? one_params
+                                  : preview_only))
+        return;
     int preview = flag(c, "preview");
     int replace = preview < 0 ? -1 : flag(c, "replace");
     int repair = replace < 0 ? -1 : flag(c, "repair");
@@ -230,7 +241,7 @@ static void handle_change(struct api_call *c, const char *what, int64_t id)
 
     if (repair < 0)
         return;
-    if (strcmp(what, "import") == 0) {
+    if (import) {
         const char *group_by = http_request_query(c->req, "group_by");
         if (group_by &&
             (!*group_by || strlen(group_by) > TERRITORY_MAX_PROPERTY)) {
@@ -244,7 +255,7 @@ static void handle_change(struct api_call *c, const char *what, int64_t id)
         change.deletes = xcalloc(1, sizeof(*change.deletes));
         change.deletes[0] = id;
         change.n_deletes = 1;
-    } else if (strcmp(what, "one") == 0) {
+    } else if (one) {
         r = territory_parse_one(c->req->body, c->req->body_len, id, &change,
                                 &err);
     }
@@ -265,9 +276,12 @@ static void handle_centroids(struct api_call *c)
     struct store_centroid *list = NULL;
     size_t n = 0;
     struct territory_error err = {0};
-    int replace = flag(c, "replace");
+    static const char *const params[] = {"replace", NULL};
     int64_t total = 0;
 
+    if (!api_query_only(c, params))
+        return;
+    int replace = flag(c, "replace");
     if (replace < 0)
         return;
     if (territory_parse_centroids(c->req->body, c->req->body_len, &list, &n,
@@ -291,10 +305,14 @@ static void handle_centroids(struct api_call *c)
 
 static void on_territories(struct api_call *c, const char *id)
 {
-    if (strcmp(c->req->method, "GET") == 0)
-        handle_list(c);
-    else if (api_require_admin(c))
+    static const char *const none[] = {NULL};
+
+    if (strcmp(c->req->method, "GET") == 0) {
+        if (api_query_only(c, none))
+            handle_list(c);
+    } else if (api_require_admin(c)) {
         handle_change(c, "one", 0);
+    }
 }
 
 static void on_import(struct api_call *c, const char *id)

@@ -166,10 +166,14 @@ static fs_result add_postcodes(struct territory_input *in, const json_t *v,
     for (size_t i = 0; i < n; i++) {
         const char *text = json_string_value(json_array_get(v, i));
         char *canon = NULL;
-        if (!text || postcode_normalize(text, &canon) != FS_OK)
+        if (!text)
             return territory_error_set(err, 422, "invalid_value",
                                        xasprintf("%s[%zu]", where, i),
-                                       "not a postcode or postcode prefix");
+                                       "a postcode rule is a string");
+        if (postcode_rule_normalize(text, &canon) != FS_OK)
+            return territory_error_set(err, 422, "invalid_value",
+                                       xasprintf("%s[%zu]", where, i),
+                                       "'%.40s' is not " POSTCODE_PLACE, text);
         in->postcodes[in->n_postcodes++] = canon;
     }
     in->has_postcodes = true;
@@ -439,6 +443,7 @@ fs_result territory_parse_one(const char *body, size_t len, int64_t id,
     out->n_inputs = 1;
     struct territory_input *in = &out->inputs[0];
     in->id = id;
+    out->create = id == 0;
     in->where = xstrdup("");
     json_object_foreach(root, key, v)
     {
@@ -584,11 +589,16 @@ fs_result territory_parse_centroids(const char *text, size_t len,
         need = need > lng_col ? need : lng_col;
         if ((int)nc <= need || !parse_double(cols[lat_col], &lat) ||
             !parse_double(cols[lng_col], &lng) || lat < -90 || lat > 90 ||
-            lng < -180 || lng > 180 ||
-            postcode_normalize(cols[code_col], &canon) != FS_OK) {
+            lng < -180 || lng > 180) {
             r = territory_error_set(
                 err, 422, "invalid_value", xasprintf("line %zu", line_no),
                 "not a postcode with a WGS84 latitude and longitude");
+            break;
+        }
+        if (postcode_rule_normalize(cols[code_col], &canon) != FS_OK) {
+            r = territory_error_set(
+                err, 422, "invalid_value", xasprintf("line %zu", line_no),
+                "'%.40s' is not " POSTCODE_PLACE, cols[code_col]);
             break;
         }
         if (n == TERRITORY_MAX_CENTROIDS) {

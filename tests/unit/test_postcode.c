@@ -118,6 +118,49 @@ static void test_country_of_form(void **state)
     assert_null(postcode_country(NULL));
 }
 
+static void expect_rule(const char *in, const char *want)
+{
+    char *out = NULL;
+
+    assert_int_equal(postcode_rule_normalize(in, &out), FS_OK);
+    assert_string_equal(out, want);
+    free(out);
+}
+
+static void expect_no_rule(const char *in)
+{
+    char *out = (char *)"unset";
+
+    assert_int_not_equal(postcode_rule_normalize(in, &out), FS_OK);
+    assert_null(out);
+}
+
+static void test_rules_name_places(void **state)
+{
+    /* Units, sectors, districts and areas of real UK areas; ZIPs. */
+    expect_rule("m1 1ae", "M1 1AE");
+    expect_rule("M11AE", "M1 1AE");
+    expect_rule("M1 1", "M1 1");
+    expect_rule("m1", "M1");
+    expect_rule("EC1A", "EC1A");
+    expect_rule("ec1a 1bb", "EC1A 1BB");
+    expect_rule("AB10 1", "AB10 1");
+    expect_rule("M", "M");
+    expect_rule("sw", "SW");
+    expect_rule("2134", "02134");
+    expect_rule("02134-1234", "02134-1234");
+    /* Words, areas that do not exist, one code too many, bad inward. */
+    expect_no_rule("banana");
+    expect_no_rule("ZZ99 9ZZ");
+    expect_no_rule("ZZ99");
+    expect_no_rule("M1 1AE 1AE");
+    expect_no_rule("M1 1A");
+    expect_no_rule("M1 1AC");
+    expect_no_rule("M1;1");
+    expect_no_rule("");
+    expect_no_rule("123456");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -127,6 +170,7 @@ int main(void)
         cmocka_unit_test(test_locations),
         cmocka_unit_test(test_deal_fields_use_the_forms),
         cmocka_unit_test(test_country_of_form),
+        cmocka_unit_test(test_rules_name_places),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

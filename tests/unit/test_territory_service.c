@@ -12,9 +12,11 @@
 #include <cmocka.h>
 
 #include "base/alloc.h"
+#include "base/buf.h"
 #include "base/clock.h"
 #include "services/territory.h"
 #include "store_fixture.h"
+#include "test_env.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -577,6 +579,46 @@ static void test_centroid_csv(void **state)
         territory_parse_centroids("a,b\n1,2\n", 8, &list, &n, &err),
         FS_ERR_INVALID);
     territory_error_clear(&err);
+
+    /* A key that names no place is refused, naming the line. */
+    static const char banana[] = "postcode,latitude,longitude\n"
+                                 "M1 1AE,53.4,-2.2\n"
+                                 "banana,53.4,-2.2\n";
+    assert_int_equal(
+        territory_parse_centroids(banana, strlen(banana), &list, &n, &err),
+        FS_ERR_INVALID);
+    assert_int_equal(err.status, 422);
+    assert_string_equal(err.field, "line 3");
+    assert_non_null(strstr(err.message, "banana"));
+    territory_error_clear(&err);
+}
+
+/* The real centroid tables (units, sectors, districts) load whole. */
+static void test_real_centroids_load(void **state)
+{
+    static const char *const files[] = {
+        "data/geo_uk/uk_postcode_district_centroids.csv",
+        "data/geo_uk/uk_postcode_sector_centroids.csv",
+        "data/geo_uk/uk_postcode_units_area_M.csv",
+    };
+
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        char *path = test_shared_path(files[i]);
+        struct buf b = {0};
+        struct store_centroid *list = NULL;
+        size_t n = 0;
+        struct territory_error err = {0};
+
+        assert_int_equal(buf_read_file(&b, path, 1u << 30), FS_OK);
+        fs_result r = territory_parse_centroids(b.data, b.len, &list, &n, &err);
+        if (r != FS_OK)
+            print_error("%s: %s: %s\n", files[i], err.field, err.message);
+        assert_int_equal(r, FS_OK);
+        assert_true(n > 1000);
+        territory_centroids_free(list, n);
+        buf_free(&b);
+        free(path);
+    }
 }
 
 int main(void)
@@ -593,6 +635,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_owner_ids_per_provider, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_centroid_csv, setup, teardown),
+        cmocka_unit_test(test_real_centroids_load),
         cmocka_unit_test_setup_teardown(test_apply_beside_other_writers, setup,
                                         teardown),
     };
