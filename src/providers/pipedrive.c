@@ -1373,12 +1373,11 @@ size_t pipedrive_apply_changelog(const struct connection *conn,
         free(deal->others[f].value);
         deal->others[f].value = value;
         /* Within its second, and before the push that landed on it: at
-         * the second's end when that push is of a later second (so a
-         * CRM user's edit beats what we knew from earlier in its second,
-         * a webhook timed to the ms, and is written back), else at its
-         * start, as the push may be of the same second. */
-        deal->others[f].time =
-            log->ours_second[f] > second ? second + PD_SECOND_END_MS : second;
+         * the second's start, and at the latest at its end when that
+         * push is of a later second (else the push may be the earlier). */
+        deal->others[f].time = second;
+        deal->others[f].time_latest =
+            log->ours_second[f] > second ? second + PD_SECOND_END_MS : 0;
         deal->others[f].present = true;
     }
     pd_map_clear(&m);

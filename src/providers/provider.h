@@ -70,6 +70,9 @@ void crm_event_clear(struct crm_event *event);
 struct crm_past_value {
     char *value; /* canonical, NULL: cleared */
     int64_t time;
+    /* When the CRM times it coarsely: the latest it may have been made
+     * (0: time is exact). */
+    int64_t time_latest;
     bool present;
 };
 

@@ -212,6 +212,19 @@ static fs_result find_record(struct store *store, const struct connection *conn,
     return result;
 }
 
+/* The time of a value someone else wrote that our push landed on.
+ * Coarsely timed, against a CRM value we knew (a webhook timed to the ms,
+ * earlier in that second) it is the newer, as the newest edit not ours:
+ * at the latest it may have been made, so it is taken and written back.
+ * Against a local edit, at its earliest: the edit, timed to the ms, may
+ * be the later (a same-second tie the edit keeps, docs/LIMITATIONS.md). */
+static int64_t past_time(const struct crm_past_value *past,
+                         const struct field_state *field)
+{
+    return past->time_latest && field->origin == ORIGIN_CRM ? past->time_latest
+                                                            : past->time;
+}
+
 fs_result reconcile_deal(struct store *store, const struct connection *conn,
                          const struct crm_deal *deal, bool field_times,
                          bool *needs_read, struct reconcile_effects *fx)
@@ -279,9 +292,10 @@ fs_result reconcile_deal(struct store *store, const struct connection *conn,
             };
             changed |= merge_one(store, &r, f, &change, fx);
             if (deal->others[f].present) {
-                struct crm_change past = {.value = deal->others[f].value,
-                                          .time = deal->others[f].time,
-                                          .actor = ACTOR_OTHER};
+                struct crm_change past = {
+                    .value = deal->others[f].value,
+                    .time = past_time(&deal->others[f], &r.fields[f]),
+                    .actor = ACTOR_OTHER};
                 changed |= merge_one(store, &r, f, &past, fx);
             }
         }

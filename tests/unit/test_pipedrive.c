@@ -579,10 +579,12 @@ static void test_vendor_changelog(void **state)
     assert_int_equal(d.actors[DEAL_AMOUNT], ACTOR_OTHER);
     assert_true(d.others[DEAL_NAME].present);
     assert_string_equal(d.others[DEAL_NAME].value, "My Deal");
-    /* Before our push of a later second: at the end of its own, so it
-     * beats what a webhook told of earlier in that second. */
+    /* Before our push of a later second: made in its own second, at its
+     * end at the latest (so it can beat a CRM value a webhook told of
+     * earlier in that second). */
     assert_int_equal(clock_parse_iso("2024-02-12T09:14:30Z", &t), 0);
-    assert_int_equal(d.others[DEAL_NAME].time, t + 999);
+    assert_int_equal(d.others[DEAL_NAME].time, t);
+    assert_int_equal(d.others[DEAL_NAME].time_latest, t + 999);
 
     /* Our push of the same second may be the later one: at its start. */
     json_object_set_new(older, "time", json_string("2024-02-12 09:14:35"));
@@ -592,6 +594,7 @@ static void test_vendor_changelog(void **state)
     pipedrive_apply_changelog(&c, text, &d, &seen);
     assert_int_equal(clock_parse_iso("2024-02-12T09:14:35Z", &t), 0);
     assert_int_equal(d.others[DEAL_NAME].time, t);
+    assert_int_equal(d.others[DEAL_NAME].time_latest, 0);
     json_object_set_new(older, "time", json_string("2024-02-12 09:14:30"));
     free(text);
     text = json_dumps(log, JSON_COMPACT);
@@ -647,7 +650,7 @@ static void test_vendor_changelog(void **state)
     assert_landed_on(&c, status_log, &d, NULL, "won-1");
     assert_int_equal(d.actors[DEAL_STAGE], ACTOR_US);
     assert_int_equal(clock_parse_iso("2024-02-12T09:14:50Z", &t), 0);
-    assert_int_equal(d.others[DEAL_STAGE].time, t + 999);
+    assert_int_equal(d.others[DEAL_STAGE].time_latest, t + 999);
 
     /* A CRM user reopened a lost deal into stage 3 (a status and a
      * stage_id entry of one change), and our push moved it to stage 1:
@@ -659,7 +662,7 @@ static void test_vendor_changelog(void **state)
     assert_landed_on(&c, reopen_log, &d, NULL, "3");
     /* The CRM user's own status entry of that second is not our push. */
     assert_int_equal(clock_parse_iso("2024-02-12T09:15:50Z", &t), 0);
-    assert_int_equal(d.others[DEAL_STAGE].time, t + 999);
+    assert_int_equal(d.others[DEAL_STAGE].time_latest, t + 999);
 
     /* A CRM user reopened a won deal in its stage 3 (a status entry
      * only), and our push moved it to stage 1: stage 3, the old value of
@@ -671,7 +674,7 @@ static void test_vendor_changelog(void **state)
     assert_landed_on(&c, reopen_in_place, &d, NULL, "3");
     assert_int_equal(d.actors[DEAL_STAGE], ACTOR_US);
     assert_int_equal(clock_parse_iso("2024-02-12T09:16:50Z", &t), 0);
-    assert_int_equal(d.others[DEAL_STAGE].time, t + 999);
+    assert_int_equal(d.others[DEAL_STAGE].time_latest, t + 999);
 
     /* Our push lost that deal, no stage_id entry after the reopening:
      * the deal's stage_id as read (its values say "lost-1") is where the
