@@ -908,6 +908,15 @@ static char *pd_error_message(const json_t *body, long status)
     const char *error = provider_json_str(body, "error");
     const char *info = provider_json_str(body, "error_info");
 
+    /* An empty text says nothing: the status does. */
+    if (error && !*error)
+        error = NULL;
+    if (info && !*info)
+        info = NULL;
+    if (!error) {
+        error = info;
+        info = NULL;
+    }
     if (error && info)
         return xasprintf("%s (%s)", error, info);
     if (error)
